@@ -1,0 +1,5 @@
+import type { FormatPlugin } from '../src/repository/format.js';
+import { raw } from './raw/index.js';
+
+/** Every format compiled into Stowage. A new format is one folder and one line here. */
+export const formats: FormatPlugin[] = [raw];

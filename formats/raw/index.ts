@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import mime from 'mime-types';
+import { AppError } from '../../src/errors.js';
+import type { ContentRequest, FormatPlugin } from '../../src/repository/format.js';
+import { sendContent } from '../../src/http/send-content.js';
+import { renderListing } from '../../src/http/listing.js';
+
+export interface RawSection {
+  contentDisposition: 'INLINE' | 'ATTACHMENT';
+}
+
+/** Content type from the file name; unknown extensions are octet-stream. */
+export function rawContentType(path: string): string {
+  return mime.lookup(path.split('/').pop() ?? '') || 'application/octet-stream';
+}
+
+/** Nexus's raw component: the directory is the group, the full path the name, no version. */
+export function rawComponent(path: string) {
+  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+  return { namespace: '/' + dir, name: path, version: '' };
+}
+
+async function get(req: ContentRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' || path.endsWith('/')) {
+    const entries = await repo.list(path);
+    if (entries.length === 0 && path !== '') throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+    renderListing(ctx, repo.name, path, entries);
+    return;
+  }
+  const content = await repo.get(path);
+  if (!content) {
+    // A folder asked for without its trailing slash: send the client to the listing.
+    if ((await repo.list(path + '/')).length > 0) {
+      ctx.redirect(ctx.path + '/');
+      return;
+    }
+    throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+  }
+  const disposition = repo.section<RawSection>('raw')?.contentDisposition ?? 'ATTACHMENT';
+  await sendContent(ctx, content, { disposition });
+  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+}
+
+async function put(req: ContentRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' || path.endsWith('/')) throw new AppError('BAD_REQUEST', 'A file path is required (it must not end with /)');
+  const declared = ctx.get('Content-Length');
+  if (!declared && ctx.get('Transfer-Encoding') === '') throw new AppError('BAD_REQUEST', 'Content-Length or chunked body required', { status: 411 });
+  const expectedSize = declared ? Number(declared) : undefined;
+  if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) throw new AppError('BAD_REQUEST', 'Invalid Content-Length');
+  const r = await repo.put(
+    path,
+    ctx.req,
+    {
+      contentType: rawContentType(path),
+      component: rawComponent(path),
+      expectedSize,
+      expected: { sha256: ctx.get('X-Checksum-Sha256') || undefined, sha1: ctx.get('X-Checksum-Sha1') || undefined, md5: ctx.get('X-Checksum-Md5') || undefined },
+    },
+    req.access,
+  );
+  ctx.status = r.created ? 201 : 200;
+  ctx.set('ETag', `"${r.blob.sha1}"`);
+  ctx.body = '';
+}
+
+async function del(req: ContentRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' || path.endsWith('/')) throw new AppError('BAD_REQUEST', 'Folders are deleted through the REST API');
+  if (!(await repo.delete(path))) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+  ctx.status = 204;
+}
+
+export const raw: FormatPlugin = {
+  name: 'raw',
+  sections: [
+    {
+      key: 'raw',
+      schema: z.object({ contentDisposition: z.enum(['INLINE', 'ATTACHMENT']).default('ATTACHMENT') }),
+      defaults: () => ({ contentDisposition: 'ATTACHMENT' }),
+    },
+  ],
+  classify(ctx, path) {
+    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';
+    if (ctx.method === 'PUT') return 'add';
+    if (ctx.method === 'DELETE') return 'delete';
+    return 'read';
+  },
+  async handle(req) {
+    switch (req.ctx.method) {
+      case 'GET':
+      case 'HEAD':
+        return get(req);
+      case 'PUT':
+        return put(req);
+      case 'DELETE':
+        return del(req);
+      default:
+        throw new AppError('METHOD_NOT_ALLOWED', `${req.ctx.method} is not supported on raw repositories`, { headers: { Allow: 'GET, HEAD, PUT, DELETE' } });
+    }
+  },
+};

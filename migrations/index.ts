@@ -1,0 +1,28 @@
+import type { Knex } from 'knex';
+import * as m001 from './20261122_001_blob_stores_and_blobs.js';
+import * as m002 from './20261122_002_repositories.js';
+import * as m003 from './20261122_003_content.js';
+import * as m004 from './20261122_004_users.js';
+import * as m005 from './20261122_005_proxy_state.js';
+import * as m006 from './20261122_006_tasks.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** The explicit, ordered list of migrations. Each file is one change and never edited once released. */
+const migrations: Array<[string, Migration]> = [
+  ['20261122_001_blob_stores_and_blobs', m001],
+  ['20261122_002_repositories', m002],
+  ['20261122_003_content', m003],
+  ['20261122_004_users', m004],
+  ['20261122_005_proxy_state', m005],
+  ['20261122_006_tasks', m006],
+];
+
+export const migrationSource: Knex.MigrationSource<[string, Migration]> = {
+  getMigrations: async () => migrations,
+  getMigrationName: (m) => m[0],
+  getMigration: async (m) => m[1],
+};

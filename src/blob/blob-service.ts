@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Db, Tx } from '../db/db.js';
+import { now, num } from '../db/db.js';
+import { AppError } from '../errors.js';
+import type { BlobStores } from './blob-stores.js';
+import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
+import type { ByteRange } from './driver.js';
+
+export interface BlobRow {
+  id: number;
+  store_id: number;
+  sha256: string;
+  sha1: string;
+  md5: string;
+  size: number;
+  storage_key: string;
+  created_at: number;
+  touched_at: number;
+}
+
+export interface ExpectedDigests {
+  sha256?: string;
+  sha1?: string;
+  md5?: string;
+}
+
+/**
+ * Bytes written to a store under a fresh key, digests known, not yet referenced by any row.
+ * `attach` (inside the caller's transaction) makes it a blob row or folds it into an existing
+ * row of the same digest; after the commit `settle` drops duplicate bytes; on failure
+ * `discard` removes what was written. Nothing is visible before the commit.
+ */
+export interface StagedBlob extends Digests {
+  storeId: number;
+  storageKey: string;
+  /** Set by attach: the row the content ended up in, and whether it was already there. */
+  blobId?: number;
+  duplicate?: boolean;
+}
+
+function newKey(): string {
+  const id = randomBytes(16).toString('hex');
+  return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`;
+}
+
+function normaliseRow(r: BlobRow): BlobRow {
+  return { ...r, size: num(r.size), created_at: num(r.created_at), touched_at: num(r.touched_at), id: num(r.id) };
+}
+
+export class BlobService {
+  constructor(
+    private readonly db: Db,
+    readonly stores: BlobStores,
+  ) {}
+
+  /** Streams `body` into the store while hashing it once; verifies sizes and expected digests. */
+  async stage(
+    storeId: number,
+    body: Readable,
+    opts: DigestLimits & { expected?: ExpectedDigests } = {},
+  ): Promise<StagedBlob> {
+    const driver = await this.stores.driver(storeId);
+    const key = newKey();
+    const digest = new DigestStream(opts);
+    const hashed = body.pipe(digest);
+    body.on('error', (e) => digest.destroy(e));
+    // Abort propagates: a client that disconnects mid-body fails the write, and the driver drops the temp bytes.
+    body.on('aborted', () => digest.destroy(new AppError('BAD_REQUEST', 'Upload aborted by the client before the body was complete')));
+    await driver.write(key, hashed, opts.expectedSize);
+    const d = digest.digests();
+    const staged: StagedBlob = { ...d, storeId, storageKey: key };
+    const exp = opts.expected;
+    const mismatch =
+      (exp?.sha256 && exp.sha256.toLowerCase() !== d.sha256 && 'sha256') ||
+      (exp?.sha1 && exp.sha1.toLowerCase() !== d.sha1 && 'sha1') ||
+      (exp?.md5 && exp.md5.toLowerCase() !== d.md5 && 'md5');
+    if (mismatch) {
+      await this.discard(staged);
+      throw new AppError('DIGEST_INVALID', `Content ${mismatch} does not match: expected ${exp![mismatch]}, got ${d[mismatch]}`);
+    }
+    return staged;
+  }
+
+  /** Stages a complete local file whose digests are already known (a proxy spool): no second hash. */
+  async stageFile(storeId: number, file: string, digests: Digests): Promise<StagedBlob> {
+    const driver = await this.stores.driver(storeId);
+    const key = newKey();
+    await driver.writeFile(key, file);
+    return { ...digests, storeId, storageKey: key };
+  }
+
+  /** Inside the caller's transaction: the blob row for the staged bytes (existing content is reused). */
+  async attach(tx: Tx, staged: StagedBlob): Promise<BlobRow> {
+    const t = now();
+    const existing = await tx<BlobRow>('blobs').where({ store_id: staged.storeId, sha256: staged.sha256 }).first();
+    if (existing) {
+      // Touch first: GC deletes only rows untouched for its grace period, so a row being reused is safe.
+      const n = await tx('blobs').where({ id: existing.id }).update({ touched_at: t });
+      if (n === 1) {
+        staged.blobId = num(existing.id);
+        staged.duplicate = true;
+        return normaliseRow({ ...existing, touched_at: t });
+      }
+    }
+    const [row] = await tx('blobs')
+      .insert({
+        store_id: staged.storeId,
+        sha256: staged.sha256,
+        sha1: staged.sha1,
+        md5: staged.md5,
+        size: staged.size,
+        storage_key: staged.storageKey,
+        created_at: t,
+        touched_at: t,
+      })
+      .returning('*');
+    staged.blobId = num(row.id);
+    staged.duplicate = false;
+    return normaliseRow(row as BlobRow);
+  }
+
+  /** After a successful commit: bytes that duplicated an existing blob are removed. */
+  async settle(staged: StagedBlob): Promise<void> {
+    if (staged.duplicate) await this.deleteKey(staged.storeId, staged.storageKey);
+  }
+
+  /** After a failed transaction (or a rejected upload): the staged bytes are removed. */
+  async discard(staged: StagedBlob): Promise<void> {
+    await this.deleteKey(staged.storeId, staged.storageKey);
+  }
+
+  /**
+   * Stage → one transaction (`write` receives the blob row) → settle, or discard on failure.
+   * The common shape of every content write.
+   */
+  async ingest<T>(staged: StagedBlob, write: (tx: Tx, blob: BlobRow) => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await this.db.transaction(async (tx) => write(tx, await this.attach(tx, staged)));
+    } catch (e) {
+      await this.discard(staged);
+      throw e;
+    }
+    await this.settle(staged);
+    return result;
+  }
+
+  private async deleteKey(storeId: number, key: string): Promise<void> {
+    try {
+      await (await this.stores.driver(storeId)).delete(key);
+    } catch {
+      // Left for GC's orphan sweep.
+    }
+  }
+
+  async get(id: number): Promise<BlobRow | undefined> {
+    const r = await this.db<BlobRow>('blobs').where({ id }).first();
+    return r && normaliseRow(r);
+  }
+
+  async open(blob: BlobRow, range?: ByteRange): Promise<Readable> {
+    return (await this.stores.driver(blob.store_id)).read(blob.storage_key, range);
+  }
+
+  async usage(storeId: number): Promise<{ blobCount: number; totalSize: number }> {
+    const r = (await this.db('blobs').where({ store_id: storeId }).count({ n: '*' }).sum({ s: 'size' }).first()) as {
+      n: unknown;
+      s: unknown;
+    };
+    return { blobCount: num(r?.n ?? 0), totalSize: num(r?.s ?? 0) || 0 };
+  }
+
+  /**
+   * Removes blobs no asset references and nobody touched within `graceMs`, then bytes in the
+   * store that no row names (left by a crash between publish and commit) and are older than the
+   * grace. Rows go first, in their own commit; bytes only after it.
+   */
+  async gc(graceMs: number, storeId?: number): Promise<{ blobsDeleted: number; bytesReclaimed: number; orphansDeleted: number }> {
+    const cutoff = now() - graceMs;
+    let blobsDeleted = 0;
+    let bytesReclaimed = 0;
+    let orphansDeleted = 0;
+    for (;;) {
+      const q = this.db<BlobRow>('blobs')
+        .where('touched_at', '<', cutoff)
+        .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')))
+        .orderBy('id')
+        .limit(500);
+      if (storeId !== undefined) q.where({ store_id: storeId });
+      const candidates = (await q).map(normaliseRow);
+      if (candidates.length === 0) break;
+      const gone: BlobRow[] = [];
+      for (const b of candidates) {
+        // Re-check in the delete itself: an upload may have touched or referenced it meanwhile.
+        try {
+          const n = await this.db('blobs')
+            .where({ id: b.id })
+            .where('touched_at', '<', cutoff)
+            .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')))
+            .delete();
+          if (n === 1) gone.push(b);
+        } catch {
+          // A reference appeared (FK restrict): keep it.
+        }
+      }
+      for (const b of gone) {
+        await this.deleteKey(b.store_id, b.storage_key);
+        blobsDeleted++;
+        bytesReclaimed += b.size;
+      }
+      if (candidates.length < 500) break;
+    }
+    const storeIds = storeId !== undefined ? [storeId] : (await this.db('blob_stores').select('id')).map((r) => num(r.id));
+    for (const sid of storeIds) {
+      const driver = await this.stores.driver(sid);
+      let batch: { key: string; size: number }[] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const known = new Set(
+          (await this.db('blobs').where({ store_id: sid }).whereIn('storage_key', batch.map((b) => b.key)).select('storage_key')).map(
+            (r) => r.storage_key as string,
+          ),
+        );
+        for (const b of batch) {
+          if (!known.has(b.key)) {
+            await this.deleteKey(sid, b.key);
+            orphansDeleted++;
+            bytesReclaimed += b.size;
+          }
+        }
+        batch = [];
+      };
+      for await (const e of driver.list('content/')) {
+        if (e.modified.getTime() >= cutoff) continue;
+        batch.push({ key: e.key, size: e.size });
+        if (batch.length >= 500) await flush();
+      }
+      await flush();
+    }
+    return { blobsDeleted, bytesReclaimed, orphansDeleted };
+  }
+}
+
+/** Reads a whole small stream (manifests, metadata documents) with a hard cap. */
+export async function readSmall(stream: Readable, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > maxBytes) {
+      stream.destroy();
+      throw new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxBytes} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export { pipeline };

@@ -1,0 +1,167 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { AppError } from '../errors.js';
+import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
+
+/**
+ * A directory. Bytes go to `<root>/.tmp/` first and are renamed into place, so a key is either
+ * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`.
+ */
+export class FileBlobDriver implements BlobDriver {
+  readonly type = 'file';
+  private readonly tmpDir: string;
+
+  constructor(readonly root: string) {
+    this.tmpDir = path.join(root, '.tmp');
+  }
+
+  private file(key: string): string {
+    if (!KEY_RE.test(key) || key.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+      throw new AppError('BAD_REQUEST', `Invalid blob key: ${key}`);
+    }
+    return path.join(this.root, key);
+  }
+
+  private tmpFile(): string {
+    return path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+  }
+
+  async check(): Promise<void> {
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    await fs.access(this.root, fs.constants.W_OK);
+  }
+
+  async stat(key: string): Promise<BlobStat | null> {
+    try {
+      const s = await fs.stat(this.file(key));
+      return { size: s.size, modified: s.mtime };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const file = this.file(key);
+    // Open first so a missing key is an error here rather than on the stream.
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('NOT_FOUND', `Blob ${key} is missing from the blob store`);
+      throw e;
+    }
+    return createReadStream('', {
+      fd: handle.fd,
+      autoClose: true,
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: 256 * 1024,
+    }).on('close', () => handle.close().catch(() => undefined));
+  }
+
+  async write(key: string, body: Readable, _size?: number): Promise<number> {
+    const dest = this.file(key);
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    const tmp = this.tmpFile();
+    const out = createWriteStream(tmp, { highWaterMark: 256 * 1024 });
+    try {
+      await pipeline(body, out);
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await fs.rename(tmp, dest);
+      return out.bytesWritten;
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async writeFile(key: string, file: string): Promise<void> {
+    const dest = this.file(key);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    try {
+      await fs.rename(file, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+      // Another filesystem: copy to our temp dir, then rename, so the publish stays atomic.
+      await fs.mkdir(this.tmpDir, { recursive: true });
+      const tmp = this.tmpFile();
+      try {
+        await fs.copyFile(file, tmp);
+        await fs.rename(tmp, dest);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+      await fs.rm(file, { force: true });
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.file(key);
+    await fs.rm(file, { force: true });
+    // Prune empty parent directories up to the root (ignore races and non-empty dirs).
+    let dir = path.dirname(file);
+    while (dir.startsWith(this.root) && dir !== this.root) {
+      try {
+        await fs.rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<BlobEntry> {
+    const walk = async function* (this: FileBlobDriver, dir: string, rel: string): AsyncIterable<BlobEntry> {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const ent of entries) {
+        if (rel === '' && ent.name === '.tmp') continue;
+        const key = rel ? `${rel}/${ent.name}` : ent.name;
+        if (ent.isDirectory()) {
+          if (prefix.startsWith(key + '/') || key.startsWith(prefix) || prefix === '') yield* walk.call(this, path.join(dir, ent.name), key);
+        } else if (ent.isFile() && key.startsWith(prefix)) {
+          const s = await fs.stat(path.join(dir, ent.name)).catch(() => null);
+          if (s) yield { key, size: s.size, modified: s.mtime };
+        }
+      }
+    };
+    yield* walk.call(this, this.root, '');
+  }
+
+  /** Removes temp files older than `olderThanMs` (left by crashes). Returns how many. */
+  async sweepTemp(olderThanMs: number): Promise<number> {
+    let n = 0;
+    const entries = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
+    for (const name of entries) {
+      const p = path.join(this.tmpDir, name);
+      const s = await fs.stat(p).catch(() => null);
+      if (s && Date.now() - s.mtimeMs > olderThanMs) {
+        await fs.rm(p, { force: true });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async available(): Promise<number | null> {
+    try {
+      const s = await fs.statfs(this.root);
+      return s.bavail * s.bsize;
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Settings come from an optional JSON config file (STOWAGE_CONFIG, or <dataDir>/stowage.json)
+ * overlaid by STOWAGE_* environment variables. Every setting is validated at start; an invalid
+ * one stops the server with a message naming it.
+ */
+const durationSeconds = z.coerce.number().int().min(0);
+
+export const ConfigSchema = z.object({
+  dataDir: z.string().min(1),
+  http: z.object({
+    port: z.coerce.number().int().min(0).max(65535),
+    host: z.string().min(1),
+    /** Largest non-blob request body the REST API accepts (JSON), bytes. */
+    maxJsonBytes: z.coerce.number().int().positive(),
+    /** Grace for in-flight requests on SIGTERM, seconds. */
+    shutdownGraceSeconds: durationSeconds,
+  }),
+  /** Database URL: postgres://… for PostgreSQL, otherwise a SQLite file path (default <dataDir>/db/stowage.sqlite). */
+  db: z.string().optional(),
+  /** External URL used in generated links; otherwise derived from the request (X-Forwarded-*). */
+  baseUrl: z.url().optional(),
+  adminPassword: z.string().min(1).optional(),
+  anonymousAccess: z.coerce.boolean(),
+  blobs: z.object({
+    /** Blobs unreferenced for at least this long are removed by the blob GC task. */
+    gcGraceSeconds: durationSeconds,
+    /** How often the blob GC task runs (0 = only when run by hand). */
+    gcIntervalSeconds: durationSeconds,
+  }),
+  proxy: z.object({
+    /** Upstream timeout when a repository sets none, seconds. */
+    defaultTimeoutSeconds: z.coerce.number().positive(),
+  }),
+  log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']) }),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Environment variable → config path. */
+const ENV: Record<string, string[]> = {
+  STOWAGE_DATA_DIR: ['dataDir'],
+  STOWAGE_HTTP_PORT: ['http', 'port'],
+  STOWAGE_HTTP_HOST: ['http', 'host'],
+  STOWAGE_MAX_JSON_BYTES: ['http', 'maxJsonBytes'],
+  STOWAGE_SHUTDOWN_GRACE: ['http', 'shutdownGraceSeconds'],
+  STOWAGE_DB: ['db'],
+  STOWAGE_BASE_URL: ['baseUrl'],
+  STOWAGE_ADMIN_PASSWORD: ['adminPassword'],
+  STOWAGE_ANONYMOUS: ['anonymousAccess'],
+  STOWAGE_BLOB_GC_GRACE: ['blobs', 'gcGraceSeconds'],
+  STOWAGE_BLOB_GC_INTERVAL: ['blobs', 'gcIntervalSeconds'],
+  STOWAGE_PROXY_TIMEOUT: ['proxy', 'defaultTimeoutSeconds'],
+  STOWAGE_LOG_LEVEL: ['log', 'level'],
+};
+
+function defaults(): Record<string, unknown> {
+  return {
+    dataDir: './data',
+    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30 },
+    anonymousAccess: true,
+    blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
+    proxy: { defaultTimeoutSeconds: 60 },
+    log: { level: 'info' },
+  };
+}
+
+export class ConfigError extends Error {}
+
+function setPath(obj: Record<string, unknown>, keys: string[], value: unknown): void {
+  let o = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]] = value;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)
+        ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+function parseBool(v: string): unknown {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  return v;
+}
+
+/** Loads and validates the configuration; `env` and `overrides` exist for tests. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
+  let raw = defaults();
+  const dataDir = env.STOWAGE_DATA_DIR ?? (overrides.dataDir as string | undefined) ?? './data';
+  const file = env.STOWAGE_CONFIG ?? path.join(dataDir, 'stowage.json');
+  if (existsSync(file)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`Invalid config file ${file}: ${(e as Error).message}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new ConfigError(`Invalid config file ${file}: expected a JSON object`);
+    }
+    raw = deepMerge(raw, parsed as Record<string, unknown>);
+  } else if (env.STOWAGE_CONFIG) {
+    throw new ConfigError(`STOWAGE_CONFIG names a file that does not exist: ${file}`);
+  }
+  for (const [name, keys] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') setPath(raw, keys, keys[0] === 'anonymousAccess' ? parseBool(v) : v);
+  }
+  raw = deepMerge(raw, overrides);
+  if (typeof raw.anonymousAccess === 'string') raw.anonymousAccess = parseBool(raw.anonymousAccess);
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const p = issue.path.map(String);
+    const envName = Object.entries(ENV).find(([, keys]) => keys.join('.') === p.join('.'))?.[0];
+    const name = envName ? `${envName} (${p.join('.')})` : p.join('.');
+    throw new ConfigError(`Invalid setting ${name}: ${issue.message}`);
+  }
+  const cfg = result.data;
+  cfg.dataDir = path.resolve(cfg.dataDir);
+  if (cfg.baseUrl) cfg.baseUrl = cfg.baseUrl.replace(/\/+$/, '');
+  return cfg;
+}

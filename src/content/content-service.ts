@@ -1,0 +1,359 @@
+import type { Db, Tx } from '../db/db.js';
+import { fromJson, isPostgres, now, num, toJson } from '../db/db.js';
+import { badRequest } from '../errors.js';
+import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
+
+type Q = Db | Tx;
+
+function asset(r: Record<string, unknown>): AssetRow {
+  return {
+    id: num(r.id),
+    repository_id: num(r.repository_id),
+    path: String(r.path),
+    component_id: r.component_id === null || r.component_id === undefined ? null : num(r.component_id),
+    blob_id: num(r.blob_id),
+    content_type: String(r.content_type),
+    kind: r.kind as AssetRow['kind'],
+    attributes: fromJson(r.attributes),
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+    last_downloaded: r.last_downloaded === null || r.last_downloaded === undefined ? null : num(r.last_downloaded),
+    last_verified: r.last_verified === null || r.last_verified === undefined ? null : num(r.last_verified),
+  };
+}
+
+function assetView(r: Record<string, unknown>): AssetView {
+  return {
+    ...asset(r),
+    size: num(r.size),
+    sha256: String(r.sha256),
+    sha1: String(r.sha1),
+    md5: String(r.md5),
+    blob_created_at: num(r.blob_created_at),
+  };
+}
+
+function component(r: Record<string, unknown>): ComponentRow {
+  return {
+    id: num(r.id),
+    repository_id: num(r.repository_id),
+    namespace: String(r.namespace ?? ''),
+    name: String(r.name),
+    version: String(r.version ?? ''),
+    attributes: fromJson(r.attributes),
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+  };
+}
+
+/** Continuation tokens are opaque to clients: the last id seen, base64url. */
+export function encodeToken(lastId: number): string {
+  return Buffer.from(`id:${lastId}`).toString('base64url');
+}
+export function decodeToken(token: string | undefined | null): number {
+  if (!token) return 0;
+  const m = /^id:(\d+)$/.exec(Buffer.from(token, 'base64url').toString());
+  if (!m) throw badRequest('Invalid continuationToken', { field: 'continuationToken' });
+  return Number(m[1]);
+}
+
+const ASSET_VIEW_COLUMNS = [
+  'assets.*',
+  'blobs.size as size',
+  'blobs.sha256 as sha256',
+  'blobs.sha1 as sha1',
+  'blobs.md5 as md5',
+  'blobs.created_at as blob_created_at',
+];
+
+export interface AssetQuery {
+  repositoryIds?: number[];
+  pathPrefix?: string;
+  path?: string;
+  componentId?: number;
+  sha256?: string;
+  sha1?: string;
+  md5?: string;
+  kind?: string;
+}
+
+/**
+ * The only writer of components, assets and tags. Writes take the caller's transaction so a
+ * content write is one commit together with its blob row.
+ */
+export class ContentService {
+  constructor(private readonly db: Db) {}
+
+  async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
+    const r = await q('assets').where({ repository_id: repositoryId, path }).first();
+    return r ? asset(r) : undefined;
+  }
+
+  async findAssetView(repositoryId: number, path: string): Promise<AssetView | undefined> {
+    const r = await this.db('assets')
+      .join('blobs', 'blobs.id', 'assets.blob_id')
+      .where({ 'assets.repository_id': repositoryId, 'assets.path': path })
+      .first(ASSET_VIEW_COLUMNS);
+    return r ? assetView(r) : undefined;
+  }
+
+  async assetById(id: number): Promise<AssetView | undefined> {
+    const r = await this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.id': id }).first(ASSET_VIEW_COLUMNS);
+    return r ? assetView(r) : undefined;
+  }
+
+  async componentById(id: number): Promise<ComponentRow | undefined> {
+    const r = await this.db('components').where({ id }).first();
+    return r ? component(r) : undefined;
+  }
+
+  /** Finds or creates the component (namespace, name, version) in the repository. */
+  async upsertComponent(tx: Tx, repositoryId: number, c: ComponentInput): Promise<ComponentRow> {
+    const key = { repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' };
+    const t = now();
+    const existing = await tx('components').where(key).first();
+    if (existing) {
+      if (c.attributes) {
+        const attributes = { ...fromJson(existing.attributes), ...c.attributes };
+        await tx('components').where({ id: existing.id }).update({ attributes: toJson(attributes), updated_at: t });
+        return component({ ...existing, attributes: toJson(attributes), updated_at: t });
+      }
+      return component(existing);
+    }
+    const [row] = await tx('components')
+      .insert({ ...key, attributes: toJson(c.attributes ?? {}), created_at: t, updated_at: t })
+      .returning('*');
+    return component(row);
+  }
+
+  /**
+   * Creates or replaces the asset at `path`. Returns the new row and the blob id it replaced
+   * (whose bytes GC reclaims once nothing else references them).
+   */
+  async putAsset(tx: Tx, input: AssetInput): Promise<{ asset: AssetRow; replacedBlobId: number | null; created: boolean }> {
+    const t = now();
+    const comp = input.component ? await this.upsertComponent(tx, input.repositoryId, input.component) : null;
+    const existing = await this.findAsset(input.repositoryId, input.path, tx);
+    const fields = {
+      component_id: comp ? comp.id : (existing?.component_id ?? null),
+      blob_id: input.blobId,
+      content_type: input.contentType,
+      kind: input.kind ?? 'content',
+      attributes: toJson({ ...(existing?.attributes ?? {}), ...(input.attributes ?? {}) }),
+      updated_at: t,
+      last_verified: input.lastVerified ?? existing?.last_verified ?? null,
+    };
+    if (existing) {
+      await tx('assets').where({ id: existing.id }).update(fields);
+      if (existing.component_id && existing.component_id !== fields.component_id) await this.dropComponentIfEmpty(tx, existing.component_id);
+      return {
+        asset: asset({ ...existing, ...fields }),
+        replacedBlobId: existing.blob_id !== input.blobId ? existing.blob_id : null,
+        created: false,
+      };
+    }
+    const [row] = await tx('assets')
+      .insert({ repository_id: input.repositoryId, path: input.path, ...fields, created_at: t, last_downloaded: null })
+      .returning('*');
+    return { asset: asset(row), replacedBlobId: null, created: true };
+  }
+
+  async touchVerified(assetId: number, at = now()): Promise<void> {
+    await this.db('assets').where({ id: assetId }).update({ last_verified: at });
+  }
+
+  /** Records a download; throttled per asset so hot reads do not write on every request. */
+  async markDownloaded(a: AssetRow): Promise<void> {
+    const t = now();
+    if (a.last_downloaded !== null && t - a.last_downloaded < 60_000) return;
+    a.last_downloaded = t;
+    await this.db('assets').where({ id: a.id }).update({ last_downloaded: t });
+  }
+
+  /** Deletes one asset (and its component when it was the last asset). */
+  async deleteAsset(repositoryId: number, path: string, tx?: Tx): Promise<AssetRow | undefined> {
+    const run = async (q: Tx) => {
+      const a = await this.findAsset(repositoryId, path, q);
+      if (!a) return undefined;
+      await q('assets').where({ id: a.id }).delete();
+      if (a.component_id) await this.dropComponentIfEmpty(q, a.component_id);
+      return a;
+    };
+    return tx ? run(tx) : this.db.transaction(run);
+  }
+
+  async deleteAssetById(id: number): Promise<AssetRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      const r = await tx('assets').where({ id }).first();
+      if (!r) return undefined;
+      const a = asset(r);
+      await tx('assets').where({ id }).delete();
+      if (a.component_id) await this.dropComponentIfEmpty(tx, a.component_id);
+      return a;
+    });
+  }
+
+  /** Deletes a component with all its assets. */
+  async deleteComponent(id: number): Promise<ComponentRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      const r = await tx('components').where({ id }).first();
+      if (!r) return undefined;
+      await tx('assets').where({ component_id: id }).delete();
+      await tx('components').where({ id }).delete();
+      return component(r);
+    });
+  }
+
+  /** Deletes every asset under a path prefix (a folder). Returns how many. */
+  async deletePrefix(repositoryId: number, prefix: string): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const rows = await wherePrefix(this.db, tx('assets').where({ repository_id: repositoryId }), 'path', prefix).select('id', 'component_id');
+      if (rows.length === 0) return 0;
+      const ids = rows.map((r) => num(r.id));
+      for (let i = 0; i < ids.length; i += 500) await tx('assets').whereIn('id', ids.slice(i, i + 500)).delete();
+      const comps = [...new Set(rows.map((r) => r.component_id).filter((c) => c !== null).map(num))];
+      for (const c of comps) await this.dropComponentIfEmpty(tx, c);
+      return ids.length;
+    });
+  }
+
+  private async dropComponentIfEmpty(tx: Tx, componentId: number): Promise<void> {
+    const left = await tx('assets').where({ component_id: componentId }).first('id');
+    if (!left) await tx('components').where({ id: componentId }).delete();
+  }
+
+  async listAssets(q: AssetQuery, token: string | null | undefined, limit: number): Promise<Page<AssetView>> {
+    const after = decodeToken(token);
+    const query = this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where('assets.id', '>', after);
+    if (q.repositoryIds) query.whereIn('assets.repository_id', q.repositoryIds);
+    if (q.path !== undefined) query.where('assets.path', q.path);
+    if (q.pathPrefix) wherePrefix(this.db, query, 'assets.path', q.pathPrefix);
+    if (q.componentId !== undefined) query.where('assets.component_id', q.componentId);
+    if (q.sha256) query.where('blobs.sha256', q.sha256.toLowerCase());
+    if (q.sha1) query.where('blobs.sha1', q.sha1.toLowerCase());
+    if (q.md5) query.where('blobs.md5', q.md5.toLowerCase());
+    if (q.kind) query.where('assets.kind', q.kind);
+    const rows = (await query.orderBy('assets.id').limit(limit + 1).select(ASSET_VIEW_COLUMNS)).map(assetView);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit);
+    return { items, continuationToken: more ? encodeToken(items[items.length - 1].id) : null };
+  }
+
+  async assetsOfComponents(componentIds: number[]): Promise<AssetView[]> {
+    if (componentIds.length === 0) return [];
+    const out: AssetView[] = [];
+    for (let i = 0; i < componentIds.length; i += 500) {
+      const rows = await this.db('assets')
+        .join('blobs', 'blobs.id', 'assets.blob_id')
+        .whereIn('assets.component_id', componentIds.slice(i, i + 500))
+        .orderBy('assets.id')
+        .select(ASSET_VIEW_COLUMNS);
+      out.push(...rows.map(assetView));
+    }
+    return out;
+  }
+
+  async listComponents(
+    q: { repositoryIds?: number[]; name?: string; namespace?: string; version?: string; keyword?: string; ids?: number[] },
+    token: string | null | undefined,
+    limit: number,
+  ): Promise<Page<ComponentRow>> {
+    const after = decodeToken(token);
+    const query = this.db('components').where('components.id', '>', after);
+    if (q.repositoryIds) query.whereIn('repository_id', q.repositoryIds);
+    if (q.ids) query.whereIn('id', q.ids);
+    if (q.name !== undefined) applyPattern(query, 'name', q.name);
+    if (q.namespace !== undefined) applyPattern(query, 'namespace', q.namespace);
+    if (q.version !== undefined) applyPattern(query, 'version', q.version);
+    if (q.keyword) {
+      const k = `%${escapeLike(q.keyword.toLowerCase())}%`;
+      query.where((w) =>
+        w.whereRaw(`lower(name) like ? escape '\\'`, [k]).orWhereRaw(`lower(namespace) like ? escape '\\'`, [k]).orWhereRaw(`lower(version) like ? escape '\\'`, [k]),
+      );
+    }
+    const rows = (await query.orderBy('id').limit(limit + 1)).map(component);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit);
+    return { items, continuationToken: more ? encodeToken(items[items.length - 1].id) : null };
+  }
+
+  /** Immediate children of a folder, for browsing: sub-folders first, then files. */
+  async listChildren(repositoryId: number, dir: string, limit = 10_000): Promise<DirEntry[]> {
+    const prefix = dir === '' || dir.endsWith('/') ? dir : dir + '/';
+    const rows = await wherePrefix(
+      this.db,
+      this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId }),
+      'assets.path',
+      prefix,
+    )
+      .orderBy('assets.path')
+      .limit(limit)
+      .select(ASSET_VIEW_COLUMNS);
+    const dirs = new Map<string, DirEntry>();
+    const files: DirEntry[] = [];
+    for (const r of rows) {
+      const a = assetView(r);
+      const rest = a.path.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash >= 0) {
+        const name = rest.slice(0, slash);
+        if (!dirs.has(name)) dirs.set(name, { name, path: prefix + name + '/', directory: true });
+      } else if (rest) {
+        files.push({ name: rest, path: a.path, directory: false, asset: a });
+      }
+    }
+    return [...dirs.values(), ...files];
+  }
+
+  /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */
+  async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string): Promise<void> {
+    const t = now();
+    const n = await tx('tags').where({ repository_id: repositoryId, scope, name }).update({ target, updated_at: t });
+    if (n === 0) await tx('tags').insert({ repository_id: repositoryId, scope, name, target, updated_at: t });
+  }
+
+  async getTags(repositoryId: number, scope: string): Promise<Array<{ name: string; target: string; updated_at: number }>> {
+    return (await this.db('tags').where({ repository_id: repositoryId, scope }).orderBy('name').select('name', 'target', 'updated_at')).map(
+      (r) => ({ name: String(r.name), target: String(r.target), updated_at: num(r.updated_at) }),
+    );
+  }
+
+  async deleteTag(tx: Q, repositoryId: number, scope: string, name: string): Promise<boolean> {
+    return (await tx('tags').where({ repository_id: repositoryId, scope, name }).delete()) > 0;
+  }
+
+  async getProperty(scope: string, key: string): Promise<string | undefined> {
+    const r = await this.db('properties').where({ scope, key }).first('value');
+    return r ? String(r.value) : undefined;
+  }
+
+  async setProperty(scope: string, key: string, value: string, q: Q = this.db): Promise<void> {
+    const t = now();
+    const n = await q('properties').where({ scope, key }).update({ value, updated_at: t });
+    if (n === 0) await q('properties').insert({ scope, key, value, updated_at: t });
+  }
+}
+
+/** SQL LIKE escaping: `%`, `_` and `\` in user paths are literal. */
+export function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => '\\' + c);
+}
+
+/**
+ * Case-sensitive prefix match that can use the index: GLOB on SQLite (whose LIKE ignores case),
+ * LIKE with an explicit escape on PostgreSQL.
+ */
+export function wherePrefix<Q extends import('knex').Knex.QueryBuilder>(db: Db, query: Q, column: string, prefix: string): Q {
+  if (prefix === '') return query;
+  if (isPostgres(db)) return query.whereRaw(`${column} like ? escape '\\'`, [escapeLike(prefix) + '%']) as Q;
+  return query.whereRaw(`${column} glob ?`, [prefix.replace(/[*?[]/g, (c) => `[${c}]`) + '*']) as Q;
+}
+
+/** Nexus search semantics: `*` is a wildcard, otherwise exact. */
+function applyPattern(query: import('knex').Knex.QueryBuilder, column: string, value: string): void {
+  if (value.includes('*')) {
+    query.whereRaw(`${column} like ? escape '\\'`, [escapeLike(value).replace(/\*/g, '%')]);
+  } else {
+    query.where(column, value);
+  }
+}

@@ -1,0 +1,85 @@
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import knexFactory, { type Knex } from 'knex';
+import { migrationSource } from '../../migrations/index.js';
+
+export type Db = Knex;
+export type Tx = Knex.Transaction;
+
+export function isPostgresUrl(url: string | undefined): boolean {
+  return !!url && /^postgres(ql)?:\/\//.test(url);
+}
+
+/**
+ * Opens the database: PostgreSQL when the URL is postgres://…, otherwise SQLite (WAL, foreign
+ * keys on, a busy timeout so concurrent writers wait instead of failing). Dialect quirks stay here.
+ */
+export function openDb(url: string | undefined, dataDir: string): Db {
+  if (isPostgresUrl(url)) {
+    return knexFactory({
+      client: 'pg',
+      connection: url,
+      pool: { min: 0, max: 20 },
+      migrations: { migrationSource },
+    });
+  }
+  const file = url ? path.resolve(url.replace(/^sqlite:(\/\/)?/, '')) : path.join(dataDir, 'db', 'stowage.sqlite');
+  mkdirSync(path.dirname(file), { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: file },
+    useNullAsDefault: true,
+    // One connection: better-sqlite3 is synchronous, and a single writer avoids SQLITE_BUSY.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        conn.pragma('journal_mode = WAL');
+        conn.pragma('synchronous = NORMAL');
+        conn.pragma('foreign_keys = ON');
+        conn.pragma('busy_timeout = 10000');
+        done(null, conn);
+      },
+    },
+    migrations: { migrationSource },
+  });
+}
+
+export function isPostgres(db: Db): boolean {
+  return db.client.config.client === 'pg';
+}
+
+export async function migrate(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest()) as [number, string[]];
+  return applied;
+}
+
+/** True when the error is a unique-constraint violation on either dialect. */
+export function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === '23505' || err?.code === 'SQLITE_CONSTRAINT_UNIQUE' || err?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+export function isForeignKeyViolation(e: unknown): boolean {
+  const err = e as { code?: string };
+  return err?.code === '23503' || err?.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/** JSON columns are text on both dialects; these keep the (de)serialisation in one place. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v ?? {});
+}
+export function fromJson<T = Record<string, unknown>>(v: unknown): T {
+  if (v === null || v === undefined || v === '') return {} as T;
+  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
+}
+
+/** Timestamps are stored as epoch milliseconds (bigint) so comparisons are portable. */
+export function now(): number {
+  return Date.now();
+}
+
+/** pg returns bigint as string; normalise numeric columns. */
+export function num(v: unknown): number {
+  return typeof v === 'string' ? Number(v) : (v as number);
+}

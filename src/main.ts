@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { Stowage } from './stowage.js';
+import { createMainApp, listen } from './http/server.js';
+import { migrate, openDb } from './db/db.js';
+
+const USAGE = `Usage: stowage <command>
+  serve                              start the server (default)
+  migrate                            run database migrations and exit
+  admin reset-password <user> <pw>   set a local user's password`;
+
+async function serve(config: Config): Promise<void> {
+  const app = await Stowage.open(config);
+  const main = await listen(createMainApp(app), config.http.port, config.http.host);
+  await app.proxy.start?.();
+  app.tasks.start();
+  app.log.info(`Stowage listening on ${main.url} (data: ${config.dataDir})`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: draining in-flight requests`);
+    await main.close(config.http.shutdownGraceSeconds * 1000);
+    await app.close();
+    app.log.info('Stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd = 'serve', ...args] = argv;
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`stowage: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  switch (cmd) {
+    case 'serve':
+      await serve(config);
+      return -1;
+    case 'migrate': {
+      const db = openDb(config.db, config.dataDir);
+      try {
+        const applied = await migrate(db);
+        process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'Database is up to date\n');
+      } finally {
+        await db.destroy();
+      }
+      return 0;
+    }
+    case 'admin': {
+      if (args[0] === 'reset-password' && args[1] && args[2]) {
+        const app = await Stowage.open(config);
+        try {
+          await app.security.users.setPassword(args[1], args[2]);
+          process.stdout.write(`Password of '${args[1]}' changed\n`);
+        } finally {
+          await app.close();
+        }
+        return 0;
+      }
+      process.stderr.write(USAGE + '\n');
+      return 2;
+    }
+    default:
+      process.stderr.write(USAGE + '\n');
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e) => {
+    process.stderr.write(`stowage: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

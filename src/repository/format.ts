@@ -1,0 +1,74 @@
+import type Koa from 'koa';
+import type { AppError } from '../errors.js';
+import type { Principal } from '../security/principal.js';
+import type { FormatSection } from './config-schema.js';
+import type { Repository } from './repository.js';
+import type { AccessCheck, Content, ContentAction } from './types.js';
+import type { Stowage } from '../stowage.js';
+
+/** One content request, after the core resolved the repository and checked access. */
+export interface ContentRequest {
+  ctx: Koa.Context;
+  repo: Repository;
+  /** Path inside the repository, percent-decoded and validated (no leading '/', no '..'). */
+  path: string;
+  /** The same path as received, still percent-encoded (npm's `@scope%2fname`). */
+  rawPath: string;
+  principal: Principal;
+  access: AccessCheck;
+  app: Stowage;
+}
+
+/** What a request needs: a content action, or `public` for endpoints every client may call (ping, login). */
+export type RequestNeed = ContentAction | 'public';
+
+export interface MergeInput {
+  member: Repository;
+  content: Content;
+}
+
+/**
+ * Everything the core knows about a format. A format is a folder under formats/ exporting
+ * one of these; the core never names a format.
+ */
+export interface FormatPlugin {
+  readonly name: string;
+  /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
+  readonly sections?: FormatSection[];
+  /** Which action the request needs; default: GET/HEAD read, PUT/POST add, DELETE delete. */
+  classify?(ctx: Koa.Context, path: string): RequestNeed;
+  /** Serves a content request. */
+  handle(req: ContentRequest): Promise<void>;
+  /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
+  renderError?(ctx: Koa.Context, err: AppError): void;
+
+  // Proxy hooks -------------------------------------------------------------------------
+  /** Metadata paths are revalidated after metadataMaxAge; others are content (contentMaxAge). */
+  isMetadata?(path: string): boolean;
+  /** Upstream URL for a path; default: remoteUrl joined with the path. */
+  upstreamUrl?(remoteUrl: string, path: string): string;
+
+  // Group hooks -------------------------------------------------------------------------
+  /**
+   * Merges a metadata document from every member that has it (in member order). Return null
+   * to fall back to first-member-wins. Called only for paths where isMetadata is true.
+   */
+  mergeMetadata?(path: string, parts: MergeInput[], group: Repository): Promise<{ body: Buffer; contentType: string } | null>;
+}
+
+export function defaultNeed(method: string): RequestNeed {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      return 'read';
+    case 'PUT':
+    case 'POST':
+    case 'PATCH':
+    case 'MKCOL':
+      return 'add';
+    case 'DELETE':
+      return 'delete';
+    default:
+      return 'read';
+  }
+}

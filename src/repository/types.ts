@@ -1,0 +1,75 @@
+import type { Readable } from 'node:stream';
+import type { AssetRow, ComponentInput, AssetKind } from '../content/types.js';
+import type { BlobRow } from '../blob/blob-service.js';
+import type { ByteRange } from '../blob/driver.js';
+
+export type RepositoryType = 'hosted' | 'proxy' | 'group';
+export type WritePolicy = 'ALLOW' | 'ALLOW_ONCE' | 'DENY';
+
+/** Nexus-shaped repository configuration (what the REST API reads and writes). */
+export interface RepositoryConfig {
+  name: string;
+  format: string;
+  type: RepositoryType;
+  online: boolean;
+  storage: { blobStoreName: string; strictContentTypeValidation: boolean; writePolicy?: WritePolicy };
+  cleanup?: { policyNames: string[] } | null;
+  proxy?: { remoteUrl: string; contentMaxAge: number; metadataMaxAge: number };
+  negativeCache?: { enabled: boolean; timeToLive: number };
+  httpClient?: {
+    blocked: boolean;
+    autoBlock: boolean;
+    connection?: {
+      retries?: number | null;
+      userAgentSuffix?: string | null;
+      timeout?: number | null;
+      enableCircularRedirects?: boolean;
+      enableCookies?: boolean;
+      useTrustStore?: boolean;
+    } | null;
+    authentication?: {
+      type: 'username' | 'bearerToken' | 'ntlm';
+      username?: string | null;
+      password?: string | null;
+      bearerToken?: string | null;
+      ntlmHost?: string | null;
+      ntlmDomain?: string | null;
+    } | null;
+  };
+  group?: { memberNames: string[]; writableMember?: string | null };
+  /** Format sections (e.g. `raw: { contentDisposition }`) keyed by their Nexus name. */
+  [section: string]: unknown;
+}
+
+export type ContentAction = 'browse' | 'read' | 'edit' | 'add' | 'delete';
+
+/** Content served from some repository: the asset, its blob, and a way to open the bytes. */
+export interface Content {
+  asset: AssetRow;
+  blob: BlobRow;
+  /** The repository that holds the asset (a member, when read through a group). */
+  repositoryName: string;
+  open(range?: ByteRange): Promise<Readable>;
+}
+
+export interface PutOptions {
+  contentType: string;
+  kind?: AssetKind;
+  component?: ComponentInput | null;
+  attributes?: Record<string, unknown>;
+  /** Declared body size (Content-Length): a body of another size is refused. */
+  expectedSize?: number;
+  maxSize?: number;
+  expected?: { sha256?: string; sha1?: string; md5?: string };
+}
+
+export interface PutResult {
+  asset: AssetRow;
+  blob: BlobRow;
+  created: boolean;
+}
+
+/** The principal's permission, as seen by repository code (for edit-on-overwrite). */
+export interface AccessCheck {
+  require(action: ContentAction): Promise<void>;
+}

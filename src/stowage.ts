@@ -1,0 +1,94 @@
+import { writeFile, mkdir, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from './config/config.js';
+import { migrate, openDb, type Db } from './db/db.js';
+import { BlobStores } from './blob/blob-stores.js';
+import { BlobService } from './blob/blob-service.js';
+import { ContentService } from './content/content-service.js';
+import { RepositoryManager } from './repository/repository-manager.js';
+import type { FormatPlugin } from './repository/format.js';
+import { Security } from './security/security.js';
+import { BuiltinRoles, PrivilegeAuthorizer, type Authorizer } from './security/authorizer.js';
+import { randomPassword } from './security/passwords.js';
+import { createLogger, type Logger } from './log.js';
+import { formats as allFormats } from '../formats/index.js';
+import { TaskService } from './tasks/task-service.js';
+import { ProxyService } from './proxy/proxy-service.js';
+
+/** The application: every core service, created once per process and passed to listeners and formats. */
+export class Stowage {
+  readonly log: Logger;
+  readonly blobStores: BlobStores;
+  readonly blobs: BlobService;
+  readonly content: ContentService;
+  readonly repositories: RepositoryManager;
+  readonly security: Security;
+  readonly authorizer: Authorizer;
+  readonly formats: Map<string, FormatPlugin>;
+  readonly tasks: TaskService;
+  readonly proxy: ProxyService;
+
+  private constructor(
+    readonly config: Config,
+    readonly db: Db,
+  ) {
+    this.log = createLogger(config.log.level);
+    this.formats = new Map(allFormats.map((f) => [f.name, f]));
+    this.blobStores = new BlobStores(db, config.dataDir);
+    this.blobs = new BlobService(db, this.blobStores);
+    this.content = new ContentService(db);
+    this.repositories = new RepositoryManager(db, this.formats, this);
+    this.security = new Security(db, this.content, config.anonymousAccess);
+    this.authorizer = new PrivilegeAuthorizer(new BuiltinRoles());
+    this.tasks = new TaskService(db, this);
+    this.proxy = new ProxyService(db, this);
+  }
+
+  /** Opens the database, runs migrations, creates the embedded defaults (blob store, admin). */
+  static async open(config: Config): Promise<Stowage> {
+    await mkdir(config.dataDir, { recursive: true });
+    const db = openDb(config.db, config.dataDir);
+    const app = new Stowage(config, db);
+    try {
+      await migrate(db);
+      await app.blobStores.ensureDefault();
+      await app.ensureAdmin();
+      await app.tasks.ensureDefaults();
+    } catch (e) {
+      await db.destroy();
+      throw e;
+    }
+    return app;
+  }
+
+  private async ensureAdmin(): Promise<void> {
+    if (await this.security.users.get('admin')) return;
+    const password = this.config.adminPassword ?? randomPassword();
+    try {
+      await this.security.users.create({ userId: 'admin', password, firstName: 'Administrator', lastName: 'User', roles: ['nx-admin'] });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'CONFLICT') return; // Another node created it first.
+      throw e;
+    }
+    if (!this.config.adminPassword) {
+      const file = path.join(this.config.dataDir, 'admin.password');
+      await writeFile(file, password + '\n', { mode: 0o600 });
+      await chmod(file, 0o600);
+      this.log.info(`Initial admin password written to ${file}`);
+    }
+  }
+
+  /** External base URL: configured, or derived from the request (X-Forwarded-* aware). */
+  baseUrl(ctx: { protocol: string; host: string; get(h: string): string }): string {
+    if (this.config.baseUrl) return this.config.baseUrl;
+    const proto = ctx.get('X-Forwarded-Proto').split(',')[0].trim() || ctx.protocol;
+    const host = ctx.get('X-Forwarded-Host').split(',')[0].trim() || ctx.host;
+    return `${proto}://${host}`;
+  }
+
+  async close(): Promise<void> {
+    this.tasks.stop();
+    await this.blobStores.close();
+    await this.db.destroy();
+  }
+}
