@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { Readable, finished } from 'node:stream';
 import type { Db, Tx } from '../db/db.js';
 import { now, num } from '../db/db.js';
-import { AppError } from '../errors.js';
+import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
 import type { ByteRange } from './driver.js';
@@ -64,10 +64,17 @@ export class BlobService {
     const driver = await this.stores.driver(storeId);
     const key = newKey();
     const digest = new DigestStream(opts);
+    // Any end of the body short of a complete one fails the write, and the driver drops the temp
+    // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
+    // before we began reading it (its socket closed while the handler awaited the database),
+    // which `pipe` alone never reports: the write would wait forever with its temp file open.
+    finished(body, (err) => {
+      if (err) digest.destroy(isAppError(err) ? err : new AppError('BAD_REQUEST', 'Upload aborted by the client before the body was complete', { cause: err }));
+    });
+    // The driver's pipeline reports the error; until it attaches (it may await a mkdir first) this
+    // keeps an early abort from being an unhandled 'error' event, which would end the process.
+    digest.on('error', () => undefined);
     const hashed = body.pipe(digest);
-    body.on('error', (e) => digest.destroy(e));
-    // Abort propagates: a client that disconnects mid-body fails the write, and the driver drops the temp bytes.
-    body.on('aborted', () => digest.destroy(new AppError('BAD_REQUEST', 'Upload aborted by the client before the body was complete')));
     await driver.write(key, hashed, opts.expectedSize);
     const d = digest.digests();
     const staged: StagedBlob = { ...d, storeId, storageKey: key };
@@ -215,6 +222,8 @@ export class BlobService {
     const storeIds = storeId !== undefined ? [storeId] : (await this.db('blob_stores').select('id')).map((r) => num(r.id));
     for (const sid of storeIds) {
       const driver = await this.stores.driver(sid);
+      // Partial uploads a crash (kill -9, power loss) left in the driver's temp area.
+      orphansDeleted += (await driver.sweepTemp?.(graceMs)) ?? 0;
       let batch: { key: string; size: number }[] = [];
       const flush = async () => {
         if (batch.length === 0) return;

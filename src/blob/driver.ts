@@ -47,4 +47,6 @@ export interface BlobDriver extends BlobReader, BlobWriter, BlobDeleter, BlobLis
   /** Free bytes where the backend can tell (file); null otherwise. */
   available?(): Promise<number | null>;
   close?(): Promise<void>;
+  /** Removes temp files of writes that never finished (a crash) older than `olderThanMs`; how many. */
+  sweepTemp?(olderThanMs: number): Promise<number>;
 }

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,24 @@ import { AppError } from '../errors.js';
 import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
+
+/**
+ * Renames `from` to `dest`, creating the parent folders. `delete` prunes empty folders, so one may
+ * vanish between the mkdir and the rename (or mid-mkdir): retry a few times on ENOENT.
+ */
+async function publish(from: string, dest: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await fs.rename(from, dest);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
+      // A missing source is not a race: stop at once.
+      if (!(await fs.stat(from).then(() => true, () => false))) throw e;
+    }
+  }
+}
 
 /**
  * A directory. Bytes go to `<root>/.tmp/` first and are renamed into place, so a key is either
@@ -56,13 +74,19 @@ export class FileBlobDriver implements BlobDriver {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('NOT_FOUND', `Blob ${key} is missing from the blob store`);
       throw e;
     }
-    return createReadStream('', {
-      fd: handle.fd,
-      autoClose: true,
+    if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+      await handle.close();
+      throw new AppError('RANGE_NOT_SATISFIABLE', `Invalid byte range ${range.start}-${range.end}`);
+    }
+    // The stream owns the FileHandle and closes it (exactly once) when it ends or is destroyed.
+    // (Passing `handle.fd` and also closing the handle closed the descriptor twice: under load the
+    // number was already reused by another open file, whose reads then failed with EBADF or
+    // returned another blob's bytes.)
+    return handle.createReadStream({
       start: range?.start,
       end: range?.end,
       highWaterMark: 256 * 1024,
-    }).on('close', () => handle.close().catch(() => undefined));
+    });
   }
 
   async write(key: string, body: Readable, _size?: number): Promise<number> {
@@ -72,8 +96,7 @@ export class FileBlobDriver implements BlobDriver {
     const out = createWriteStream(tmp, { highWaterMark: 256 * 1024 });
     try {
       await pipeline(body, out);
-      await fs.mkdir(path.dirname(dest), { recursive: true });
-      await fs.rename(tmp, dest);
+      await publish(tmp, dest);
       return out.bytesWritten;
     } catch (e) {
       await fs.rm(tmp, { force: true });
@@ -83,9 +106,8 @@ export class FileBlobDriver implements BlobDriver {
 
   async writeFile(key: string, file: string): Promise<void> {
     const dest = this.file(key);
-    await fs.mkdir(path.dirname(dest), { recursive: true });
     try {
-      await fs.rename(file, dest);
+      await publish(file, dest);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
       // Another filesystem: copy to our temp dir, then rename, so the publish stays atomic.
@@ -93,7 +115,7 @@ export class FileBlobDriver implements BlobDriver {
       const tmp = this.tmpFile();
       try {
         await fs.copyFile(file, tmp);
-        await fs.rename(tmp, dest);
+        await publish(tmp, dest);
       } catch (err) {
         await fs.rm(tmp, { force: true });
         throw err;
