@@ -2,15 +2,28 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { statusRoutes } from './status.js';
+import { repositoryRoutes } from './repositories.js';
+import { blobStoreRoutes } from './blobstores.js';
+import { componentRoutes } from './components.js';
+import { assetRoutes } from './assets.js';
+import { searchRoutes } from './search.js';
+import { taskRoutes } from './tasks.js';
+import { openApiRoutes } from './openapi.js';
 
 export const API_PREFIX = '/service/rest';
 
-/** REST API under /service/rest/v1, Nexus-compatible shapes. */
+/** REST API under /service/rest/v1, Nexus-compatible shapes; one router per resource. */
 export function apiRouter(app: Stowage): Koa.Middleware {
-  const v1 = new Router({ prefix: `${API_PREFIX}/v1` });
-  for (const r of [statusRoutes(app)]) v1.use(r.routes(), r.allowedMethods());
-  const routes = v1.routes() as unknown as Koa.Middleware;
-  const allowed = v1.allowedMethods() as unknown as Koa.Middleware;
+  const rest = new Router({ prefix: API_PREFIX });
+  const v1 = new Router({ prefix: '/v1' });
+  for (const r of [statusRoutes(app), repositoryRoutes(app), blobStoreRoutes(app), componentRoutes(app), assetRoutes(app), searchRoutes(app), taskRoutes(app)]) {
+    v1.use(r.routes(), r.allowedMethods());
+  }
+  const docs = openApiRoutes(app);
+  rest.use(docs.routes(), docs.allowedMethods());
+  rest.use(v1.routes(), v1.allowedMethods());
+  const routes = rest.routes() as unknown as Koa.Middleware;
+  const allowed = rest.allowedMethods() as unknown as Koa.Middleware;
   return async (ctx, next) => {
     if (!ctx.path.startsWith(API_PREFIX + '/')) return next();
     await routes(ctx, async () => {

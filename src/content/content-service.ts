@@ -75,6 +75,16 @@ export interface AssetQuery {
   sha1?: string;
   md5?: string;
   kind?: string;
+  /** Only assets of a component matching these (Nexus search: group, name, version, keyword). */
+  component?: ComponentFilter;
+}
+
+/** Nexus search over components: `*` wildcards in name/namespace/version, a keyword over all three. */
+export interface ComponentFilter {
+  name?: string;
+  namespace?: string;
+  version?: string;
+  keyword?: string;
 }
 
 /**
@@ -233,6 +243,7 @@ export class ContentService {
     if (q.sha1) query.where('blobs.sha1', q.sha1.toLowerCase());
     if (q.md5) query.where('blobs.md5', q.md5.toLowerCase());
     if (q.kind) query.where('assets.kind', q.kind);
+    if (q.component) query.whereIn('assets.component_id', filterComponents(this.db('components').select('id'), q.component));
     const rows = (await query.orderBy('assets.id').limit(limit + 1).select(ASSET_VIEW_COLUMNS)).map(assetView);
     const more = rows.length > limit;
     const items = rows.slice(0, limit);
@@ -254,7 +265,7 @@ export class ContentService {
   }
 
   async listComponents(
-    q: { repositoryIds?: number[]; name?: string; namespace?: string; version?: string; keyword?: string; ids?: number[] },
+    q: ComponentFilter & { repositoryIds?: number[]; ids?: number[]; sha256?: string; sha1?: string; md5?: string },
     token: string | null | undefined,
     limit: number,
   ): Promise<Page<ComponentRow>> {
@@ -262,13 +273,17 @@ export class ContentService {
     const query = this.db('components').where('components.id', '>', after);
     if (q.repositoryIds) query.whereIn('repository_id', q.repositoryIds);
     if (q.ids) query.whereIn('id', q.ids);
-    if (q.name !== undefined) applyPattern(query, 'name', q.name);
-    if (q.namespace !== undefined) applyPattern(query, 'namespace', q.namespace);
-    if (q.version !== undefined) applyPattern(query, 'version', q.version);
-    if (q.keyword) {
-      const k = `%${escapeLike(q.keyword.toLowerCase())}%`;
-      query.where((w) =>
-        w.whereRaw(`lower(name) like ? escape '\\'`, [k]).orWhereRaw(`lower(namespace) like ? escape '\\'`, [k]).orWhereRaw(`lower(version) like ? escape '\\'`, [k]),
+    filterComponents(query, q);
+    // Components with an asset of that digest (Nexus search by sha256/sha1/md5).
+    for (const alg of ['sha256', 'sha1', 'md5'] as const) {
+      const v = q[alg];
+      if (!v) continue;
+      query.whereExists(
+        this.db('assets')
+          .join('blobs', 'blobs.id', 'assets.blob_id')
+          .whereRaw('assets.component_id = components.id')
+          .where(`blobs.${alg}`, v.toLowerCase())
+          .select(this.db.raw('1')),
       );
     }
     const rows = (await query.orderBy('id').limit(limit + 1)).map(component);
@@ -347,6 +362,23 @@ export function wherePrefix<Q extends import('knex').Knex.QueryBuilder>(db: Db, 
   if (prefix === '') return query;
   if (isPostgres(db)) return query.whereRaw(`${column} like ? escape '\\'`, [escapeLike(prefix) + '%']) as Q;
   return query.whereRaw(`${column} glob ?`, [prefix.replace(/[*?[]/g, (c) => `[${c}]`) + '*']) as Q;
+}
+
+/** Applies a component search filter to a query over `components`. */
+function filterComponents<Q extends import('knex').Knex.QueryBuilder>(query: Q, q: ComponentFilter): Q {
+  if (q.name !== undefined) applyPattern(query, 'components.name', q.name);
+  if (q.namespace !== undefined) applyPattern(query, 'components.namespace', q.namespace);
+  if (q.version !== undefined) applyPattern(query, 'components.version', q.version);
+  if (q.keyword) {
+    const k = `%${escapeLike(q.keyword.toLowerCase())}%`;
+    query.where((w) =>
+      w
+        .whereRaw(`lower(components.name) like ? escape '\\'`, [k])
+        .orWhereRaw(`lower(components.namespace) like ? escape '\\'`, [k])
+        .orWhereRaw(`lower(components.version) like ? escape '\\'`, [k]),
+    );
+  }
+  return query;
 }
 
 /** Nexus search semantics: `*` is a wildcard, otherwise exact. */

@@ -1,0 +1,27 @@
+import Router from '@koa/router';
+import type { Stowage } from '../stowage.js';
+import { pageParams, requiredParam } from './params.js';
+import { ContentViews, repositoryScope } from './content-views.js';
+
+/** `/assets`: list one repository's assets (paged), get and delete by id. */
+export function assetRoutes(app: Stowage): Router {
+  const r = new Router();
+
+  r.get('/assets', async (ctx) => {
+    const scope = await repositoryScope(app, ctx, requiredParam(ctx, 'repository'));
+    const { token, limit } = pageParams(ctx);
+    ctx.body = await new ContentViews(app, app.baseUrl(ctx)).assetPage(scope, {}, token, limit);
+  });
+
+  r.get('/assets/:id', async (ctx) => {
+    ctx.body = (await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'browse')).item;
+  });
+
+  r.delete('/assets/:id', async (ctx) => {
+    const { row } = await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'delete');
+    await app.content.deleteAssetById(row.id);
+    ctx.status = 204;
+  });
+
+  return r;
+}

@@ -1,0 +1,35 @@
+import Router from '@koa/router';
+import type { Stowage } from '../stowage.js';
+import { requireApp } from '../http/auth.js';
+import { pageParams, requiredParam } from './params.js';
+import { ContentViews, repositoryScope } from './content-views.js';
+import { uploadComponent } from './upload.js';
+
+/** `/components`: list one repository's components (paged), get and delete by id, multipart upload. */
+export function componentRoutes(app: Stowage): Router {
+  const r = new Router();
+
+  r.get('/components', async (ctx) => {
+    const scope = await repositoryScope(app, ctx, requiredParam(ctx, 'repository'));
+    const { token, limit } = pageParams(ctx);
+    ctx.body = await new ContentViews(app, app.baseUrl(ctx)).componentPage(scope, {}, token, limit);
+  });
+
+  r.post('/components', async (ctx) => {
+    await requireApp(app, ctx, 'nx-component-upload');
+    await uploadComponent(app, ctx, requiredParam(ctx, 'repository'));
+    ctx.status = 204;
+  });
+
+  r.get('/components/:id', async (ctx) => {
+    ctx.body = (await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'browse')).item;
+  });
+
+  r.delete('/components/:id', async (ctx) => {
+    const { row } = await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'delete');
+    await app.content.deleteComponent(row.id);
+    ctx.status = 204;
+  });
+
+  return r;
+}

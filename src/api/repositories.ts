@@ -1,0 +1,131 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import type { Stowage } from '../stowage.js';
+import { badRequest, notFound } from '../errors.js';
+import { denied, principalOf } from '../http/auth.js';
+import type { Repository } from '../repository/repository.js';
+import type { RepositoryType } from '../repository/types.js';
+import { readJson } from './body.js';
+import { canContent, canRepoAdmin, requireRepoAdmin } from './access.js';
+import { keepSecrets, repositorySettingsXO, repositoryXO } from './repository-xo.js';
+import { iso } from './params.js';
+
+const TYPES: RepositoryType[] = ['hosted', 'proxy', 'group'];
+
+function formatAndType(app: Stowage, params: Record<string, string>): { format: string; type: RepositoryType } {
+  const { format, type } = params;
+  if (!app.formats.has(format)) {
+    throw badRequest(`format: unknown format '${format}' (known: ${[...app.formats.keys()].join(', ')})`, { field: 'format' });
+  }
+  if (!TYPES.includes(type as RepositoryType)) throw badRequest(`type: must be one of ${TYPES.join(', ')}`, { field: 'type' });
+  return { format, type: type as RepositoryType };
+}
+
+/** The repository at /{format}/{type}/{name}: a repository of another format or type is not found there. */
+async function typedRepository(app: Stowage, params: Record<string, string>): Promise<Repository> {
+  const { format, type } = formatAndType(app, params);
+  const repo = await app.repositories.require(params.name);
+  if (repo.format.name !== format || repo.type !== type) throw notFound(`Repository '${params.name}' is not a ${format} ${type} repository`);
+  return repo;
+}
+
+/** Repositories the caller may see listed: all with nx-repositories-read, else those it may browse. */
+async function listable(app: Stowage, ctx: Koa.Context): Promise<Repository[]> {
+  const p = principalOf(ctx);
+  if (!p) throw denied(p, 'list repositories');
+  if (await app.authorizer.canApp(p, 'nx-repositories-read')) return app.repositories.list();
+  const out: Repository[] = [];
+  for (const repo of await app.repositories.list()) if (await canContent(app, p, repo, 'browse')) out.push(repo);
+  return out;
+}
+
+/** Repositories whose configuration the caller may read; a caller with none at all is refused. */
+async function administrable(app: Stowage, ctx: Koa.Context): Promise<Repository[]> {
+  const p = principalOf(ctx);
+  const out: Repository[] = [];
+  for (const repo of await app.repositories.list()) if (await canRepoAdmin(app, p, repo.format.name, repo.name, 'read')) out.push(repo);
+  if (out.length === 0 && !(p && (await app.authorizer.canApp(p, 'nx-repositories-read')))) throw denied(p, 'read repository settings');
+  return out;
+}
+
+/**
+ * Repository configuration, Nexus-shaped: `/repositories`, `/repositorySettings`,
+ * `/repositories/{format}/{hosted|proxy|group}[/{name}]`, delete, invalidate-cache, and
+ * Stowage's `/repositories/{name}/status`.
+ */
+export function repositoryRoutes(app: Stowage): Router {
+  const r = new Router();
+  const maxJson = app.config.http.maxJsonBytes;
+  const base = (ctx: Koa.Context) => app.baseUrl(ctx);
+
+  // Listing follows Nexus: every repository the caller may browse (all of them with nx-repositories-read).
+  r.get('/repositories', async (ctx) => {
+    ctx.body = (await listable(app, ctx)).map((repo) => repositoryXO(repo, base(ctx)));
+  });
+
+  r.get('/repositorySettings', async (ctx) => {
+    ctx.body = (await administrable(app, ctx)).map((repo) => repositorySettingsXO(repo, base(ctx)));
+  });
+
+  // Routes under /repositories/{name}/… come before /{format}/{type} so they win on two segments.
+  r.post('/repositories/:name/invalidate-cache', async (ctx) => {
+    const repo = await app.repositories.require(ctx.params.name);
+    await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'edit');
+    if (repo.type === 'hosted') throw badRequest(`Repository '${repo.name}' is hosted; only proxy and group repositories have a cache`, { field: 'name' });
+    await app.proxy.invalidateCache(repo);
+    ctx.status = 204;
+  });
+
+  r.get('/repositories/:name/status', async (ctx) => {
+    const repo = await app.repositories.require(ctx.params.name);
+    await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'read');
+    const proxy = repo.type === 'proxy' ? await app.proxy.status(repo) : undefined;
+    ctx.body = { name: repo.name, format: repo.format.name, type: repo.type, online: repo.online, ...(proxy && { ...proxy, blockedUntil: iso(proxy.blockedUntil) }) };
+  });
+
+  r.get('/repositories/:name', async (ctx) => {
+    const repo = await app.repositories.require(ctx.params.name);
+    const p = principalOf(ctx);
+    if (!(await canContent(app, p, repo, 'browse')) && !(p && (await app.authorizer.canApp(p, 'nx-repositories-read')))) {
+      throw denied(p, `read repository '${repo.name}'`);
+    }
+    ctx.body = repositoryXO(repo, base(ctx));
+  });
+
+  r.delete('/repositories/:name', async (ctx) => {
+    const repo = await app.repositories.require(ctx.params.name);
+    await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'delete');
+    await app.repositories.delete(repo.name);
+    ctx.status = 204;
+  });
+
+  r.post('/repositories/:format/:type', async (ctx) => {
+    const { format, type } = formatAndType(app, ctx.params);
+    // The privilege names the repository, so it is checked with the body's name, before any
+    // complaint about the body (an anonymous caller learns nothing but 401).
+    const body = await readJson(ctx, maxJson).catch((e: unknown) => e);
+    const name = (body as { name?: unknown } | null)?.name;
+    await requireRepoAdmin(app, ctx, format, typeof name === 'string' ? name : '', 'add');
+    if (body instanceof Error) throw body;
+    const repo = await app.repositories.create(app.repositories.parse(format, type, body));
+    ctx.status = 201;
+    ctx.set('Location', `${base(ctx)}/service/rest/v1/repositories/${format}/${type}/${encodeURIComponent(repo.name)}`);
+    ctx.body = '';
+  });
+
+  r.get('/repositories/:format/:type/:name', async (ctx) => {
+    const repo = await typedRepository(app, ctx.params);
+    await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'read');
+    ctx.body = repositorySettingsXO(repo, base(ctx));
+  });
+
+  r.put('/repositories/:format/:type/:name', async (ctx) => {
+    const repo = await typedRepository(app, ctx.params);
+    await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'edit');
+    const cfg = app.repositories.parse(repo.format.name, repo.type, await readJson(ctx, maxJson));
+    await app.repositories.update(repo.name, keepSecrets(cfg, repo.config));
+    ctx.status = 204;
+  });
+
+  return r;
+}

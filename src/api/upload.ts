@@ -1,0 +1,198 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import type Koa from 'koa';
+import busboy from 'busboy';
+import mime from 'mime-types';
+import type { Stowage } from '../stowage.js';
+import { AppError, badRequest } from '../errors.js';
+import { requireContent } from '../http/auth.js';
+import { GroupRepository, HostedRepository, type Repository } from '../repository/repository.js';
+import type { AccessCheck } from '../repository/types.js';
+
+/** A file part, spooled to disk (never held in memory) until the whole form has been read. */
+interface SpooledFile {
+  file: string;
+  size: number;
+}
+
+interface Form {
+  fields: Map<string, string>;
+  files: Map<string, SpooledFile>;
+}
+
+const LIMITS = { fields: 1000, fieldSize: 64 * 1024, fieldNameSize: 200, files: 1000, parts: 2000 };
+
+/** Spool files older than this were left by a process that died mid-upload. */
+const STALE_MS = 24 * 3600 * 1000;
+let sweptOnce = false;
+
+/** Creates the spool directory; the first time in a process, removes what a crash left there. */
+async function spoolDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (sweptOnce) return;
+  sweptOnce = true;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const file = path.join(dir, name);
+    const s = await stat(file).catch(() => null);
+    if (s && Date.now() - s.mtimeMs > STALE_MS) await rm(file, { force: true });
+  }
+}
+
+/**
+ * Reads a multipart form: text fields into memory (small, capped), each file part streamed into
+ * its own temp file. Nexus clients send `<format>.asset1` before `<format>.asset1.filename`, so where a
+ * file goes is only known once the form has ended; spooling keeps every upload all-or-nothing.
+ */
+async function receiveForm(ctx: Koa.Context, dir: string, spooled: string[]): Promise<Form> {
+  if (!/^multipart\/form-data\b/i.test(ctx.get('Content-Type'))) {
+    throw new AppError('UNSUPPORTED', `Expected multipart/form-data, got ${ctx.get('Content-Type') || 'no Content-Type'}`);
+  }
+  await spoolDir(dir);
+  const form: Form = { fields: new Map(), files: new Map() };
+  const writes: Promise<void>[] = [];
+  let problem: AppError | undefined;
+  const fail = (e: AppError) => (problem ??= e);
+  let bb: busboy.Busboy;
+  try {
+    bb = busboy({ headers: ctx.req.headers, limits: LIMITS });
+  } catch (e) {
+    throw badRequest(`Malformed multipart request: ${(e as Error).message}`);
+  }
+  bb.on('field', (name, value, info) => {
+    if (info.nameTruncated || info.valueTruncated) fail(badRequest(`${name}: field is too long`, { field: name }));
+    else if (form.fields.has(name)) fail(badRequest(`${name}: given more than once`, { field: name }));
+    else form.fields.set(name, value);
+  });
+  bb.on('file', (name, stream) => {
+    if (form.files.has(name) || problem) {
+      if (!problem) fail(badRequest(`${name}: given more than once`, { field: name }));
+      stream.resume();
+      return;
+    }
+    const file = path.join(dir, randomBytes(16).toString('hex'));
+    spooled.push(file);
+    const entry: SpooledFile = { file, size: 0 };
+    form.files.set(name, entry);
+    const out = createWriteStream(file);
+    writes.push(
+      pipeline(stream, out).then(
+        () => void (entry.size = out.bytesWritten),
+        (e: unknown) => void fail(badRequest(`${name}: the file was not received completely (${(e as Error).message})`, { field: name })),
+      ),
+    );
+  });
+  bb.on('partsLimit', () => fail(badRequest(`Too many parts (at most ${LIMITS.parts})`)));
+  bb.on('filesLimit', () => fail(badRequest(`Too many files (at most ${LIMITS.files})`)));
+  bb.on('fieldsLimit', () => fail(badRequest(`Too many fields (at most ${LIMITS.fields})`)));
+  try {
+    await Promise.all([pipeline(ctx.req, bb), once(bb, 'close')]);
+  } catch (e) {
+    if (e instanceof AppError) throw e;
+    throw badRequest(`Malformed multipart request: ${(e as Error).message}`);
+  } finally {
+    await Promise.all(writes);
+  }
+  if (problem) throw problem;
+  return form;
+}
+
+/** Path segments of a field value; traversal, backslashes, NUL and empty names are refused. */
+function segments(value: string, field: string, allowEmpty: boolean): string[] {
+  const bad = (why: string) => badRequest(`${field}: ${why}`, { field });
+  if (/[\\\0]/.test(value)) throw bad('backslashes and NUL are not allowed');
+  const parts = value.split('/');
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const s = parts[i];
+    if (s === '.' || s === '..') throw bad(`'.' and '..' are not allowed`);
+    if (s === '') {
+      // A directory may be written `/a/b/`; a file name must name a file.
+      if (allowEmpty) continue;
+      throw bad(i === 0 ? 'must not be absolute' : 'empty path segment');
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+interface PathUpload {
+  field: string;
+  path: string;
+  file: SpooledFile;
+}
+
+/**
+ * Nexus's path upload (raw's upload definition): `<format>.directory` plus `<format>.assetN`
+ * files, each named by `<format>.assetN.filename`. Every asset is checked before anything is stored.
+ */
+function pathUploads(format: string, form: Form): PathUpload[] {
+  const prefix = `${format}.`;
+  const assetField = new RegExp(`^${prefix.replace(/\./g, '\\.')}(asset\\d*)$`);
+  const dirField = `${prefix}directory`;
+  const dir = segments(form.fields.get(dirField) ?? '', dirField, true);
+  const out: PathUpload[] = [];
+  for (const [field, file] of form.files) {
+    if (!assetField.test(field)) throw badRequest(`${field}: unexpected file field (expected ${prefix}asset1, ${prefix}asset2, …)`, { field });
+    const nameField = `${field}.filename`;
+    const filename = form.fields.get(nameField);
+    if (!filename) throw badRequest(`${nameField}: is required`, { field: nameField });
+    const p = [...dir, ...segments(filename, nameField, false)].join('/');
+    if (p.length > 1024) throw badRequest(`${nameField}: the path is longer than 1024 characters`, { field: nameField });
+    if (out.some((u) => u.path === p)) throw badRequest(`${nameField}: '${p}' is uploaded twice`, { field: nameField });
+    out.push({ field, path: p, file });
+  }
+  for (const f of form.fields.keys()) {
+    const m = new RegExp(`^(${prefix.replace(/\./g, '\\.')}asset\\d*)\\.filename$`).exec(f);
+    if (m && !form.files.has(m[1])) throw badRequest(`${m[1]}: no file was sent for ${f}`, { field: m[1] });
+  }
+  if (out.length === 0) throw badRequest(`${prefix}asset1: at least one file is required`, { field: `${prefix}asset1` });
+  const n = (f: string) => Number(f.slice(prefix.length + 'asset'.length) || 0);
+  return out.sort((a, b) => n(a.field) - n(b.field));
+}
+
+/** Fails before storing anything when the write policy would refuse one of the files. */
+async function preflight(app: Stowage, repo: Repository, uploads: PathUpload[]): Promise<void> {
+  const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
+  if (!(target instanceof HostedRepository)) return; // put() refuses it on the first file
+  if (target.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${target.name}`);
+  if (target.writePolicy !== 'ALLOW_ONCE') return;
+  for (const u of uploads) {
+    if (await app.content.findAsset(target.id, u.path)) throw new AppError('WRITE_POLICY', `Repository does not allow updating assets: ${target.name} (${u.path})`);
+  }
+}
+
+/**
+ * `POST /components?repository=…`: a Nexus multipart component upload. Each file goes through
+ * the repository's put (write policy, edit permission on overwrite, hashing while it streams).
+ */
+export async function uploadComponent(app: Stowage, ctx: Koa.Context, repositoryName: string): Promise<void> {
+  const repo = await app.repositories.require(repositoryName);
+  const perm = { format: repo.format.name, repository: repo.name };
+  await requireContent(app, ctx, { ...perm, action: 'add' });
+  if (!repo.online) throw new AppError('OFFLINE', `Repository '${repo.name}' is offline`);
+  const access: AccessCheck = { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })) };
+  const spooled: string[] = [];
+  try {
+    const uploads = pathUploads(repo.format.name, await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled));
+    await preflight(app, repo, uploads);
+    for (const u of uploads) {
+      const slash = u.path.lastIndexOf('/');
+      await repo.put(
+        u.path,
+        createReadStream(u.file.file),
+        {
+          contentType: mime.lookup(u.path.slice(slash + 1)) || 'application/octet-stream',
+          component: { namespace: '/' + (slash < 0 ? '' : u.path.slice(0, slash)), name: u.path, version: '' },
+          expectedSize: u.file.size,
+        },
+        access,
+      );
+    }
+  } finally {
+    await Promise.all(spooled.map((f) => rm(f, { force: true })));
+  }
+}
