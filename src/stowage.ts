@@ -88,6 +88,7 @@ export class Stowage {
 
   async close(): Promise<void> {
     this.tasks.stop();
+    await this.proxy.close();
     await this.blobStores.close();
     await this.db.destroy();
   }

@@ -22,6 +22,11 @@ export function rawComponent(path: string) {
 
 async function get(req: ContentRequest): Promise<void> {
   const { ctx, repo, path } = req;
+  // `/repository/name` → `/repository/name/`, or the listing's relative links would miss the repository.
+  if (path === '' && !ctx.path.endsWith('/')) {
+    ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
+    return;
+  }
   if (path === '' || path.endsWith('/')) {
     const entries = await repo.list(path);
     if (entries.length === 0 && path !== '') throw new AppError('NOT_FOUND', `Path not found: ${path}`);
@@ -81,6 +86,7 @@ export const raw: FormatPlugin = {
       defaults: () => ({ contentDisposition: 'ATTACHMENT' }),
     },
   ],
+  proxyAsset: (path, upstream) => ({ contentType: upstream.contentType ?? rawContentType(path), component: rawComponent(path) }),
   classify(ctx, path) {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';
     if (ctx.method === 'PUT') return 'add';

@@ -7,15 +7,18 @@ import { z } from 'zod';
  * overlaid by STOWAGE_* environment variables. Every setting is validated at start; an invalid
  * one stops the server with a message naming it.
  */
-const durationSeconds = z.coerce.number().int().min(0);
+/** Numbers from env vars are strings; a blank one is an error, not 0 (what Number('') gives). */
+const numeric = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
+const durationSeconds = numeric(z.number().int().min(0));
 
 export const ConfigSchema = z.object({
   dataDir: z.string().min(1),
   http: z.object({
-    port: z.coerce.number().int().min(0).max(65535),
+    port: numeric(z.number().int().min(0).max(65535)),
     host: z.string().min(1),
     /** Largest non-blob request body the REST API accepts (JSON), bytes. */
-    maxJsonBytes: z.coerce.number().int().positive(),
+    maxJsonBytes: numeric(z.number().int().positive()),
     /** Grace for in-flight requests on SIGTERM, seconds. */
     shutdownGraceSeconds: durationSeconds,
   }),
@@ -24,7 +27,9 @@ export const ConfigSchema = z.object({
   /** External URL used in generated links; otherwise derived from the request (X-Forwarded-*). */
   baseUrl: z.url().optional(),
   adminPassword: z.string().min(1).optional(),
-  anonymousAccess: z.coerce.boolean(),
+  // Strings were mapped by parseBool; anything left that is not a boolean is an error (coercion
+  // would turn every non-empty string, 'off' misspelt included, into true).
+  anonymousAccess: z.boolean(),
   blobs: z.object({
     /** Blobs unreferenced for at least this long are removed by the blob GC task. */
     gcGraceSeconds: durationSeconds,
@@ -33,7 +38,11 @@ export const ConfigSchema = z.object({
   }),
   proxy: z.object({
     /** Upstream timeout when a repository sets none, seconds. */
-    defaultTimeoutSeconds: z.coerce.number().positive(),
+    defaultTimeoutSeconds: numeric(z.number().positive()),
+    /** First auto-block window after a remote fails, seconds; later windows grow (Fibonacci, as Nexus). */
+    autoBlockInitialSeconds: numeric(z.number().positive()),
+    /** Longest auto-block window, seconds. */
+    autoBlockMaxSeconds: numeric(z.number().positive()),
   }),
   log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']) }),
 });
@@ -54,6 +63,8 @@ const ENV: Record<string, string[]> = {
   STOWAGE_BLOB_GC_GRACE: ['blobs', 'gcGraceSeconds'],
   STOWAGE_BLOB_GC_INTERVAL: ['blobs', 'gcIntervalSeconds'],
   STOWAGE_PROXY_TIMEOUT: ['proxy', 'defaultTimeoutSeconds'],
+  STOWAGE_PROXY_AUTOBLOCK_INITIAL: ['proxy', 'autoBlockInitialSeconds'],
+  STOWAGE_PROXY_AUTOBLOCK_MAX: ['proxy', 'autoBlockMaxSeconds'],
   STOWAGE_LOG_LEVEL: ['log', 'level'],
 };
 
@@ -63,7 +74,7 @@ function defaults(): Record<string, unknown> {
     http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30 },
     anonymousAccess: true,
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
-    proxy: { defaultTimeoutSeconds: 60 },
+    proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
     log: { level: 'info' },
   };
 }

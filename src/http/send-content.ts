@@ -49,15 +49,19 @@ function etagMatches(header: string, etag: string): boolean {
  * requests (304), single ranges (206/416) and HEAD without a body.
  */
 export async function sendContent(ctx: Koa.Context, content: Content, opts: SendOptions = {}): Promise<void> {
-  const { asset, blob } = content;
-  const etag = `"${blob.sha1}"`;
+  const { asset, blob, pending } = content;
+  // Still arriving from upstream: no digests yet (so no ETag), and the size only when announced.
+  const size = pending ? pending.size : blob.size;
+  const etag = pending ? null : `"${blob.sha1}"`;
   const modified = new Date(Math.floor(asset.updated_at / 1000) * 1000);
-  ctx.set('ETag', etag);
+  if (etag) {
+    ctx.set('ETag', etag);
+    ctx.set('X-Checksum-Sha1', blob.sha1);
+    ctx.set('X-Checksum-Sha256', blob.sha256);
+    ctx.set('X-Checksum-Md5', blob.md5);
+  }
   ctx.set('Last-Modified', modified.toUTCString());
-  ctx.set('Accept-Ranges', 'bytes');
-  ctx.set('X-Checksum-Sha1', blob.sha1);
-  ctx.set('X-Checksum-Sha256', blob.sha256);
-  ctx.set('X-Checksum-Md5', blob.md5);
+  ctx.set('Accept-Ranges', size === null ? 'none' : 'bytes');
   for (const [k, v] of Object.entries(opts.headers ?? {})) ctx.set(k, v);
   if (opts.disposition) {
     const name = opts.fileName ?? asset.path.split('/').pop() ?? 'download';
@@ -67,7 +71,7 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
 
   const inm = ctx.get('If-None-Match');
   const ims = ctx.get('If-Modified-Since');
-  if ((inm && etagMatches(inm, etag)) || (!inm && ims && !Number.isNaN(Date.parse(ims)) && modified.getTime() <= Date.parse(ims))) {
+  if (etag && ((inm && etagMatches(inm, etag)) || (!inm && ims && !Number.isNaN(Date.parse(ims)) && modified.getTime() <= Date.parse(ims)))) {
     ctx.status = 304;
     return;
   }
@@ -75,20 +79,20 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   // If-Range: a range only applies when the validator still matches.
   const ifRange = ctx.get('If-Range');
   const rangeAllowed = !ifRange || ifRange === etag || ifRange === modified.toUTCString();
-  const range = rangeAllowed ? parseRange(ctx.get('Range') || undefined, blob.size) : null;
+  const range = rangeAllowed && size !== null ? parseRange(ctx.get('Range') || undefined, size) : null;
 
   // Set the exact type (ctx.type would append a charset).
   ctx.set('Content-Type', opts.contentType ?? asset.content_type);
   if (range) {
     ctx.status = 206;
-    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${blob.size}`);
+    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   } else {
     ctx.status = 200;
   }
-  const length = range ? range.end - range.start + 1 : blob.size;
+  const length = range ? range.end - range.start + 1 : size;
   if (ctx.method === 'HEAD') {
     // No body: Koa ends a HEAD response with the headers as set (never assign body = null, it means 204).
-    ctx.set('Content-Length', String(length));
+    if (length !== null) ctx.set('Content-Length', String(length));
     return;
   }
   if (length === 0) {
@@ -99,5 +103,6 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   const stream = await content.open(range ?? undefined);
   ctx.body = stream;
   ctx.set('Content-Type', opts.contentType ?? asset.content_type);
-  ctx.length = length;
+  // Unknown length: Koa leaves Content-Length out and Node sends the body chunked.
+  if (length !== null) ctx.length = length;
 }

@@ -61,7 +61,8 @@ const proxy = z.object({
     contentMaxAge: minutes.default(1440),
     metadataMaxAge: minutes.default(1440),
   }),
-  negativeCache: z.object({ enabled: z.boolean().default(true), timeToLive: minutes.default(1440) }).default({ enabled: true, timeToLive: 1440 }),
+  // Fractions of a minute are accepted (Nexus takes whole minutes) so short TTLs can be tested.
+  negativeCache: z.object({ enabled: z.boolean().default(true), timeToLive: z.number().min(-1).default(1440) }).default({ enabled: true, timeToLive: 1440 }),
   httpClient: httpClient.default({ blocked: false, autoBlock: true }),
   routingRule: z.string().nullable().optional(),
   routingRuleName: z.string().nullable().optional(),

@@ -4,6 +4,7 @@ import type { Principal } from '../security/principal.js';
 import type { FormatSection } from './config-schema.js';
 import type { Repository } from './repository.js';
 import type { AccessCheck, Content, ContentAction } from './types.js';
+import type { ComponentInput } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 
 /** One content request, after the core resolved the repository and checked access. */
@@ -47,6 +48,11 @@ export interface FormatPlugin {
   isMetadata?(path: string): boolean;
   /** Upstream URL for a path; default: remoteUrl joined with the path. */
   upstreamUrl?(remoteUrl: string, path: string): string;
+  /**
+   * How a proxy stores what it fetched for `path` (its component, a content type other than
+   * upstream's). Default: upstream's Content-Type, no component.
+   */
+  proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null };
 
   // Group hooks -------------------------------------------------------------------------
   /**

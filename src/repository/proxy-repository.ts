@@ -1,11 +1,271 @@
+import { STATUS_CODES } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { BlobRow } from '../blob/blob-service.js';
+import { DigestStream } from '../blob/digest-stream.js';
+import type { AssetKind, AssetRow, ComponentInput } from '../content/types.js';
 import { AppError } from '../errors.js';
+import type { FlightResult } from '../proxy/single-flight.js';
+import { Spool } from '../proxy/spool.js';
+import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
+import { joinRemote } from '../proxy/upstream-url.js';
 import { Repository } from './repository.js';
 import type { Content } from './types.js';
 
+/** Upstream validators kept in a cached asset's attributes, for conditional revalidation. */
+interface UpstreamValidators {
+  etag: string | null;
+  lastModified: string | null;
+}
+
+/** What the store step writes for a fetched body. */
+interface StoreMeta {
+  contentType: string;
+  kind: AssetKind;
+  component?: ComponentInput | null;
+  attributes: { upstream: UpstreamValidators };
+}
+
+type Flight = FlightResult<Content | null>;
+
+const MINUTE = 60_000;
+/** Unwanted bodies (error pages) up to this size are read to keep the connection alive. */
+const DRAIN_MAX = 256 * 1024;
+
+/**
+ * A cache of a remote, written once for every format (formats supply hooks: isMetadata,
+ * upstreamUrl, proxyAsset). Reading a path goes, top to bottom:
+ *   fresh cached copy → serve it
+ *   otherwise, once per path and node (single-flight):
+ *     negative cache hit → not found (or the stale copy)
+ *     remote blocked (manually, or auto-blocked after failures) → the stale copy, else 502
+ *     ask upstream, conditionally when a stale copy exists:
+ *       200 → spool while hashing once, stream to every waiting client, then store
+ *       304 → the copy is verified again
+ *       404/410 → negative cache entry, not found (a stale copy is still served, as Nexus)
+ *       unreachable / timeout / 5xx → count a failure (auto-block), serve the stale copy, else 502/504
+ *       401/403 and anything else → serve the stale copy, else 502; never cached
+ */
 export class ProxyRepository extends Repository {
   async get(path: string): Promise<Content | null> {
-    const local = await this.local(path);
-    if (local) return local;
-    throw new AppError('BAD_GATEWAY', 'proxy not implemented yet');
+    const cached = await this.local(path);
+    if (cached && this.isFresh(cached.asset, path)) return cached;
+    return this.app.proxy.flights.run(`${this.id}\n${path}`, () => this.refresh(path));
   }
+
+  /** Removes the cached copy (and any negative cache entry): the next request fetches again. */
+  override async delete(path: string): Promise<boolean> {
+    await this.app.proxy.state.forgetMissing(this.id, path);
+    return super.delete(path);
+  }
+
+  /** Whether a cached asset may be served without asking upstream (max ages in minutes, -1 = forever). */
+  isFresh(asset: AssetRow, path: string, at = Date.now()): boolean {
+    if (asset.last_verified === null) return false; // never verified, or invalidated
+    const p = this.config.proxy;
+    const minutes = (this.format.isMetadata?.(path) ? p?.metadataMaxAge : p?.contentMaxAge) ?? 1440;
+    if (minutes < 0) return true;
+    return at - asset.last_verified < minutes * MINUTE;
+  }
+
+  upstreamUrl(path: string): string {
+    const remote = this.config.proxy!.remoteUrl;
+    return this.format.upstreamUrl ? this.format.upstreamUrl(remote, path) : joinRemote(remote, path);
+  }
+
+  /** The single-flight leader's work for a stale or missing path. */
+  private async refresh(path: string): Promise<Flight> {
+    const { state } = this.app.proxy;
+    // A flight that ended a moment ago may have stored it.
+    const cached = await this.local(path);
+    if (cached && this.isFresh(cached.asset, path)) return { value: cached };
+    if (await state.isMissing(this.id, path)) return { value: cached };
+
+    const remote = this.config.proxy!.remoteUrl;
+    const autoBlock = this.config.httpClient?.autoBlock ?? true;
+    if (this.config.httpClient?.blocked) {
+      return { value: this.stale(cached, path, this.gatewayError(`remote ${remote} is blocked (httpClient.blocked)`, path)) };
+    }
+    // Long enough for the probe to get its answer; should its node die, another may probe after it.
+    const probeMs = this.app.proxy.timeoutMs(this.config) * (this.app.proxy.retries(this.config) + 1) + 1000;
+    const gate = await state.gate(this.id, autoBlock, probeMs);
+    if (!gate.open) {
+      const s = gate.state;
+      const why = `remote ${remote} is auto-blocked until ${new Date(s.blockedUntil!).toISOString()} after ${s.failures} failure(s)${s.lastError ? ` (last: ${s.lastError})` : ''}`;
+      return { value: this.stale(cached, path, this.gatewayError(why, path)) };
+    }
+
+    const url = this.upstreamUrl(path);
+    const headers: Record<string, string> = {};
+    const v = cached ? validators(cached.asset) : null;
+    if (v?.etag) headers['If-None-Match'] = v.etag;
+    if (v?.lastModified) headers['If-Modified-Since'] = v.lastModified;
+
+    let res: UpstreamResponse;
+    try {
+      res = await this.app.proxy.client(this.config).get(url, headers);
+    } catch (e) {
+      if (e instanceof UpstreamError) {
+        const s = await state.failure(this.id, e.message, autoBlock);
+        const blocked = s.blockedUntil ? `; remote auto-blocked until ${new Date(s.blockedUntil).toISOString()}` : '';
+        const code = e.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'BAD_GATEWAY';
+        return { value: this.stale(cached, path, this.gatewayError(e.message + blocked, path, code)) };
+      }
+      if (e instanceof RedirectError) return { value: this.stale(cached, path, this.gatewayError(e.message, path)) };
+      throw e;
+    }
+
+    if (res.status >= 500) {
+      discard(res);
+      const why = `${url} answered ${res.status} ${STATUS_CODES[res.status] ?? ''}`.trim();
+      const s = await state.failure(this.id, why, autoBlock);
+      const blocked = s.blockedUntil ? `; remote auto-blocked until ${new Date(s.blockedUntil).toISOString()}` : '';
+      return { value: this.stale(cached, path, this.gatewayError(why + blocked, path)) };
+    }
+    if (gate.recovering) await state.success(this.id);
+
+    if (res.status === 200) return this.download(path, res, cached);
+    discard(res);
+    if (res.status === 304 && cached) {
+      const at = Date.now();
+      await this.app.content.touchVerified(cached.asset.id, at);
+      return { value: { ...cached, asset: { ...cached.asset, last_verified: at } } };
+    }
+    if (res.status === 404 || res.status === 410) {
+      const nc = this.config.negativeCache;
+      if (nc?.enabled) await state.rememberMissing(this.id, path, res.status, nc.timeToLive < 0 ? -1 : nc.timeToLive * MINUTE);
+      if (cached) this.app.log.warn(`Proxy '${this.name}': ${url} is gone upstream (${res.status}); serving the cached copy`);
+      return { value: cached };
+    }
+    if (res.status === 401 || res.status === 403) {
+      const why = `${url} refused access (${res.status} ${STATUS_CODES[res.status]}): check the repository's httpClient.authentication`;
+      return { value: this.stale(cached, path, this.gatewayError(why, path)) };
+    }
+    return { value: this.stale(cached, path, this.gatewayError(`${url} answered an unexpected ${res.status} ${STATUS_CODES[res.status] ?? ''}`.trim(), path)) };
+  }
+
+  /**
+   * Streams a 200 body into a spool while hashing it once; every waiting client reads the spool
+   * as it grows. When the body is complete it is published into the blob store (no second hash)
+   * and committed in one transaction. Clients going away do not stop it; an upstream failing
+   * mid-body fails every reader and stores nothing.
+   */
+  private async download(path: string, res: UpstreamResponse, cached: Content | null): Promise<Flight> {
+    let spool: Spool;
+    let meta: StoreMeta;
+    try {
+      meta = this.storeMeta(path, res);
+      spool = await Spool.create(this.app.proxy.spoolDir);
+    } catch (e) {
+      res.body.destroy();
+      throw e;
+    }
+    const digest = new DigestStream({ expectedSize: res.size ?? undefined });
+    const stored = (async (): Promise<Content> => {
+      try {
+        try {
+          await pipeline(res.body, digest, spool.writer());
+        } catch (e) {
+          spool.fail(this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path));
+          throw e;
+        }
+        spool.complete();
+        const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
+        const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now() });
+        return this.wrap(r.asset, r.blob);
+      } finally {
+        spool.release();
+      }
+    })();
+    stored.catch((e) => this.app.log.warn(`Proxy '${this.name}': ${res.url} was not stored: ${(e as Error).message}`));
+
+    if (meta.kind === 'metadata') {
+      // Metadata is small and formats rewrite or merge it: hand out the stored document.
+      try {
+        return { value: await stored };
+      } catch (e) {
+        return { value: this.stale(cached, path, this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
+      }
+    }
+    return { value: this.pending(path, res, spool, stored, meta), hold: stored };
+  }
+
+  private storeMeta(path: string, res: UpstreamResponse): StoreMeta {
+    const header = (name: string): string | null => {
+      const h = res.headers[name];
+      return (Array.isArray(h) ? h[0] : h) ?? null;
+    };
+    const upstreamType = header('content-type');
+    const hook = this.format.proxyAsset?.(path, { contentType: upstreamType }) ?? {};
+    return {
+      contentType: hook.contentType ?? upstreamType ?? 'application/octet-stream',
+      kind: this.format.isMetadata?.(path) ? 'metadata' : 'content',
+      component: hook.component,
+      attributes: { upstream: { etag: header('etag'), lastModified: header('last-modified') } },
+    };
+  }
+
+  /** Content whose bytes are still arriving: readers follow the spool, or the stored blob once it is gone. */
+  private pending(path: string, res: UpstreamResponse, spool: Spool, stored: Promise<Content>, meta: StoreMeta): Content {
+    const t = Date.now();
+    const asset: AssetRow = {
+      id: 0,
+      repository_id: this.id,
+      path,
+      component_id: null,
+      blob_id: 0,
+      content_type: meta.contentType,
+      kind: meta.kind,
+      attributes: meta.attributes,
+      created_at: t,
+      updated_at: t,
+      last_downloaded: null,
+      last_verified: t,
+    };
+    const blob: BlobRow = { id: 0, store_id: this.blobStoreId, sha256: '', sha1: '', md5: '', size: res.size ?? -1, storage_key: '', created_at: t, touched_at: t };
+    return {
+      asset,
+      blob,
+      repositoryName: this.name,
+      pending: { size: res.size, stored },
+      open: async (range) => {
+        const reader = spool.reader(range);
+        if (reader) return reader;
+        const c = await stored.catch((e) => {
+          throw this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path);
+        });
+        return c.open(range);
+      },
+    };
+  }
+
+  private gatewayError(why: string, path: string, code: 'BAD_GATEWAY' | 'UPSTREAM_TIMEOUT' = 'BAD_GATEWAY'): AppError {
+    return new AppError(code, `Repository '${this.name}' cannot fetch '${path}': ${why}`);
+  }
+
+  /** The stale copy when there is one (logged), otherwise the error. */
+  private stale(cached: Content | null, path: string, err: AppError): Content {
+    if (!cached) throw err;
+    this.app.log.warn(`${err.message}; serving the stale cached copy`);
+    return cached;
+  }
+}
+
+function validators(asset: AssetRow): UpstreamValidators | null {
+  const u = asset.attributes.upstream as Partial<UpstreamValidators> | undefined;
+  return u ? { etag: u.etag ?? null, lastModified: u.lastModified ?? null } : null;
+}
+
+/** Lets an unwanted body drain so the connection stays reusable; drops it when it is large. */
+function discard(res: UpstreamResponse): void {
+  if (res.size !== null && res.size > DRAIN_MAX) {
+    res.body.destroy();
+    return;
+  }
+  let n = 0;
+  res.body.on('data', (c: Buffer) => {
+    n += c.length;
+    if (n > DRAIN_MAX) res.body.destroy();
+  });
+  res.body.on('error', () => undefined);
+  res.body.resume();
 }

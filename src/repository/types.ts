@@ -50,6 +50,13 @@ export interface Content {
   /** The repository that holds the asset (a member, when read through a group). */
   repositoryName: string;
   open(range?: ByteRange): Promise<Readable>;
+  /**
+   * Set while the bytes are still arriving from upstream (a proxy's first fetch, streamed to
+   * every waiting client while it is stored). `blob` has no digests yet and `asset` no row;
+   * `size` is the length upstream announced (null: unknown, the response is sent chunked);
+   * `stored` settles with the stored content once the body is complete and committed.
+   */
+  pending?: { size: number | null; stored: Promise<Content> };
 }
 
 export interface PutOptions {

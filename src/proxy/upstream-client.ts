@@ -1,0 +1,164 @@
+import http from 'node:http';
+import https from 'node:https';
+import { pipeline, type Readable } from 'node:stream';
+import zlib from 'node:zlib';
+
+/** Keep-alive connection pools, one per protocol, shared by every proxy repository of a node. */
+export interface Agents {
+  http: http.Agent;
+  https: https.Agent;
+}
+
+export function createAgents(): Agents {
+  return {
+    http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
+  };
+}
+
+export interface UpstreamOptions {
+  agents: Agents;
+  /** Socket inactivity limit: connecting, waiting for headers, and between body bytes. */
+  timeoutMs: number;
+  /** Further attempts after a network error or timeout before any response arrived. */
+  retries: number;
+  userAgent: string;
+  /** Authorization header value, sent to the remote's own origin only. */
+  authorization?: string;
+  maxRedirects?: number;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  /** The URL that answered (after redirects). */
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  /** The announced body length; null when unknown (chunked, or decoded from a content encoding). */
+  size: number | null;
+  /** The body, decoded; destroy it when not reading it. */
+  body: Readable;
+}
+
+/** The remote could not be reached or stopped answering: what auto-block counts. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: 'network' | 'timeout',
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts);
+    this.name = 'UpstreamError';
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * GET against a remote, streaming: node:http with keep-alive, a socket inactivity timeout,
+ * retries before the response starts, redirects followed (credentials only to the remote's
+ * origin), and bodies decoded when a server sends a content encoding anyway.
+ */
+export class UpstreamClient {
+  constructor(private readonly opts: UpstreamOptions) {}
+
+  async get(url: string, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.follow(url, headers);
+      } catch (e) {
+        const err = e as UpstreamError & { reusedSocket?: boolean };
+        if (!(err instanceof UpstreamError)) throw e;
+        // A kept-alive socket the server closed meanwhile is not the remote failing: one free retry.
+        const stale = err.reusedSocket && attempt === 0;
+        if (attempt >= this.opts.retries && !stale) throw e;
+        if (!stale) await delay(Math.min(100 * 2 ** attempt, 2000));
+      }
+    }
+  }
+
+  private async follow(url: string, headers: Record<string, string>): Promise<UpstreamResponse> {
+    const origin = new URL(url).origin;
+    let current = new URL(url);
+    const max = this.opts.maxRedirects ?? 10;
+    for (let hop = 0; ; hop++) {
+      const h: Record<string, string> = {
+        'User-Agent': this.opts.userAgent,
+        'Accept-Encoding': 'identity',
+        Accept: '*/*',
+        ...headers,
+      };
+      // Credentials go to the configured remote only, never to wherever it redirects.
+      if (this.opts.authorization && current.origin === origin) h.Authorization = this.opts.authorization;
+      const res = await this.once(current, h);
+      const location = res.headers.location;
+      if (!REDIRECTS.has(res.status) || !location) return res;
+      res.body.resume();
+      if (hop >= max) throw new RedirectError(`Too many redirects (more than ${max}) from ${url}`);
+      const next = new URL(location, current);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new RedirectError(`Redirect to an unsupported URL: ${next.href}`);
+      current = next;
+    }
+  }
+
+  private once(url: URL, headers: Record<string, string>): Promise<UpstreamResponse> {
+    const secure = url.protocol === 'https:';
+    const mod = secure ? https : http;
+    const agent = secure ? this.opts.agents.https : this.opts.agents.http;
+    const seconds = this.opts.timeoutMs / 1000;
+    return new Promise((resolve, reject) => {
+      let response: http.IncomingMessage | undefined;
+      const req = mod.request(url, { method: 'GET', headers, agent }, (res) => {
+        response = res;
+        resolve(this.wrap(url, res));
+      });
+      req.setTimeout(this.opts.timeoutMs, () => {
+        const what = response ? 'sent no data' : 'did not answer';
+        req.destroy(new UpstreamError('timeout', `${url.host} ${what} for ${seconds} s (${url.href})`));
+      });
+      req.on('error', (e) => {
+        const err =
+          e instanceof UpstreamError ? e : new UpstreamError('network', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message} (${url.href})`, { cause: e });
+        if (response) {
+          // Mid-body: the body stream carries the error to whoever reads it.
+          response.destroy(err);
+          return;
+        }
+        Object.assign(err, { reusedSocket: req.reusedSocket });
+        reject(err);
+      });
+      req.end();
+    });
+  }
+
+  private wrap(url: URL, res: http.IncomingMessage): UpstreamResponse {
+    const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    const decoder =
+      encoding === 'gzip' || encoding === 'x-gzip'
+        ? zlib.createGunzip()
+        : encoding === 'deflate'
+          ? zlib.createInflate()
+          : encoding === 'br'
+            ? zlib.createBrotliDecompress()
+            : null;
+    const declared = res.headers['content-length'];
+    const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
+    let body: Readable = res;
+    if (decoder) body = pipeline(res, decoder, () => undefined);
+    // Errors reach whoever reads the body (pipeline, drain); until someone does, they must not crash the process.
+    res.on('error', () => undefined);
+    body.on('error', () => undefined);
+    // Premature close of a body without Content-Length is still a truncated body.
+    res.on('aborted', () => res.destroy(new UpstreamError('network', `${url.host} closed the connection mid-body (${url.href})`)));
+    return { status: res.statusCode ?? 0, url: url.href, headers: res.headers, size: decoder ? null : length, body };
+  }
+}
+
+/** A redirect the client will not follow: the remote misbehaves, but it is reachable. */
+export class RedirectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RedirectError';
+  }
+}
