@@ -100,18 +100,22 @@ export class BlobService {
 
   /** Inside the caller's transaction: the blob row for the staged bytes (existing content is reused). */
   async attach(tx: Tx, staged: StagedBlob): Promise<BlobRow> {
-    const t = now();
-    const existing = await tx<BlobRow>('blobs').where({ store_id: staged.storeId, sha256: staged.sha256 }).first();
-    if (existing) {
+    const reuse = async (): Promise<BlobRow | undefined> => {
+      const existing = await tx<BlobRow>('blobs').where({ store_id: staged.storeId, sha256: staged.sha256 }).first();
+      if (!existing) return undefined;
       // Touch first: GC deletes only rows untouched for its grace period, so a row being reused is safe.
-      const n = await tx('blobs').where({ id: existing.id }).update({ touched_at: t });
-      if (n === 1) {
-        staged.blobId = num(existing.id);
-        staged.duplicate = true;
-        return normaliseRow({ ...existing, touched_at: t });
-      }
-    }
-    const [row] = await tx('blobs')
+      const t = now();
+      if ((await tx('blobs').where({ id: existing.id }).update({ touched_at: t })) !== 1) return undefined;
+      staged.blobId = num(existing.id);
+      staged.duplicate = true;
+      return normaliseRow({ ...existing, touched_at: t });
+    };
+    const found = await reuse();
+    if (found) return found;
+    const t = now();
+    // Two uploads of the same new content may race (two nodes, or two clients): the loser's insert
+    // does nothing (on PostgreSQL it waits for the winner's commit) and it reuses the winner's row.
+    const rows = await tx('blobs')
       .insert({
         store_id: staged.storeId,
         sha256: staged.sha256,
@@ -122,10 +126,17 @@ export class BlobService {
         created_at: t,
         touched_at: t,
       })
+      .onConflict(['store_id', 'sha256'])
+      .ignore()
       .returning('*');
-    staged.blobId = num(row.id);
+    if (rows.length === 0) {
+      const winner = await reuse();
+      if (!winner) throw new AppError('CONFLICT', 'Concurrent upload of the same content; please retry');
+      return winner;
+    }
+    staged.blobId = num(rows[0].id);
     staged.duplicate = false;
-    return normaliseRow(row as BlobRow);
+    return normaliseRow(rows[0] as BlobRow);
   }
 
   /** After a successful commit: bytes that duplicated an existing blob are removed. */
