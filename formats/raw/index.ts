@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import mime from 'mime-types';
 import { AppError } from '../../src/errors.js';
 import type { ContentRequest, FormatPlugin } from '../../src/repository/format.js';
 import { sendContent } from '../../src/http/send-content.js';
@@ -9,16 +8,10 @@ export interface RawSection {
   contentDisposition: 'INLINE' | 'ATTACHMENT';
 }
 
-/** Content type from the file name; unknown extensions are octet-stream. */
-export function rawContentType(path: string): string {
-  return mime.lookup(path.split('/').pop() ?? '') || 'application/octet-stream';
-}
+import { rawComponent, rawContentType } from './paths.js';
+import { planRawUpload } from './upload.js';
 
-/** Nexus's raw component: the directory is the group, the full path the name, no version. */
-export function rawComponent(path: string) {
-  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
-  return { namespace: '/' + dir, name: path, version: '' };
-}
+export { rawComponent, rawContentType };
 
 async function get(req: ContentRequest): Promise<void> {
   const { ctx, repo, path } = req;
@@ -86,6 +79,7 @@ export const raw: FormatPlugin = {
       defaults: () => ({ contentDisposition: 'ATTACHMENT' }),
     },
   ],
+  planUpload: planRawUpload,
   proxyAsset: (path, upstream) => ({ contentType: upstream.contentType ?? rawContentType(path), component: rawComponent(path) }),
   classify(ctx, path) {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';

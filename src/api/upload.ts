@@ -6,12 +6,13 @@ import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import type Koa from 'koa';
 import busboy from 'busboy';
-import mime from 'mime-types';
 import type { Stowage } from '../stowage.js';
 import { AppError, badRequest } from '../errors.js';
 import { requireContent } from '../http/auth.js';
 import { GroupRepository, HostedRepository, type Repository } from '../repository/repository.js';
 import type { AccessCheck } from '../repository/types.js';
+import type { UploadPlan } from '../repository/format.js';
+import { decodeRepositoryPath } from '../http/paths.js';
 
 /** A file part, spooled to disk (never held in memory) until the whole form has been read. */
 interface SpooledFile {
@@ -100,62 +101,8 @@ async function receiveForm(ctx: Koa.Context, dir: string, spooled: string[]): Pr
   return form;
 }
 
-/** Path segments of a field value; traversal, backslashes, NUL and empty names are refused. */
-function segments(value: string, field: string, allowEmpty: boolean): string[] {
-  const bad = (why: string) => badRequest(`${field}: ${why}`, { field });
-  if (/[\\\0]/.test(value)) throw bad('backslashes and NUL are not allowed');
-  const parts = value.split('/');
-  const out: string[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const s = parts[i];
-    if (s === '.' || s === '..') throw bad(`'.' and '..' are not allowed`);
-    if (s === '') {
-      // A directory may be written `/a/b/`; a file name must name a file.
-      if (allowEmpty) continue;
-      throw bad(i === 0 ? 'must not be absolute' : 'empty path segment');
-    }
-    out.push(s);
-  }
-  return out;
-}
-
-interface PathUpload {
-  field: string;
-  path: string;
-  file: SpooledFile;
-}
-
-/**
- * Nexus's path upload (raw's upload definition): `<format>.directory` plus `<format>.assetN`
- * files, each named by `<format>.assetN.filename`. Every asset is checked before anything is stored.
- */
-function pathUploads(format: string, form: Form): PathUpload[] {
-  const prefix = `${format}.`;
-  const assetField = new RegExp(`^${prefix.replace(/\./g, '\\.')}(asset\\d*)$`);
-  const dirField = `${prefix}directory`;
-  const dir = segments(form.fields.get(dirField) ?? '', dirField, true);
-  const out: PathUpload[] = [];
-  for (const [field, file] of form.files) {
-    if (!assetField.test(field)) throw badRequest(`${field}: unexpected file field (expected ${prefix}asset1, ${prefix}asset2, …)`, { field });
-    const nameField = `${field}.filename`;
-    const filename = form.fields.get(nameField);
-    if (!filename) throw badRequest(`${nameField}: is required`, { field: nameField });
-    const p = [...dir, ...segments(filename, nameField, false)].join('/');
-    if (p.length > 1024) throw badRequest(`${nameField}: the path is longer than 1024 characters`, { field: nameField });
-    if (out.some((u) => u.path === p)) throw badRequest(`${nameField}: '${p}' is uploaded twice`, { field: nameField });
-    out.push({ field, path: p, file });
-  }
-  for (const f of form.fields.keys()) {
-    const m = new RegExp(`^(${prefix.replace(/\./g, '\\.')}asset\\d*)\\.filename$`).exec(f);
-    if (m && !form.files.has(m[1])) throw badRequest(`${m[1]}: no file was sent for ${f}`, { field: m[1] });
-  }
-  if (out.length === 0) throw badRequest(`${prefix}asset1: at least one file is required`, { field: `${prefix}asset1` });
-  const n = (f: string) => Number(f.slice(prefix.length + 'asset'.length) || 0);
-  return out.sort((a, b) => n(a.field) - n(b.field));
-}
-
 /** Fails before storing anything when the write policy would refuse one of the files. */
-async function preflight(app: Stowage, repo: Repository, uploads: PathUpload[]): Promise<void> {
+async function preflight(app: Stowage, repo: Repository, uploads: UploadPlan[]): Promise<void> {
   const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
   if (!(target instanceof HostedRepository)) return; // put() refuses it on the first file
   if (target.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${target.name}`);
@@ -177,20 +124,16 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
   const access: AccessCheck = { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })) };
   const spooled: string[] = [];
   try {
-    const uploads = pathUploads(repo.format.name, await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled));
+    const plan = repo.format.planUpload;
+    if (!plan) throw badRequest(`repository: ${repo.format.name} repositories do not accept component uploads`, { field: 'repository' });
+    const form = await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled);
+    const uploads = plan.call(repo.format, form);
+    // Defence in depth: whatever the format planned must be a valid repository path.
+    for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     await preflight(app, repo, uploads);
     for (const u of uploads) {
-      const slash = u.path.lastIndexOf('/');
-      await repo.put(
-        u.path,
-        createReadStream(u.file.file),
-        {
-          contentType: mime.lookup(u.path.slice(slash + 1)) || 'application/octet-stream',
-          component: { namespace: '/' + (slash < 0 ? '' : u.path.slice(0, slash)), name: u.path, version: '' },
-          expectedSize: u.file.size,
-        },
-        access,
-      );
+      const file = form.files.get(u.field)!;
+      await repo.put(u.path, createReadStream(file.file), { contentType: u.contentType, component: u.component, expectedSize: file.size }, access);
     }
   } finally {
     await Promise.all(spooled.map((f) => rm(f, { force: true })));

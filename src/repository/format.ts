@@ -23,6 +23,21 @@ export interface ContentRequest {
 /** What a request needs: a content action, or `public` for endpoints every client may call (ping, login). */
 export type RequestNeed = ContentAction | 'public';
 
+/** A multipart component upload as received: text fields, and the file fields with their sizes. */
+export interface UploadForm {
+  fields: Map<string, string>;
+  files: Map<string, { size: number }>;
+}
+
+/** One file of an upload and where it goes. */
+export interface UploadPlan {
+  /** The form's file field. */
+  field: string;
+  path: string;
+  contentType: string;
+  component?: ComponentInput | null;
+}
+
 export interface MergeInput {
   member: Repository;
   content: Content;
@@ -42,6 +57,13 @@ export interface FormatPlugin {
   handle(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
   renderError?(ctx: Koa.Context, err: AppError): void;
+
+  /**
+   * Nexus component upload (`POST /service/rest/v1/components`): which files of the form go to
+   * which paths. Pure (no database, no HTTP); throws a 400 naming the bad field. Formats without
+   * it do not accept component uploads.
+   */
+  planUpload?(form: UploadForm): UploadPlan[];
 
   // Proxy hooks -------------------------------------------------------------------------
   /** Metadata paths are revalidated after metadataMaxAge; others are content (contentMaxAge). */
