@@ -5,6 +5,7 @@ import * as m003 from './20261122_003_content.js';
 import * as m004 from './20261122_004_users.js';
 import * as m005 from './20261122_005_proxy_state.js';
 import * as m006 from './20261122_006_tasks.js';
+import * as m007 from './20261122_007_security.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261122_004_users', m004],
   ['20261122_005_proxy_state', m005],
   ['20261122_006_tasks', m006],
+  ['20261122_007_security', m007],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

@@ -14,6 +14,8 @@ import { createLogger, type Logger } from './log.js';
 import { formats as allFormats } from '../formats/index.js';
 import { TaskService } from './tasks/task-service.js';
 import { ProxyService } from './proxy/proxy-service.js';
+import { Secrets } from './security/secrets.js';
+import { Audit } from './security/audit.js';
 
 /** The application: every core service, created once per process and passed to listeners and formats. */
 export class Stowage {
@@ -27,12 +29,16 @@ export class Stowage {
   readonly formats: Map<string, FormatPlugin>;
   readonly tasks: TaskService;
   readonly proxy: ProxyService;
+  readonly secrets: Secrets;
+  readonly audit: Audit;
 
   private constructor(
     readonly config: Config,
     readonly db: Db,
   ) {
     this.log = createLogger(config.log.level);
+    this.secrets = new Secrets(config.dataDir, config.secretKey);
+    this.audit = new Audit(db, config.dataDir, (e) => this.log.error('Audit record failed', e));
     this.formats = new Map(allFormats.map((f) => [f.name, f]));
     this.blobStores = new BlobStores(db, config.dataDir);
     this.blobs = new BlobService(db, this.blobStores);

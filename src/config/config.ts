@@ -27,6 +27,8 @@ export const ConfigSchema = z.object({
   /** External URL used in generated links; otherwise derived from the request (X-Forwarded-*). */
   baseUrl: z.url().optional(),
   adminPassword: z.string().min(1).optional(),
+  /** Key for secrets at rest; otherwise <dataDir>/secret.key (every node of a cluster needs the same). */
+  secretKey: z.string().min(16).optional(),
   // Strings were mapped by parseBool; anything left that is not a boolean is an error (coercion
   // would turn every non-empty string, 'off' misspelt included, into true).
   anonymousAccess: z.boolean(),
@@ -59,6 +61,7 @@ const ENV: Record<string, string[]> = {
   STOWAGE_DB: ['db'],
   STOWAGE_BASE_URL: ['baseUrl'],
   STOWAGE_ADMIN_PASSWORD: ['adminPassword'],
+  STOWAGE_SECRET_KEY: ['secretKey'],
   STOWAGE_ANONYMOUS: ['anonymousAccess'],
   STOWAGE_BLOB_GC_GRACE: ['blobs', 'gcGraceSeconds'],
   STOWAGE_BLOB_GC_INTERVAL: ['blobs', 'gcIntervalSeconds'],

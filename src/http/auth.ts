@@ -55,3 +55,8 @@ export async function requireApp(app: Stowage, ctx: Koa.Context, privilege: stri
   if (p && (await app.authorizer.canApp(p, privilege))) return p;
   throw denied(p, `use ${privilege}`);
 }
+
+/** Who did it and from where, for the audit log. */
+export function auditOrigin(ctx: Koa.Context): import('../security/audit.js').AuditOrigin {
+  return { principal: principalOf(ctx), remoteAddress: ctx.ip };
+}

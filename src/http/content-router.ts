@@ -42,7 +42,7 @@ export function contentRouter(app: Stowage): Koa.Middleware {
     const principal =
       need === 'public'
         ? (principalOf(ctx) ?? anonymousPrincipal())
-        : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need });
+        : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
     const req: ContentRequest = {
       ctx,
       repo,
@@ -52,7 +52,7 @@ export function contentRouter(app: Stowage): Koa.Middleware {
       app,
       access: {
         require: async (action: ContentAction) => {
-          await requireContent(app, ctx, { format: format.name, repository: repo.name, action });
+          await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
         },
       },
     };

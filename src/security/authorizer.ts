@@ -6,6 +6,8 @@ export interface ContentPermission {
   format: string;
   repository: string;
   action: ContentAction;
+  /** Path inside the repository with a leading '/' (content selectors match on it); absent for whole-repository checks. */
+  path?: string;
 }
 
 /**

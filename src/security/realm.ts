@@ -1,0 +1,19 @@
+import type { Principal } from './principal.js';
+
+/**
+ * One source of identities. Realms are tried in the active order (Nexus realm ids); the first
+ * that recognises the credentials answers. A realm that is unreachable (LDAP down) answers null
+ * within its own timeout and never blocks the others.
+ */
+export interface Realm {
+  /** Nexus realm id, e.g. NexusAuthenticatingRealm, LdapRealm, NpmToken, DockerToken. */
+  readonly id: string;
+  /** Human name for /realms/available. */
+  readonly name: string;
+  /** User id + password (HTTP Basic, form login). */
+  authenticate?(userId: string, password: string): Promise<Principal | null>;
+  /** `Authorization: Bearer <token>`. */
+  authenticateBearer?(token: string): Promise<Principal | null>;
+}
+
+export const LOCAL_REALM = 'NexusAuthenticatingRealm';
