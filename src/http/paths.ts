@@ -17,26 +17,38 @@ export function decodeRepositoryPath(raw: string): string {
   } catch {
     throw bad(`Invalid path '${raw}': malformed percent-encoding`);
   }
-  if (decoded.includes('\0')) throw bad('Invalid path: NUL byte');
-  if (decoded.includes('\\')) throw bad(`Invalid path '${decoded}': backslashes are not allowed`);
-  if (decoded.startsWith('/')) throw bad(`Invalid path '${decoded}': absolute paths are not allowed`);
-  if (/^[A-Za-z]:/.test(decoded)) throw bad(`Invalid path '${decoded}': drive letters are not allowed`);
-  const segments = decoded.split('/');
-  for (let i = 0; i < segments.length; i++) {
-    const s = segments[i];
-    if (s === '..' || s === '.') throw bad(`Invalid path '${decoded}': '.' and '..' segments are not allowed`);
-    if (s === '' && i < segments.length - 1) throw bad(`Invalid path '${decoded}': empty path segment`);
-    // A segment that still decodes to a dot-segment was double-encoded: refuse it as well.
-    if (/%2e/i.test(s)) {
-      let again = s;
+  refuseTraversal(decoded, decoded);
+  // Double-encoded traversal (`%252e%252e%252f`): a server, proxy or client that decodes once more
+  // would see `../`. The stored path keeps its literal `%`, but such names are refused outright.
+  if (decoded.includes('%')) {
+    let again: string | undefined;
+    try {
+      again = decodeURIComponent(decoded);
+    } catch {
+      /* a literal % that is not an escape is fine */
+    }
+    if (again !== undefined && again !== decoded) {
       try {
-        again = decodeURIComponent(s);
-      } catch {
-        /* literal % is fine */
+        refuseTraversal(again, decoded);
+      } catch (e) {
+        throw bad(`Invalid path '${decoded}': encoded traversal is not allowed (${(e as Error).message.replace(/^Invalid path[^:]*: /, '')})`);
       }
-      if (again === '..' || again === '.') throw bad(`Invalid path '${decoded}': encoded dot-segments are not allowed`);
     }
   }
   if (decoded.length > 1024) throw bad('Invalid path: longer than 1024 characters');
   return decoded;
+}
+
+/** Throws for NUL, backslashes, absolute paths, drive letters, dot- and empty segments. */
+function refuseTraversal(p: string, shown: string): void {
+  if (p.includes('\0')) throw bad('Invalid path: NUL byte');
+  if (p.includes('\\')) throw bad(`Invalid path '${shown}': backslashes are not allowed`);
+  if (p.startsWith('/')) throw bad(`Invalid path '${shown}': absolute paths are not allowed`);
+  if (/^[A-Za-z]:/.test(p)) throw bad(`Invalid path '${shown}': drive letters are not allowed`);
+  const segments = p.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === '..' || s === '.') throw bad(`Invalid path '${shown}': '.' and '..' segments are not allowed`);
+    if (s === '' && i < segments.length - 1) throw bad(`Invalid path '${shown}': empty path segment`);
+  }
 }

@@ -19,7 +19,9 @@ export interface Listener {
 /** The main listener's Koa app, as a readable pipeline: errors, identity, then the three surfaces. */
 export function createMainApp(app: Stowage): Koa {
   const koa = new Koa();
-  koa.proxy = true; // X-Forwarded-* are honoured for generated URLs
+  // Client addresses from X-Forwarded-For only when configured (generated URLs read
+  // X-Forwarded-Proto/Host themselves, see Stowage.baseUrl).
+  koa.proxy = app.config.http.trustProxy;
   koa.silent = true;
   koa.use(errorBoundary(app.log));
   koa.use(async (ctx, next) => {
@@ -36,6 +38,14 @@ export function createMainApp(app: Stowage): Koa {
 
 export async function listen(koa: Koa, port: number, host: string): Promise<Listener> {
   const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, koa.callback());
+  // Responses in flight, so a drain can tell their clients not to reuse the connection.
+  const inFlight = new Set<http.ServerResponse>();
+  let draining = false;
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (draining) res.shouldKeepAlive = false;
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -51,10 +61,17 @@ export async function listen(koa: Koa, port: number, host: string): Promise<List
     url: `http://${shownHost}:${addr.port}`,
     close: (graceMs = 30_000) =>
       new Promise<void>((resolve) => {
+        draining = true;
+        // Each in-flight response ends its connection (Connection: close) instead of keeping it
+        // alive; a connection that goes idle anyway (headers already sent) is closed by the sweep.
+        // Without this a keep-alive client held the drain open for the whole grace period.
+        for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
         force.unref();
         server.close(() => {
           clearTimeout(force);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections();
