@@ -21,6 +21,11 @@ export const ConfigSchema = z.object({
     maxJsonBytes: numeric(z.number().int().positive()),
     /** Grace for in-flight requests on SIGTERM, seconds. */
     shutdownGraceSeconds: durationSeconds,
+    /**
+     * Behind a reverse proxy: take the client address from X-Forwarded-For (audit log, login
+     * throttling). Off by default, since a client could otherwise choose its own address.
+     */
+    trustProxy: z.boolean(),
   }),
   /** Database URL: postgres://… for PostgreSQL, otherwise a SQLite file path (default <dataDir>/db/stowage.sqlite). */
   db: z.string().optional(),
@@ -58,6 +63,7 @@ const ENV: Record<string, string[]> = {
   STOWAGE_HTTP_HOST: ['http', 'host'],
   STOWAGE_MAX_JSON_BYTES: ['http', 'maxJsonBytes'],
   STOWAGE_SHUTDOWN_GRACE: ['http', 'shutdownGraceSeconds'],
+  STOWAGE_TRUST_PROXY: ['http', 'trustProxy'],
   STOWAGE_DB: ['db'],
   STOWAGE_BASE_URL: ['baseUrl'],
   STOWAGE_ADMIN_PASSWORD: ['adminPassword'],
@@ -74,7 +80,7 @@ const ENV: Record<string, string[]> = {
 function defaults(): Record<string, unknown> {
   return {
     dataDir: './data',
-    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30 },
+    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false },
     anonymousAccess: true,
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
@@ -105,6 +111,8 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
+const BOOLEAN_SETTINGS = new Set(['anonymousAccess', 'http.trustProxy']);
+
 function parseBool(v: string): unknown {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
@@ -132,7 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   }
   for (const [name, keys] of Object.entries(ENV)) {
     const v = env[name];
-    if (v !== undefined && v !== '') setPath(raw, keys, keys[0] === 'anonymousAccess' ? parseBool(v) : v);
+    if (v !== undefined && v !== '') setPath(raw, keys, BOOLEAN_SETTINGS.has(keys.join('.')) ? parseBool(v) : v);
   }
   raw = deepMerge(raw, overrides);
   if (typeof raw.anonymousAccess === 'string') raw.anonymousAccess = parseBool(raw.anonymousAccess);
