@@ -8,7 +8,7 @@ import { ContentService } from './content/content-service.js';
 import { RepositoryManager } from './repository/repository-manager.js';
 import type { FormatPlugin } from './repository/format.js';
 import { Security } from './security/security.js';
-import { BuiltinRoles, PrivilegeAuthorizer, type Authorizer } from './security/authorizer.js';
+import { PrivilegeAuthorizer, type Authorizer } from './security/authorizer.js';
 import { randomPassword } from './security/passwords.js';
 import { createLogger, type Logger } from './log.js';
 import { formats as allFormats } from '../formats/index.js';
@@ -16,6 +16,9 @@ import { TaskService } from './tasks/task-service.js';
 import { ProxyService } from './proxy/proxy-service.js';
 import { Secrets } from './security/secrets.js';
 import { Audit } from './security/audit.js';
+import { API_TOKEN_KIND, ScopedAuthorizer, TokenService, USER_TOKEN_REALM, tokenRealm } from './security/tokens.js';
+import { LoginThrottle } from './security/throttle.js';
+import { LdapRealm } from './security/ldap/realm.js';
 
 /** The application: every core service, created once per process and passed to listeners and formats. */
 export class Stowage {
@@ -31,6 +34,9 @@ export class Stowage {
   readonly proxy: ProxyService;
   readonly secrets: Secrets;
   readonly audit: Audit;
+  /** User tokens: the engine of the token realms (API tokens; npm and docker tokens later). */
+  readonly tokens: TokenService;
+  readonly loginThrottle: LoginThrottle;
 
   private constructor(
     readonly config: Config,
@@ -40,12 +46,21 @@ export class Stowage {
     this.secrets = new Secrets(config.dataDir, config.secretKey);
     this.audit = new Audit(db, config.dataDir, (e) => this.log.error('Audit record failed', e));
     this.formats = new Map(allFormats.map((f) => [f.name, f]));
-    this.blobStores = new BlobStores(db, config.dataDir);
+    this.blobStores = new BlobStores(db, config.dataDir, this.secrets);
     this.blobs = new BlobService(db, this.blobStores);
     this.content = new ContentService(db);
     this.repositories = new RepositoryManager(db, this.formats, this);
-    this.security = new Security(db, this.content, config.anonymousAccess);
-    this.authorizer = new PrivilegeAuthorizer(new BuiltinRoles());
+    this.security = new Security(db, this.content, config.anonymousAccess, {
+      formatNames: () => [...this.formats.keys()],
+      repositoryList: async () => (await this.repositories.list()).map((r) => ({ name: r.name, format: r.format.name })),
+    });
+    // Token scopes wrap whichever policy is in use: a read-only token never writes.
+    this.authorizer = new ScopedAuthorizer(new PrivilegeAuthorizer(this.security.store));
+    this.tokens = new TokenService(db, (e) => this.log.warn('Token last-use update failed', e));
+    this.tokens.registerSource('default', (userId) => this.security.users.principal(userId));
+    this.security.register(tokenRealm(this.tokens, { id: USER_TOKEN_REALM, name: 'User Token Realm', kinds: [API_TOKEN_KIND] }));
+    LdapRealm.install(this);
+    this.loginThrottle = new LoginThrottle();
     this.tasks = new TaskService(db, this);
     this.proxy = new ProxyService(db, this);
   }
@@ -59,6 +74,7 @@ export class Stowage {
       await migrate(db);
       await app.blobStores.ensureDefault();
       await app.ensureAdmin();
+      await app.security.ensureDefaults();
       await app.tasks.ensureDefaults();
     } catch (e) {
       await db.destroy();

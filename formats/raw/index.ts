@@ -67,6 +67,10 @@ async function del(req: ContentRequest): Promise<void> {
   const { ctx, repo, path } = req;
   if (path === '' || path.endsWith('/')) throw new AppError('BAD_REQUEST', 'Folders are deleted through the REST API');
   if (!(await repo.delete(path))) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+  await req.app.audit.record(
+    { principal: req.principal, remoteAddress: ctx.ip },
+    { domain: 'repository.asset', type: 'deleted', context: path, attributes: { repository: repo.name, format: 'raw', path } },
+  );
   ctx.status = 204;
 }
 

@@ -8,19 +8,11 @@ import { denied, principalOf } from '../http/auth.js';
 export type AdminAction = 'browse' | 'read' | 'edit' | 'add' | 'delete';
 
 /**
- * Repository configuration privilege, as Nexus names it: `nx-repository-admin-<format>-<repo>-<action>`,
- * where any of the three parts may be `*` in a granted privilege.
+ * Repository configuration privilege, as Nexus names it: `nx-repository-admin-<format>-<repo>-<action>`
+ * (a granted privilege with `*` for any part, or a custom repository-admin privilege, covers it).
  */
 export async function canRepoAdmin(app: Stowage, principal: Principal | null, format: string, repo: string, action: AdminAction): Promise<boolean> {
-  if (!principal) return false;
-  for (const f of [format, '*']) {
-    for (const r of [repo, '*']) {
-      for (const a of [action, '*']) {
-        if (await app.authorizer.canApp(principal, `nx-repository-admin-${f}-${r}-${a}`)) return true;
-      }
-    }
-  }
-  return false;
+  return !!principal && app.authorizer.canApp(principal, `nx-repository-admin-${format}-${repo}-${action}`);
 }
 
 export async function requireRepoAdmin(app: Stowage, ctx: Koa.Context, format: string, repo: string, action: AdminAction): Promise<Principal> {

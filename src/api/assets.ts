@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Stowage } from '../stowage.js';
 import { pageParams, requiredParam } from './params.js';
 import { ContentViews, repositoryScope } from './content-views.js';
+import { auditOrigin } from '../http/auth.js';
 
 /** `/assets`: list one repository's assets (paged), get and delete by id. */
 export function assetRoutes(app: Stowage): Router {
@@ -18,8 +19,15 @@ export function assetRoutes(app: Stowage): Router {
   });
 
   r.delete('/assets/:id', async (ctx) => {
-    const { row } = await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'delete');
+    const { row, item } = await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'delete');
     await app.content.deleteAssetById(row.id);
+    const owner = (await app.repositories.list()).find((r) => r.id === row.repository_id);
+    await app.audit.record(auditOrigin(ctx), {
+      domain: 'repository.asset',
+      type: 'deleted',
+      context: row.path,
+      attributes: { repository: owner?.name ?? item.repository, format: item.format, path: row.path, sha1: item.checksum.sha1, size: item.fileSize },
+    });
     ctx.status = 204;
   });
 

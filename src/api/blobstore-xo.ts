@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { badRequest } from '../errors.js';
 import type { BlobStoreRow } from '../blob/blob-stores.js';
+import { isEncryptedValue } from '../security/secrets.js';
 
 /** Nexus soft quota: an alert threshold in bytes, never a hard limit. */
 export interface SoftQuota {
@@ -85,6 +86,10 @@ export function parseS3Store(body: unknown, urlName?: string, current?: Record<s
   if (adv?.endpoint) attributes.endpoint = adv.endpoint;
   if (adv?.forcePathStyle !== null && adv?.forcePathStyle !== undefined) attributes.forcePathStyle = adv.forcePathStyle;
   if (adv?.signerType) attributes.signerType = adv.signerType;
+  // The key itself, never a stored ciphertext: that would be decrypted and used (a decryption oracle).
+  if (sec?.secretAccessKey && isEncryptedValue(sec.secretAccessKey)) {
+    throw badRequest('bucketConfiguration.bucketSecurity.secretAccessKey: must be the key itself', { field: 'bucketConfiguration.bucketSecurity.secretAccessKey' });
+  }
   if (sec?.accessKeyId) {
     attributes.accessKeyId = sec.accessKeyId;
     const keep = current && current.accessKeyId === sec.accessKeyId ? current.secretAccessKey : undefined;

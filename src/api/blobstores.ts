@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { badRequest, notFound } from '../errors.js';
-import { requireApp } from '../http/auth.js';
+import { auditOrigin, requireApp } from '../http/auth.js';
 import type { BlobStoreRow } from '../blob/blob-stores.js';
 import { readJson } from './body.js';
 import { fileStoreXO, parseFileStore, parseS3Store, quotaStatus, s3StoreXO, softQuotaOf, typeName } from './blobstore-xo.js';
@@ -22,6 +22,16 @@ async function checkRelocation(app: Stowage, store: BlobStoreRow, next: Record<s
   if ((await app.blobs.usage(store.id)).blobCount > 0) {
     throw badRequest(`${moved}: blob store '${store.name}' holds blobs; its ${moved} cannot be changed`, { field: moved });
   }
+}
+
+/** Stored settings for the audit log: the secret key replaced by a marker. */
+function auditAttributes(attributes: Record<string, unknown>): Record<string, unknown> {
+  const { secretAccessKey, ...rest } = attributes;
+  return secretAccessKey ? { ...rest, secretAccessKey: '<secret>' } : rest;
+}
+
+async function audited(app: Stowage, ctx: Koa.Context, type: string, name: string, attributes: Record<string, unknown>): Promise<void> {
+  await app.audit.record(auditOrigin(ctx), { domain: 'blobstore', type, context: name, attributes });
 }
 
 /** Nexus BlobStoreXO: usage from the blob rows, availability and free space from the driver. */
@@ -63,7 +73,9 @@ export function blobStoreRoutes(app: Stowage): Router {
 
   r.delete('/blobstores/:name', async (ctx) => {
     await requireApp(app, ctx, 'nx-blobstores-delete');
-    await app.blobStores.delete(ctx.params.name);
+    const store = await app.blobStores.require(ctx.params.name);
+    await app.blobStores.delete(store.name);
+    await audited(app, ctx, 'deleted', store.name, { type: store.type, before: auditAttributes(store.attributes) });
     ctx.status = 204;
   });
 
@@ -80,6 +92,7 @@ export function blobStoreRoutes(app: Stowage): Router {
     await requireApp(app, ctx, 'nx-blobstores-create');
     const s = parseFileStore(await body(ctx));
     await app.blobStores.create(s.name, 'file', s.attributes);
+    await audited(app, ctx, 'created', s.name, { type: 'file', after: auditAttributes(s.attributes) });
     ctx.status = 204;
   });
 
@@ -94,6 +107,7 @@ export function blobStoreRoutes(app: Stowage): Router {
     const s = parseFileStore(await body(ctx), store.name);
     await checkRelocation(app, store, s.attributes);
     await app.blobStores.update(store.name, s.attributes);
+    await audited(app, ctx, 'updated', store.name, { type: 'file', before: auditAttributes(store.attributes), after: auditAttributes(s.attributes) });
     ctx.status = 204;
   });
 
@@ -102,6 +116,7 @@ export function blobStoreRoutes(app: Stowage): Router {
     await requireApp(app, ctx, 'nx-blobstores-create');
     const s = parseS3Store(await body(ctx));
     await app.blobStores.create(s.name, 's3', s.attributes);
+    await audited(app, ctx, 'created', s.name, { type: 's3', after: auditAttributes(s.attributes) });
     ctx.status = 201;
     ctx.body = '';
   });
@@ -117,6 +132,13 @@ export function blobStoreRoutes(app: Stowage): Router {
     const s = parseS3Store(await body(ctx), store.name, store.attributes);
     await checkRelocation(app, store, s.attributes);
     await app.blobStores.update(store.name, s.attributes);
+    await audited(app, ctx, 'updated', store.name, {
+      type: 's3',
+      before: auditAttributes(store.attributes),
+      after: auditAttributes(s.attributes),
+      // A new key arrives plain; the kept one is the stored (encrypted) value.
+      credentialsChanged: typeof s.attributes.secretAccessKey === 'string' && !app.secrets.isEncrypted(s.attributes.secretAccessKey),
+    });
     ctx.status = 204;
   });
 

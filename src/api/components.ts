@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { Stowage } from '../stowage.js';
-import { requireApp } from '../http/auth.js';
+import { auditOrigin, requireApp } from '../http/auth.js';
 import { pageParams, requiredParam } from './params.js';
 import { ContentViews, repositoryScope } from './content-views.js';
 import { uploadComponent } from './upload.js';
@@ -26,8 +26,15 @@ export function componentRoutes(app: Stowage): Router {
   });
 
   r.delete('/components/:id', async (ctx) => {
-    const { row } = await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'delete');
+    const { row, item } = await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'delete');
     await app.content.deleteComponent(row.id);
+    const owner = (await app.repositories.list()).find((r) => r.id === row.repository_id);
+    await app.audit.record(auditOrigin(ctx), {
+      domain: 'repository.component',
+      type: 'deleted',
+      context: [item.group, item.name, item.version].filter(Boolean).join(':'),
+      attributes: { repository: owner?.name ?? item.repository, format: item.format, group: item.group, name: item.name, version: item.version, assets: item.assets.map((a) => a.path) },
+    });
     ctx.status = 204;
   });
 

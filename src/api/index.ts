@@ -9,6 +9,14 @@ import { assetRoutes } from './assets.js';
 import { searchRoutes } from './search.js';
 import { taskRoutes } from './tasks.js';
 import { openApiRoutes } from './openapi.js';
+import { securityUserRoutes } from './security-users.js';
+import { securityRoleRoutes } from './security-roles.js';
+import { securityPrivilegeRoutes } from './security-privileges.js';
+import { securitySelectorRoutes } from './security-selectors.js';
+import { securityRealmRoutes } from './security-realms.js';
+import { securityLdapRoutes } from './security-ldap.js';
+import { securityTokenRoutes } from './security-tokens.js';
+import { auditRoutes } from './audit.js';
 
 export const API_PREFIX = '/service/rest';
 
@@ -16,7 +24,8 @@ export const API_PREFIX = '/service/rest';
 export function apiRouter(app: Stowage): Koa.Middleware {
   const rest = new Router({ prefix: API_PREFIX });
   const v1 = new Router({ prefix: '/v1' });
-  for (const r of [statusRoutes(app), repositoryRoutes(app), blobStoreRoutes(app), componentRoutes(app), assetRoutes(app), searchRoutes(app), taskRoutes(app)]) {
+  const security = [securityUserRoutes(app), securityRoleRoutes(app), securityPrivilegeRoutes(app), securitySelectorRoutes(app), securityRealmRoutes(app)];
+  for (const r of [statusRoutes(app), repositoryRoutes(app), blobStoreRoutes(app), componentRoutes(app), assetRoutes(app), searchRoutes(app), taskRoutes(app), securityTokenRoutes(app), auditRoutes(app), securityLdapRoutes(app), ...security]) {
     v1.use(r.routes(), r.allowedMethods());
   }
   const docs = openApiRoutes(app);

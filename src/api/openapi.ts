@@ -362,6 +362,367 @@ function pathsFor(formats: FormatPlugin[]): Json {
   };
 }
 
+// Security: users, roles, privileges, content selectors, realms, anonymous access ------------
+
+const ACTIONS_XO = { type: 'array', items: { type: 'string', enum: ['BROWSE', 'READ', 'EDIT', 'ADD', 'DELETE', 'CREATE', 'UPDATE', 'RUN', 'START', 'STOP', 'ASSOCIATE', 'DISASSOCIATE', 'ALL'] } };
+const strList = { type: 'array', items: str };
+const PRIVILEGE_TYPE_ENUM = ['application', 'repository-view', 'repository-admin', 'repository-content-selector', 'wildcard'];
+
+function securitySchemas(): Json {
+  const user = {
+    userId: str,
+    firstName: str,
+    lastName: str,
+    emailAddress: str,
+    source: { type: 'string', description: '`default` for local users; `LDAP`… for external ones' },
+    status: { type: 'string', enum: ['active', 'locked', 'disabled', 'changepassword'] },
+    readOnly: { type: 'boolean', description: 'True for external users (only their roles can change)' },
+    roles: { ...strList, description: 'Local roles (for external users: roles mapped here)' },
+    externalRoles: { ...strList, description: 'Roles (groups) the external source gives; read-only' },
+  };
+  return {
+    ApiUser: obj(user),
+    ApiCreateUser: obj(
+      { userId: str, firstName: str, lastName: str, emailAddress: str, password: { type: 'string', writeOnly: true }, status: user.status, roles: strList },
+      ['userId', 'password'],
+    ),
+    ApiUserSource: obj({ id: str, name: str }),
+    RoleXORequest: obj({ id: str, name: str, description: str, privileges: strList, roles: { ...strList, description: 'Nested role ids (cycles are refused)' } }, ['id']),
+    RoleXOResponse: obj({ id: str, source: str, name: str, description: str, readOnly: bool, privileges: strList, roles: strList }),
+    ApiPrivilege: {
+      type: 'object',
+      description: 'type, name, description, readOnly, plus per type: application {domain, actions}; repository-view and repository-admin {format, repository, actions}; repository-content-selector {contentSelector, format, repository, actions}; wildcard {pattern}',
+      properties: {
+        type: { type: 'string', enum: PRIVILEGE_TYPE_ENUM },
+        name: str,
+        description: str,
+        readOnly: bool,
+        domain: str,
+        format: { type: 'string', description: 'A format or *' },
+        repository: { type: 'string', description: 'A repository name or *' },
+        contentSelector: str,
+        pattern: { type: 'string', example: 'nexus:repository-view:raw:*:read' },
+        actions: ACTIONS_XO,
+      },
+    },
+    ApiPrivilegeRequest: {
+      type: 'object',
+      description: 'The fields of the privilege type in the path (see ApiPrivilege); name is required on create and fixed on update',
+      properties: { name: str, description: str, domain: str, format: str, repository: str, contentSelector: str, pattern: str, actions: ACTIONS_XO },
+    },
+    ContentSelector: obj({ name: str, type: { type: 'string', enum: ['csel'] }, description: str, expression: { type: 'string', example: 'format == "raw" and path =^ "/team-a/"' } }),
+    ContentSelectorRequest: obj({ name: str, description: str, expression: str }, ['expression']),
+    ContentSelectorPreview: obj(
+      { expression: str, repository: { type: 'string', description: 'A repository (a group: its members) or * / absent for every repository the caller may browse' }, format: str },
+      ['expression'],
+    ),
+    RealmXO: obj({ id: str, name: str }),
+    AnonymousAccessSettings: obj({ enabled: bool, userId: { type: 'string', default: 'anonymous' }, realmName: { type: 'string', default: 'NexusAuthorizingRealm' } }, ['enabled']),
+  };
+}
+
+function securityPaths(): Json {
+  const userId = path('userId', 'User id');
+  const roleId = path('id', 'Role id');
+  const privName = path('privilegeName', 'Privilege name');
+  const privType = { ...path('type', 'Privilege type'), schema: { type: 'string', enum: PRIVILEGE_TYPE_ENUM } };
+  const selName = path('name', 'Content selector name');
+  const T = 'Security management';
+  return {
+    '/v1/security/users': {
+      get: op(T, 'List users: local and external (LDAP) sources', 'nx-users-read', {
+        parameters: [query('userId', 'Only user ids starting with this'), query('source', 'Only this source (`default` = local, `LDAP`)')],
+        responses: responses({ '200': R.ok({ type: 'array', items: ref('ApiUser') }) }),
+      }),
+      post: op(T, 'Create a local user', 'nx-users-create', {
+        requestBody: { required: true, ...json(ref('ApiCreateUser')) },
+        responses: responses({ '200': R.ok(ref('ApiUser')) }, ['badRequest', 'conflict']),
+      }),
+    },
+    '/v1/security/users/{userId}': {
+      put: op(T, "Update a user (for an external user only its local roles, kept as a role mapping)", 'nx-users-update', {
+        parameters: [userId],
+        requestBody: { required: true, ...json(ref('ApiUser')) },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+      delete: op(T, "Delete a local user (or an external user's role mapping)", 'nx-users-delete', {
+        parameters: [userId, query('realm', 'Source of the user (default: local, else any external source)')],
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/security/users/{userId}/change-password': {
+      put: {
+        tags: [T],
+        summary: "Change a local user's password (body: the new password as text/plain)",
+        description: 'A user may always change their own password (signed in with it, not with a token); anyone else needs nx-users-update.',
+        parameters: [userId],
+        requestBody: { required: true, content: { 'text/plain': { schema: { type: 'string' } } } },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      },
+    },
+    '/v1/security/user-sources': {
+      get: op(T, 'User sources', 'nx-users-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('ApiUserSource') }) }) }),
+    },
+    '/v1/security/roles': {
+      get: op(T, 'List roles', 'nx-roles-read', { parameters: [query('source', 'Only roles of this source (default)')], responses: responses({ '200': R.ok({ type: 'array', items: ref('RoleXOResponse') }) }) }),
+      post: op(T, 'Create a role', 'nx-roles-create', {
+        requestBody: { required: true, ...json(ref('RoleXORequest')) },
+        responses: responses({ '200': R.ok(ref('RoleXOResponse')) }, ['badRequest', 'conflict']),
+      }),
+    },
+    '/v1/security/roles/{id}': {
+      get: op(T, 'A role', 'nx-roles-read', { parameters: [roleId], responses: responses({ '200': R.ok(ref('RoleXOResponse')) }, ['notFound']) }),
+      put: op(T, 'Replace a role (built-in roles are read-only)', 'nx-roles-update', {
+        parameters: [roleId],
+        requestBody: { required: true, ...json(ref('RoleXORequest')) },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+      delete: op(T, 'Delete a role; it is removed from the roles and users holding it', 'nx-roles-delete', {
+        parameters: [roleId],
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/security/privileges': {
+      get: op(T, 'List privileges: built-ins (for every repository and format) and custom ones', 'nx-privileges-read', {
+        responses: responses({ '200': R.ok({ type: 'array', items: ref('ApiPrivilege') }) }),
+      }),
+    },
+    '/v1/security/privileges/{privilegeName}': {
+      get: op(T, 'A privilege', 'nx-privileges-read', { parameters: [privName], responses: responses({ '200': R.ok(ref('ApiPrivilege')) }, ['notFound']) }),
+      delete: op(T, 'Delete a custom privilege; it is removed from every role naming it', 'nx-privileges-delete', {
+        parameters: [privName],
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/security/privileges/{type}': {
+      post: op(T, 'Create a privilege of this type', 'nx-privileges-create', {
+        parameters: [privType],
+        requestBody: { required: true, ...json(ref('ApiPrivilegeRequest')) },
+        responses: responses({ '201': R.created }, ['badRequest', 'conflict']),
+      }),
+    },
+    '/v1/security/privileges/{type}/{privilegeName}': {
+      put: op(T, 'Replace a custom privilege of this type', 'nx-privileges-update', {
+        parameters: [privType, privName],
+        requestBody: { required: true, ...json(ref('ApiPrivilegeRequest')) },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/security/content-selectors': {
+      get: op(T, 'List content selectors', 'nx-selectors-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('ContentSelector') }) }) }),
+      post: op(T, 'Create a content selector (CSEL: format, path; ==, !=, =~, =^; and, or, parentheses)', 'nx-selectors-create', {
+        requestBody: { required: true, ...json(ref('ContentSelectorRequest')) },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'conflict']),
+      }),
+    },
+    '/v1/security/content-selectors/preview': {
+      post: op(T, 'Preview: the assets an expression matches, among those the caller may browse (paged like /assets). Stowage extension', 'nx-selectors-read', {
+        parameters: paging,
+        requestBody: { required: true, ...json(ref('ContentSelectorPreview')) },
+        responses: responses({ '200': R.ok(ref('PageAssetXO')) }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/security/content-selectors/{name}': {
+      get: op(T, 'A content selector', 'nx-selectors-read', { parameters: [selName], responses: responses({ '200': R.ok(ref('ContentSelector')) }, ['notFound']) }),
+      put: op(T, 'Update a content selector', 'nx-selectors-update', {
+        parameters: [selName],
+        requestBody: { required: true, ...json(ref('ContentSelectorRequest')) },
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
+      }),
+      delete: op(T, 'Delete a content selector (refused while a privilege uses it)', 'nx-selectors-delete', {
+        parameters: [selName],
+        responses: responses({ '204': R.noContent }, ['notFound', 'conflict']),
+      }),
+    },
+    '/v1/security/realms/available': {
+      get: op(T, 'Realms this server has', 'nx-settings-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('RealmXO') }) }) }),
+    },
+    '/v1/security/realms/active': {
+      get: op(T, 'Active realm ids, in order', 'nx-settings-read', { responses: responses({ '200': R.ok(strList) }) }),
+      put: op(T, 'Set the active realms, in order', 'nx-settings-update', {
+        requestBody: { required: true, ...json(strList) },
+        responses: responses({ '204': R.noContent }, ['badRequest']),
+      }),
+    },
+    '/v1/security/anonymous': {
+      get: op(T, 'Anonymous access settings', 'nx-settings-read', { responses: responses({ '200': R.ok(ref('AnonymousAccessSettings')) }) }),
+      put: op(T, 'Switch anonymous access (takes effect at once)', 'nx-settings-update', {
+        requestBody: { required: true, ...json(ref('AnonymousAccessSettings')) },
+        responses: responses({ '200': R.ok(ref('AnonymousAccessSettings')) }, ['badRequest']),
+      }),
+    },
+  };
+}
+
+// Security: LDAP servers -----------------------------------------------------------------------
+
+function ldapSchemas(): Json {
+  const fields: Json = {
+    name: str,
+    protocol: { type: 'string', enum: ['ldap', 'ldaps'] },
+    useTrustStore: { type: 'boolean', description: 'Stored; ldaps certificates are verified against the CA list of the Node runtime (NODE_EXTRA_CA_CERTS adds more)' },
+    host: str,
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Default 389 (ldap) or 636 (ldaps)' },
+    searchBase: { type: 'string', example: 'dc=example,dc=com' },
+    authScheme: { type: 'string', enum: ['NONE', 'SIMPLE'], description: 'NONE: anonymous searches; SIMPLE: bind as authUsername (DIGEST_MD5 and CRAM_MD5 are refused)' },
+    authRealm: str,
+    authUsername: { type: 'string', description: 'Bind DN of the service account (SIMPLE)' },
+    connectionTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 30, description: 'Bounds the connect and every operation: an unreachable server never holds a login longer' },
+    connectionRetryDelaySeconds: { type: 'integer', minimum: 0, default: 300, description: 'How long a failing server is skipped' },
+    maxIncidentsCount: { type: 'integer', minimum: 0, default: 3, description: 'Consecutive failures before the server is skipped for the retry delay' },
+    userBaseDn: { type: 'string', description: 'Relative to searchBase, e.g. ou=people' },
+    userSubtree: bool,
+    userObjectClass: { type: 'string', default: 'inetOrgPerson' },
+    userLdapFilter: { type: 'string', description: 'Extra filter users must match, e.g. (memberOf=cn=staff,ou=groups,dc=example,dc=com)' },
+    userIdAttribute: { type: 'string', default: 'uid' },
+    userRealNameAttribute: { type: 'string', default: 'cn' },
+    userEmailAddressAttribute: { type: 'string', default: 'mail' },
+    userPasswordAttribute: { type: 'string', description: 'Blank: passwords are checked by binding as the user; else compared with this attribute' },
+    ldapGroupsAsRoles: { type: 'boolean', default: true, description: 'LDAP groups become roles: a role whose id is the group name grants its privileges' },
+    groupType: { type: 'string', enum: ['static', 'dynamic'] },
+    groupBaseDn: { type: 'string', description: 'Relative to searchBase (static groups)' },
+    groupSubtree: bool,
+    groupObjectClass: { type: 'string', default: 'groupOfNames' },
+    groupIdAttribute: { type: 'string', default: 'cn' },
+    groupMemberAttribute: { type: 'string', default: 'member' },
+    groupMemberFormat: { type: 'string', default: '${dn}', description: '${dn}, ${username}, or a DN template such as uid=${username},ou=people,dc=example,dc=com' },
+    userMemberOfAttribute: { type: 'string', default: 'memberOf', description: 'Dynamic groups: the group id is the first RDN value of each value' },
+  };
+  return {
+    CreateLdapServerXo: {
+      ...obj({ ...fields, authPassword: { type: 'string', writeOnly: true, description: 'Write only: never returned. On update, leaving it out keeps the stored one unless host, port, protocol or authUsername change' } }, ['name', 'host', 'searchBase']),
+    },
+    ReadLdapServerXo: obj({ id: str, order: { type: 'integer', description: '1-based position in which servers are asked' }, ...fields }),
+    LdapVerifyLogin: {
+      allOf: [ref('CreateLdapServerXo'), obj({ username: str, password: { type: 'string', writeOnly: true } }, ['username', 'password'])],
+      description: 'The configuration plus the credentials to try (alternatively {server, username, password})',
+    },
+    LdapUserXO: obj({ username: str, realName: str, email: str, membership: { type: 'array', items: str } }),
+  };
+}
+
+function ldapPaths(): Json {
+  const T = 'Security management: LDAP';
+  const name = path('name', 'LDAP server name');
+  const verify = 'nx-ldap-update or nx-ldap-create';
+  const config = { required: true, ...json(ref('CreateLdapServerXo')) };
+  return {
+    '/v1/security/ldap': {
+      get: op(T, 'List LDAP servers in the order they are asked (bind passwords are never returned)', 'nx-ldap-read', {
+        responses: responses({ '200': R.ok({ type: 'array', items: ref('ReadLdapServerXo') }) }),
+      }),
+      post: op(T, 'Add an LDAP server (asked after the existing ones)', 'nx-ldap-create', { requestBody: config, responses: responses({ '201': R.created }, ['badRequest', 'conflict']) }),
+    },
+    '/v1/security/ldap/{name}': {
+      get: op(T, 'An LDAP server', 'nx-ldap-read', { parameters: [name], responses: responses({ '200': R.ok(ref('ReadLdapServerXo')) }, ['notFound']) }),
+      put: op(T, 'Replace an LDAP server configuration (may rename it)', 'nx-ldap-update', {
+        parameters: [name],
+        requestBody: config,
+        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound', 'conflict']),
+      }),
+      delete: op(T, 'Delete an LDAP server', 'nx-ldap-delete', { parameters: [name], responses: responses({ '204': R.noContent }, ['notFound']) }),
+    },
+    '/v1/security/ldap/change-order': {
+      post: op(T, 'Set the order servers are asked in: the names given first, any left out after them', 'nx-ldap-update', {
+        requestBody: { required: true, ...json({ type: 'array', items: str }) },
+        responses: responses({ '204': R.noContent }, ['badRequest']),
+      }),
+    },
+    '/v1/security/ldap/clear-cache': {
+      post: op(T, 'Forget cached LDAP logins and retry skipped servers at once', 'nx-ldap-delete', { responses: responses({ '204': R.noContent }) }),
+    },
+    '/v1/security/ldap/verify-connection': {
+      post: op(T, 'Connect, bind and read the search base with a configuration (not saved)', verify, {
+        requestBody: config,
+        responses: responses({ '204': { description: 'Connection verified' }, '400': { description: "Invalid configuration, or the server's error", ...json(ref('Error')) } }),
+      }),
+    },
+    '/v1/security/ldap/verify-user-mapping': {
+      post: op(T, 'The first users (up to 20) the user and group mapping finds', verify, {
+        requestBody: config,
+        responses: responses({ '200': R.ok({ type: 'array', items: ref('LdapUserXO') }), '400': { description: "Invalid configuration, or the server's error", ...json(ref('Error')) } }),
+      }),
+    },
+    '/v1/security/ldap/verify-login': {
+      post: op(T, 'Try a login with a configuration (not saved)', verify, {
+        requestBody: { required: true, ...json(ref('LdapVerifyLogin')) },
+        responses: responses({ '204': { description: 'Login succeeded' }, '400': { description: 'Invalid configuration, user not found, wrong password, or the server error', ...json(ref('Error')) } }),
+      }),
+    },
+  };
+}
+
+function tokenAndAuditSchemas(): Json {
+  const token = {
+    id: str,
+    name: str,
+    userId: str,
+    source: str,
+    scope: { type: 'string', enum: ['read', 'write'] },
+    kind: str,
+    created: { type: 'string', format: 'date-time' },
+    expires: { type: 'string', format: 'date-time', nullable: true },
+    expired: bool,
+    lastUsed: { type: 'string', format: 'date-time', nullable: true },
+  };
+  return {
+    UserTokenXO: obj(token),
+    UserTokenCreatedXO: obj({ ...token, token: { type: 'string', description: 'The secret: shown once, never again' } }),
+    UserTokenCreate: obj(
+      {
+        name: str,
+        scope: { type: 'string', enum: ['read', 'write'], default: 'write' },
+        expiresAt: { type: 'string', format: 'date-time', nullable: true },
+        expiresInDays: { type: 'number', nullable: true },
+      },
+      ['name'],
+    ),
+    AuditEventXO: obj({
+      id: str,
+      timestamp: { type: 'string', format: 'date-time' },
+      domain: str,
+      type: str,
+      context: str,
+      initiator: str,
+      remoteAddress: str,
+      attributes: { type: 'object', additionalProperties: true },
+    }),
+    PageAuditEventXO: page('AuditEventXO'),
+  };
+}
+
+function tokenAndAuditPaths(): Json {
+  const T = 'Security management: user tokens';
+  const own = 'an authenticated user (own tokens); nx-apikey-all for ?userId=';
+  const userId = query('userId', "Another user's tokens (administrators with nx-apikey-all)");
+  return {
+    '/v1/security/user-tokens': {
+      get: op(T, 'List API tokens (never their secrets)', own, { parameters: [userId], responses: responses({ '200': R.ok({ type: 'array', items: ref('UserTokenXO') }) }) }),
+      post: op(T, 'Create an API token; the response carries its secret once. Usable as a Bearer token or as the Basic password of its user.', 'an authenticated user signed in without a token', {
+        requestBody: { required: true, ...json(ref('UserTokenCreate')) },
+        responses: responses({ '201': R.ok(ref('UserTokenCreatedXO')) }, ['badRequest']),
+      }),
+    },
+    '/v1/security/user-tokens/{id}': {
+      delete: op(T, 'Revoke an API token', own, { parameters: [path('id', 'Token id'), userId], responses: responses({ '204': R.noContent }, ['notFound']) }),
+    },
+    '/v1/audit': {
+      get: op('Audit', 'Audit events (configuration and security changes, content deletions), oldest first', 'nx-audit-read', {
+        parameters: [
+          query('domain', 'e.g. security.user, repository.repository, repository.asset'),
+          query('type', 'e.g. created, updated, deleted'),
+          query('initiator', 'User id'),
+          query('context', 'What the event is about (exact)'),
+          query('since', 'ISO date-time, inclusive'),
+          query('until', 'ISO date-time, exclusive'),
+          ...paging,
+        ],
+        responses: responses({ '200': R.ok(ref('PageAuditEventXO')) }, ['badRequest']),
+      }),
+    },
+  };
+}
+
 /** The document for this server's formats: their config sections, upload fields and names. */
 export function openApiDocument(formats: FormatPlugin[], version = '0.1.0'): Json {
   return {
@@ -373,10 +734,10 @@ export function openApiDocument(formats: FormatPlugin[], version = '0.1.0'): Jso
     },
     servers: [{ url: '/service/rest' }],
     security: [{ basicAuth: [] }, { bearerAuth: [] }],
-    paths: pathsFor(formats),
+    paths: { ...pathsFor(formats), ...securityPaths(), ...ldapPaths(), ...tokenAndAuditPaths() },
     components: {
       securitySchemes: { basicAuth: { type: 'http', scheme: 'basic' }, bearerAuth: { type: 'http', scheme: 'bearer' } },
-      schemas: schemasFor(formats),
+      schemas: { ...schemasFor(formats), ...securitySchemas(), ...ldapSchemas(), ...tokenAndAuditSchemas() },
     },
   };
 }

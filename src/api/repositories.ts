@@ -2,15 +2,17 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { badRequest, notFound } from '../errors.js';
-import { denied, principalOf } from '../http/auth.js';
+import { auditOrigin, denied, principalOf } from '../http/auth.js';
 import type { Repository } from '../repository/repository.js';
 import type { RepositoryType } from '../repository/types.js';
 import { readJson } from './body.js';
 import { canContent, canRepoAdmin, requireRepoAdmin } from './access.js';
-import { keepSecrets, repositorySettingsXO, repositoryXO } from './repository-xo.js';
+import { auditConfig, hasNewSecrets, keepSecrets, refuseSealedSecrets, repositorySettingsXO, repositoryXO, sealSecrets } from './repository-xo.js';
 import { iso } from './params.js';
 
 const TYPES: RepositoryType[] = ['hosted', 'proxy', 'group'];
+/** Audit log domain of repository configuration changes (Nexus: repository.repository). */
+const DOMAIN = 'repository.repository';
 
 function formatAndType(app: Stowage, params: Record<string, string>): { format: string; type: RepositoryType } {
   const { format, type } = params;
@@ -73,6 +75,7 @@ export function repositoryRoutes(app: Stowage): Router {
     await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'edit');
     if (repo.type === 'hosted') throw badRequest(`Repository '${repo.name}' is hosted; only proxy and group repositories have a cache`, { field: 'name' });
     await app.proxy.invalidateCache(repo);
+    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'invalidated-cache', context: repo.name, attributes: { format: repo.format.name, type: repo.type } });
     ctx.status = 204;
   });
 
@@ -96,6 +99,7 @@ export function repositoryRoutes(app: Stowage): Router {
     const repo = await app.repositories.require(ctx.params.name);
     await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'delete');
     await app.repositories.delete(repo.name);
+    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'deleted', context: repo.name, attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config) } });
     ctx.status = 204;
   });
 
@@ -107,7 +111,9 @@ export function repositoryRoutes(app: Stowage): Router {
     const name = (body as { name?: unknown } | null)?.name;
     await requireRepoAdmin(app, ctx, format, typeof name === 'string' ? name : '', 'add');
     if (body instanceof Error) throw body;
-    const repo = await app.repositories.create(app.repositories.parse(format, type, body));
+    const cfg = refuseSealedSecrets(app.repositories.parse(format, type, body), app.secrets);
+    const repo = await app.repositories.create(sealSecrets(cfg, app.secrets));
+    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'created', context: repo.name, attributes: { format, type, after: auditConfig(repo.config) } });
     ctx.status = 201;
     ctx.set('Location', `${base(ctx)}/service/rest/v1/repositories/${format}/${type}/${encodeURIComponent(repo.name)}`);
     ctx.body = '';
@@ -122,8 +128,16 @@ export function repositoryRoutes(app: Stowage): Router {
   r.put('/repositories/:format/:type/:name', async (ctx) => {
     const repo = await typedRepository(app, ctx.params);
     await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'edit');
-    const cfg = app.repositories.parse(repo.format.name, repo.type, await readJson(ctx, maxJson));
-    await app.repositories.update(repo.name, keepSecrets(cfg, repo.config));
+    const parsed = refuseSealedSecrets(app.repositories.parse(repo.format.name, repo.type, await readJson(ctx, maxJson)), app.secrets);
+    const cfg = keepSecrets(parsed, repo.config);
+    const credentialsChanged = hasNewSecrets(cfg, app.secrets);
+    const updated = await app.repositories.update(repo.name, sealSecrets(cfg, app.secrets));
+    await app.audit.record(auditOrigin(ctx), {
+      domain: DOMAIN,
+      type: 'updated',
+      context: repo.name,
+      attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config), after: auditConfig(updated.config), credentialsChanged },
+    });
     ctx.status = 204;
   });
 

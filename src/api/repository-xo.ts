@@ -1,5 +1,7 @@
 import type { Repository } from '../repository/repository.js';
 import type { RepositoryConfig } from '../repository/types.js';
+import type { Secrets } from '../security/secrets.js';
+import { badRequest } from '../errors.js';
 
 /** Nexus RepositoryXO: the summary `GET /repositories` lists. */
 export function repositoryXO(repo: Repository, baseUrl: string) {
@@ -46,4 +48,45 @@ export function keepSecrets(next: RepositoryConfig, current: RepositoryConfig): 
   if (a.password === null || a.password === undefined) a.password = b.password ?? null;
   if (a.bearerToken === null || a.bearerToken === undefined) a.bearerToken = b.bearerToken ?? null;
   return next;
+}
+
+/**
+ * A credential sent in a request must be the credential itself: an encrypted-looking value would be
+ * decrypted and sent upstream, which makes the server a decryption oracle for anyone holding a
+ * ciphertext (a backup, another setting).
+ */
+export function refuseSealedSecrets(cfg: RepositoryConfig, secrets: Secrets): RepositoryConfig {
+  const a = cfg.httpClient?.authentication;
+  for (const k of ['password', 'bearerToken'] as const) {
+    const v = a?.[k];
+    if (typeof v === 'string' && secrets.isEncrypted(v)) {
+      throw badRequest(`httpClient.authentication.${k}: must be the ${k === 'password' ? 'password' : 'token'} itself`, { field: `httpClient.authentication.${k}` });
+    }
+  }
+  return cfg;
+}
+
+/** True when the configuration carries a credential not yet stored (sent in this request, still plain). */
+export function hasNewSecrets(cfg: RepositoryConfig, secrets: Secrets): boolean {
+  const a = cfg.httpClient?.authentication;
+  return [a?.password, a?.bearerToken].some((v) => !!v && !secrets.isEncrypted(v));
+}
+
+/** Upstream credentials encrypted for storage (values already encrypted, kept by keepSecrets, stay as they are). */
+export function sealSecrets(cfg: RepositoryConfig, secrets: Secrets): RepositoryConfig {
+  const a = cfg.httpClient?.authentication;
+  if (a?.password) a.password = secrets.encrypt(a.password);
+  if (a?.bearerToken) a.bearerToken = secrets.encrypt(a.bearerToken);
+  return cfg;
+}
+
+/** A configuration for the audit log: credentials replaced by a marker. */
+export function auditConfig(cfg: RepositoryConfig): Record<string, unknown> {
+  const out = structuredClone(cfg) as RepositoryConfig;
+  const a = out.httpClient?.authentication;
+  if (a) {
+    if (a.password) a.password = '<secret>';
+    if (a.bearerToken) a.bearerToken = '<secret>';
+  }
+  return out as unknown as Record<string, unknown>;
 }

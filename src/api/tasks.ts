@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Stowage } from '../stowage.js';
 import { AppError, notFound } from '../errors.js';
-import { requireApp } from '../http/auth.js';
+import { auditOrigin, requireApp } from '../http/auth.js';
 import type { TaskRow } from '../tasks/task-service.js';
 import { iso, queryParam } from './params.js';
 
@@ -43,6 +43,7 @@ export function taskRoutes(app: Stowage): Router {
     if (!t.enabled) throw new AppError('METHOD_NOT_ALLOWED', `Task '${t.name}' is disabled`);
     // A run already under way (on any node) keeps its lease; this request then changes nothing.
     void app.tasks.run(t.task_id).catch((e) => app.log.warn(`Task ${t.name} was not started: ${(e as Error).message}`));
+    await app.audit.record(auditOrigin(ctx), { domain: 'scheduling', type: 'run', context: t.task_id, attributes: { name: t.name, type: t.type } });
     ctx.status = 204;
   });
 

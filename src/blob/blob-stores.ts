@@ -4,7 +4,8 @@ import { fromJson, now, num, toJson, isUniqueViolation } from '../db/db.js';
 import { AppError, badRequest, conflict, notFound } from '../errors.js';
 import type { BlobDriver } from './driver.js';
 import { FileBlobDriver } from './file-driver.js';
-import { S3BlobDriver, type S3Settings } from './s3-driver.js';
+import type { S3Settings } from './s3-driver.js';
+import type { Secrets } from '../security/secrets.js';
 
 export interface BlobStoreRow {
   id: number;
@@ -19,12 +20,16 @@ export interface FileSettings {
   path: string;
 }
 
-type DriverFactory = (attrs: Record<string, unknown>, dataDir: string) => BlobDriver;
+type DriverFactory = (attrs: Record<string, unknown>, dataDir: string) => Promise<BlobDriver>;
 
 const FACTORIES: Record<string, DriverFactory> = {
-  file: (attrs, dataDir) => new FileBlobDriver(path.resolve(dataDir, 'blobs', String(attrs.path))),
-  s3: (attrs) => new S3BlobDriver(attrs as unknown as S3Settings),
+  file: async (attrs, dataDir) => new FileBlobDriver(path.resolve(dataDir, 'blobs', String(attrs.path))),
+  // Loaded on first use: the S3 client library costs most of a second of start-up otherwise.
+  s3: async (attrs) => new (await import('./s3-driver.js')).S3BlobDriver(attrs as unknown as S3Settings),
 };
+
+/** Attributes stored encrypted (AES-GCM, see Secrets), decrypted only to build a driver. */
+const SECRET_ATTRIBUTES = ['secretAccessKey'];
 
 export function driverTypes(): string[] {
   return Object.keys(FACTORIES);
@@ -47,7 +52,30 @@ export class BlobStores {
   constructor(
     private readonly db: Db,
     private readonly dataDir: string,
+    /** Without it (tools, tests) secrets are stored as given. */
+    private readonly secrets?: Secrets,
   ) {}
+
+  /** Attributes as stored: secrets encrypted (an already encrypted one, kept from before, as it is). */
+  private sealed(attributes: Record<string, unknown>): Record<string, unknown> {
+    const out = { ...attributes };
+    for (const k of SECRET_ATTRIBUTES) if (this.secrets && typeof out[k] === 'string' && out[k] !== '') out[k] = this.secrets.encrypt(out[k] as string);
+    return out;
+  }
+
+  /** Attributes as a driver needs them: secrets decrypted (plain ones, stored before encryption, pass through). */
+  private opened(attributes: Record<string, unknown>): Record<string, unknown> {
+    const out = { ...attributes };
+    for (const k of SECRET_ATTRIBUTES) {
+      if (!this.secrets || typeof out[k] !== 'string') continue;
+      try {
+        out[k] = this.secrets.decrypt(out[k] as string);
+      } catch {
+        throw new AppError('INTERNAL', `Blob store setting ${k} cannot be decrypted: was the secret key (STOWAGE_SECRET_KEY or secret.key) changed?`);
+      }
+    }
+    return out;
+  }
 
   async list(): Promise<BlobStoreRow[]> {
     return (await this.db('blob_stores').orderBy('name')).map(normalise);
@@ -74,16 +102,16 @@ export class BlobStores {
     if (!d) {
       const row = await this.byId(storeId);
       if (!row) throw new AppError('NOT_FOUND', `Blob store ${storeId} not found`);
-      d = this.makeDriver(row.type, row.attributes);
+      d = this.drivers.get(storeId) ?? (await this.makeDriver(row.type, row.attributes));
       this.drivers.set(storeId, d);
     }
     return d;
   }
 
-  makeDriver(type: string, attributes: Record<string, unknown>): BlobDriver {
+  async makeDriver(type: string, attributes: Record<string, unknown>): Promise<BlobDriver> {
     const f = FACTORIES[type];
     if (!f) throw badRequest(`Unknown blob store type '${type}'`, { field: 'type' });
-    return f(attributes, this.dataDir);
+    return f(this.opened(attributes), this.dataDir);
   }
 
   /** Creates a store after checking its driver can reach the backend. */
@@ -91,7 +119,7 @@ export class BlobStores {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(name)) {
       throw badRequest(`Invalid blob store name '${name}': letters, digits, '.', '_' and '-' only`, { field: 'name' });
     }
-    const driver = this.makeDriver(type, attributes);
+    const driver = await this.makeDriver(type, attributes);
     try {
       await driver.check();
     } catch (e) {
@@ -99,7 +127,7 @@ export class BlobStores {
     }
     try {
       const [row] = await this.db('blob_stores')
-        .insert({ name, type, attributes: toJson(attributes), created_at: now() })
+        .insert({ name, type, attributes: toJson(this.sealed(attributes)), created_at: now() })
         .returning('*');
       return normalise(row);
     } catch (e) {
@@ -110,13 +138,13 @@ export class BlobStores {
 
   async update(name: string, attributes: Record<string, unknown>): Promise<BlobStoreRow> {
     const cur = await this.require(name);
-    const driver = this.makeDriver(cur.type, attributes);
+    const driver = await this.makeDriver(cur.type, attributes);
     try {
       await driver.check();
     } catch (e) {
       throw badRequest(`Blob store '${name}' is not usable: ${(e as Error).message}`);
     }
-    await this.db('blob_stores').where({ id: cur.id }).update({ attributes: toJson(attributes) });
+    await this.db('blob_stores').where({ id: cur.id }).update({ attributes: toJson(this.sealed(attributes)) });
     await this.drivers.get(cur.id)?.close?.();
     this.drivers.delete(cur.id);
     return (await this.byId(cur.id))!;

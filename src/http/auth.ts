@@ -1,13 +1,44 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
-import { anonymousPrincipal, type Principal } from '../security/principal.js';
+import type { Principal } from '../security/principal.js';
 import type { ContentPermission } from '../security/authorizer.js';
 
 export const BASIC_CHALLENGE = 'Basic realm="Stowage"';
 
 function unauthorized(message = 'Authentication required'): AppError {
   return new AppError('UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': BASIC_CHALLENGE } });
+}
+
+/** 429 while a user id or address is locked by the login throttle; says nothing about the user. */
+function tooManyAttempts(waitMs: number): AppError {
+  return new AppError('UNAUTHORIZED', 'Too many failed sign-in attempts; try again later', {
+    status: 429,
+    headers: { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+  });
+}
+
+/**
+ * One sign-in attempt through the login throttle: refused while locked, failures counted, a
+ * success clears the user's count, and a lock that starts is written to the audit log. Every way
+ * of signing in (headers here, a UI login form, a format's own login endpoint) goes through it.
+ */
+export async function signIn(app: Stowage, ctx: Koa.Context, user: string | undefined, authenticate: () => Promise<Principal | null>): Promise<Principal | null> {
+  const who = { user, address: ctx.ip };
+  const wait = app.loginThrottle.retryAfter(who);
+  if (wait > 0) throw tooManyAttempts(wait);
+  const principal = await authenticate();
+  if (principal) {
+    app.loginThrottle.success(who);
+    return principal;
+  }
+  for (const lock of app.loginThrottle.failure(who)) {
+    await app.audit.record(
+      { principal: null, remoteAddress: ctx.ip },
+      { domain: 'security.login', type: 'locked', context: lock.key, attributes: { kind: lock.kind, failures: lock.failures, until: new Date(lock.until).toISOString() } },
+    );
+  }
+  return null;
 }
 
 /** Reads credentials once per request and sets ctx.state.principal (anonymous when allowed and none given). */
@@ -17,18 +48,22 @@ export function authentication(app: Stowage): Koa.Middleware {
     let principal: Principal | null = null;
     if (header) {
       const [scheme, value = ''] = header.split(/\s+/, 2);
+      // Whatever failed (unknown user, wrong password, disabled user, expired token) the answer is
+      // the same status and body: nothing tells a caller which user ids exist.
       if (/^basic$/i.test(scheme)) {
         const decoded = Buffer.from(value, 'base64').toString('utf8');
         const i = decoded.indexOf(':');
         if (i < 0) throw unauthorized('Malformed Basic credentials');
-        principal = await app.security.authenticate(decoded.slice(0, i), decoded.slice(i + 1));
+        const userId = decoded.slice(0, i);
+        principal = await signIn(app, ctx, userId, () => app.security.authenticate(userId, decoded.slice(i + 1)));
         if (!principal) throw unauthorized('Invalid username or password');
       } else if (/^bearer$/i.test(scheme)) {
-        principal = await app.security.authenticateBearer(value);
+        principal = await signIn(app, ctx, undefined, () => app.security.authenticateBearer(value));
         if (!principal) throw unauthorized('Invalid or expired token');
       }
     }
-    if (!principal && (await app.security.anonymousEnabled())) principal = anonymousPrincipal();
+    // Without credentials: the anonymous user (its current roles) when anonymous access is on.
+    if (!principal) principal = await app.security.anonymousPrincipal();
     ctx.state.principal = principal;
     await next();
   };

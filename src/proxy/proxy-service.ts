@@ -78,8 +78,17 @@ export class ProxyService {
       timeoutMs: this.timeoutMs(config),
       retries: this.retries(config),
       userAgent: `Stowage${suffix ? ' ' + suffix : ''}`,
-      authorization: authorization(config),
+      authorization: authorization(config, (v) => this.reveal(config, v)),
     });
+  }
+
+  /** An upstream secret as stored (encrypted at rest; plain when written before encryption existed). */
+  private reveal(config: RepositoryConfig, value: string): string {
+    try {
+      return this.app.secrets.decrypt(value);
+    } catch {
+      throw new AppError('BAD_GATEWAY', `Repository '${config.name}': its upstream credentials cannot be decrypted (was the secret key changed?)`);
+    }
   }
 
   /** The remote's health as every node sees it. */
@@ -114,14 +123,14 @@ export class ProxyService {
   }
 }
 
-function authorization(config: RepositoryConfig): string | undefined {
+function authorization(config: RepositoryConfig, reveal: (stored: string) => string): string | undefined {
   const a = config.httpClient?.authentication;
   if (!a) return undefined;
   switch (a.type) {
     case 'username':
-      return 'Basic ' + Buffer.from(`${a.username ?? ''}:${a.password ?? ''}`).toString('base64');
+      return 'Basic ' + Buffer.from(`${a.username ?? ''}:${a.password ? reveal(a.password) : ''}`).toString('base64');
     case 'bearerToken':
-      return a.bearerToken ? `Bearer ${a.bearerToken}` : undefined;
+      return a.bearerToken ? `Bearer ${reveal(a.bearerToken)}` : undefined;
     default:
       throw new AppError('BAD_GATEWAY', `Repository '${config.name}': upstream authentication type '${a.type}' is not supported`);
   }

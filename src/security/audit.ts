@@ -43,6 +43,9 @@ export class Audit {
   }
 
   async record(origin: AuditOrigin, event: AuditEvent): Promise<void> {
+    // Which of the initiator's tokens did it (when one did): revoking that token is the response.
+    const tokenId = origin.principal?.tokenId;
+    if (tokenId) event = { ...event, attributes: { ...event.attributes, initiatorTokenId: tokenId } };
     const row = {
       timestamp: now(),
       domain: event.domain,

@@ -1,5 +1,9 @@
 import type { ContentAction } from '../repository/types.js';
 import type { Principal } from './principal.js';
+import { builtinPrivilege, implies, permissionOf, type Permission } from './permissions.js';
+import type { Grants, RoleSource } from './security-store.js';
+
+export type { RoleSource } from './security-store.js';
 
 /** What a principal asks to do to content: the one shape every content request is checked in. */
 export interface ContentPermission {
@@ -16,49 +20,43 @@ export interface ContentPermission {
  */
 export interface Authorizer {
   canContent(principal: Principal, perm: ContentPermission): Promise<boolean>;
-  /** Application privilege such as `nx-repositories-read` or `nx-blobstores-all`. */
+  /**
+   * A built-in privilege by name: application (`nx-repositories-read`, `nx-blobstores-all`) or
+   * repository admin (`nx-repository-admin-raw-files-edit`).
+   */
   canApp(principal: Principal, privilege: string): Promise<boolean>;
 }
 
-/** Source of a role's privileges (built-in now; the security model stores them). */
-export interface RoleSource {
-  privilegesOf(roles: string[]): Promise<Set<string>>;
+function granted(grants: Grants, requested: Permission): boolean {
+  return grants.permissions.some((g) => implies(g, requested));
 }
 
-export const BUILTIN_ROLES: Record<string, string[]> = {
-  'nx-admin': ['nx-all'],
-  'nx-anonymous': ['nx-healthcheck-read', 'nx-search-read', 'nx-repository-view-*-*-read', 'nx-repository-view-*-*-browse'],
-};
-
-export class BuiltinRoles implements RoleSource {
-  async privilegesOf(roles: string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (const r of roles) for (const p of BUILTIN_ROLES[r] ?? []) out.add(p);
-    return out;
-  }
-}
-
-/** Nexus privilege-name semantics over a role source. */
+/**
+ * Nexus semantics over a role source: a principal may do what any privilege of its (nested)
+ * roles implies. Content-selector privileges grant their actions on a path they match; a
+ * whole-repository check (no path) is never granted by a selector.
+ */
 export class PrivilegeAuthorizer implements Authorizer {
   constructor(private readonly roles: RoleSource) {}
 
   async canContent(principal: Principal, perm: ContentPermission): Promise<boolean> {
-    const privs = await this.roles.privilegesOf(principal.roles);
-    if (privs.has('nx-all')) return true;
-    for (const f of [perm.format, '*']) {
-      for (const r of [perm.repository, '*']) {
-        for (const a of [perm.action, '*']) {
-          if (privs.has(`nx-repository-view-${f}-${r}-${a}`)) return true;
-        }
-      }
-    }
-    return false;
+    const grants = await this.roles.grantsOf(principal);
+    if (granted(grants, [['nexus'], ['repository-view'], [perm.format], [perm.repository], [perm.action]])) return true;
+    if (perm.path === undefined) return false;
+    const input = { format: perm.format, path: perm.path };
+    return grants.selectors.some(
+      (s) =>
+        (s.format === '*' || s.format === perm.format) &&
+        (s.repository === '*' || s.repository === perm.repository) &&
+        (s.actions.includes('*') || s.actions.includes(perm.action)) &&
+        s.selector.matches(input),
+    );
   }
 
   async canApp(principal: Principal, privilege: string): Promise<boolean> {
-    const privs = await this.roles.privilegesOf(principal.roles);
-    if (privs.has('nx-all') || privs.has(privilege)) return true;
-    const domain = privilege.replace(/-[a-z]+$/, '');
-    return privs.has(`${domain}-all`);
+    const p = builtinPrivilege(privilege);
+    const requested = p && permissionOf(p);
+    if (!requested) return false;
+    return granted(await this.roles.grantsOf(principal), requested);
   }
 }

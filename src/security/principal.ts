@@ -1,10 +1,17 @@
 export interface Principal {
   userId: string;
   anonymous: boolean;
-  /** Effective role ids (nested roles already expanded by the realm). */
+  /** Role ids the realm gives (local roles, external group names); the authorizer expands nested roles. */
   roles: string[];
   /** Where the identity came from: default (local), ldap, token… */
   source: string;
+  /**
+   * Set when the request was authenticated by a user token: `read` tokens may only read, whatever
+   * the user's roles allow (enforced by the ScopedAuthorizer around the one authorizer).
+   */
+  scope?: 'read' | 'write';
+  /** The token's public id when authenticated by a user token (tokens cannot mint tokens). */
+  tokenId?: string;
 }
 
 export const ANONYMOUS_USER = 'anonymous';

@@ -4,6 +4,11 @@ import path from 'node:path';
 
 const PREFIX = 'enc:v1:';
 
+/** True for a value in the stored (encrypted) form, whatever key encrypted it. */
+export function isEncryptedValue(value: string): boolean {
+  return value.startsWith(PREFIX);
+}
+
 /**
  * Secrets at rest (LDAP bind passwords, S3 secret keys, upstream passwords): AES-256-GCM with a
  * key from STOWAGE_SECRET_KEY (any string, hashed to 32 bytes) or `<dataDir>/secret.key`,
@@ -19,7 +24,12 @@ export class Secrets {
       const file = path.join(dataDir, 'secret.key');
       if (!existsSync(file)) {
         mkdirSync(dataDir, { recursive: true });
-        writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+        try {
+          writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+        } catch (e) {
+          // Another process sharing the data directory created it first: use theirs.
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
       }
       this.key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
       if (this.key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
@@ -27,13 +37,13 @@ export class Secrets {
   }
 
   isEncrypted(value: string): boolean {
-    return value.startsWith(PREFIX);
+    return isEncryptedValue(value);
   }
 
   encrypt(plain: string): string {
     if (this.isEncrypted(plain)) return plain;
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const c = createCipheriv('aes-256-gcm', this.key, iv, { authTagLength: 16 });
     const body = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
     return PREFIX + Buffer.concat([iv, c.getAuthTag(), body]).toString('base64');
   }
@@ -42,7 +52,9 @@ export class Secrets {
   decrypt(value: string): string {
     if (!this.isEncrypted(value)) return value;
     const raw = Buffer.from(value.slice(PREFIX.length), 'base64');
-    const d = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12));
+    // IV (12) + a full 16-byte tag: a shorter tag would be accepted by GCM and is far easier to forge.
+    if (raw.length < 28) throw new Error('Encrypted secret is truncated');
+    const d = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12), { authTagLength: 16 });
     d.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString('utf8');
   }

@@ -3,6 +3,7 @@ import type { Db } from '../db/db.js';
 import { fromJson, isUniqueViolation, now, num } from '../db/db.js';
 import { badRequest, conflict, notFound } from '../errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import { wherePrefix } from '../content/content-service.js';
 import type { Principal } from './principal.js';
 
 export interface UserRow {
@@ -27,6 +28,10 @@ function user(r: Record<string, unknown>): UserRow {
   };
 }
 
+function principalOfRow(r: Record<string, unknown>): Principal {
+  return { userId: String(r.user_id), anonymous: false, roles: fromJson<string[]>(r.roles), source: 'default' };
+}
+
 /**
  * Local users and the local realm. Successful verifications are cached briefly (keyed by a
  * hash of the credentials) so Basic auth on every request does not pay the slow hash each time.
@@ -34,6 +39,8 @@ function user(r: Record<string, unknown>): UserRow {
 export class LocalUsers {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
   private static readonly CACHE_MS = 60_000;
+  /** Called after every write (the security model's cache listens: the anonymous user's roles live here). */
+  onChange?: () => void;
 
   constructor(private readonly db: Db) {}
 
@@ -42,8 +49,17 @@ export class LocalUsers {
     return r ? user(r) : undefined;
   }
 
-  async list(): Promise<UserRow[]> {
-    return (await this.db('users').orderBy('user_id')).map(user);
+  /** Users ordered by id; with a prefix, only ids starting with it (case-sensitive). */
+  async list(userIdPrefix = '', limit?: number): Promise<UserRow[]> {
+    const q = this.db('users').orderBy('user_id');
+    if (userIdPrefix) wherePrefix(this.db, q, 'user_id', userIdPrefix);
+    if (limit !== undefined) q.limit(limit);
+    return (await q).map(user);
+  }
+
+  /** Forgets cached logins (after a change made here or noticed from another node). */
+  clearCache(): void {
+    this.cache.clear();
   }
 
   async create(u: { userId: string; password: string; firstName?: string; lastName?: string; email?: string; status?: string; roles: string[] }): Promise<UserRow> {
@@ -65,6 +81,7 @@ export class LocalUsers {
       if (isUniqueViolation(e)) throw conflict(`User '${u.userId}' already exists`);
       throw e;
     }
+    this.onChange?.();
     return (await this.get(u.userId))!;
   }
 
@@ -72,6 +89,7 @@ export class LocalUsers {
     const n = await this.db('users').where({ user_id: userId }).update({ password_hash: await hashPassword(password), updated_at: now() });
     if (n === 0) throw notFound(`User '${userId}' not found`);
     this.cache.clear();
+    this.onChange?.();
   }
 
   async update(userId: string, fields: Partial<{ first_name: string; last_name: string; email: string; status: string; roles: string[] }>): Promise<void> {
@@ -80,12 +98,27 @@ export class LocalUsers {
     const n = await this.db('users').where({ user_id: userId }).update(row);
     if (n === 0) throw notFound(`User '${userId}' not found`);
     this.cache.clear();
+    this.onChange?.();
   }
 
   async delete(userId: string): Promise<void> {
-    const n = await this.db('users').where({ user_id: userId }).delete();
+    const n = await this.db.transaction(async (tx): Promise<number> => {
+      // Tokens die with their user: a later user created with the same id inherits none of them.
+      await tx('user_tokens').where({ user_id: userId, user_source: 'default' }).delete();
+      return await tx('users').where({ user_id: userId }).delete();
+    });
     if (n === 0) throw notFound(`User '${userId}' not found`);
     this.cache.clear();
+    this.onChange?.();
+  }
+
+  /**
+   * The principal of an active local user as it is now (current roles), without a password: for
+   * credentials that stand for the user (tokens). Null for a disabled or unknown user.
+   */
+  async principal(userId: string): Promise<Principal | null> {
+    const r = await this.db('users').where({ user_id: userId }).first();
+    return r && r.status === 'active' ? principalOfRow(r) : null;
   }
 
   /** Checks a user id and password; null on any failure (one answer, whatever failed). */
@@ -96,7 +129,7 @@ export class LocalUsers {
     const r = await this.db('users').where({ user_id: userId }).first();
     const ok = await verifyPassword(password, r?.password_hash as string | undefined);
     if (!ok || !r || r.status !== 'active') return null;
-    const principal: Principal = { userId, anonymous: false, roles: fromJson<string[]>(r.roles), source: 'default' };
+    const principal = principalOfRow(r);
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { principal, until: Date.now() + LocalUsers.CACHE_MS });
     return principal;

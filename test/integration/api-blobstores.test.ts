@@ -170,8 +170,10 @@ for (const db of DATABASES) {
       const res = await sendJson(s, 'POST', '/blobstores/s3', body);
       assert.equal(res.status, 201, await res.text());
       const row = await s.app.blobStores.byName('bucket1');
+      // The secret key is stored encrypted (secrets at rest).
+      assert.ok(s.app.secrets.isEncrypted(String(row!.attributes.secretAccessKey)));
       assert.deepEqual(
-        { ...row!.attributes },
+        { ...row!.attributes, secretAccessKey: s.app.secrets.decrypt(String(row!.attributes.secretAccessKey)) },
         { bucket: s3.bucket, region: 'us-east-1', prefix: `stowage-${db}`, endpoint: s3.endpoint, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, expiration: 3 },
       );
       const got = await s.fetch(`${API}/blobstores/s3/bucket1`);
@@ -191,7 +193,7 @@ for (const db of DATABASES) {
       const upd = await sendJson(s, 'PUT', '/blobstores/s3/bucket1', xo);
       assert.equal(upd.status, 204, await upd.text());
       const row2 = await s.app.blobStores.byName('bucket1');
-      assert.equal(row2!.attributes.secretAccessKey, s3.secretAccessKey);
+      assert.equal(s.app.secrets.decrypt(String(row2!.attributes.secretAccessKey)), s3.secretAccessKey);
       assert.deepEqual(row2!.attributes.softQuota, { type: 'spaceUsedQuota', limit: 1_000_000 });
     });
 

@@ -5,7 +5,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { BUILTIN_ROLES } from '../../src/security/authorizer.js';
 import { DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 
 const API = '/service/rest/v1';
@@ -44,7 +43,7 @@ const fileBody = (i: number) => `file number ${i}\n`;
 const filePath = (i: number) => `dir${i % 3}/f${String(i).padStart(2, '0')}.txt`;
 
 // A role that may search and browse only the `files` repository (tests filtering of results).
-BUILTIN_ROLES['test-files-only'] = ['nx-search-read', 'nx-repository-view-raw-files-browse', 'nx-repository-view-raw-files-read'];
+const FILES_ONLY = { id: 'test-files-only', privileges: ['nx-search-read', 'nx-repository-view-raw-files-browse', 'nx-repository-view-raw-files-read'] };
 const LIMITED = basic('limited', 'limited-pw');
 
 async function getJson<T>(s: TestServer, p: string, init?: RequestInit & { auth?: string | null }): Promise<T> {
@@ -91,6 +90,7 @@ for (const db of DATABASES) {
       await s.repo('raw', 'hosted', { name: 'files', storage: { writePolicy: 'ALLOW' } });
       await s.repo('raw', 'hosted', { name: 'other' });
       await s.repo('raw', 'group', { name: 'both', group: { memberNames: ['files', 'other'] } });
+      await s.app.security.roles.create(FILES_ONLY);
       await s.app.security.users.create({ userId: 'limited', password: 'limited-pw', roles: ['test-files-only'] });
       for (let i = 0; i < FILES; i++) {
         const res = await s.fetch(`/repository/files/${filePath(i)}`, { method: 'PUT', body: fileBody(i) });

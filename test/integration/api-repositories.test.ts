@@ -103,7 +103,10 @@ for (const db of DATABASES) {
       const after = await (await s.fetch(`${API}/repositories/raw/proxy/upstream`)).json();
       assert.equal(after.proxy.metadataMaxAge, 5);
       const stored = await s.app.repositories.find('upstream');
-      assert.equal(stored?.config.httpClient?.authentication?.password, 'top-secret-pw');
+      // Stored encrypted (secrets at rest), the same password inside.
+      const password = stored?.config.httpClient?.authentication?.password ?? '';
+      assert.ok(s.app.secrets.isEncrypted(password), password);
+      assert.equal(s.app.secrets.decrypt(password), 'top-secret-pw');
     });
 
     it('creates a group with members and a writable member', async () => {
