@@ -22,13 +22,15 @@ const ALGOS: Algo[] = ['sha256', 'sha1', 'md5'];
 
 /** Bodies below this are hashed inline: a worker round trip costs more than it saves. */
 const OFFLOAD_MIN_BYTES = 1024 * 1024;
-/** Bytes in flight to the worker before the stream waits for it (bounds memory). */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 /**
- * Chunks for the worker are copied into batches of this size (the chunk itself continues
- * downstream): one copy and one message per MiB instead of a clone per 64 KiB socket read.
+ * The bytes for the worker go through a fixed set of 1 MiB buffers, transferred to it and back:
+ * one copy and one message per MiB, nothing allocated per chunk (fresh buffers per batch were
+ * left for the idle worker isolate to collect: about 100 MB of resident memory). The set also
+ * bounds the bytes in flight. (SharedArrayBuffer slots were slower: V8 copies into shared memory
+ * with relaxed atomics.)
  */
-const BATCH_BYTES = 1024 * 1024;
+const SLOT_BYTES = 1024 * 1024;
+const SLOTS = 16;
 
 /**
  * One shared hashing worker. Which digests it computes is decided once by timing each
@@ -39,7 +41,10 @@ const BATCH_BYTES = 1024 * 1024;
 class HashWorker {
   private worker?: Worker;
   private nextId = 1;
-  private readonly acks = new Map<number, (bytes: number) => void>();
+  private readonly free: ArrayBuffer[] = [];
+  /** Buffers with the worker now; at most SLOTS (buffers being filled by streams are not counted). */
+  private inFlight = 0;
+  private readonly slotWaiters: Array<(buffer: ArrayBuffer) => void> = [];
   private readonly dones = new Map<number, (d: Record<string, string>) => void>();
   private split?: { main: Algo[]; worker: Algo[] };
   private failed = false;
@@ -61,13 +66,12 @@ class HashWorker {
     if (!this.worker) {
       try {
         this.worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-        this.worker.on('message', (m: { op: string; id: number; bytes?: number; digests?: Record<string, string> }) => {
-          if (m.op === 'ack') this.acks.get(m.id)?.(m.bytes!);
+        this.worker.on('message', (m: { op: string; id: number; buffer?: ArrayBuffer; digests?: Record<string, string> }) => {
+          if (m.op === 'ack') this.freeSlot(m.buffer!);
           else if (m.op === 'done') {
             this.release();
             this.dones.get(m.id)?.(m.digests!);
             this.dones.delete(m.id);
-            this.acks.delete(m.id);
           }
         });
         this.worker.on('error', () => {
@@ -84,20 +88,44 @@ class HashWorker {
     return this.split;
   }
 
-  start(algorithms: Algo[], onAck: (bytes: number) => void): number {
+  start(algorithms: Algo[]): number {
     const id = this.nextId++;
     this.hold();
-    this.acks.set(id, onAck);
+    this.live.add(id);
     this.worker!.postMessage({ op: 'start', id, algorithms });
     return id;
   }
 
-  /** Hands a filled batch to the worker, transferred (not cloned): the batch was the one copy. */
-  data(id: number, batch: Uint8Array): void {
-    this.worker!.postMessage({ op: 'data', id, chunk: batch }, [batch.buffer as ArrayBuffer]);
+  private readonly live = new Set<number>();
+
+  /** A buffer to fill; waits while SLOTS buffers are with the worker (it hands them back). */
+  acquire(): Promise<ArrayBuffer> | ArrayBuffer {
+    const free = this.free.pop();
+    if (free) return free;
+    if (this.inFlight < SLOTS) return new ArrayBuffer(SLOT_BYTES);
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  /** A buffer back from the worker, or one a stream no longer needs. */
+  giveBack(buffer: ArrayBuffer): void {
+    const next = this.slotWaiters.shift();
+    if (next) next(buffer);
+    else if (this.free.length < SLOTS) this.free.push(buffer);
+  }
+
+  private freeSlot(buffer: ArrayBuffer): void {
+    this.inFlight--;
+    this.giveBack(buffer);
+  }
+
+  /** Hands a filled buffer to the worker (transferred: this side no longer holds it). */
+  data(id: number, buffer: ArrayBuffer, length: number): void {
+    this.inFlight++;
+    this.worker!.postMessage({ op: 'data', id, buffer, length }, [buffer]);
   }
 
   end(id: number): Promise<Record<string, string>> {
+    this.live.delete(id);
     return new Promise((resolve) => {
       this.dones.set(id, resolve);
       this.worker!.postMessage({ op: 'end', id });
@@ -105,8 +133,7 @@ class HashWorker {
   }
 
   abort(id: number): void {
-    if (this.acks.has(id) || this.dones.has(id)) this.release();
-    this.acks.delete(id);
+    if (this.live.delete(id) || this.dones.has(id)) this.release();
     this.dones.delete(id);
     this.worker?.postMessage({ op: 'abort', id });
   }
@@ -144,10 +171,9 @@ export class DigestStream extends Transform {
   private readonly mainHashes: Array<[Algo, Hash]>;
   private readonly workerAlgos: Algo[] = [];
   private workerId = 0;
-  private inFlight = 0;
-  private batch?: Uint8Array;
-  private batchLen = 0;
-  private waiting?: () => void;
+  /** The buffer being filled for the worker, and how much of it is filled. */
+  private cur?: Uint8Array;
+  private fill = 0;
   private bytes = 0;
   private result?: Digests;
 
@@ -159,14 +185,7 @@ export class DigestStream extends Transform {
     this.mainHashes = main.map((a) => [a, createHash(a)]);
     if (plan) {
       this.workerAlgos = plan.worker;
-      this.workerId = pool.start(plan.worker, (n) => {
-        this.inFlight -= n;
-        if (this.inFlight <= MAX_IN_FLIGHT / 2 && this.waiting) {
-          const w = this.waiting;
-          this.waiting = undefined;
-          w();
-        }
-      });
+      this.workerId = pool.start(plan.worker);
     }
   }
 
@@ -181,34 +200,38 @@ export class DigestStream extends Transform {
       cb(new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxSize} bytes`));
       return;
     }
-    if (this.workerId) this.toWorker(chunk);
     for (const [, h] of this.mainHashes) h.update(chunk);
-    if (this.inFlight > MAX_IN_FLIGHT) {
-      this.waiting = () => cb(null, chunk);
-      return;
+    if (!this.workerId) return cb(null, chunk);
+    // Fast path: the chunk fits in the buffer being filled.
+    if (this.cur && this.fill + chunk.length < SLOT_BYTES) {
+      this.cur.set(chunk, this.fill);
+      this.fill += chunk.length;
+      return cb(null, chunk);
     }
-    cb(null, chunk);
+    this.toWorker(chunk).then(() => cb(null, chunk), cb);
   }
 
-  private toWorker(chunk: Buffer): void {
+  /** Copies the chunk into buffers for the worker (copied now, so the chunk is not kept alive), sending each one filled. */
+  private async toWorker(chunk: Buffer): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
-      this.batch ??= new Uint8Array(new ArrayBuffer(BATCH_BYTES));
-      const n = Math.min(chunk.length - off, BATCH_BYTES - this.batchLen);
-      this.batch.set(chunk.subarray(off, off + n), this.batchLen);
-      this.batchLen += n;
+      if (!this.cur) {
+        this.cur = new Uint8Array(await pool.acquire());
+        this.fill = 0;
+      }
+      const n = Math.min(chunk.length - off, SLOT_BYTES - this.fill);
+      this.cur.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), this.fill);
+      this.fill += n;
       off += n;
-      if (this.batchLen === BATCH_BYTES) this.sendBatch();
+      if (this.fill === SLOT_BYTES) this.send();
     }
   }
 
-  private sendBatch(): void {
-    if (!this.batch || this.batchLen === 0) return;
-    const full = this.batchLen === this.batch.length ? this.batch : this.batch.slice(0, this.batchLen);
-    pool.data(this.workerId, full);
-    this.inFlight += this.batchLen;
-    this.batch = undefined;
-    this.batchLen = 0;
+  private send(): void {
+    if (!this.cur) return;
+    pool.data(this.workerId, this.cur.buffer as ArrayBuffer, this.fill);
+    this.cur = undefined;
+    this.fill = 0;
   }
 
   override _flush(cb: TransformCallback): void {
@@ -225,8 +248,10 @@ export class DigestStream extends Transform {
       cb();
     };
     if (!this.workerId) return finish({});
-    this.sendBatch();
     const id = this.workerId;
+    if (this.fill > 0) this.send();
+    else if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
+    this.cur = undefined;
     this.workerId = 0;
     pool.end(id).then(finish, (e) => cb(e));
   }
@@ -234,6 +259,8 @@ export class DigestStream extends Transform {
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     if (this.workerId) pool.abort(this.workerId);
     this.workerId = 0;
+    if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
+    this.cur = undefined;
     cb(err);
   }
 
