@@ -342,6 +342,10 @@ export class ContentService {
     return r ? String(r.value) : undefined;
   }
 
+  async deleteProperty(scope: string, key: string, q: Q = this.db): Promise<boolean> {
+    return (await q('properties').where({ scope, key }).delete()) > 0;
+  }
+
   async setProperty(scope: string, key: string, value: string, q: Q = this.db): Promise<void> {
     const t = now();
     const n = await q('properties').where({ scope, key }).update({ value, updated_at: t });

@@ -55,8 +55,11 @@ export function authentication(app: Stowage): Koa.Middleware {
         const i = decoded.indexOf(':');
         if (i < 0) throw unauthorized('Malformed Basic credentials');
         const userId = decoded.slice(0, i);
-        principal = await signIn(app, ctx, userId, () => app.security.authenticate(userId, decoded.slice(i + 1)));
-        if (!principal) throw unauthorized('Invalid username or password');
+        // Empty credentials (`:`) are what registry clients send when they have none: anonymous.
+        if (decoded !== ':') {
+          principal = await signIn(app, ctx, userId, () => app.security.authenticate(userId, decoded.slice(i + 1)));
+          if (!principal) throw unauthorized('Invalid username or password');
+        }
       } else if (/^bearer$/i.test(scheme)) {
         principal = await signIn(app, ctx, undefined, () => app.security.authenticateBearer(value));
         if (!principal) throw unauthorized('Invalid or expired token');

@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
-import { defaultNeed, type ContentRequest } from '../repository/format.js';
+import { defaultNeed, type ContentRequest, type FormatPlugin, type RootRoute } from '../repository/format.js';
 import type { ContentAction } from '../repository/types.js';
 import { anonymousPrincipal } from '../security/principal.js';
 import { principalOf, requireContent } from './auth.js';
@@ -16,46 +16,80 @@ const PREFIX = '/repository/';
  */
 export function contentRouter(app: Stowage): Koa.Middleware {
   return async (ctx, next) => {
-    if (!ctx.path.startsWith(PREFIX)) return next();
-    const rest = ctx.path.slice(PREFIX.length);
-    const slash = rest.indexOf('/');
-    const rawName = slash < 0 ? rest : rest.slice(0, slash);
-    const rawPath = slash < 0 ? '' : rest.slice(slash + 1);
-    let name: string;
-    try {
-      name = decodeURIComponent(rawName);
-    } catch {
-      throw new AppError('BAD_REQUEST', 'Malformed repository name');
+    if (ctx.path.startsWith(PREFIX)) {
+      const rest = ctx.path.slice(PREFIX.length);
+      const slash = rest.indexOf('/');
+      const rawName = slash < 0 ? rest : rest.slice(0, slash);
+      const rawPath = slash < 0 ? '' : rest.slice(slash + 1);
+      let name: string;
+      try {
+        name = decodeURIComponent(rawName);
+      } catch {
+        throw new AppError('BAD_REQUEST', 'Malformed repository name');
+      }
+      return serve(app, ctx, name, rawPath, slash < 0);
     }
-    const repo = await app.repositories.find(name);
-    if (!repo) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
-    const format = repo.format;
+    const root = rootRouteOf(app, ctx.path);
+    if (!root) return next();
+    const { format, route } = root;
     if (format.renderError) ctx.state.renderError = format.renderError.bind(format);
-    if (slash < 0 && !format.classify) {
-      // `/repository/name` → the folder listing lives at `/repository/name/`.
-      ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
-      return;
+    const target = route.resolve(ctx.path);
+    if (!target) {
+      if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
+      throw new AppError('NOT_FOUND', 'Not found');
     }
-    const path = decodeRepositoryPath(rawPath);
-    if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
-    const need = format.classify ? format.classify(ctx, path) : defaultNeed(ctx.method);
-    const principal =
-      need === 'public'
-        ? (principalOf(ctx) ?? anonymousPrincipal())
-        : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
-    const req: ContentRequest = {
-      ctx,
-      repo,
-      path,
-      rawPath,
-      principal,
-      app,
-      access: {
-        require: async (action: ContentAction) => {
-          await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
-        },
-      },
-    };
-    await format.handle(req);
+    return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
   };
+}
+
+/** The format whose root route covers `path`, if any. */
+function rootRouteOf(app: Stowage, path: string): { format: FormatPlugin; route: RootRoute } | null {
+  for (const format of app.formats.values()) {
+    for (const route of format.rootRoutes ?? []) {
+      if (path.startsWith(route.prefix) || path === route.prefix.replace(/\/$/, '')) return { format, route };
+    }
+  }
+  return null;
+}
+
+async function serve(
+  app: Stowage,
+  ctx: Koa.Context,
+  name: string,
+  rawPath: string,
+  bare: boolean,
+  root?: { format: FormatPlugin; route: RootRoute },
+): Promise<void> {
+  const repo = await app.repositories.find(name);
+  // Through a root route only repositories of that route's format are reachable.
+  if (!repo || (root && repo.format !== root.format)) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
+  const format = repo.format;
+  if (format.renderError) ctx.state.renderError = format.renderError.bind(format);
+  if (bare && !format.classify) {
+    // `/repository/name` → the folder listing lives at `/repository/name/`.
+    ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
+    return;
+  }
+  const path = decodeRepositoryPath(rawPath);
+  if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
+  const need = format.classify ? format.classify(ctx, path) : defaultNeed(ctx.method);
+  const principal =
+    need === 'public'
+      ? (principalOf(ctx) ?? anonymousPrincipal())
+      : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
+  const req: ContentRequest = {
+    ctx,
+    repo,
+    path,
+    rawPath,
+    principal,
+    app,
+    rootRoute: root?.route,
+    access: {
+      require: async (action: ContentAction) => {
+        await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
+      },
+    },
+  };
+  await format.handle(req);
 }

@@ -18,6 +18,24 @@ export interface ContentRequest {
   principal: Principal;
   access: AccessCheck;
   app: Stowage;
+  /** Set when the request arrived through the format's root route (not `/repository/<name>/`). */
+  rootRoute?: RootRoute;
+}
+
+/**
+ * A path space at the root of the main listener that a format serves for its repositories (a
+ * protocol whose clients cannot use a path prefix). The core consults it after `/repository/`.
+ */
+export interface RootRoute {
+  /** Raw path prefix, e.g. `/x/`; also matches the prefix without its trailing slash. */
+  prefix: string;
+  /**
+   * The repository named by the raw request path and the raw path inside it (as it would follow
+   * `/repository/<name>/`); null when the path names no repository (then `handleUnrouted`).
+   */
+  resolve(rawPath: string): { repository: string; rawPath: string } | null;
+  /** Answers a request under the prefix that names no repository; default 404. */
+  handleUnrouted?(ctx: Koa.Context, app: Stowage): Promise<void>;
 }
 
 /** What a request needs: a content action, or `public` for endpoints every client may call (ping, login). */
@@ -53,6 +71,8 @@ export interface FormatPlugin {
   readonly sections?: FormatSection[];
   /** Which action the request needs; default: GET/HEAD read, PUT/POST add, DELETE delete. */
   classify?(ctx: Koa.Context, path: string): RequestNeed;
+  /** Paths at the root of the main listener routed to this format's repositories. */
+  readonly rootRoutes?: RootRoute[];
   /** Serves a content request. */
   handle(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */

@@ -1,0 +1,551 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable, Transform, pipeline } from 'node:stream';
+import { z } from 'zod';
+import type Koa from 'koa';
+import { AppError } from '../../src/errors.js';
+import type { ContentRequest, FormatPlugin, RootRoute } from '../../src/repository/format.js';
+import type { Repository } from '../../src/repository/repository.js';
+import type { Stowage } from '../../src/stowage.js';
+import { sendContent } from '../../src/http/send-content.js';
+import { BASIC_CHALLENGE, requireContent } from '../../src/http/auth.js';
+import { readSmall } from '../../src/blob/blob-service.js';
+import { API_VERSION, API_VERSION_HEADER, ociError, renderOciError } from './errors.js';
+import {
+  MAX_MANIFEST_BYTES,
+  ManifestError,
+  digestAlgorithm,
+  isValidDigest,
+  isValidName,
+  isValidTag,
+  looksLikeDigest,
+  matchRoute,
+  page,
+  parseChunkRange,
+  parseManifest,
+  parsePageSize,
+} from './manifest.js';
+import { UploadSessions, type UploadSession } from './uploads.js';
+
+export interface DockerSection {
+  v1Enabled: boolean;
+  forceBasicAuth: boolean;
+  httpPort?: number | null;
+  httpsPort?: number | null;
+  latestPolicy?: boolean;
+}
+
+const OCTET = 'application/octet-stream';
+const blobPath = (digest: string) => `v2/-/blobs/${digest}`;
+const manifestPath = (name: string, digest: string) => `v2/${name}/manifests/${digest}`;
+
+const sessionsByApp = new WeakMap<Stowage, UploadSessions>();
+function sessions(app: Stowage): UploadSessions {
+  let s = sessionsByApp.get(app);
+  if (!s) sessionsByApp.set(app, (s = new UploadSessions(app)));
+  return s;
+}
+
+/** URL prefix under which `<name>/…` is addressed by the client. */
+function base(req: ContentRequest): string {
+  return req.rootRoute ? `/v2/${req.repo.name}/` : `/repository/${req.repo.name}/v2/`;
+}
+
+function section(repo: Repository): DockerSection {
+  return { v1Enabled: false, forceBasicAuth: true, ...(repo.section<DockerSection>('docker') ?? {}) };
+}
+
+function unauthorized(message = 'Authentication required') {
+  return ociError('UNAUTHORIZED', 'UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': BASIC_CHALLENGE } });
+}
+
+function requireName(name: string): void {
+  if (!isValidName(name)) throw ociError('BAD_REQUEST', 'NAME_INVALID', `Invalid repository name: ${name}`);
+}
+
+function query(ctx: Koa.Context, key: string): string | undefined {
+  return ctx.URL.searchParams.get(key) ?? undefined;
+}
+
+function digestMismatch(expected: string, got: string) {
+  return ociError('DIGEST_INVALID', 'DIGEST_INVALID', `Digest mismatch: expected ${expected}, got ${got}`);
+}
+
+/** Passes bytes through while hashing with the digest's algorithm; fails at the end on mismatch. */
+function verifier(digest: string): Transform {
+  const algo = digestAlgorithm(digest);
+  const h = createHash(algo);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const got = `${algo}:${h.digest('hex')}`;
+      cb(got === digest ? null : digestMismatch(digest, got));
+    },
+  });
+}
+
+/** Drains a body through a hash only (content already stored): verifies without storing. */
+async function verifyOnly(body: Readable, digest: string): Promise<void> {
+  const v = verifier(digest);
+  await new Promise<void>((resolve, reject) => pipeline(body, v, (e) => (e ? reject(e) : resolve())).resume());
+}
+
+function writable(repo: Repository): void {
+  if (repo.type !== 'hosted') throw ociError('METHOD_NOT_ALLOWED', 'UNSUPPORTED', `Repository '${repo.name}' (${repo.type}) does not accept pushes`, { status: 405 });
+  if (repo.config.storage.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${repo.name}`);
+}
+
+/** Stores a blob from `body` under its digest, verified while streaming; nothing is stored on mismatch. */
+async function storeBlob(req: ContentRequest, digest: string, body: Readable, expectedSize?: number): Promise<void> {
+  const { repo } = req;
+  if (await repo.local(blobPath(digest))) return verifyOnly(body, digest);
+  const sha256 = digestAlgorithm(digest) === 'sha256';
+  let source: Readable = body;
+  if (!sha256) {
+    const v = verifier(digest);
+    source = pipeline(body, v, () => undefined);
+  }
+  await repo.put(
+    blobPath(digest),
+    source,
+    { contentType: OCTET, kind: 'content', expectedSize, expected: sha256 ? { sha256: digest.slice(7) } : undefined, attributes: { digest } },
+    req.access,
+  );
+}
+
+function blobCreated(req: ContentRequest, name: string, digest: string): void {
+  const { ctx } = req;
+  ctx.status = 201;
+  ctx.set('Location', `${base(req)}${name}/blobs/${digest}`);
+  ctx.set('Docker-Content-Digest', digest);
+  ctx.body = '';
+}
+
+function uploadHeaders(req: ContentRequest, s: UploadSession): void {
+  const { ctx } = req;
+  ctx.set('Location', `${base(req)}${s.name}/blobs/uploads/${s.uuid}`);
+  ctx.set('Range', `0-${Math.max(0, s.size - 1)}`);
+  ctx.set('Docker-Upload-UUID', s.uuid);
+}
+
+function hasBody(ctx: Koa.Context): boolean {
+  const len = ctx.get('Content-Length');
+  if (len) return Number(len) > 0;
+  return !!ctx.get('Transfer-Encoding');
+}
+
+// ---- ping and catalog ------------------------------------------------------------------
+
+async function ping(req: ContentRequest): Promise<void> {
+  const { ctx, app, repo, principal } = req;
+  if (principal.anonymous) {
+    const canRead = await app.authorizer.canContent(principal, { format: repo.format.name, repository: repo.name, action: 'read', path: '/v2/' });
+    if (section(repo).forceBasicAuth || !canRead) throw unauthorized();
+  }
+  ctx.status = 200;
+  ctx.set('Content-Type', 'application/json');
+  ctx.body = '{}';
+}
+
+async function imageNames(app: Stowage, repo: Repository): Promise<string[]> {
+  const rows = await app.db('assets').where({ repository_id: repo.id }).andWhere('path', 'like', 'v2/%/manifests/%').select('path');
+  const names = new Set<string>();
+  for (const r of rows) {
+    const p = String(r.path);
+    const i = p.lastIndexOf('/manifests/');
+    if (i > 3) names.add(p.slice(3, i));
+  }
+  return [...names];
+}
+
+function pageQuery(ctx: Koa.Context): { n: number | undefined; last: string | undefined } {
+  try {
+    return { n: parsePageSize(query(ctx, 'n')), last: query(ctx, 'last') };
+  } catch (e) {
+    throw ociError('BAD_REQUEST', 'UNSUPPORTED', (e as Error).message);
+  }
+}
+
+async function catalog(req: ContentRequest): Promise<void> {
+  const { ctx, app, repo } = req;
+  const { n, last } = pageQuery(ctx);
+  const p = page(await imageNames(app, repo), n, last);
+  if (p.more) ctx.set('Link', `<${base(req)}_catalog?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1])}>; rel="next"`);
+  ctx.set('Content-Type', 'application/json');
+  ctx.body = JSON.stringify({ repositories: p.items });
+}
+
+async function tagsList(req: ContentRequest, name: string): Promise<void> {
+  const { ctx, app, repo } = req;
+  requireName(name);
+  const tags = (await app.content.getTags(repo.id, name)).map((t) => t.name);
+  if (tags.length === 0 && !(await imageNames(app, repo)).includes(name)) throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Repository name not known to registry: ${name}`);
+  const { n, last } = pageQuery(ctx);
+  const p = page(tags, n, last);
+  if (p.more) ctx.set('Link', `<${base(req)}${name}/tags/list?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1])}>; rel="next"`);
+  ctx.set('Content-Type', 'application/json');
+  ctx.body = JSON.stringify({ name: req.rootRoute ? `${repo.name}/${name}` : name, tags: p.items });
+}
+
+// ---- blobs -----------------------------------------------------------------------------
+
+async function getBlob(req: ContentRequest, name: string, digest: string): Promise<void> {
+  requireName(name);
+  const unknown = () => ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
+  if (!isValidDigest(digest)) throw unknown();
+  const content = await req.repo.get(blobPath(digest));
+  if (!content) throw unknown();
+  await sendContent(req.ctx, content, { contentType: OCTET, headers: { 'Docker-Content-Digest': digest } });
+  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+}
+
+async function deleteBlob(req: ContentRequest, name: string, digest: string): Promise<void> {
+  requireName(name);
+  writable(req.repo);
+  if (!isValidDigest(digest) || !(await req.repo.delete(blobPath(digest)))) throw ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
+  req.ctx.status = 202;
+  req.ctx.body = '';
+}
+
+/**
+ * Cross-repository mount: the blob becomes part of this repository without copying bytes, when
+ * it is already here or in a readable repository on the same blob store. False: fall back.
+ */
+async function tryMount(req: ContentRequest, digest: string, from: string | undefined): Promise<boolean> {
+  const { app, repo, ctx } = req;
+  if (!isValidDigest(digest)) return false;
+  if (await repo.local(blobPath(digest))) return true;
+  if (!from) return false;
+  // `from` names an image; through the root route its first segment is the repository.
+  const sourceName = from.includes('/') ? from.slice(0, from.indexOf('/')) : null;
+  if (!sourceName || (!req.rootRoute && sourceName === repo.name)) return false;
+  const source = await app.repositories.find(sourceName);
+  if (!source || source.format !== repo.format || source.blobStoreId !== repo.blobStoreId) return false;
+  try {
+    await requireContent(app, ctx, { format: repo.format.name, repository: source.name, action: 'read', path: '/' + blobPath(digest) });
+  } catch {
+    return false;
+  }
+  const content = await source.local(blobPath(digest));
+  if (!content) return false;
+  await app.db.transaction(async (tx) => {
+    if (await app.content.findAsset(repo.id, blobPath(digest), tx)) return;
+    await app.content.putAsset(tx, {
+      repositoryId: repo.id,
+      path: blobPath(digest),
+      blobId: content.blob.id,
+      contentType: OCTET,
+      kind: 'content',
+      attributes: { digest },
+    });
+  });
+  return true;
+}
+
+async function startUpload(req: ContentRequest, name: string): Promise<void> {
+  const { ctx, repo, app } = req;
+  requireName(name);
+  writable(repo);
+  const mount = query(ctx, 'mount');
+  if (mount !== undefined && (await tryMount(req, mount, query(ctx, 'from')))) return blobCreated(req, name, mount);
+  const digest = query(ctx, 'digest');
+  if (digest !== undefined && mount === undefined) {
+    if (!isValidDigest(digest)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid digest: ${digest}`);
+    const len = ctx.get('Content-Length');
+    await storeBlob(req, digest, ctx.req, len ? Number(len) : undefined);
+    return blobCreated(req, name, digest);
+  }
+  const s = await sessions(app).create(repo.id, name);
+  ctx.status = 202;
+  uploadHeaders(req, s);
+  ctx.set('Content-Length', '0');
+  ctx.body = '';
+}
+
+/** A chunk must start exactly at the current offset, else 416 with the current state. */
+function checkChunk(req: ContentRequest, s: UploadSession): void {
+  const r = parseChunkRange(req.ctx.get('Content-Range') || undefined);
+  if (r === null) return;
+  const state = { Location: `${base(req)}${s.name}/blobs/uploads/${s.uuid}`, Range: `0-${Math.max(0, s.size - 1)}`, 'Docker-Upload-UUID': s.uuid };
+  if (r === 'invalid' || r.start !== s.size) {
+    throw ociError('RANGE_NOT_SATISFIABLE', 'BLOB_UPLOAD_INVALID', `Chunk must start at offset ${s.size}`, { headers: state });
+  }
+}
+
+async function patchUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
+  const { ctx, repo, app } = req;
+  requireName(name);
+  writable(repo);
+  const s = await sessions(app).get(repo.id, name, uuid);
+  checkChunk(req, s);
+  await sessions(app).append(s, ctx.req);
+  ctx.status = 202;
+  uploadHeaders(req, s);
+  ctx.set('Content-Length', '0');
+  ctx.body = '';
+}
+
+async function putUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
+  const { ctx, repo, app } = req;
+  requireName(name);
+  writable(repo);
+  const s = await sessions(app).get(repo.id, name, uuid);
+  const digest = query(ctx, 'digest');
+  if (!digest || !isValidDigest(digest)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid or missing digest: ${digest ?? ''}`);
+  if (hasBody(ctx)) {
+    checkChunk(req, s);
+    await sessions(app).append(s, ctx.req);
+  }
+  try {
+    await storeBlob(req, digest, createReadStream(s.file), s.size);
+  } finally {
+    // Committed, or refused (nothing stored): either way the session is over.
+    await sessions(app).remove(s.uuid);
+  }
+  blobCreated(req, name, digest);
+}
+
+async function uploadStatus(req: ContentRequest, name: string, uuid: string): Promise<void> {
+  requireName(name);
+  const s = await sessions(req.app).get(req.repo.id, name, uuid);
+  uploadHeaders(req, s);
+  req.ctx.status = 204;
+}
+
+async function cancelUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
+  requireName(name);
+  const s = await sessions(req.app).get(req.repo.id, name, uuid);
+  await sessions(req.app).remove(s.uuid);
+  req.ctx.status = 204;
+}
+
+// ---- manifests -------------------------------------------------------------------------
+
+/** The digest a reference names (a tag resolved through the tags table), or null. */
+async function resolveReference(req: ContentRequest, name: string, reference: string): Promise<string | null> {
+  if (looksLikeDigest(reference)) return isValidDigest(reference) ? reference : null;
+  if (!isValidTag(reference)) return null;
+  const tag = (await req.app.content.getTags(req.repo.id, name)).find((t) => t.name === reference);
+  return tag?.target ?? null;
+}
+
+async function getManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
+  requireName(name);
+  const unknown = () => ociError('NOT_FOUND', 'MANIFEST_UNKNOWN', `Manifest unknown: ${name}:${reference}`);
+  const digest = await resolveReference(req, name, reference);
+  if (!digest) throw unknown();
+  const content = await req.repo.get(manifestPath(name, digest));
+  if (!content) throw unknown();
+  const mediaType = String(content.asset.attributes.mediaType ?? content.asset.content_type);
+  await sendContent(req.ctx, content, { contentType: mediaType, headers: { 'Docker-Content-Digest': digest, ETag: `"${digest}"` } });
+  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+}
+
+async function putManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
+  const { ctx, repo, app } = req;
+  requireName(name);
+  writable(repo);
+  const byDigest = looksLikeDigest(reference);
+  if (byDigest && !isValidDigest(reference)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid digest: ${reference}`);
+  if (!byDigest && !isValidTag(reference)) throw ociError('BAD_REQUEST', 'TAG_INVALID', `Invalid tag: ${reference}`);
+  const declared = Number(ctx.get('Content-Length') || '0');
+  if (declared > MAX_MANIFEST_BYTES) throw ociError('PAYLOAD_TOO_LARGE', 'MANIFEST_INVALID', `Manifest exceeds ${MAX_MANIFEST_BYTES} bytes`);
+  let body: Buffer;
+  try {
+    body = await readSmall(ctx.req, MAX_MANIFEST_BYTES);
+  } catch (e) {
+    if (e instanceof AppError && e.code === 'PAYLOAD_TOO_LARGE') throw ociError('PAYLOAD_TOO_LARGE', 'MANIFEST_INVALID', e.message);
+    throw e;
+  }
+  let parsed;
+  try {
+    parsed = parseManifest(body, ctx.get('Content-Type') || undefined);
+  } catch (e) {
+    if (e instanceof ManifestError) throw ociError('BAD_REQUEST', e.code, e.message);
+    throw e;
+  }
+  const algo = byDigest ? digestAlgorithm(reference) : 'sha256';
+  const digest = `${algo}:${createHash(algo).update(body).digest('hex')}`;
+  if (byDigest && digest !== reference) throw digestMismatch(reference, digest);
+
+  // Every referenced blob and child manifest must be here.
+  for (const b of parsed.blobs) {
+    if (!(await repo.local(blobPath(b.digest)))) {
+      throw ociError('BAD_REQUEST', 'MANIFEST_BLOB_UNKNOWN', `Blob unknown to registry: ${b.digest}`, { detail: { digest: b.digest } });
+    }
+  }
+  for (const m of parsed.manifests) {
+    if (!(await repo.local(manifestPath(name, m.digest)))) {
+      throw ociError('BAD_REQUEST', 'MANIFEST_UNKNOWN', `Manifest unknown: ${m.digest}`, { detail: { digest: m.digest } });
+    }
+  }
+
+  // Write policy for the tag before anything is stored.
+  const tag = byDigest ? null : reference;
+  if (tag) {
+    const existing = (await app.content.getTags(repo.id, name)).find((t) => t.name === tag);
+    if (existing && existing.target !== digest) {
+      const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
+      if (policy === 'ALLOW_ONCE' && !(section(repo).latestPolicy && tag === 'latest')) {
+        throw new AppError('WRITE_POLICY', `Repository does not allow updating tag ${name}:${tag}: ${repo.name}`);
+      }
+      await req.access.require('edit');
+    }
+  }
+
+  const path = manifestPath(name, digest);
+  if (!(await repo.local(path))) {
+    await repo.put(
+      path,
+      Readable.from([body]),
+      {
+        contentType: parsed.mediaType,
+        kind: 'content',
+        expectedSize: body.length,
+        attributes: { mediaType: parsed.mediaType, digest, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) },
+      },
+      req.access,
+    );
+  }
+  if (tag) await app.content.setTag(app.db, repo.id, name, tag, digest);
+
+  ctx.status = 201;
+  ctx.set('Location', `${base(req)}${name}/manifests/${digest}`);
+  ctx.set('Docker-Content-Digest', digest);
+  if (parsed.subject) ctx.set('OCI-Subject', parsed.subject.digest);
+  ctx.body = '';
+}
+
+async function deleteManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
+  const { ctx, repo, app } = req;
+  requireName(name);
+  writable(repo);
+  const unknown = () => ociError('NOT_FOUND', 'MANIFEST_UNKNOWN', `Manifest unknown: ${name}:${reference}`);
+  if (looksLikeDigest(reference)) {
+    if (!isValidDigest(reference)) throw unknown();
+    const tags = (await app.content.getTags(repo.id, name)).filter((t) => t.target === reference);
+    const removed = await repo.delete(manifestPath(name, reference));
+    if (!removed && tags.length === 0) throw unknown();
+    await app.db.transaction(async (tx) => {
+      for (const t of tags) await app.content.deleteTag(tx, repo.id, name, t.name);
+    });
+  } else {
+    if (!isValidTag(reference) || !(await app.content.deleteTag(app.db, repo.id, name, reference))) throw unknown();
+  }
+  await app.audit.record(
+    { principal: req.principal, remoteAddress: ctx.ip },
+    { domain: 'repository.asset', type: 'deleted', context: `${name}:${reference}`, attributes: { repository: repo.name, format: 'docker', name, reference } },
+  );
+  ctx.status = 202;
+  ctx.body = '';
+}
+
+// ---- plugin ----------------------------------------------------------------------------
+
+async function handle(req: ContentRequest): Promise<void> {
+  const { ctx } = req;
+  ctx.set(API_VERSION_HEADER, API_VERSION);
+  const route = matchRoute(req.rawPath);
+  const m = ctx.method;
+  const get = m === 'GET' || m === 'HEAD';
+  switch (route.kind) {
+    case 'ping':
+      if (get) return ping(req);
+      break;
+    case 'catalog':
+      if (get) return catalog(req);
+      break;
+    case 'tags':
+      if (get) return tagsList(req, route.name);
+      break;
+    case 'upload-start':
+      if (m === 'POST') return startUpload(req, route.name);
+      break;
+    case 'upload':
+      if (m === 'PATCH') return patchUpload(req, route.name, route.uuid);
+      if (m === 'PUT') return putUpload(req, route.name, route.uuid);
+      if (get) return uploadStatus(req, route.name, route.uuid);
+      if (m === 'DELETE') return cancelUpload(req, route.name, route.uuid);
+      break;
+    case 'blob':
+      if (get) return getBlob(req, route.name, route.digest);
+      if (m === 'DELETE') return deleteBlob(req, route.name, route.digest);
+      break;
+    case 'manifest':
+      if (get) return getManifest(req, route.name, route.reference);
+      if (m === 'PUT') return putManifest(req, route.name, route.reference);
+      if (m === 'DELETE') return deleteManifest(req, route.name, route.reference);
+      break;
+    case 'unknown':
+      throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Not a registry path: /${req.rawPath}`);
+  }
+  throw ociError('METHOD_NOT_ALLOWED', 'UNSUPPORTED', `${m} is not supported here`, { status: 405 });
+}
+
+/**
+ * `/v2/<repo>/<image>/…` on the main listener: the first path segment names the repository, as
+ * real clients cannot put a path prefix before `/v2/`.
+ */
+const pathRouted: RootRoute = {
+  prefix: '/v2/',
+  resolve(rawPath) {
+    const rest = rawPath.replace(/^\/v2\/?/, '');
+    const slash = rest.indexOf('/');
+    if (rest === '' || rest === '_catalog' || slash <= 0) return null;
+    let repository: string;
+    try {
+      repository = decodeURIComponent(rest.slice(0, slash));
+    } catch {
+      return null;
+    }
+    return { repository, rawPath: 'v2/' + rest.slice(slash + 1) };
+  },
+  async handleUnrouted(ctx) {
+    ctx.set(API_VERSION_HEADER, API_VERSION);
+    const principal = ctx.state.principal as { anonymous?: boolean } | undefined;
+    const rest = ctx.path.replace(/^\/v2\/?/, '');
+    if (rest !== '') throw ociError('NOT_FOUND', 'NAME_UNKNOWN', 'Repository not found');
+    // The version check: clients learn the auth scheme from its challenge.
+    if (!principal || principal.anonymous) throw unauthorized();
+    ctx.status = 200;
+    ctx.set('Content-Type', 'application/json');
+    ctx.body = '{}';
+  },
+};
+
+export const docker: FormatPlugin = {
+  name: 'docker',
+  sections: [
+    {
+      key: 'docker',
+      schema: z.object({
+        v1Enabled: z.boolean().default(false),
+        forceBasicAuth: z.boolean().default(true),
+        httpPort: z.number().int().min(1).max(65535).nullable().optional(),
+        httpsPort: z.number().int().min(1).max(65535).nullable().optional(),
+        latestPolicy: z.boolean().optional(),
+      }),
+      defaults: () => ({ v1Enabled: false, forceBasicAuth: true }),
+    },
+  ],
+  rootRoutes: [pathRouted],
+  classify(ctx, path) {
+    const route = matchRoute(path);
+    if (route.kind === 'ping') return 'public';
+    if (route.kind === 'catalog') return 'browse';
+    switch (ctx.method) {
+      case 'GET':
+      case 'HEAD':
+        return route.kind === 'upload' ? 'add' : 'read';
+      case 'DELETE':
+        return route.kind === 'upload' ? 'add' : 'delete';
+      default:
+        return 'add';
+    }
+  },
+  handle,
+  renderError: renderOciError,
+};

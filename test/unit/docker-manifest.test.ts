@@ -1,0 +1,131 @@
+/** The docker format's pure parsers: name, tag and digest grammar, routes, manifests, paging. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  MT_DOCKER_LIST,
+  MT_DOCKER_MANIFEST,
+  MT_OCI_INDEX,
+  MT_OCI_MANIFEST,
+  ManifestError,
+  bareMediaType,
+  isValidDigest,
+  isValidName,
+  isValidTag,
+  matchRoute,
+  page,
+  parseChunkRange,
+  parseManifest,
+  parsePageSize,
+} from '../../formats/docker/manifest.js';
+
+const D = (c: string) => 'sha256:' + c.repeat(64);
+
+describe('docker name, tag and digest grammar', () => {
+  it('accepts distribution names', () => {
+    for (const n of ['a', 'library/nginx', 'a.b_c__d-e---f', 'x/y/z', 'blobs/manifests', 'a0/b1']) assert.ok(isValidName(n), n);
+  });
+  it('refuses bad names', () => {
+    for (const n of ['', 'A', 'a/', '/a', 'a//b', 'a..b', '-a', 'a_', 'a___b', 'x'.repeat(256), 'a b']) assert.ok(!isValidName(n), n);
+  });
+  it('accepts and refuses tags', () => {
+    for (const t of ['latest', 'v1.0', '_x', 'A-b.c_d', 'x'.repeat(128)]) assert.ok(isValidTag(t), t);
+    for (const t of ['', '.x', '-x', 'x'.repeat(129), 'a:b', 'a/b']) assert.ok(!isValidTag(t), t);
+  });
+  it('accepts sha256 and sha512 digests only', () => {
+    assert.ok(isValidDigest(D('a')));
+    assert.ok(isValidDigest('sha512:' + 'b'.repeat(128)));
+    for (const d of ['sha256:' + 'a'.repeat(63), 'sha256:' + 'A'.repeat(64), 'md5:abc', 'sha256:totallywrong', 'sha512:' + 'b'.repeat(64)]) assert.ok(!isValidDigest(d), d);
+  });
+});
+
+describe('docker routes on the raw path', () => {
+  it('matches every endpoint, anchored at the end', () => {
+    assert.deepEqual(matchRoute('v2/'), { kind: 'ping' });
+    assert.deepEqual(matchRoute('v2'), { kind: 'ping' });
+    assert.deepEqual(matchRoute('v2/_catalog'), { kind: 'catalog' });
+    assert.deepEqual(matchRoute('v2/a/b/tags/list'), { kind: 'tags', name: 'a/b' });
+    assert.deepEqual(matchRoute('v2/a/blobs/uploads/'), { kind: 'upload-start', name: 'a' });
+    assert.deepEqual(matchRoute('v2/a/blobs/uploads'), { kind: 'upload-start', name: 'a' });
+    assert.deepEqual(matchRoute('v2/a/blobs/uploads/u-1'), { kind: 'upload', name: 'a', uuid: 'u-1' });
+    assert.deepEqual(matchRoute(`v2/x/blobs/y/blobs/${D('a')}`), { kind: 'blob', name: 'x/blobs/y', digest: D('a') });
+    assert.deepEqual(matchRoute('v2/manifests/manifests/latest'), { kind: 'manifest', name: 'manifests', reference: 'latest' });
+    assert.deepEqual(matchRoute('v2/a/manifests/sha256%3Aabc'), { kind: 'manifest', name: 'a', reference: 'sha256:abc' });
+    assert.deepEqual(matchRoute('v2/a/other'), { kind: 'unknown' });
+    assert.deepEqual(matchRoute('v2/a/blobs/uploadsx'), { kind: 'blob', name: 'a', digest: 'uploadsx' });
+  });
+});
+
+describe('docker manifests', () => {
+  const image = (mediaType?: string, extra: Record<string, unknown> = {}) =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        ...(mediaType ? { mediaType } : {}),
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: D('c'), size: 2, data: 'e30=', newUnspecifiedField: null },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: D('1'), size: 10 },
+          { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: D('2'), size: 10 },
+          { mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: D('3'), size: 10, urls: ['https://x'] },
+        ],
+        ...extra,
+      }),
+    );
+
+  it('takes the media type from the body, else the Content-Type without parameters', () => {
+    assert.equal(parseManifest(image(MT_DOCKER_MANIFEST), MT_OCI_MANIFEST).mediaType, MT_DOCKER_MANIFEST);
+    assert.equal(parseManifest(image(), `${MT_OCI_MANIFEST}; charset=utf-8`).mediaType, MT_OCI_MANIFEST);
+    assert.equal(parseManifest(image(), undefined).mediaType, MT_OCI_MANIFEST);
+    assert.equal(bareMediaType('a/b ; x=y'), 'a/b');
+  });
+
+  it('lists config and distributable layers, and the subject', () => {
+    const m = parseManifest(image(MT_OCI_MANIFEST, { subject: { mediaType: MT_OCI_MANIFEST, digest: D('5'), size: 3 } }), undefined);
+    assert.equal(m.isIndex, false);
+    assert.deepEqual(m.blobs.map((b) => b.digest), [D('c'), D('1')]);
+    assert.equal(m.subject?.digest, D('5'));
+  });
+
+  it('lists the children of manifest lists and indexes', () => {
+    for (const mt of [MT_DOCKER_LIST, MT_OCI_INDEX]) {
+      const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mt, manifests: [{ mediaType: MT_OCI_MANIFEST, digest: D('d'), size: 5, platform: { os: 'linux' } }] }));
+      const m = parseManifest(body, mt);
+      assert.equal(m.isIndex, true);
+      assert.equal(m.mediaType, mt);
+      assert.deepEqual(m.manifests.map((d) => d.digest), [D('d')]);
+      assert.deepEqual(m.blobs, []);
+    }
+  });
+
+  it('accepts an image without layers', () => {
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'x', digest: D('c'), size: 2 }, layers: [] }));
+    assert.deepEqual(parseManifest(body, MT_OCI_MANIFEST).blobs.map((b) => b.digest), [D('c')]);
+  });
+
+  it('refuses malformed manifests with MANIFEST_INVALID', () => {
+    const bad = ['{', '[]', '"x"', JSON.stringify({ schemaVersion: 1 }), JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_MANIFEST }), JSON.stringify({ schemaVersion: 2, config: { digest: 'sha256:nope' } }), JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: 'x' })];
+    for (const b of bad) {
+      assert.throws(() => parseManifest(Buffer.from(b), MT_OCI_MANIFEST), (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID', b);
+    }
+  });
+});
+
+describe('docker paging and chunk ranges', () => {
+  it('pages in byte order after last, with more when entries remain', () => {
+    const names = ['b', 'a', 'C', 'c', 'B'];
+    assert.deepEqual(page(names, undefined, undefined), { items: ['B', 'C', 'a', 'b', 'c'], more: false });
+    assert.deepEqual(page(names, 2, undefined), { items: ['B', 'C'], more: true });
+    assert.deepEqual(page(names, 2, 'C'), { items: ['a', 'b'], more: true });
+    assert.deepEqual(page(names, 3, 'a'), { items: ['b', 'c'], more: false });
+    assert.deepEqual(page(names, 0, undefined), { items: [], more: false });
+    assert.equal(parsePageSize(undefined), undefined);
+    assert.equal(parsePageSize('5'), 5);
+    assert.throws(() => parsePageSize('-1'));
+  });
+  it('parses Content-Range of a chunk', () => {
+    assert.equal(parseChunkRange(undefined), null);
+    assert.deepEqual(parseChunkRange('0-21'), { start: 0, end: 21 });
+    assert.deepEqual(parseChunkRange('bytes=22-41'), { start: 22, end: 41 });
+    assert.equal(parseChunkRange('5-1'), 'invalid');
+    assert.equal(parseChunkRange('x'), 'invalid');
+  });
+});
