@@ -12,6 +12,7 @@ const USAGE = `Usage: stowage <command>
 async function serve(config: Config): Promise<void> {
   const app = await Stowage.open(config);
   const main = await listen(createMainApp(app), config.http.port, config.http.host);
+  await app.listeners.start(config.http.host);
   await app.proxy.start?.();
   app.tasks.start();
   app.log.info(`Stowage listening on ${main.url} (data: ${config.dataDir})`);
@@ -20,7 +21,7 @@ async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.log.info(`${signal}: draining in-flight requests`);
-    await main.close(config.http.shutdownGraceSeconds * 1000);
+    await Promise.all([main.close(config.http.shutdownGraceSeconds * 1000), app.listeners.close(config.http.shutdownGraceSeconds * 1000)]);
     await app.close();
     app.log.info('Stopped');
     process.exit(0);

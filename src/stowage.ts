@@ -19,6 +19,8 @@ import { Audit } from './security/audit.js';
 import { API_TOKEN_KIND, ScopedAuthorizer, TokenService, USER_TOKEN_REALM, tokenRealm } from './security/tokens.js';
 import { LoginThrottle } from './security/throttle.js';
 import { LdapRealm } from './security/ldap/realm.js';
+import { ScopedTokens, scopedTokenRealm } from './security/scoped-tokens.js';
+import { ListenerManager } from './http/listeners.js';
 
 /** The application: every core service, created once per process and passed to listeners and formats. */
 export class Stowage {
@@ -37,6 +39,10 @@ export class Stowage {
   /** User tokens: the engine of the token realms (API tokens; npm and docker tokens later). */
   readonly tokens: TokenService;
   readonly loginThrottle: LoginThrottle;
+  /** Short-lived signed bearer tokens restricted to content grants (docker's token flow). */
+  readonly scopedTokens: ScopedTokens;
+  /** Dedicated per-repository listeners (docker.httpPort); opened once started by the server. */
+  readonly listeners: ListenerManager;
 
   private constructor(
     readonly config: Config,
@@ -59,7 +65,18 @@ export class Stowage {
     this.tokens = new TokenService(db, (e) => this.log.warn('Token last-use update failed', e));
     this.tokens.registerSource('default', (userId) => this.security.users.principal(userId));
     this.security.register(tokenRealm(this.tokens, { id: USER_TOKEN_REALM, name: 'User Token Realm', kinds: [API_TOKEN_KIND] }));
+    this.scopedTokens = new ScopedTokens(
+      this.secrets.deriveKey('scoped-bearer-token'),
+      (userId, source) => this.tokens.lookup(userId, source),
+      () => this.security.anonymousPrincipal(),
+    );
+    for (const format of this.formats.values()) {
+      for (const r of format.tokenRealms ?? []) this.security.register(scopedTokenRealm(this.scopedTokens, { ...r, kind: format.name }));
+    }
     LdapRealm.install(this);
+    this.listeners = new ListenerManager(this);
+    this.repositories.validators.push((cfg) => this.listeners.check(cfg));
+    this.repositories.changeListeners.push(() => this.listeners.sync());
     this.loginThrottle = new LoginThrottle();
     this.tasks = new TaskService(db, this);
     this.proxy = new ProxyService(db, this);
@@ -109,6 +126,7 @@ export class Stowage {
   }
 
   async close(): Promise<void> {
+    await this.listeners.close();
     this.tasks.stop();
     await this.proxy.close();
     await this.blobStores.close();

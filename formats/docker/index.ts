@@ -8,7 +8,8 @@ import type { ContentRequest, FormatPlugin, RootRoute } from '../../src/reposito
 import type { Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { sendContent } from '../../src/http/send-content.js';
-import { BASIC_CHALLENGE, requireContent } from '../../src/http/auth.js';
+import { requireContent } from '../../src/http/auth.js';
+import { DOCKER_TOKEN_REALM, authenticated, dockerListenerPort, isTokenPath, tokenEndpoint, unauthorized } from './auth.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import { API_VERSION, API_VERSION_HEADER, ociError, renderOciError } from './errors.js';
 import {
@@ -26,6 +27,8 @@ import {
   parsePageSize,
 } from './manifest.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
+import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
+import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 
 export interface DockerSection {
   v1Enabled: boolean;
@@ -48,15 +51,14 @@ function sessions(app: Stowage): UploadSessions {
 
 /** URL prefix under which `<name>/…` is addressed by the client. */
 function base(req: ContentRequest): string {
-  return req.rootRoute ? `/v2/${req.repo.name}/` : `/repository/${req.repo.name}/v2/`;
+  if (req.listener) return '/v2/';
+  // A push through a group keeps addressing the group (its writable member stores it).
+  const shown = addressedRepository(req).name;
+  return req.rootRoute ? `/v2/${shown}/` : `/repository/${shown}/v2/`;
 }
 
 function section(repo: Repository): DockerSection {
   return { v1Enabled: false, forceBasicAuth: true, ...(repo.section<DockerSection>('docker') ?? {}) };
-}
-
-function unauthorized(message = 'Authentication required') {
-  return ociError('UNAUTHORIZED', 'UNAUTHORIZED', message, { headers: { 'WWW-Authenticate': BASIC_CHALLENGE } });
 }
 
 function requireName(name: string): void {
@@ -140,11 +142,10 @@ function hasBody(ctx: Koa.Context): boolean {
 // ---- ping and catalog ------------------------------------------------------------------
 
 async function ping(req: ContentRequest): Promise<void> {
-  const { ctx, app, repo, principal } = req;
-  if (principal.anonymous) {
-    const canRead = await app.authorizer.canContent(principal, { format: repo.format.name, repository: repo.name, action: 'read', path: '/v2/' });
-    if (section(repo).forceBasicAuth || !canRead) throw unauthorized();
-  }
+  const { ctx } = req;
+  // Without credentials always the challenge, even when anonymous pull is allowed: clients learn
+  // the token flow only from it (they then fetch an anonymous token).
+  if (!authenticated(ctx.state.principal)) throw unauthorized();
   ctx.status = 200;
   ctx.set('Content-Type', 'application/json');
   ctx.body = '{}';
@@ -172,7 +173,7 @@ function pageQuery(ctx: Koa.Context): { n: number | undefined; last: string | un
 async function catalog(req: ContentRequest): Promise<void> {
   const { ctx, app, repo } = req;
   const { n, last } = pageQuery(ctx);
-  const p = page(await imageNames(app, repo), n, last);
+  const p = page(await catalogNames(repo, (r) => imageNames(app, r)), n, last);
   if (p.more) ctx.set('Link', `<${base(req)}_catalog?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1])}>; rel="next"`);
   ctx.set('Content-Type', 'application/json');
   ctx.body = JSON.stringify({ repositories: p.items });
@@ -181,8 +182,8 @@ async function catalog(req: ContentRequest): Promise<void> {
 async function tagsList(req: ContentRequest, name: string): Promise<void> {
   const { ctx, app, repo } = req;
   requireName(name);
-  const tags = (await app.content.getTags(repo.id, name)).map((t) => t.name);
-  if (tags.length === 0 && !(await imageNames(app, repo)).includes(name)) throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Repository name not known to registry: ${name}`);
+  const tags = await tagNames(app, repo, name, async (r) => (await imageNames(app, r)).includes(name));
+  if (tags === null) throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Repository name not known to registry: ${name}`);
   const { n, last } = pageQuery(ctx);
   const p = page(tags, n, last);
   if (p.more) ctx.set('Link', `<${base(req)}${name}/tags/list?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1])}>; rel="next"`);
@@ -196,7 +197,7 @@ async function getBlob(req: ContentRequest, name: string, digest: string): Promi
   requireName(name);
   const unknown = () => ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
   if (!isValidDigest(digest)) throw unknown();
-  const content = await req.repo.get(blobPath(digest));
+  const content = await getBlobContent(req.repo, name, digest);
   if (!content) throw unknown();
   await sendContent(req.ctx, content, { contentType: OCTET, headers: { 'Docker-Content-Digest': digest } });
   void req.app.content.markDownloaded(content.asset).catch(() => undefined);
@@ -324,21 +325,12 @@ async function cancelUpload(req: ContentRequest, name: string, uuid: string): Pr
 
 // ---- manifests -------------------------------------------------------------------------
 
-/** The digest a reference names (a tag resolved through the tags table), or null. */
-async function resolveReference(req: ContentRequest, name: string, reference: string): Promise<string | null> {
-  if (looksLikeDigest(reference)) return isValidDigest(reference) ? reference : null;
-  if (!isValidTag(reference)) return null;
-  const tag = (await req.app.content.getTags(req.repo.id, name)).find((t) => t.name === reference);
-  return tag?.target ?? null;
-}
-
 async function getManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
   requireName(name);
   const unknown = () => ociError('NOT_FOUND', 'MANIFEST_UNKNOWN', `Manifest unknown: ${name}:${reference}`);
-  const digest = await resolveReference(req, name, reference);
-  if (!digest) throw unknown();
-  const content = await req.repo.get(manifestPath(name, digest));
-  if (!content) throw unknown();
+  const found = await resolveManifest(req.app, req.repo, name, reference);
+  if (!found) throw unknown();
+  const { content, digest } = found;
   const mediaType = String(content.asset.attributes.mediaType ?? content.asset.content_type);
   await sendContent(req.ctx, content, { contentType: mediaType, headers: { 'Docker-Content-Digest': digest, ETag: `"${digest}"` } });
   void req.app.content.markDownloaded(content.asset).catch(() => undefined);
@@ -373,7 +365,7 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
 
   // Every referenced blob and child manifest must be here.
   for (const b of parsed.blobs) {
-    if (!(await repo.local(blobPath(b.digest)))) {
+    if (!(await repo.local(blobPath(b.digest))) && !(await mountFromGroup(req, name, b.digest))) {
       throw ociError('BAD_REQUEST', 'MANIFEST_BLOB_UNKNOWN', `Blob unknown to registry: ${b.digest}`, { detail: { digest: b.digest } });
     }
   }
@@ -448,9 +440,14 @@ async function deleteManifest(req: ContentRequest, name: string, reference: stri
 async function handle(req: ContentRequest): Promise<void> {
   const { ctx } = req;
   ctx.set(API_VERSION_HEADER, API_VERSION);
+  if (isTokenPath(req.rawPath) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return tokenEndpoint(ctx, req.app, req.repo);
   const route = matchRoute(req.rawPath);
   const m = ctx.method;
   const get = m === 'GET' || m === 'HEAD';
+  // A push to a group lands in its writable member.
+  if (req.repo.type === 'group' && (route.kind === 'upload-start' || route.kind === 'upload' || (route.kind === 'manifest' && m === 'PUT'))) {
+    req = await toWritableMember(req);
+  }
   switch (route.kind) {
     case 'ping':
       if (get) return ping(req);
@@ -503,13 +500,13 @@ const pathRouted: RootRoute = {
     }
     return { repository, rawPath: 'v2/' + rest.slice(slash + 1) };
   },
-  async handleUnrouted(ctx) {
+  async handleUnrouted(ctx, app) {
     ctx.set(API_VERSION_HEADER, API_VERSION);
-    const principal = ctx.state.principal as { anonymous?: boolean } | undefined;
     const rest = ctx.path.replace(/^\/v2\/?/, '');
+    if (rest === 'token' && (ctx.method === 'GET' || ctx.method === 'HEAD')) return tokenEndpoint(ctx, app, null);
     if (rest !== '') throw ociError('NOT_FOUND', 'NAME_UNKNOWN', 'Repository not found');
     // The version check: clients learn the auth scheme from its challenge.
-    if (!principal || principal.anonymous) throw unauthorized();
+    if (!authenticated(ctx.state.principal)) throw unauthorized();
     ctx.status = 200;
     ctx.set('Content-Type', 'application/json');
     ctx.body = '{}';
@@ -530,9 +527,14 @@ export const docker: FormatPlugin = {
       }),
       defaults: () => ({ v1Enabled: false, forceBasicAuth: true }),
     },
+    dockerProxySection,
   ],
   rootRoutes: [pathRouted],
+  tokenRealms: [DOCKER_TOKEN_REALM],
+  listenerPort: dockerListenerPort,
+  listenerPortField: 'docker.httpPort',
   classify(ctx, path) {
+    if (isTokenPath(path)) return 'public';
     const route = matchRoute(path);
     if (route.kind === 'ping') return 'public';
     if (route.kind === 'catalog') return 'browse';
@@ -548,4 +550,9 @@ export const docker: FormatPlugin = {
   },
   handle,
   renderError: renderOciError,
+  isMetadata,
+  upstreamUrl,
+  upstreamHeaders,
+  upstreamChallenge,
+  proxyAsset,
 };

@@ -323,8 +323,11 @@ export class ContentService {
   /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */
   async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string): Promise<void> {
     const t = now();
-    const n = await tx('tags').where({ repository_id: repositoryId, scope, name }).update({ target, updated_at: t });
-    if (n === 0) await tx('tags').insert({ repository_id: repositoryId, scope, name, target, updated_at: t });
+    // One statement, so concurrent first writes of a tag cannot clash on the unique key.
+    await tx('tags')
+      .insert({ repository_id: repositoryId, scope, name, target, updated_at: t })
+      .onConflict(['repository_id', 'scope', 'name'])
+      .merge({ target, updated_at: t });
   }
 
   async getTags(repositoryId: number, scope: string): Promise<Array<{ name: string; target: string; updated_at: number }>> {

@@ -32,13 +32,37 @@ export function contentRouter(app: Stowage): Koa.Middleware {
     const root = rootRouteOf(app, ctx.path);
     if (!root) return next();
     const { format, route } = root;
-    if (format.renderError) ctx.state.renderError = format.renderError.bind(format);
+    if (format.renderError) ctx.state.renderError = rendererOf(app, format);
     const target = route.resolve(ctx.path);
     if (!target) {
       if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
       throw new AppError('NOT_FOUND', 'Not found');
     }
     return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
+  };
+}
+
+/**
+ * Sets the error rendering of the format a content path belongs to before authentication runs,
+ * so a refused credential is answered in the format's shape too (docker's OCI body and challenge).
+ */
+export function formatErrorRendering(app: Stowage, fixed?: string): Koa.Middleware {
+  return async (ctx, next) => {
+    let format: FormatPlugin | undefined;
+    if (fixed) format = (await app.repositories.find(fixed))?.format;
+    else if (ctx.path.startsWith(PREFIX)) {
+      const rest = ctx.path.slice(PREFIX.length);
+      const slash = rest.indexOf('/');
+      let name: string | null = null;
+      try {
+        name = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash));
+      } catch {
+        /* the router answers it */
+      }
+      if (name) format = (await app.repositories.find(name))?.format;
+    } else format = rootRouteOf(app, ctx.path)?.format;
+    if (format?.renderError) ctx.state.renderError = rendererOf(app, format);
+    await next();
   };
 }
 
@@ -52,19 +76,28 @@ function rootRouteOf(app: Stowage, path: string): { format: FormatPlugin; route:
   return null;
 }
 
-async function serve(
+function rendererOf(app: Stowage, format: FormatPlugin) {
+  return (ctx: Koa.Context, err: AppError) => format.renderError!(ctx, err, app);
+}
+
+/**
+ * Serves one content request for repository `name` (`rawPath` inside it): from `/repository/`,
+ * a format's root route, or a repository's dedicated listener (`listener`).
+ */
+export async function serve(
   app: Stowage,
   ctx: Koa.Context,
   name: string,
   rawPath: string,
   bare: boolean,
   root?: { format: FormatPlugin; route: RootRoute },
+  listener = false,
 ): Promise<void> {
   const repo = await app.repositories.find(name);
   // Through a root route only repositories of that route's format are reachable.
   if (!repo || (root && repo.format !== root.format)) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
   const format = repo.format;
-  if (format.renderError) ctx.state.renderError = format.renderError.bind(format);
+  if (format.renderError) ctx.state.renderError = rendererOf(app, format);
   if (bare && !format.classify) {
     // `/repository/name` → the folder listing lives at `/repository/name/`.
     ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
@@ -85,6 +118,7 @@ async function serve(
     principal,
     app,
     rootRoute: root?.route,
+    listener,
     access: {
       require: async (action: ContentAction) => {
         await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });

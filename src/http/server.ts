@@ -4,7 +4,7 @@ import Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
 import { authentication } from './auth.js';
-import { contentRouter } from './content-router.js';
+import { contentRouter, formatErrorRendering } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
 
@@ -29,6 +29,7 @@ export function createMainApp(app: Stowage): Koa {
     ctx.set('X-Content-Type-Options', 'nosniff');
     await next();
   });
+  koa.use(formatErrorRendering(app));
   koa.use(authentication(app));
   koa.use(contentRouter(app));
   koa.use(apiRouter(app));

@@ -63,6 +63,11 @@ const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class UpstreamClient {
   constructor(private readonly opts: UpstreamOptions) {}
 
+  /** The configured Authorization value (for a token endpoint that wants the same credentials). */
+  get authorization(): string | undefined {
+    return this.opts.authorization;
+  }
+
   async get(url: string, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -81,6 +86,10 @@ export class UpstreamClient {
   private async follow(url: string, headers: Record<string, string>): Promise<UpstreamResponse> {
     const origin = new URL(url).origin;
     let current = new URL(url);
+    // An explicit Authorization (a token for this request) follows the same rule as the configured one.
+    const { Authorization: explicit, ...rest } = headers;
+    headers = rest;
+    const authorization = explicit ?? this.opts.authorization;
     const max = this.opts.maxRedirects ?? 10;
     for (let hop = 0; ; hop++) {
       const h: Record<string, string> = {
@@ -90,7 +99,7 @@ export class UpstreamClient {
         ...headers,
       };
       // Credentials go to the configured remote only, never to wherever it redirects.
-      if (this.opts.authorization && current.origin === origin) h.Authorization = this.opts.authorization;
+      if (authorization && current.origin === origin) h.Authorization = authorization;
       const res = await this.once(current, h);
       const location = res.headers.location;
       if (!REDIRECTS.has(res.status) || !location) return res;

@@ -3,9 +3,11 @@ import type { AppError } from '../errors.js';
 import type { Principal } from '../security/principal.js';
 import type { FormatSection } from './config-schema.js';
 import type { Repository } from './repository.js';
+import type { RepositoryConfig } from './types.js';
 import type { AccessCheck, Content, ContentAction } from './types.js';
 import type { ComponentInput } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
+import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
 
 /** One content request, after the core resolved the repository and checked access. */
 export interface ContentRequest {
@@ -20,6 +22,8 @@ export interface ContentRequest {
   app: Stowage;
   /** Set when the request arrived through the format's root route (not `/repository/<name>/`). */
   rootRoute?: RootRoute;
+  /** Set when the request arrived on the repository's dedicated listener (request path = `/` + path). */
+  listener?: boolean;
 }
 
 /**
@@ -76,7 +80,22 @@ export interface FormatPlugin {
   /** Serves a content request. */
   handle(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
-  renderError?(ctx: Koa.Context, err: AppError): void;
+  renderError?(ctx: Koa.Context, err: AppError, app?: Stowage): void;
+
+  /**
+   * Scoped bearer token realms this format's clients use (docker's `DockerToken`): registered with
+   * the realm chain, accepting tokens of this format's kind (app.scopedTokens.issue(…, format.name)).
+   */
+  readonly tokenRealms?: Array<{ id: string; name: string }>;
+
+  // Dedicated listeners ------------------------------------------------------------------
+  /**
+   * A port of its own a repository asks for (docker's `docker.httpPort`), or null. Every request
+   * on that port goes to that repository: request path `/<p>` is repository path `<p>`.
+   */
+  listenerPort?(config: RepositoryConfig): number | null;
+  /** The config field naming that port, for validation errors (`docker.httpPort`). */
+  readonly listenerPortField?: string;
 
   /**
    * Nexus component upload (`POST /service/rest/v1/components`): which files of the form go to
@@ -89,7 +108,14 @@ export interface FormatPlugin {
   /** Metadata paths are revalidated after metadataMaxAge; others are content (contentMaxAge). */
   isMetadata?(path: string): boolean;
   /** Upstream URL for a path; default: remoteUrl joined with the path. */
-  upstreamUrl?(remoteUrl: string, path: string): string;
+  upstreamUrl?(remoteUrl: string, path: string, repo?: Repository): string;
+  /** Extra request headers for fetching `path` upstream (Accept, a cached Authorization). */
+  upstreamHeaders?(path: string, repo: Repository): Record<string, string> | Promise<Record<string, string>>;
+  /**
+   * Upstream answered 401: headers to retry the request with once (e.g. a bearer token fetched
+   * from the challenge's realm), or null to give up. Auth failures are never cached.
+   */
+  upstreamChallenge?(res: UpstreamResponse, repo: Repository, client: UpstreamClient): Promise<Record<string, string> | null>;
   /**
    * How a proxy stores what it fetched for `path` (its component, a content type other than
    * upstream's). Default: upstream's Content-Type, no component.

@@ -9,7 +9,7 @@ import { Spool } from '../proxy/spool.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
 import { Repository } from './repository.js';
-import type { Content } from './types.js';
+import type { Content, GetOptions } from './types.js';
 
 /** Upstream validators kept in a cached asset's attributes, for conditional revalidation. */
 interface UpstreamValidators {
@@ -46,10 +46,10 @@ const DRAIN_MAX = 256 * 1024;
  *       401/403 and anything else → serve the stale copy, else 502; never cached
  */
 export class ProxyRepository extends Repository {
-  async get(path: string): Promise<Content | null> {
+  async get(path: string, opts?: GetOptions): Promise<Content | null> {
     const cached = await this.local(path);
     if (cached && this.isFresh(cached.asset, path)) return cached;
-    return this.app.proxy.flights.run(`${this.id}\n${path}`, () => this.refresh(path));
+    return this.app.proxy.flights.run(`${this.id}\n${path}`, () => this.refresh(path, opts?.upstreamPath ?? path));
   }
 
   /** Removes the cached copy (and any negative cache entry): the next request fetches again. */
@@ -69,11 +69,11 @@ export class ProxyRepository extends Repository {
 
   upstreamUrl(path: string): string {
     const remote = this.config.proxy!.remoteUrl;
-    return this.format.upstreamUrl ? this.format.upstreamUrl(remote, path) : joinRemote(remote, path);
+    return this.format.upstreamUrl ? this.format.upstreamUrl(remote, path, this) : joinRemote(remote, path);
   }
 
   /** The single-flight leader's work for a stale or missing path. */
-  private async refresh(path: string): Promise<Flight> {
+  private async refresh(path: string, upstreamPath: string): Promise<Flight> {
     const { state } = this.app.proxy;
     // A flight that ended a moment ago may have stored it.
     const cached = await this.local(path);
@@ -94,15 +94,24 @@ export class ProxyRepository extends Repository {
       return { value: this.stale(cached, path, this.gatewayError(why, path)) };
     }
 
-    const url = this.upstreamUrl(path);
-    const headers: Record<string, string> = {};
+    const url = this.upstreamUrl(upstreamPath);
+    const headers: Record<string, string> = { ...((await this.format.upstreamHeaders?.(upstreamPath, this)) ?? {}) };
     const v = cached ? validators(cached.asset) : null;
     if (v?.etag) headers['If-None-Match'] = v.etag;
     if (v?.lastModified) headers['If-Modified-Since'] = v.lastModified;
 
     let res: UpstreamResponse;
     try {
-      res = await this.app.proxy.client(this.config).get(url, headers);
+      const client = this.app.proxy.client(this.config);
+      res = await client.get(url, headers);
+      if (res.status === 401 && this.format.upstreamChallenge) {
+        // The remote wants other credentials (a registry's bearer token): the format gets them, one retry.
+        const retry = await this.format.upstreamChallenge(res, this, client);
+        if (retry) {
+          discard(res);
+          res = await client.get(url, { ...headers, ...retry });
+        }
+      }
     } catch (e) {
       if (e instanceof UpstreamError) {
         const s = await state.failure(this.id, e.message, autoBlock);

@@ -31,6 +31,10 @@ export class RepositoryManager {
   private fingerprint = '';
   private checkedAt = 0;
   private loading?: Promise<void>;
+  /** Checks a configuration before create/update writes it (dedicated listener ports…); throws a 400. */
+  readonly validators: Array<(cfg: RepositoryConfig) => Promise<void>> = [];
+  /** Called after every change made through this manager (listeners re-sync). */
+  readonly changeListeners: Array<() => Promise<void>> = [];
 
   constructor(
     private readonly db: Db,
@@ -94,6 +98,15 @@ export class RepositoryManager {
   invalidate(): void {
     this.checkedAt = 0;
     this.fingerprint = '';
+  }
+
+  private async changed(): Promise<void> {
+    this.invalidate();
+    for (const l of this.changeListeners) await l();
+  }
+
+  private async validate(cfg: RepositoryConfig): Promise<void> {
+    for (const v of this.validators) await v(cfg);
   }
 
   async find(name: string): Promise<Repository | undefined> {
@@ -163,6 +176,7 @@ export class RepositoryManager {
     const store = await this.app.blobStores.byName(cfg.storage.blobStoreName);
     if (!store) throw badRequest(`storage.blobStoreName: blob store '${cfg.storage.blobStoreName}' does not exist`, { field: 'storage.blobStoreName' });
     await this.checkGroup(cfg);
+    await this.validate(cfg);
     const t = now();
     try {
       await this.db.transaction(async (tx) => {
@@ -184,7 +198,7 @@ export class RepositoryManager {
       if (isUniqueViolation(e)) throw conflict(`Repository '${cfg.name}' already exists`);
       throw e;
     }
-    this.invalidate();
+    await this.changed();
     return this.require(cfg.name);
   }
 
@@ -207,13 +221,14 @@ export class RepositoryManager {
       throw badRequest(`storage.blobStoreName: the blob store of a repository cannot be changed`, { field: 'storage.blobStoreName' });
     }
     await this.checkGroup(cfg);
+    await this.validate(cfg);
     await this.db.transaction(async (tx) => {
       await tx('repositories')
         .where({ id: cur.id })
         .update({ online: cfg.online, attributes: toJson(this.rowFields(cfg)), updated_at: this.bump(tx) });
       await this.writeMembers(tx, cur.id, cfg);
     });
-    this.invalidate();
+    await this.changed();
     return this.require(name);
   }
 
@@ -236,14 +251,14 @@ export class RepositoryManager {
       await tx('components').where({ repository_id: cur.id }).delete();
       await tx('repositories').where({ id: cur.id }).delete();
     });
-    this.invalidate();
+    await this.changed();
   }
 
   /** Sets a repository online or offline. */
   async setOnline(name: string, online: boolean): Promise<void> {
     const cur = await this.require(name);
     await this.db('repositories').where({ id: cur.id }).update({ online, updated_at: this.bump(this.db) });
-    this.invalidate();
+    await this.changed();
   }
 }
 

@@ -4,7 +4,7 @@ import type { BlobRow } from '../blob/blob-service.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 import type { FormatPlugin } from './format.js';
-import type { AccessCheck, Content, PutOptions, PutResult, RepositoryConfig, RepositoryType } from './types.js';
+import type { AccessCheck, Content, GetOptions, PutOptions, PutResult, RepositoryConfig, RepositoryType } from './types.js';
 
 /**
  * A repository as the core sees it. Hosted, proxy and group behaviour is written once here and
@@ -34,7 +34,7 @@ export abstract class Repository {
   }
 
   /** The content at `path`, or null. */
-  abstract get(path: string): Promise<Content | null>;
+  abstract get(path: string, opts?: GetOptions): Promise<Content | null>;
 
   /** Stores a body at `path` (hosted; a group forwards to its writable member). */
   async put(_path: string, _body: Readable, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
@@ -145,10 +145,10 @@ export class GroupRepository extends Repository {
     return out;
   }
 
-  async get(path: string): Promise<Content | null> {
+  async get(path: string, opts?: GetOptions): Promise<Content | null> {
     if (this.format.mergeMetadata && this.format.isMetadata?.(path)) return this.merged(path);
     for (const m of await this.members()) {
-      const c = await m.get(path).catch((e) => {
+      const c = await m.get(path, opts).catch((e) => {
         // A failing member (remote down, no stale copy) must not hide the others.
         if (e instanceof AppError && e.status < 500) throw e;
         return null;

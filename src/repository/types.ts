@@ -59,6 +59,12 @@ export interface Content {
   pending?: { size: number | null; stored: Promise<Content> };
 }
 
+/** How a read reaches upstream (proxies): the path to ask for when it differs from the stored path. */
+export interface GetOptions {
+  /** Path upstream (passed to the format's upstreamUrl hook); default: the stored path. */
+  upstreamPath?: string;
+}
+
 export interface PutOptions {
   contentType: string;
   kind?: AssetKind;

@@ -1,3 +1,5 @@
+import type { ContentAction } from '../repository/types.js';
+
 export interface Principal {
   userId: string;
   anonymous: boolean;
@@ -12,6 +14,18 @@ export interface Principal {
   scope?: 'read' | 'write';
   /** The token's public id when authenticated by a user token (tokens cannot mint tokens). */
   tokenId?: string;
+  /**
+   * Set when the request was authenticated by a scoped bearer token (docker's token flow): the
+   * principal may do no more than these content actions on these repositories, whatever its roles
+   * allow, and no application privilege at all (enforced by the ScopedAuthorizer).
+   */
+  grants?: ContentGrant[];
+}
+
+/** Content actions a scoped token grants on one repository. */
+export interface ContentGrant {
+  repository: string;
+  actions: ContentAction[];
 }
 
 export const ANONYMOUS_USER = 'anonymous';

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, createHash } from 'node:crypto';
+import { createHmac, createCipheriv, createDecipheriv, randomBytes, createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
@@ -34,6 +34,11 @@ export class Secrets {
       this.key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
       if (this.key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
     }
+  }
+
+  /** A key for one purpose (signing tokens…), derived from the secret key: every node sharing it derives the same. */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update('stowage:' + purpose).digest();
   }
 
   isEncrypted(value: string): boolean {

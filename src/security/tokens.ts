@@ -96,6 +96,13 @@ export class TokenService {
     this.sources.set(source, lookup);
   }
 
+  /** The current principal of a user of a registered source, or null (unknown source, disabled or deleted user). */
+  async lookup(userId: string, source: string): Promise<Principal | null> {
+    const lookup = this.sources.get(source);
+    const user = lookup ? await lookup(userId) : null;
+    return user && !user.anonymous && user.userId === userId ? user : null;
+  }
+
   /** Issues a token; the secret is returned here and never again. */
   async issue(userId: string, source: string, opts: IssueOptions): Promise<{ token: TokenInfo; secret: string }> {
     const scope = opts.scope ?? 'write';
@@ -225,16 +232,20 @@ const READ_PRIVILEGE = /-(read|browse)$/;
  * token may browse and read whatever its user may, and nothing else — no content add, edit or
  * delete, no application privilege that changes anything. Wraps whichever policy is in use.
  */
+// A principal of a scoped bearer token (principal.grants) may do only what its grants list, and
+// no application privilege at all.
 export class ScopedAuthorizer implements Authorizer {
   constructor(readonly inner: Authorizer) {}
 
   async canContent(principal: Principal, perm: ContentPermission): Promise<boolean> {
     if (principal.scope === 'read' && !READ_ACTIONS.has(perm.action)) return false;
+    if (principal.grants && !principal.grants.some((g) => g.repository === perm.repository && g.actions.includes(perm.action))) return false;
     return this.inner.canContent(principal, perm);
   }
 
   async canApp(principal: Principal, privilege: string): Promise<boolean> {
     if (principal.scope === 'read' && !READ_PRIVILEGE.test(privilege)) return false;
+    if (principal.grants) return false;
     return this.inner.canApp(principal, privilege);
   }
 }

@@ -68,6 +68,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const config = loadConfig(env);
   const app = await Stowage.open(config);
   const listener = await listen(createMainApp(app), config.http.port, config.http.host);
+  await app.listeners.start(config.http.host);
   const url = listener.url;
   return {
     url,

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { freePort } from '../helpers/postgres.js';
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
@@ -66,11 +67,12 @@ for (const db of DATABASES) {
       host = s.url.replace(/^http:\/\//, '');
       await s.repo('docker', 'hosted', { name: 'dock', docker: { v1Enabled: false, forceBasicAuth: false } });
       await s.repo('docker', 'hosted', { name: 'other', docker: { v1Enabled: false, forceBasicAuth: false } });
-      // Through the REST API, with Nexus's JSON.
+      // Through the REST API, with Nexus's JSON (its dedicated port really opens: take a free one).
+      const httpPort = await freePort();
       const created = await s.fetch('/service/rest/v1/repositories/docker/hosted', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name: 'latestonly', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, docker: { v1Enabled: false, forceBasicAuth: true, httpPort: 18099, latestPolicy: true } }),
+        body: JSON.stringify({ name: 'latestonly', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, docker: { v1Enabled: false, forceBasicAuth: true, httpPort, latestPolicy: true } }),
       });
       assert.equal(created.status, 201, await created.text());
     });
@@ -100,13 +102,16 @@ for (const db of DATABASES) {
     }
 
     it('answers the version check', async () => {
+      // Without credentials the version check always challenges (the token flow), even when
+      // anonymous read is allowed; with credentials it answers 200.
       const r = await s.fetch(v2(''), { auth: null });
-      assert.equal(r.status, 200, 'anonymous read is allowed and forceBasicAuth is off');
+      assert.equal(r.status, 401);
       assert.equal(r.headers.get('docker-distribution-api-version'), 'registry/2.0');
-      assert.deepEqual(await r.json(), {});
+      assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/[^"]+\/repository\/dock\/v2\/token"/);
+      assert.deepEqual(await (await s.fetch(v2(''))).json(), {});
       const forced = await s.fetch('/repository/latestonly/v2/', { auth: null });
       assert.equal(forced.status, 401);
-      assert.match(forced.headers.get('www-authenticate') ?? '', /^Basic realm="Stowage"/);
+      assert.match(forced.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
       const root = await s.fetch('/v2/', { auth: null });
       assert.equal(root.status, 401, 'the root version check challenges anonymous callers');
       assert.equal((await root.json()).errors[0].code, 'UNAUTHORIZED');
@@ -150,7 +155,7 @@ for (const db of DATABASES) {
       assert.ok(!r.ok);
       const post = await s.fetch(v2('app/anon/blobs/uploads/'), { method: 'POST', auth: null });
       assert.equal(post.status, 401);
-      assert.match(post.headers.get('www-authenticate') ?? '', /^Basic /);
+      assert.match(post.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+",service="[^"]+",scope="repository:app\/anon:pull,push"$/);
       assert.equal((await post.json()).errors[0].code, 'UNAUTHORIZED');
     });
 
