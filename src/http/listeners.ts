@@ -3,10 +3,8 @@ import Koa from 'koa';
 import { badRequest } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import type { RepositoryConfig } from '../repository/types.js';
-import { errorBoundary } from './errors.js';
-import { authentication } from './auth.js';
-import { formatErrorRendering, serve } from './content-router.js';
-import { listen, type Listener } from './server.js';
+import { serve } from './content-router.js';
+import { listen, listenerBase, type Listener } from './server.js';
 import { AppError } from '../errors.js';
 
 /** How often listeners re-read the repositories for changes made on other nodes. */
@@ -115,17 +113,7 @@ export class ListenerManager {
 
   private koa(repository: string): Koa {
     const app = this.app;
-    const koa = new Koa();
-    koa.proxy = app.config.http.trustProxy;
-    koa.silent = true;
-    koa.use(errorBoundary(app.log));
-    koa.use(async (ctx, next) => {
-      ctx.set('Server', 'Stowage');
-      ctx.set('X-Content-Type-Options', 'nosniff');
-      await next();
-    });
-    koa.use(formatErrorRendering(app, repository));
-    koa.use(authentication(app));
+    const koa = listenerBase(app, repository);
     koa.use(async (ctx) => {
       if (!ctx.path.startsWith('/')) throw new AppError('NOT_FOUND', 'Not found');
       return serve(app, ctx, repository, ctx.path.slice(1), false, undefined, true);

@@ -16,8 +16,11 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
-/** The main listener's Koa app, as a readable pipeline: errors, identity, then the three surfaces. */
-export function createMainApp(app: Stowage): Koa {
+/**
+ * What every listener starts with: the one error boundary, common headers, the format's error
+ * shape (for a dedicated listener, that of its `repository`), then identity.
+ */
+export function listenerBase(app: Stowage, repository?: string): Koa {
   const koa = new Koa();
   // Client addresses from X-Forwarded-For only when configured (generated URLs read
   // X-Forwarded-Proto/Host themselves, see Stowage.baseUrl).
@@ -29,8 +32,14 @@ export function createMainApp(app: Stowage): Koa {
     ctx.set('X-Content-Type-Options', 'nosniff');
     await next();
   });
-  koa.use(formatErrorRendering(app));
+  koa.use(formatErrorRendering(app, repository));
   koa.use(authentication(app));
+  return koa;
+}
+
+/** The main listener's Koa app, as a readable pipeline: the common base, then the three surfaces. */
+export function createMainApp(app: Stowage): Koa {
+  const koa = listenerBase(app);
   koa.use(contentRouter(app));
   koa.use(apiRouter(app));
   koa.use(uiRouter(app));
