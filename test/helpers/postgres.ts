@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, chmodSync, existsSync, readdirSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import { freePort } from './net.js';
 import pg from 'pg';
 
 /**
@@ -13,16 +13,6 @@ import pg from 'pg';
  */
 let adminUrl: Promise<string> | undefined;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function pgBin(name: string): string {
   const base = '/usr/lib/postgresql';

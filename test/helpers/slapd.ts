@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from './postgres.js';
+import { freePort } from './net.js';
 
 /**
  * A real OpenLDAP `slapd` for the LDAP tests (Debian packages slapd + ldap-utils): a private

@@ -9,6 +9,7 @@ import { createMainApp, listen, type Listener } from '../../src/http/server.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { RepositoryType } from '../../src/repository/types.js';
 import { createDatabase } from './postgres.js';
+import { freePort } from './net.js';
 
 export type TestDb = 'sqlite' | 'postgres';
 
@@ -111,7 +112,7 @@ export interface ChildServer {
 export async function spawnServer(opts: ServerOptions & { port?: number } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), 'stowage-child-'));
   const { url: dbUrl } = await dbEnv(opts);
-  const port = opts.port ?? (await (await import('./postgres.js')).freePort());
+  const port = opts.port ?? (await freePort());
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     STOWAGE_DATA_DIR: dataDir,

@@ -6,28 +6,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, spawnServer, startServer, type TestServer } from '../helpers/stowage.js';
-import { freePort } from '../helpers/postgres.js';
+import { buildImage, skopeo, tool } from '../helpers/oci.js';
+import { freePort } from '../helpers/net.js';
 
-const run = promisify(execFile);
 const API = '/service/rest/v1';
 
-async function tool(cmd: string, ...args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  try {
-    const r = await run(cmd, args, { maxBuffer: 16 << 20 });
-    return { ok: true, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message?: string };
-    return { ok: false, stdout: err.stdout ?? '', stderr: err.stderr ?? err.message ?? '' };
-  }
-}
-const skopeo = (...args: string[]) => tool('skopeo', '--insecure-policy', ...args);
 
 function claims(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
@@ -47,13 +35,7 @@ let layout: string;
 
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stowage-docker-auth-'));
-  layout = path.join(work, 'img');
-  const bundle = path.join(work, 'bundle');
-  await run('umoci', ['init', '--layout', layout]);
-  await run('umoci', ['new', '--image', `${layout}:latest`]);
-  await run('umoci', ['unpack', '--rootless', '--image', `${layout}:latest`, bundle]);
-  writeFileSync(path.join(bundle, 'rootfs', 'hello.txt'), 'token flow ' + randomBytes(8).toString('hex'));
-  await run('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
+  layout = await buildImage(work, 'img', { 'hello.txt': 'token flow ' + randomBytes(8).toString('hex') });
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));

@@ -6,29 +6,18 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
-import { freePort } from '../helpers/postgres.js';
+import { freePort } from '../helpers/net.js';
+import { buildImage, skopeo } from '../helpers/oci.js';
 
-const run = promisify(execFile);
 const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const sha512 = (b: Buffer | string) => 'sha512:' + createHash('sha512').update(b).digest('hex');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-async function skopeo(...args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  try {
-    const r = await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 16 << 20 });
-    return { ok: true, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return { ok: false, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 /** The layer digests of an OCI layout's image (index → manifest). */
 function layoutLayers(dir: string): string[] {
@@ -43,14 +32,10 @@ let layout: string;
 
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stowage-docker-'));
-  layout = path.join(work, 'img');
-  const bundle = path.join(work, 'bundle');
-  await run('umoci', ['init', '--layout', layout]);
-  await run('umoci', ['new', '--image', `${layout}:latest`]);
-  await run('umoci', ['unpack', '--rootless', '--image', `${layout}:latest`, bundle]);
-  writeFileSync(path.join(bundle, 'rootfs', 'hello.txt'), 'hello from stowage ' + randomBytes(8).toString('hex'));
-  writeFileSync(path.join(bundle, 'rootfs', 'random.bin'), randomBytes(300_000));
-  await run('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
+  layout = await buildImage(work, 'img', {
+    'hello.txt': 'hello from stowage ' + randomBytes(8).toString('hex'),
+    'random.bin': randomBytes(300_000),
+  });
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));

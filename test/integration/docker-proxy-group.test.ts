@@ -9,28 +9,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { buildImage, skopeo } from '../helpers/oci.js';
+import { freePort } from '../helpers/net.js';
 
-const run = promisify(execFile);
 const creds = `admin:${ADMIN_PASSWORD}`;
 
-async function skopeo(...args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  try {
-    const r = await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 16 << 20 });
-    return { ok: true, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string };
-    return { ok: false, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
 
 async function must(...args: string[]): Promise<string> {
   const r = await skopeo(...args);
@@ -45,16 +36,6 @@ function layoutLayers(dir: string): string[] {
   return manifest.layers.map((l) => l.digest);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A real docker-registry on a loopback port, storing in a temp dir. */
 async function startRegistry(dir: string): Promise<{ url: string; host: string; stop(): Promise<void> }> {
@@ -155,22 +136,13 @@ async function startFront(target: string, token?: { basic: string; token: string
 let work: string;
 const layouts: Record<string, string> = {};
 
-/** An OCI layout with one fresh random layer. */
-async function buildImage(name: string): Promise<string> {
-  const layout = path.join(work, name);
-  const bundle = path.join(work, `${name}-bundle`);
-  await run('umoci', ['init', '--layout', layout]);
-  await run('umoci', ['new', '--image', `${layout}:latest`]);
-  await run('umoci', ['unpack', '--rootless', '--image', `${layout}:latest`, bundle]);
-  writeFileSync(path.join(bundle, 'rootfs', 'hello.txt'), `image ${name} ${randomBytes(8).toString('hex')}`);
-  writeFileSync(path.join(bundle, 'rootfs', 'random.bin'), randomBytes(200_000));
-  await run('umoci', ['repack', '--image', `${layout}:latest`, bundle]);
-  return layout;
-}
 
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stowage-docker-proxy-'));
-  for (const n of ['a', 'b', 'c', 'd', 'e']) layouts[n] = await buildImage(n);
+  // Each image has one fresh random layer.
+  for (const n of ['a', 'b', 'c', 'd', 'e']) {
+    layouts[n] = await buildImage(work, n, { 'hello.txt': `image ${n} ${randomBytes(8).toString('hex')}`, 'random.bin': randomBytes(200_000) });
+  }
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));

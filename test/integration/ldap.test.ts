@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
-import { freePort } from '../helpers/postgres.js';
+import { freePort } from '../helpers/net.js';
 import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd, user } from '../helpers/slapd.js';
 import { LdapRealm } from '../../src/security/ldap/realm.js';
 import { now } from '../../src/db/db.js';
