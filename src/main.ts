@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { Stowage } from './stowage.js';
 import { createMainApp, listen } from './http/server.js';
-import { migrate, openDb } from './db/db.js';
+import { migrate, openDb, withStartupLock } from './db/db.js';
 
 const USAGE = `Usage: stowage <command>
   serve                              start the server (default)
@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate': {
       const db = openDb(config.db, config.dataDir);
       try {
-        const applied = await migrate(db);
+        const applied = await withStartupLock(db, () => migrate(db));
         process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'Database is up to date\n');
       } finally {
         await db.destroy();

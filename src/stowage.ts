@@ -1,7 +1,7 @@
 import { writeFile, mkdir, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config/config.js';
-import { migrate, openDb, type Db } from './db/db.js';
+import { migrate, openDb, withStartupLock, type Db } from './db/db.js';
 import { BlobStores } from './blob/blob-stores.js';
 import { BlobService } from './blob/blob-service.js';
 import { ContentService } from './content/content-service.js';
@@ -88,11 +88,13 @@ export class Stowage {
     const db = openDb(config.db, config.dataDir);
     const app = new Stowage(config, db);
     try {
-      await migrate(db);
-      await app.blobStores.ensureDefault();
-      await app.ensureAdmin();
-      await app.security.ensureDefaults();
-      await app.tasks.ensureDefaults();
+      await withStartupLock(db, async () => {
+        await migrate(db);
+        await app.blobStores.ensureDefault();
+        await app.ensureAdmin();
+        await app.security.ensureDefaults();
+        await app.tasks.ensureDefaults();
+      });
     } catch (e) {
       await db.destroy();
       throw e;

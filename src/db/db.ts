@@ -49,6 +49,30 @@ export function isPostgres(db: Db): boolean {
   return db.client.config.client === 'pg';
 }
 
+/** Arbitrary constant naming Stowage's start-up lock among PostgreSQL advisory locks. */
+const STARTUP_LOCK = 0x5709_a6e;
+
+/**
+ * Runs `fn` while holding the cluster-wide start-up lock: several nodes starting at once on one
+ * PostgreSQL then migrate and create their defaults one after the other instead of racing
+ * (knex's own migration lock makes the loser fail instead of wait). SQLite has a single node.
+ */
+export async function withStartupLock<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  if (!isPostgres(db)) return fn();
+  // A session-level lock lives on one connection: hold that connection for the whole start-up.
+  const conn = await db.client.acquireConnection();
+  try {
+    await db.raw('select pg_advisory_lock(?)', [STARTUP_LOCK]).connection(conn);
+    try {
+      return await fn();
+    } finally {
+      await db.raw('select pg_advisory_unlock(?)', [STARTUP_LOCK]).connection(conn);
+    }
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 export async function migrate(db: Db): Promise<string[]> {
   const [, applied] = (await db.migrate.latest()) as [number, string[]];
   return applied;
