@@ -666,6 +666,9 @@ for (const db of DATABASES) {
                 assert.equal((await req(at(`blobs/${d}`), { method: 'HEAD' })).status, 404);
                 assert.equal((await req(at(`blobs/${digestOf(corrupt, algo)}`), { method: 'HEAD' })).status, 404);
               }
+              // Not even a blob row for the bytes that were refused.
+              const hex = createHash('sha256').update(corrupt).digest('hex');
+              assert.equal(await s.app.db('blobs').where({ sha256: hex }).first(), undefined);
               // An invalid digest string is refused up front.
               const p = await req(at('blobs/uploads/'), { method: 'POST' });
               const bad = await req(withQuery(loc(p), 'digest=sha256:xyz'), { method: 'PUT', body: new Uint8Array(b), headers: oct });
@@ -950,6 +953,17 @@ for (const db of DATABASES) {
             assert.equal(list.status, 404, 'no manifest and no tag stored');
             assert.equal(await errorCode(list), 'NAME_UNKNOWN');
             for (const b of [noBlob, idx, ok]) assert.equal((await req(at(`manifests/${digestOf(b)}`, img), { method: 'HEAD' })).status, 404);
+            // Over 4 MiB: 413, MANIFEST_INVALID.
+            const huge = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [], annotations: { x: 'y'.repeat(4 * 1024 * 1024) } }));
+            const r5 = await putManifest(digestOf(huge), huge, MT.manifest, img);
+            assert.equal(r5.status, 413);
+            assert.equal(await errorCode(r5), 'MANIFEST_INVALID');
+            // An invalid image name: 400 NAME_INVALID.
+            for (const p of ['tags/list', `manifests/latest`, `blobs/${digestOf(c)}`, `referrers/${digestOf(c)}`]) {
+              const r = await req(at(p, form.name('conf', 'Bad__Name')));
+              assert.equal(r.status, 400, p);
+              assert.equal(await errorCode(r), 'NAME_INVALID');
+            }
           });
         });
 
