@@ -15,7 +15,10 @@ import { API_VERSION, API_VERSION_HEADER, ociError, renderOciError } from './err
 import {
   MAX_MANIFEST_BYTES,
   ManifestError,
+  MT_OCI_INDEX,
   digestAlgorithm,
+  extraTags,
+  isInvertedRange,
   isValidDigest,
   isValidName,
   isValidTag,
@@ -25,7 +28,9 @@ import {
   parseChunkRange,
   parseManifest,
   parsePageSize,
+  referrerArtifactType,
 } from './manifest.js';
+import { indexReferrer, referrers, referrersIndex, unindexReferrer } from './referrers.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
@@ -199,6 +204,12 @@ async function getBlob(req: ContentRequest, name: string, digest: string): Promi
   if (!isValidDigest(digest)) throw unknown();
   const content = await getBlobContent(req.repo, name, digest);
   if (!content) throw unknown();
+  // HTTP lets a server ignore `bytes=500-0` and send it all; registry clients resuming a
+  // download expect 416 (OCI conformance), like distribution.
+  const size = content.pending ? content.pending.size : content.blob.size;
+  if (isInvertedRange(req.ctx.get('Range')) && size !== null) {
+    throw new AppError('RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
+  }
   await sendContent(req.ctx, content, { contentType: OCTET, headers: { 'Docker-Content-Digest': digest } });
   void req.app.content.markDownloaded(content.asset).catch(() => undefined);
 }
@@ -375,11 +386,16 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
     }
   }
 
-  // Write policy for the tag before anything is stored.
-  const tag = byDigest ? null : reference;
-  if (tag) {
-    const existing = (await app.content.getTags(repo.id, name)).find((t) => t.name === tag);
-    if (existing && existing.target !== digest) {
+  // Write policy for every tag before anything is stored: the reference (push by tag) and
+  // OCI 1.1 `?tag=` parameters (push by digest).
+  const extra = extraTags(ctx.URL.searchParams.getAll('tag'));
+  if (extra.invalid !== undefined) throw ociError('BAD_REQUEST', 'TAG_INVALID', `Invalid tag: ${extra.invalid}`);
+  const tags = byDigest ? extra.tags : [...new Set([reference, ...extra.tags])];
+  if (tags.length > 0) {
+    const existing = new Map((await app.content.getTags(repo.id, name)).map((t) => [t.name, t.target]));
+    for (const tag of tags) {
+      const target = existing.get(tag);
+      if (target === undefined || target === digest) continue;
       const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
       if (policy === 'ALLOW_ONCE' && !(section(repo).latestPolicy && tag === 'latest')) {
         throw new AppError('WRITE_POLICY', `Repository does not allow updating tag ${name}:${tag}: ${repo.name}`);
@@ -389,7 +405,11 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
   }
 
   const path = manifestPath(name, digest);
+  const subject = parsed.subject?.digest;
+  // Indexed before the manifest is stored: a row whose manifest never arrived is skipped when read.
+  if (subject) await indexReferrer(app, app.db, repo.id, name, subject, digest);
   if (!(await repo.local(path))) {
+    const artifactType = referrerArtifactType(parsed);
     await repo.put(
       path,
       Readable.from([body]),
@@ -397,17 +417,28 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
         contentType: parsed.mediaType,
         kind: 'content',
         expectedSize: body.length,
-        attributes: { mediaType: parsed.mediaType, digest, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) },
+        attributes: {
+          mediaType: parsed.mediaType,
+          digest,
+          ...(subject ? { subject } : {}),
+          ...(artifactType !== undefined ? { artifactType } : {}),
+          ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+        },
       },
       req.access,
     );
   }
-  if (tag) await app.content.setTag(app.db, repo.id, name, tag, digest);
+  if (tags.length > 0) {
+    await app.db.transaction(async (tx) => {
+      for (const tag of tags) await app.content.setTag(tx, repo.id, name, tag, digest);
+    });
+  }
 
   ctx.status = 201;
   ctx.set('Location', `${base(req)}${name}/manifests/${digest}`);
   ctx.set('Docker-Content-Digest', digest);
-  if (parsed.subject) ctx.set('OCI-Subject', parsed.subject.digest);
+  if (subject) ctx.set('OCI-Subject', subject);
+  if (byDigest && tags.length > 0) ctx.set('OCI-Tag', tags);
   ctx.body = '';
 }
 
@@ -419,10 +450,12 @@ async function deleteManifest(req: ContentRequest, name: string, reference: stri
   if (looksLikeDigest(reference)) {
     if (!isValidDigest(reference)) throw unknown();
     const tags = (await app.content.getTags(repo.id, name)).filter((t) => t.target === reference);
+    const subject = (await app.content.findAsset(repo.id, manifestPath(name, reference)))?.attributes.subject;
     const removed = await repo.delete(manifestPath(name, reference));
     if (!removed && tags.length === 0) throw unknown();
     await app.db.transaction(async (tx) => {
       for (const t of tags) await app.content.deleteTag(tx, repo.id, name, t.name);
+      if (typeof subject === 'string') await unindexReferrer(app, tx, repo.id, name, subject, reference);
     });
   } else {
     if (!isValidTag(reference) || !(await app.content.deleteTag(app.db, repo.id, name, reference))) throw unknown();
@@ -433,6 +466,20 @@ async function deleteManifest(req: ContentRequest, name: string, reference: stri
   );
   ctx.status = 202;
   ctx.body = '';
+}
+
+// ---- referrers (OCI 1.1) ----------------------------------------------------------------
+
+async function getReferrers(req: ContentRequest, name: string, subject: string): Promise<void> {
+  const { ctx, app, repo } = req;
+  requireName(name);
+  if (!isValidDigest(subject)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid digest: ${subject}`);
+  const artifactType = query(ctx, 'artifactType');
+  const body = referrersIndex(await referrers(app, repo, name, subject), artifactType);
+  if (artifactType !== undefined) ctx.set('OCI-Filters-Applied', 'artifactType');
+  ctx.status = 200;
+  ctx.set('Content-Type', MT_OCI_INDEX);
+  ctx.body = Buffer.from(body);
 }
 
 // ---- plugin ----------------------------------------------------------------------------
@@ -475,6 +522,9 @@ async function handle(req: ContentRequest): Promise<void> {
       if (get) return getManifest(req, route.name, route.reference);
       if (m === 'PUT') return putManifest(req, route.name, route.reference);
       if (m === 'DELETE') return deleteManifest(req, route.name, route.reference);
+      break;
+    case 'referrers':
+      if (get) return getReferrers(req, route.name, route.digest);
       break;
     case 'unknown':
       throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Not a registry path: /${req.rawPath}`);

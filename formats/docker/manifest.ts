@@ -50,6 +50,7 @@ export type Route =
   | { kind: 'upload'; name: string; uuid: string }
   | { kind: 'blob'; name: string; digest: string }
   | { kind: 'manifest'; name: string; reference: string }
+  | { kind: 'referrers'; name: string; digest: string }
   | { kind: 'unknown' };
 
 /**
@@ -61,10 +62,12 @@ export function matchRoute(rawPath: string): Route {
   if (rawPath === 'v2/_catalog') return { kind: 'catalog' };
   let m = /^v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/.exec(rawPath);
   if (m) return m[2] ? { kind: 'upload', name: m[1], uuid: m[2] } : { kind: 'upload-start', name: m[1] };
-  m = /^v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(rawPath);
+  m = /^v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(rawPath);
   if (m) {
     const ref = safeDecode(m[3]);
-    return m[2] === 'blobs' ? { kind: 'blob', name: m[1], digest: ref } : { kind: 'manifest', name: m[1], reference: ref };
+    if (m[2] === 'blobs') return { kind: 'blob', name: m[1], digest: ref };
+    if (m[2] === 'referrers') return { kind: 'referrers', name: m[1], digest: ref };
+    return { kind: 'manifest', name: m[1], reference: ref };
   }
   m = /^v2\/(.+)\/tags\/list$/.exec(rawPath);
   if (m) return { kind: 'tags', name: m[1] };
@@ -99,6 +102,12 @@ export interface ParsedManifest {
   /** Child manifests (lists and indexes). */
   manifests: Descriptor[];
   subject?: Descriptor;
+  /** The manifest's own `artifactType` (OCI 1.1), when it has one. */
+  artifactType?: string;
+  /** The config descriptor's media type (image manifests). */
+  configMediaType?: string;
+  /** The manifest's `annotations`, exactly as pushed. */
+  annotations?: Record<string, string>;
 }
 
 export class ManifestError extends Error {
@@ -165,7 +174,33 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     }
   }
   if (m.subject !== undefined && m.subject !== null) out.subject = descriptor(m.subject, 'subject');
+  if (m.artifactType !== undefined) {
+    if (typeof m.artifactType !== 'string') throw new ManifestError('MANIFEST_INVALID', 'artifactType must be a string');
+    out.artifactType = m.artifactType;
+  }
+  if (!isIndex) out.configMediaType = out.blobs[0].mediaType;
+  if (m.annotations !== undefined && m.annotations !== null) {
+    const a = m.annotations;
+    if (typeof a !== 'object' || Array.isArray(a) || Object.values(a).some((v) => typeof v !== 'string')) {
+      throw new ManifestError('MANIFEST_INVALID', 'annotations must be an object of strings');
+    }
+    out.annotations = a as Record<string, string>;
+  }
   return out;
+}
+
+/**
+ * The type a referrer is listed under (OCI 1.1): the manifest's `artifactType`, else an image
+ * manifest's config media type; undefined for an index without one.
+ */
+export function referrerArtifactType(p: Pick<ParsedManifest, 'artifactType' | 'configMediaType'>): string | undefined {
+  return p.artifactType ?? p.configMediaType;
+}
+
+/** `?tag=` values of a manifest PUT by digest (OCI 1.1), each checked against the tag grammar. */
+export function extraTags(values: string[]): { tags: string[]; invalid?: string } {
+  for (const t of values) if (!isValidTag(t)) return { tags: [], invalid: t };
+  return { tags: [...new Set(values)] };
 }
 
 /**
@@ -184,6 +219,12 @@ export function parsePageSize(raw: string | undefined): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (!/^\d+$/.test(raw)) throw new RangeError('n must be a non-negative integer');
   return Math.min(Number(raw), 10_000);
+}
+
+/** A `Range: bytes=a-b` whose end lies before its start (answered 416 by registries). */
+export function isInvertedRange(header: string | undefined): boolean {
+  const m = /^bytes=(\d+)-(\d+)$/.exec((header ?? '').trim());
+  return !!m && Number(m[2]) < Number(m[1]);
 }
 
 /** `Content-Range: a-b` of an upload chunk (no `bytes ` prefix in the protocol; tolerated). */

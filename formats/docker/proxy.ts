@@ -44,11 +44,12 @@ export const upstreamBlobPath = (name: string, digest: string) => `v2/${name}/bl
 
 const MANIFEST_RE = /^v2\/(.+)\/manifests\/([^/]+)$/;
 const TAGS_RE = /^v2\/(.+)\/tags\/list$/;
-const NAMED_RE = /^v2\/(.+)\/(manifests|blobs|tags)\/(.+)$/;
+const REFERRERS_RE = /^v2\/(.+)\/referrers\/([^/]+)$/;
+const NAMED_RE = /^v2\/(.+)\/(manifests|blobs|tags|referrers)\/(.+)$/;
 
-/** Tag manifests and tag lists change upstream; manifests by digest and blobs never do. */
+/** Tag manifests, tag lists and referrers lists change upstream; manifests by digest and blobs never do. */
 export function isMetadata(path: string): boolean {
-  if (TAGS_RE.test(path)) return true;
+  if (TAGS_RE.test(path) || REFERRERS_RE.test(path)) return true;
   const m = MANIFEST_RE.exec(path);
   return !!m && !looksLikeDigest(m[2]);
 }
@@ -72,6 +73,7 @@ export function upstreamUrl(remoteUrl: string, path: string, repo?: Repository):
 export function proxyAsset(path: string, upstream: { contentType: string | null }): { contentType?: string } {
   if (path.startsWith('v2/-/blobs/')) return { contentType: OCTET };
   if (TAGS_RE.test(path)) return { contentType: 'application/json' };
+  if (REFERRERS_RE.test(path)) return { contentType: MT_OCI_INDEX };
   return {};
 }
 
@@ -85,7 +87,7 @@ interface CachedToken {
 const tokens = new Map<string, CachedToken>();
 
 function tokenKey(repo: Repository, url: string): string {
-  const m = /\/v2\/(.+)\/(?:manifests|blobs|tags)\//.exec(new URL(url).pathname);
+  const m = /\/v2\/(.+)\/(?:manifests|blobs|tags|referrers)\//.exec(new URL(url).pathname);
   return `${repo.id}\n${new URL(url).origin}\n${m ? m[1] : ''}`;
 }
 

@@ -8,6 +8,8 @@ import {
   MT_OCI_MANIFEST,
   ManifestError,
   bareMediaType,
+  extraTags,
+  isInvertedRange,
   isValidDigest,
   isValidName,
   isValidTag,
@@ -16,7 +18,9 @@ import {
   parseChunkRange,
   parseManifest,
   parsePageSize,
+  referrerArtifactType,
 } from '../../formats/docker/manifest.js';
+import { parseReferrersIndex, referrersIndex, referrersScope } from '../../formats/docker/referrers.js';
 
 const D = (c: string) => 'sha256:' + c.repeat(64);
 
@@ -52,6 +56,9 @@ describe('docker routes on the raw path', () => {
     assert.deepEqual(matchRoute('v2/a/manifests/sha256%3Aabc'), { kind: 'manifest', name: 'a', reference: 'sha256:abc' });
     assert.deepEqual(matchRoute('v2/a/other'), { kind: 'unknown' });
     assert.deepEqual(matchRoute('v2/a/blobs/uploadsx'), { kind: 'blob', name: 'a', digest: 'uploadsx' });
+    assert.deepEqual(matchRoute(`v2/a/b/referrers/${D('a')}`), { kind: 'referrers', name: 'a/b', digest: D('a') });
+    assert.deepEqual(matchRoute(`v2/referrers/referrers/${D('a')}`), { kind: 'referrers', name: 'referrers', digest: D('a') });
+    assert.deepEqual(matchRoute(`v2/a/referrers/${D('a')}/x`), { kind: 'unknown' });
   });
 });
 
@@ -106,6 +113,70 @@ describe('docker manifests', () => {
     for (const b of bad) {
       assert.throws(() => parseManifest(Buffer.from(b), MT_OCI_MANIFEST), (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID', b);
     }
+  });
+});
+
+describe('docker referrers (OCI 1.1)', () => {
+  const cfg = (mediaType: string) => ({ mediaType, digest: D('c'), size: 2 });
+  const parse = (o: Record<string, unknown>) => parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, ...o })), undefined);
+
+  it('reads artifactType, the config media type and annotations exactly', () => {
+    const m = parse({ mediaType: MT_OCI_MANIFEST, artifactType: 'application/x.sbom', config: cfg('application/vnd.oci.empty.v1+json'), layers: [], annotations: { a: '1', 'org.b': '' } });
+    assert.equal(m.artifactType, 'application/x.sbom');
+    assert.equal(m.configMediaType, 'application/vnd.oci.empty.v1+json');
+    assert.deepEqual(m.annotations, { a: '1', 'org.b': '' });
+    assert.equal(referrerArtifactType(m), 'application/x.sbom');
+  });
+
+  it('falls back to config.mediaType for an image, and to nothing for an index without artifactType', () => {
+    assert.equal(referrerArtifactType(parse({ mediaType: MT_OCI_MANIFEST, config: cfg('application/vnd.nhl.peanut.butter.bagel'), layers: [] })), 'application/vnd.nhl.peanut.butter.bagel');
+    const idx = parse({ mediaType: MT_OCI_INDEX, manifests: [] });
+    assert.equal(referrerArtifactType(idx), undefined);
+    assert.equal(idx.annotations, undefined);
+    assert.equal(referrerArtifactType(parse({ mediaType: MT_OCI_INDEX, artifactType: 'x/y', manifests: [] })), 'x/y');
+  });
+
+  it('refuses a non-string artifactType and non-string annotations', () => {
+    for (const o of [{ artifactType: 5 }, { annotations: { a: 1 } }, { annotations: ['a'] }, { annotations: 'a' }]) {
+      assert.throws(() => parse({ mediaType: MT_OCI_MANIFEST, config: cfg('x/y'), layers: [], ...o }), (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID', JSON.stringify(o));
+    }
+  });
+
+  it('renders the index, filtered by artifact type, annotations as stored and nothing added', () => {
+    const list = [
+      { mediaType: MT_OCI_MANIFEST, digest: D('1'), size: 10, artifactType: 'a/b', annotations: { k: 'v' } },
+      { mediaType: MT_OCI_INDEX, digest: D('2'), size: 20 },
+      { mediaType: MT_OCI_MANIFEST, digest: D('3'), size: 30, artifactType: 'c/d' },
+    ];
+    assert.equal(
+      referrersIndex(list),
+      JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: list }),
+    );
+    assert.deepEqual(JSON.parse(referrersIndex(list, 'c/d')).manifests, [list[2]]);
+    assert.deepEqual(JSON.parse(referrersIndex([], 'c/d')), { schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: [] });
+  });
+
+  it('reads an upstream index, dropping malformed entries', () => {
+    const good = { mediaType: MT_OCI_MANIFEST, digest: D('1'), size: 10 };
+    assert.deepEqual(parseReferrersIndex(Buffer.from(JSON.stringify({ manifests: [good, { digest: 5 }, null, 'x'] }))), [good]);
+    assert.deepEqual(parseReferrersIndex(Buffer.from('not json')), []);
+    assert.deepEqual(parseReferrersIndex(Buffer.from('{"manifests":null}')), []);
+  });
+
+  it('keeps referrer rows in a tags scope no image name can have', () => {
+    assert.equal(referrersScope('a/b', D('1')), `a/b@${D('1')}`);
+    assert.ok(!isValidName(referrersScope('a/b', D('1'))));
+  });
+
+  it('checks ?tag= values and inverted ranges', () => {
+    assert.deepEqual(extraTags(['a', 'b', 'a']), { tags: ['a', 'b'] });
+    assert.deepEqual(extraTags([]), { tags: [] });
+    assert.equal(extraTags(['ok', '-bad']).invalid, '-bad');
+    assert.equal(extraTags(['x'.repeat(129)]).invalid, 'x'.repeat(129));
+    assert.ok(isInvertedRange('bytes=500-0'));
+    assert.ok(!isInvertedRange('bytes=0-500'));
+    assert.ok(!isInvertedRange('bytes=-500'));
+    assert.ok(!isInvertedRange(undefined));
   });
 });
 
