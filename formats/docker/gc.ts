@@ -15,7 +15,7 @@
  * longer than a push takes (as Harbor's GC time window). Each delete also re-checks in its own
  * transaction: a manifest is deleted only if still untagged and unchanged; a blob asset only if
  * still untouched, and no manifest stored since the scan began references it (checked after the
- * delete, in the same transaction, which rolls back when one does).
+ * delete, in the same transaction, which rolls back while such a manifest is unread).
  */
 import type { Tx } from '../../src/db/db.js';
 import { now, num, fromJson } from '../../src/db/db.js';
@@ -162,34 +162,42 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     if (referenced.has(digest)) continue;
     const lastActive = Math.max(num(b.created_at), num(b.updated_at), b.last_downloaded == null ? 0 : num(b.last_downloaded));
     if (lastActive >= cutoff) continue;
-    const deleted = await app.db
-      .transaction(async (tx) => {
-        const n = await tx('assets')
-          .where({ id: b.id, updated_at: b.updated_at })
-          .andWhere((w) => w.whereNull('last_downloaded').orWhere('last_downloaded', '<', cutoff))
-          .delete();
-        if (n !== 1) return false;
-        // A manifest stored since the scan may need this blob: read the new ones, roll back if so.
-        for (const m of await manifestsOf(app, repo, tx, scanStart)) {
-          const k = key(m.name, m.digest);
-          if (!seen.has(k)) {
-            seen.add(k);
-            for (const d of (await references(app, m)).blobs) referenced.add(d);
-          }
-        }
-        if (referenced.has(digest)) throw new KeepBlob();
-        return true;
-      })
-      .catch((e) => {
-        if (e instanceof KeepBlob) return false;
-        throw e;
-      });
+    // A manifest stored since the scan may need this blob: the delete rolls back when one is
+    // there unread; it is read outside the transaction (no blob I/O while holding it), then retried.
+    let deleted = false;
+    while (!referenced.has(digest)) {
+      const fresh: ManifestAsset[] = [];
+      const outcome = await app.db
+        .transaction(async (tx) => {
+          const n = await tx('assets')
+            .where({ id: b.id, updated_at: b.updated_at })
+            .andWhere((w) => w.whereNull('last_downloaded').orWhere('last_downloaded', '<', cutoff))
+            .delete();
+          if (n !== 1) return 'changed' as const;
+          fresh.push(...(await manifestsOf(app, repo, tx, scanStart)).filter((m) => !seen.has(key(m.name, m.digest))));
+          if (fresh.length > 0) throw new Rescan();
+          return 'deleted' as const;
+        })
+        .catch((e) => {
+          if (e instanceof Rescan) return 'rescan' as const;
+          throw e;
+        });
+      if (outcome === 'changed') break;
+      if (outcome === 'deleted') {
+        deleted = true;
+        break;
+      }
+      for (const m of fresh) {
+        seen.add(key(m.name, m.digest));
+        for (const d of (await references(app, m)).blobs) referenced.add(d);
+      }
+    }
     if (deleted) blobAssetsDeleted++;
   }
   return { manifestsDeleted, blobAssetsDeleted };
 }
 
-class KeepBlob extends Error {}
+class Rescan extends Error {}
 
 /** Grace in ms from task attributes: `graceSeconds` when given, else Nexus's `deployOffset` hours (default 24). */
 export function graceOf(attributes: Record<string, unknown>, defaultHours = 24): number {

@@ -293,6 +293,64 @@ for (const db of DATABASES) {
       });
     }
 
+    describe('while pushes go on', () => {
+      const v2 = (p: string) => `/repository/race/v2/${p}`;
+      const upload = async (b: Buffer<ArrayBuffer>) => {
+        const r = await s.fetch(v2(`app/blobs/uploads/?digest=${sha256(b)}`), { method: 'POST', body: b });
+        assert.equal(r.status, 201);
+        return sha256(b);
+      };
+      const manifestOf = (cfg: string, cfgSize: number, layer: string, layerSize: number) =>
+        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg, size: cfgSize }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: layerSize }] }));
+
+      before(async () => {
+        await s.repo('docker', 'hosted', { name: 'race', storage: { blobStoreName: 'default', writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } });
+      });
+
+      it('a manifest pushed after the scan keeps the old blob it reuses', async () => {
+        // An old tagged image, and an old blob nothing references yet.
+        const cfg = Buffer.from('{"n":"' + randomBytes(4).toString('hex') + '"}');
+        const layer = randomBytes(10_000);
+        const [cfgD, layerD] = [await upload(cfg), await upload(layer)];
+        const m0 = manifestOf(cfgD, cfg.length, cfgD, cfg.length);
+        assert.equal((await s.fetch(v2('app/manifests/old'), { method: 'PUT', headers: { 'Content-Type': OCI_MANIFEST }, body: m0 })).status, 201);
+        await new Promise((r) => setTimeout(r, 20));
+        // While GC reads the manifests it scanned, a client pushes a manifest reusing the blob.
+        const m1 = manifestOf(cfgD, cfg.length, layerD, layer.length);
+        const get = s.app.blobs.get.bind(s.app.blobs);
+        let injected = false;
+        s.app.blobs.get = async (id: number) => {
+          if (!injected) {
+            injected = true;
+            const r = await s.fetch(v2('app/manifests/new'), { method: 'PUT', headers: { 'Content-Type': OCI_MANIFEST }, body: m1 });
+            assert.equal(r.status, 201);
+          }
+          return get(id);
+        };
+        try {
+          const msg = await runTask('repository.docker.gc', { repositoryName: 'race', graceSeconds: 0 });
+          assert.ok(injected);
+          assert.match(msg, /Deleted 0 unused manifests and 0 unreferenced blob assets/);
+        } finally {
+          s.app.blobs.get = get;
+        }
+        assert.equal((await s.fetch(v2(`app/blobs/${layerD}`), { method: 'HEAD' })).status, 200);
+        const pulled = await s.fetch(v2(`app/blobs/${layerD}`));
+        assert.ok(Buffer.from(await pulled.arrayBuffer()).equals(layer));
+      });
+
+      it('a blob a client checked (HEAD) within the grace period is kept, even if uploaded before it', async () => {
+        const b = randomBytes(5_000);
+        const d = await upload(b);
+        await new Promise((r) => setTimeout(r, 1200));
+        // A push about to reuse it HEADs it first; its manifest is not there yet.
+        assert.equal((await s.fetch(v2(`other/blobs/${d}`), { method: 'HEAD' })).status, 200);
+        const msg = await runTask('repository.docker.gc', { repositoryName: 'race', graceSeconds: 1 });
+        assert.match(msg, /0 unreferenced blob assets/);
+        assert.equal((await s.fetch(v2(`app/blobs/${d}`), { method: 'HEAD' })).status, 200);
+      });
+    });
+
     it('refuses an unknown repository and a bad grace with a failed run and a clear message', async () => {
       const t = await s.app.tasks.create('bad gc', 'repository.docker.gc', 0, { repositoryName: 'nope' });
       const r = await s.app.tasks.run(t.task_id);
