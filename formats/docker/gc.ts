@@ -130,11 +130,15 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     }
   }
 
+  // Referrers first, then indexes, then image manifests: a parent that turns out kept (tagged
+  // meanwhile) is met before its children, which it then keeps.
+  const rank = (m: ManifestAsset) => (m.subject ? 0 : refs.get(key(m.name, m.digest))!.manifests.length > 0 ? 1 : 2);
+  const order = manifests.filter((m) => !kept.has(key(m.name, m.digest))).sort((a, b) => rank(a) - rank(b));
   let manifestsDeleted = 0;
   const remaining = new Set(kept);
-  for (const m of manifests) {
+  for (const m of order) {
     const k = key(m.name, m.digest);
-    if (kept.has(k)) continue;
+    if (remaining.has(k)) continue;
     const deleted = await app.db.transaction(async (tx) => {
       // Tagged (or re-pushed) since the scan: keep.
       if (await tx('tags').where({ repository_id: repo.id, scope: m.name, target: m.digest }).first('id')) return false;
@@ -143,8 +147,13 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
       await app.content.deleteAsset(repo.id, m.path, tx);
       return true;
     });
-    if (deleted) manifestsDeleted++;
-    else remaining.add(k);
+    if (deleted) {
+      manifestsDeleted++;
+      continue;
+    }
+    remaining.add(k);
+    for (const child of refs.get(k)!.manifests) remaining.add(key(m.name, child));
+    if (m.subject) remaining.add(key(m.name, m.subject));
   }
 
   const referenced = new Set<string>();
