@@ -79,6 +79,7 @@ export class Stowage {
     this.repositories.changeListeners.push(() => this.listeners.sync());
     this.loginThrottle = new LoginThrottle();
     this.tasks = new TaskService(db, this);
+    for (const format of this.formats.values()) for (const t of format.tasks ?? []) this.tasks.register(t);
     this.proxy = new ProxyService(db, this);
   }
 

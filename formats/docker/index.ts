@@ -34,6 +34,7 @@ import { indexReferrer, referrers, referrersIndex, unindexReferrer } from './ref
 import { UploadSessions, type UploadSession } from './uploads.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
+import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
 
 export interface DockerSection {
   v1Enabled: boolean;
@@ -581,6 +582,7 @@ export const docker: FormatPlugin = {
   ],
   rootRoutes: [pathRouted],
   tokenRealms: [DOCKER_TOKEN_REALM],
+  tasks: [dockerGcTask, dockerUploadPurgeTask],
   listenerPort: dockerListenerPort,
   listenerPortField: 'docker.httpPort',
   classify(ctx, path) {

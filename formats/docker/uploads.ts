@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -72,5 +72,52 @@ export class UploadSessions {
   async remove(uuid: string): Promise<void> {
     await this.app.content.deleteProperty(SCOPE, uuid);
     await rm(this.file(uuid), { force: true });
+  }
+
+  /**
+   * Removes sessions idle for `olderThanMs` (no byte received since: the staging file's mtime,
+   * else the start), and staging files no session row names (a crash between the two writes).
+   * A kill -9 mid-PATCH leaves the session row and the bytes appended so far: the session stays
+   * valid (its Range says what arrived, a PUT still verifies the digest) until this purges it.
+   */
+  async purge(olderThanMs: number): Promise<{ sessions: number; files: number; bytes: number }> {
+    const cutoff = Date.now() - olderThanMs;
+    let sessions = 0;
+    let files = 0;
+    let bytes = 0;
+    const known = new Set<string>();
+    const rows = await this.app.db('properties').where({ scope: SCOPE }).select('key', 'value');
+    for (const r of rows) {
+      const uuid = String(r.key);
+      known.add(uuid);
+      let startedAt = 0;
+      try {
+        startedAt = Number((JSON.parse(String(r.value)) as { startedAt?: number }).startedAt) || 0;
+      } catch {
+        // An unreadable row is as good as abandoned.
+      }
+      const st = UUID_RE.test(uuid) ? await stat(this.file(uuid)).catch(() => null) : null;
+      const lastActive = Math.max(startedAt, st ? st.mtimeMs : 0);
+      if (lastActive >= cutoff) continue;
+      await this.app.content.deleteProperty(SCOPE, uuid);
+      if (UUID_RE.test(uuid)) await rm(this.file(uuid), { force: true });
+      sessions++;
+      if (st) {
+        files++;
+        bytes += st.size;
+      }
+    }
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (known.has(name)) continue;
+      const p = path.join(this.dir, name);
+      const st = await stat(p).catch(() => null);
+      if (!st || !st.isFile() || st.mtimeMs >= cutoff) continue;
+      // Re-check: a session created since the listing owns its file.
+      if (UUID_RE.test(name) && (await this.app.content.getProperty(SCOPE, name))) continue;
+      await rm(p, { force: true });
+      files++;
+      bytes += st.size;
+    }
+    return { sessions, files, bytes };
   }
 }

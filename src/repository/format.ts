@@ -8,6 +8,7 @@ import type { AccessCheck, Content, ContentAction } from './types.js';
 import type { ComponentInput } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
+import type { TaskType } from '../tasks/task-service.js';
 
 /** One content request, after the core resolved the repository and checked access. */
 export interface ContentRequest {
@@ -87,6 +88,13 @@ export interface FormatPlugin {
    * the realm chain, accepting tokens of this format's kind (app.scopedTokens.issue(…, format.name)).
    */
   readonly tokenRealms?: Array<{ id: string; name: string }>;
+
+  /**
+   * Task types this format contributes (docker's garbage collection and upload purge), registered
+   * by the core at start-up next to its own; a type with `defaultInstance` gets one scheduled task
+   * created on first start.
+   */
+  readonly tasks?: TaskType[];
 
   // Dedicated listeners ------------------------------------------------------------------
   /**

@@ -9,6 +9,8 @@ export interface TaskType {
   name: string;
   /** Runs the task; the returned message is shown as the task's last result. */
   run(app: Stowage, attributes: Record<string, unknown>): Promise<string>;
+  /** When set, one task of this type is created at first start-up, with this schedule and attributes. */
+  defaultInstance?: { intervalSeconds: number; attributes: Record<string, unknown> };
 }
 
 export interface TaskRow {
@@ -81,6 +83,10 @@ export class TaskService {
     const interval = this.app.config.blobs.gcIntervalSeconds;
     if (!(await this.db('tasks').where({ type: blobGc.id }).first())) {
       await this.create(blobGc.name, blobGc.id, interval, {});
+    }
+    for (const t of this.types.values()) {
+      if (!t.defaultInstance || (await this.db('tasks').where({ type: t.id }).first())) continue;
+      await this.create(t.name, t.id, t.defaultInstance.intervalSeconds, t.defaultInstance.attributes);
     }
   }
 
