@@ -26,6 +26,7 @@ import type { Stowage } from '../../src/stowage.js';
 import type { TaskType } from '../../src/tasks/task-service.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
 import { UploadSessions } from './uploads.js';
+import { unindexReferrer } from './referrers.js';
 
 const BLOBS = 'v2/-/blobs/';
 const MANIFESTS_LIKE = 'v2/%/manifests/%';
@@ -145,6 +146,7 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
       const cur = await app.content.findAsset(repo.id, m.path, tx);
       if (!cur || cur.id !== m.id || cur.updated_at !== m.updated) return false;
       await app.content.deleteAsset(repo.id, m.path, tx);
+      if (m.subject) await unindexReferrer(app, tx, repo.id, m.name, m.subject, m.digest);
       return true;
     });
     if (deleted) {

@@ -272,6 +272,8 @@ for (const db of DATABASES) {
           const gone = await runTask('repository.docker.gc', { repositoryName: r1, graceSeconds: 0 });
           assert.match(gone, /Deleted 3 unused manifests and 3 unreferenced blob assets/);
           for (const d of [indexD, childD, sigD]) assert.equal(await head(`manifests/${d}`), 404, d);
+          // The referrers index row of the collected signature went with it.
+          assert.equal((await s.app.db('tags').where('scope', 'like', 'idx@%')).length, 0);
           for (const d of [layerD, cfgD, emptyD]) assert.equal(await head(`blobs/${d}`), 404, d);
           assert.ok(!(await measure()).has(layerD), 'the layer bytes left the store');
         });
