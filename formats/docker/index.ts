@@ -28,6 +28,7 @@ import {
 } from './manifest.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
+import { archiveRoutes } from './archive.js';
 import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 
 export interface DockerSection {
@@ -531,6 +532,7 @@ export const docker: FormatPlugin = {
   ],
   rootRoutes: [pathRouted],
   tokenRealms: [DOCKER_TOKEN_REALM],
+  apiRoutes: archiveRoutes,
   listenerPort: dockerListenerPort,
   listenerPortField: 'docker.httpPort',
   classify(ctx, path) {

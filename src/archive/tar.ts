@@ -111,7 +111,7 @@ class ByteSource {
 
 /** The input, gunzipped when it starts with the gzip magic. */
 async function maybeGunzip(input: Readable): Promise<AsyncIterator<Buffer | string>> {
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const it = inputIterator(input) as AsyncIterator<Buffer>;
   const first = await it.next().catch((e: Error) => {
     throw tarError(`the archive could not be read (${e.message})`);
   });
@@ -140,6 +140,14 @@ async function maybeGunzip(input: Readable): Promise<AsyncIterator<Buffer | stri
       return { done: true, value: undefined };
     },
   };
+}
+
+/**
+ * Iterates the input without destroying it when reading stops early: a server that refuses an
+ * archive half way can still drain the request and answer, instead of resetting the connection.
+ */
+function inputIterator(input: Readable): AsyncIterator<Buffer | string> {
+  return input.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer | string>;
 }
 
 function cstring(b: Buffer): string {
@@ -213,7 +221,7 @@ const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
  */
 export async function* readTar(input: Readable, opts: TarReadOptions = {}): AsyncGenerator<TarEntry> {
   const maxExt = opts.maxExtendedHeader ?? 1 << 20;
-  const it = opts.gunzip ? await maybeGunzip(input) : (input[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+  const it = opts.gunzip ? await maybeGunzip(input) : inputIterator(input);
   const src = new ByteSource(it);
   let pax = new Map<string, string>();
   let longName: string | undefined;
@@ -280,6 +288,12 @@ export async function* readTar(input: Readable, opts: TarReadOptions = {}): Asyn
       const type: TarEntryType =
         flag === '0' || flag === '7' ? 'file' : flag === '5' ? 'directory' : flag === '2' ? 'symlink' : flag === '1' ? 'link' : 'other';
       const bodySize = realSize;
+      if (type === 'directory' && name.split('/').every((p) => p === '' || p === '.')) {
+        // The archive's root folder (`./`, as `tar -C dir .` writes): nothing to report.
+        await src.skip(bodySize + padding(bodySize), label);
+        index++;
+        continue;
+      }
       const header: TarHeader = {
         name: normaliseEntryName(name),
         type,
