@@ -493,9 +493,9 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
   const defaults: Defaults = { name: queryParam(ctx, 'name'), tag: queryParam(ctx, 'tag') };
   if (defaults.name !== undefined && !isValidName(defaults.name)) throw badRequest(`name: invalid image name '${defaults.name}'`, { field: 'name' });
   if (defaults.tag !== undefined && !isValidTag(defaults.tag)) throw badRequest(`tag: invalid tag '${defaults.tag}'`, { field: 'tag' });
-  const ct = (ctx.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
-  if (ct && !/^application\/(x-tar|tar|octet-stream|gzip|x-gzip|x-gtar)$/.test(ct)) {
-    throw new AppError('UNSUPPORTED', `Expected a tar archive (application/x-tar), got ${ct}`);
+  // Any body type is read as a tar (curl --data-binary says form-urlencoded); a multipart form is a mistake worth naming.
+  if (/^multipart\//i.test(ctx.get('Content-Type'))) {
+    throw new AppError('UNSUPPORTED', 'Send the archive itself as the request body (Content-Type: application/x-tar), not a multipart form');
   }
 
   const rec = new Received();

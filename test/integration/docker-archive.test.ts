@@ -284,6 +284,58 @@ for (const db of DATABASES) {
       rmSync(root, { recursive: true, force: true });
     });
 
+    it('round trips: a downloaded archive (docker >= 25 form) uploads again, as OCI layout and as legacy save', async () => {
+      const want = layoutManifest(layout);
+      const { bytes } = await download(`repository=dock&image=oci/hello:latest&image=app/hello:v1`);
+      // index.json present: the OCI path, names from io.containerd.image.name, digests unchanged.
+      const again = await uploadOk('once', bytes);
+      const saved = await uploadOk('dock', saveTar);
+      assert.deepEqual(again.images, [
+        { name: 'oci/hello', tag: 'latest', digest: want.digest },
+        { name: 'app/hello', tag: 'v1', digest: saved.images[0].digest },
+      ]);
+      // Only manifest.json (older docker): layers are compressed blobs here, stored as tar+gzip.
+      const legacy = await untar(bytes);
+      legacy.delete('index.json');
+      legacy.delete('oci-layout');
+      await s.repo('docker', 'hosted', { name: 'legacy', docker: { v1Enabled: false, forceBasicAuth: false } });
+      const res = await uploadOk('legacy', await tarOf(legacy));
+      assert.deepEqual(res.images.map((i) => `${i.name}:${i.tag}`), ['oci/hello:latest', 'app/hello:v1']);
+      assert.equal(res.images[1].digest, saved.images[0].digest, 'the uncompressed image gives the same generated manifest');
+      assert.notEqual(res.images[0].digest, want.digest, 'a manifest generated for the gzip layers');
+      const ref = `docker://${host}/legacy/oci/hello:latest`;
+      const raw = JSON.parse(await must('inspect', '--raw', '--tls-verify=false', '--creds', creds, ref)) as { layers: Array<{ digest: string; mediaType: string }> };
+      assert.deepEqual(raw.layers.map((l) => l.digest), want.layers);
+      assert.deepEqual(raw.layers.map((l) => l.mediaType), want.layers.map(() => 'application/vnd.oci.image.layer.v1.tar+gzip'));
+      await must('copy', '--src-tls-verify=false', '--src-creds', creds, ref, `oci:${path.join(work, `legacy-gz-${db}`)}:x`);
+    });
+
+    it('downloads through a proxy (fetching what it has not cached) and a group', async () => {
+      await s.repo('docker', 'proxy', {
+        name: 'dproxy',
+        online: true,
+        storage: { blobStoreName: 'default', strictContentTypeValidation: true },
+        proxy: { remoteUrl: `${s.url}/repository/dock/`, contentMaxAge: 1440, metadataMaxAge: 1440 },
+        negativeCache: { enabled: false, timeToLive: 1440 },
+        httpClient: { blocked: false, autoBlock: false, connection: { retries: 0 }, authentication: { type: 'username', username: 'admin', password: ADMIN_PASSWORD } },
+        docker: { v1Enabled: false, forceBasicAuth: false },
+      });
+      const want = layoutManifest(layout);
+      const assets = async () => (await s.app.db('assets').join('repositories', 'repositories.id', 'assets.repository_id').where('repositories.name', 'dproxy').count({ n: '*' }).first())!.n;
+      assert.equal(Number(await assets()), 0);
+      const { file, bytes } = await download('repository=dproxy&image=oci/hello:latest');
+      const entries = await untar(bytes);
+      const index = JSON.parse(entries.get('index.json')!.toString()) as { manifests: Array<{ digest: string }> };
+      assert.equal(index.manifests[0].digest, want.digest);
+      for (const d of [want.digest, want.config, ...want.layers]) assert.ok(entries.has(`blobs/sha256/${d.slice(7)}`), d);
+      assert.ok(Number(await assets()) >= 3, 'the proxy cached manifest, config and layer');
+      const info = JSON.parse(await must('inspect', `docker-archive:${file}`)) as { Layers: string[] };
+      assert.equal(info.Layers.length, want.layers.length);
+      // Group (member dock): the same bytes.
+      const viaGroup = await download('repository=dgroup&image=oci/hello:latest');
+      assert.ok(viaGroup.bytes.equals(bytes));
+    });
+
     it('refuses bad archives with 400 and changes nothing', async () => {
       const files = await untar(saveTar);
       const saved = JSON.parse(files.get('manifest.json')!.toString()) as Array<{ Config: string; Layers: string[] }>;
