@@ -596,7 +596,9 @@ async function resolveImage(app: Stowage, repo: Repository, ref: string, platfor
       if (!c) throw new AppError('NOT_FOUND', `${what}: blob ${digest} is not available`);
       return { digest, content: await settled(c) };
     };
-    // Layers that are never distributed (foreign) cannot be in an archive; parseManifest leaves them out, and loaders refuse such images anyway.
+    // Layers that are never distributed (foreign) are not in the registry: no loader could use the archive.
+    const declared = (JSON.parse(body.toString('utf8')) as { layers?: unknown[] }).layers?.length ?? 0;
+    if (parsed.blobs.length !== declared + 1) throw new AppError('BAD_REQUEST', `${what}: has non-distributable layers, which cannot be exported`);
     const [config, ...layers] = await Promise.all(parsed.blobs.map((b) => blob(b.digest)));
     return {
       name: r.name,

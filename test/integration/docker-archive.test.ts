@@ -202,6 +202,18 @@ for (const db of DATABASES) {
       assert.deepEqual(raw.layers.map((l) => l.mediaType), ['application/vnd.oci.image.layer.v1.tar']);
       // A full pull verifies every blob against its digest.
       await must('copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${host}/dock/app/hello:v1`, `oci:${path.join(work, `pulled-save-${db}`)}:v1`);
+      // Layers named through the legacy `<id>/layer.tar` symlinks, the config through a symlink
+      // written after the file it names, registry hosts in RepoTags.
+      const linked = new Map(files);
+      const links = [...files].filter(([name, body]) => name.endsWith('/layer.tar') && body.subarray(0, 3).toString() === '-> ');
+      assert.equal(links.length, 1);
+      linked.set('manifest.json', Buffer.from(JSON.stringify([{ Config: 'cfg-link.json', RepoTags: ['docker.io/library/busybox:1.36', 'registry.example:5000/team/app:v2'], Layers: [links[0][0]] }])));
+      linked.set('cfg-link.json', Buffer.from('-> ' + saved[0].Config));
+      const linkedRes = await uploadOk('dock', await tarOf(linked));
+      assert.deepEqual(linkedRes.images, [
+        { name: 'busybox', tag: '1.36', digest: res.images[0].digest },
+        { name: 'team/app', tag: 'v2', digest: res.images[0].digest },
+      ]);
       // The same archive again: the same digest, nothing to change (ALLOW_ONCE is happy too).
       assert.equal((await uploadOk('once', saveTar)).images[0].digest, res.images[0].digest);
       assert.equal((await uploadOk('once', saveTar)).images[0].digest, res.images[0].digest);

@@ -111,6 +111,25 @@ describe('tar writer and reader', () => {
     });
   }
 
+  it("reads GNU tar's hard links and symlinks as such", async () => {
+    const src = path.join(work, 'links');
+    mkdirSync(src);
+    writeFileSync(path.join(src, 'target.txt'), 'target');
+    execFileSync('ln', [path.join(src, 'target.txt'), path.join(src, 'hard.txt')]);
+    execFileSync('ln', ['-s', 'target.txt', path.join(src, 'soft.txt')]);
+    const file = path.join(work, 'links.tar');
+    execFileSync('tar', ['-cf', file, '-C', src, 'target.txt', 'hard.txt', 'soft.txt']);
+    const got = await readAll(readFileSync(file));
+    assert.deepEqual(
+      got.map((g) => [g.name, g.type, g.linkname, g.body.toString()]),
+      [
+        ['target.txt', 'file', '', 'target'],
+        ['hard.txt', 'link', 'target.txt', ''],
+        ['soft.txt', 'symlink', 'target.txt', ''],
+      ],
+    );
+  });
+
   it('gunzips transparently when asked and the input starts with the gzip magic', async () => {
     const tar = await collect(writeTar(entries.slice(0, 3)));
     const got = await readAll(gzipSync(tar), { gunzip: true, chunk: 100 });
