@@ -410,7 +410,9 @@ for (const db of DATABASES) {
       assert.equal(r.status, 400);
       assert.match(await r.text(), /does not allow updating tag app\/hello:v1/);
       assert.equal(await snapshot(), mid);
-      // Not a docker repository; a missing repository parameter.
+      // A proxy stores nothing uploaded; not a docker repository; a missing repository parameter.
+      const toProxy = await upload('dproxy', layoutTar, '&name=x/y');
+      assert.equal(toProxy.status, 405, await toProxy.text());
       assert.equal((await upload('rawrepo', layoutTar)).status, 400);
       assert.equal((await s.fetch(`${API}/docker/archive`, { method: 'POST', body: new Uint8Array(layoutTar) })).status, 400);
     });
