@@ -33,6 +33,7 @@ import {
 import { indexReferrer, referrers, referrersIndex, unindexReferrer } from './referrers.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
+import { archiveRoutes } from './archive.js';
 import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
 
@@ -583,6 +584,7 @@ export const docker: FormatPlugin = {
   rootRoutes: [pathRouted],
   tokenRealms: [DOCKER_TOKEN_REALM],
   tasks: [dockerGcTask, dockerUploadPurgeTask],
+  apiRoutes: archiveRoutes,
   listenerPort: dockerListenerPort,
   listenerPortField: 'docker.httpPort',
   classify(ctx, path) {

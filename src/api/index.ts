@@ -28,6 +28,15 @@ export function apiRouter(app: Stowage): Koa.Middleware {
   for (const r of [statusRoutes(app), repositoryRoutes(app), blobStoreRoutes(app), componentRoutes(app), assetRoutes(app), searchRoutes(app), taskRoutes(app), securityTokenRoutes(app), auditRoutes(app), securityLdapRoutes(app), ...security]) {
     v1.use(r.routes(), r.allowedMethods());
   }
+  // Formats' own endpoints, each under the format's name.
+  const formatRoutes = new Router();
+  for (const format of app.formats.values()) {
+    for (const route of format.apiRoutes ?? []) {
+      const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
+      formatRoutes[method](`/${format.name}${route.path}`, (ctx) => route.handler(ctx, app));
+    }
+  }
+  v1.use(formatRoutes.routes(), formatRoutes.allowedMethods());
   const docs = openApiRoutes(app);
   rest.use(docs.routes(), docs.allowedMethods());
   rest.use(v1.routes(), v1.allowedMethods());

@@ -723,6 +723,18 @@ function tokenAndAuditPaths(): Json {
   };
 }
 
+/** Endpoints formats add (`FormatPlugin.apiRoutes`), under `/v1/<format>/…`, tagged with the format. */
+function formatPaths(formats: FormatPlugin[]): Json {
+  const out: Record<string, Json> = {};
+  for (const f of formats) {
+    for (const r of f.apiRoutes ?? []) {
+      const p = `/v1/${f.name}${r.path}`;
+      out[p] = { ...(out[p] ?? {}), [r.method.toLowerCase()]: { tags: [f.name], ...r.openapi } };
+    }
+  }
+  return out;
+}
+
 /** The document for this server's formats: their config sections, upload fields and names. */
 export function openApiDocument(formats: FormatPlugin[], version = '0.1.0'): Json {
   return {
@@ -734,7 +746,7 @@ export function openApiDocument(formats: FormatPlugin[], version = '0.1.0'): Jso
     },
     servers: [{ url: '/service/rest' }],
     security: [{ basicAuth: [] }, { bearerAuth: [] }],
-    paths: { ...pathsFor(formats), ...securityPaths(), ...ldapPaths(), ...tokenAndAuditPaths() },
+    paths: { ...pathsFor(formats), ...formatPaths(formats), ...securityPaths(), ...ldapPaths(), ...tokenAndAuditPaths() },
     components: {
       securitySchemes: { basicAuth: { type: 'http', scheme: 'basic' }, bearerAuth: { type: 'http', scheme: 'bearer' } },
       schemas: { ...schemasFor(formats), ...securitySchemas(), ...ldapSchemas(), ...tokenAndAuditSchemas() },

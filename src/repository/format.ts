@@ -61,6 +61,20 @@ export interface UploadPlan {
   component?: ComponentInput | null;
 }
 
+/**
+ * A REST endpoint a format adds to the API, mounted at `/service/rest/v1/<format name><path>`
+ * (the format's name keeps formats from colliding with each other and with the core's routes).
+ * The handler authorizes like any API route (through the one authorizer) and streams its body.
+ */
+export interface ApiRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Below the format's segment, starting with `/` (e.g. `/archive`). */
+  path: string;
+  handler(ctx: Koa.Context, app: Stowage): Promise<void>;
+  /** Its OpenAPI 3 operation object (summary, description, parameters, requestBody, responses). */
+  openapi: Record<string, unknown>;
+}
+
 export interface MergeInput {
   member: Repository;
   content: Content;
@@ -111,6 +125,9 @@ export interface FormatPlugin {
    * it do not accept component uploads.
    */
   planUpload?(form: UploadForm): UploadPlan[];
+
+  /** REST endpoints of this format under `/service/rest/v1/<name>/` (described in the OpenAPI document). */
+  readonly apiRoutes?: ApiRoute[];
 
   // Proxy hooks -------------------------------------------------------------------------
   /** Metadata paths are revalidated after metadataMaxAge; others are content (contentMaxAge). */
