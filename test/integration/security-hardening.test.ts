@@ -192,15 +192,15 @@ for (const db of DATABASES) {
       });
 
       it('and take about as long (the slow hash runs for unknown users too)', async () => {
-        const median = async (auth: string) => {
-          const times: number[] = [];
-          for (let i = 0; i < 7; i++) times.push((await call(basic(auth, 'wrong-' + i))).ms);
-          return times.sort((a, b) => a - b)[3];
-        };
-        await median('warm-up');
-        const unknown = await median('nobody-at-all');
-        const known = await median('victim');
-        const disabled = await median('sleeper');
+        // Interleaved, and the fastest of 7 each: load from other processes only adds time, so the
+        // minimum shows what the server itself spends (a skipped hash would be ~50× faster).
+        const users = ['nobody-at-all', 'victim', 'sleeper'];
+        await call(basic('warm-up', 'wrong'));
+        const best = new Map(users.map((u) => [u, Infinity]));
+        for (let i = 0; i < 7; i++) {
+          for (const u of users) best.set(u, Math.min(best.get(u)!, (await call(basic(u, 'wrong-' + i))).ms));
+        }
+        const [unknown, known, disabled] = users.map((u) => best.get(u)!);
         // scrypt dominates: an unknown user is not answered in a fraction of the time.
         assert.ok(unknown > known * 0.5 && known > unknown * 0.5, `unknown ${unknown.toFixed(1)} ms vs known ${known.toFixed(1)} ms`);
         assert.ok(disabled > known * 0.5, `disabled ${disabled.toFixed(1)} ms vs known ${known.toFixed(1)} ms`);
