@@ -376,8 +376,9 @@ for (const db of DATABASES) {
 describe('shared docker port settings', () => {
   it('refuses the main port, an unknown format, bad syntax and a repository’s dedicated port', async () => {
     const main = await freePort();
-    const refused = async (env: Record<string, string>, dataDir?: string) => {
-      const e = await spawnServer({ port: main, env, dataDir }).then(
+    const refused = async (env: Record<string, string>, existing?: string) => {
+      const dataDir = existing ?? mkdtempSync(path.join(tmpdir(), 'stowage-shared-'));
+      const e = await spawnServer({ port: main, env, dataDir }).finally(() => existing || rmSync(dataDir, { recursive: true, force: true })).then(
         async (srv) => {
           await srv.stop();
           return null;
