@@ -13,6 +13,7 @@
  * Targets: push time ≤ 0.6 × registry:2's, pull throughput ≥ 1.3 × its, manifest GETs/s ≥ 5 × its.
  * Not a test: prints a table and writes JSON to bench/results/. `npm run bench:docker`.
  * Environment: BENCH_SIZE_MB (1024), BENCH_RUNS (3), BENCH_WRK_SECONDS (10), BENCH_CONNECTIONS (32),
+ * BENCH_ONLY=manifest (skip the 1 GiB transfers: a 1 MiB layer, the manifest phase alone, for profiling),
  * BENCH_NODE_ARGS (extra node options for Stowage, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`), BENCH_KEEP=1.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -29,8 +30,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const MAIN = path.join(ROOT, 'dist/src/main.js');
 const RESULTS = path.join(ROOT, 'bench/results');
 const MiB = 1024 * 1024;
-const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB;
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const ONLY_MANIFEST = process.env.BENCH_ONLY === 'manifest';
+const SIZE = (ONLY_MANIFEST ? 1 : Number(process.env.BENCH_SIZE_MB ?? 1024)) * MiB;
+const RUNS = ONLY_MANIFEST ? 1 : Number(process.env.BENCH_RUNS ?? 3);
 const WRK_S = Number(process.env.BENCH_WRK_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PASSWORD = 'bench-admin-pw';
