@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -402,6 +402,52 @@ describe('shared docker port settings', () => {
       assert.match(await refused({ STOWAGE_FORMAT_PORTS: `docker:${taken}` }, dataDir), new RegExp(`port ${taken} is the dedicated port of repository 'owner'`));
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('manifests served from memory stay correct across nodes (postgres)', () => {
+  it('sees a tag moved and a manifest deleted on another node at once', async () => {
+    const a = await startServer({ db: 'postgres' });
+    await a.repo('docker', 'hosted', { name: 'mc', storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } });
+    // A second node on the same database and blob store.
+    const b = await startServer({ dataDir: a.dataDir, dbUrl: a.dbUrl });
+    try {
+      const blob = async (body: Buffer) => {
+        const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+        const r = await a.fetch(`/v2/mc/app/blobs/uploads/?digest=${digest}`, { method: 'POST', body: new Uint8Array(body) });
+        assert.equal(r.status, 201);
+        return { digest, size: body.length };
+      };
+      const manifest = async (n: string) => {
+        const config = await blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', n })));
+        const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [] });
+        return { body, digest: `sha256:${createHash('sha256').update(body).digest('hex')}` };
+      };
+      const put = async (m: { body: string }, ref: string) =>
+        assert.equal((await a.fetch(`/v2/mc/app/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: m.body })).status, 201);
+      const getB = async (ref: string) => {
+        const r = await b.fetch(`/v2/mc/app/manifests/${ref}`, { auth: null });
+        return { status: r.status, digest: r.headers.get('docker-content-digest'), body: await r.text() };
+      };
+      const m1 = await manifest('one');
+      const m2 = await manifest('two');
+      await put(m1, 't');
+      for (let i = 0; i < 2; i++) assert.deepEqual(await getB('t'), { status: 200, digest: m1.digest, body: m1.body });
+      await put(m2, 't');
+      assert.deepEqual(await getB('t'), { status: 200, digest: m2.digest, body: m2.body });
+      assert.equal((await getB(m1.digest)).status, 200);
+      assert.equal((await a.fetch(`/v2/mc/app/manifests/${m2.digest}`, { method: 'DELETE' })).status, 202);
+      assert.equal((await getB('t')).status, 404, 'the tag went with the manifest');
+      assert.equal((await getB(m2.digest)).status, 404, 'deleted by digest on the other node');
+      const head = await b.fetch(`/v2/mc/app/manifests/${m1.digest}`, { method: 'HEAD', auth: null });
+      assert.equal(head.status, 200);
+      assert.equal(Number(head.headers.get('content-length')), Buffer.byteLength(m1.body));
+      const range = await b.fetch(`/v2/mc/app/manifests/${m1.digest}`, { headers: { Range: 'bytes=0-9' }, auth: null });
+      assert.equal(await range.text(), m1.body.slice(0, 10));
+    } finally {
+      await b.stop({ keepData: true });
+      await a.stop();
     }
   });
 });
