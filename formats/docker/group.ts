@@ -10,6 +10,7 @@ import type { GroupRepository, Repository } from '../../src/repository/repositor
 import type { Content } from '../../src/repository/types.js';
 import type { Stowage } from '../../src/stowage.js';
 import { isValidDigest, isValidTag, looksLikeDigest } from './manifest.js';
+import { hostedManifest, hostedTagTarget } from './manifest-cache.js';
 import { blobPath, manifestPath, proxyTagManifest, proxyTags, upstreamBlobPath } from './proxy.js';
 
 const OCTET = 'application/octet-stream';
@@ -35,16 +36,17 @@ export async function getBlobContent(repo: Repository, name: string, digest: str
 export async function resolveManifest(app: Stowage, repo: Repository, name: string, reference: string, seen = new Set<string>()): Promise<{ content: Content; digest: string } | null> {
   if (looksLikeDigest(reference)) {
     if (!isValidDigest(reference)) return null;
-    const content = await repo.get(manifestPath(name, reference));
+    const content = repo.type === 'hosted' ? await hostedManifest(app, repo, name, reference) : await repo.get(manifestPath(name, reference));
     return content ? { content, digest: reference } : null;
   }
   if (!isValidTag(reference)) return null;
   switch (repo.type) {
     case 'hosted': {
-      const tag = (await app.content.getTags(repo.id, name)).find((t) => t.name === reference);
-      if (!tag) return null;
-      const content = await repo.get(manifestPath(name, tag.target));
-      return content ? { content, digest: tag.target } : null;
+      // The hot path of every pull: one query for the tag, the bytes from memory when known.
+      const digest = await hostedTagTarget(app, repo, name, reference);
+      if (!digest) return null;
+      const content = await hostedManifest(app, repo, name, digest, true);
+      return content ? { content, digest } : null;
     }
     case 'proxy':
       return proxyTagManifest(app, repo, name, reference);

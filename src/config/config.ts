@@ -52,6 +52,11 @@ export const ConfigSchema = z.object({
     autoBlockMaxSeconds: numeric(z.number().positive()),
   }),
   log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']) }),
+  /**
+   * Shared format ports: format name → a port whose listener serves that format's root routes at
+   * `/` for all its repositories (e.g. `/v2/<repo>/<image>/…`), as on the main port.
+   */
+  formatPorts: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a format name'), numeric(z.number().int().min(1).max(65535))),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -75,7 +80,21 @@ const ENV: Record<string, string[]> = {
   STOWAGE_PROXY_AUTOBLOCK_INITIAL: ['proxy', 'autoBlockInitialSeconds'],
   STOWAGE_PROXY_AUTOBLOCK_MAX: ['proxy', 'autoBlockMaxSeconds'],
   STOWAGE_LOG_LEVEL: ['log', 'level'],
+  STOWAGE_FORMAT_PORTS: ['formatPorts'],
 };
+
+/** Settings whose env var is a list `key:value[,key:value…]` (a map in the config file). */
+const MAP_SETTINGS = new Set(['formatPorts']);
+
+function parseMap(name: string, v: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const m = /^([^:=\s]+)\s*[:=]\s*(\S+)$/.exec(entry);
+    if (!m) throw new ConfigError(`Invalid setting ${name}: expected format:port[,format:port…], got '${entry}'`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
 
 function defaults(): Record<string, unknown> {
   return {
@@ -85,6 +104,7 @@ function defaults(): Record<string, unknown> {
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
     log: { level: 'info' },
+    formatPorts: {},
   };
 }
 
@@ -140,7 +160,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   }
   for (const [name, keys] of Object.entries(ENV)) {
     const v = env[name];
-    if (v !== undefined && v !== '') setPath(raw, keys, BOOLEAN_SETTINGS.has(keys.join('.')) ? parseBool(v) : v);
+    if (v === undefined || v === '') continue;
+    const key = keys.join('.');
+    setPath(raw, keys, BOOLEAN_SETTINGS.has(key) ? parseBool(v) : MAP_SETTINGS.has(key) ? parseMap(name, v) : v);
   }
   raw = deepMerge(raw, overrides);
   if (typeof raw.anonymousAccess === 'string') raw.anonymousAccess = parseBool(raw.anonymousAccess);
@@ -148,11 +170,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   if (!result.success) {
     const issue = result.error.issues[0];
     const p = issue.path.map(String);
-    const envName = Object.entries(ENV).find(([, keys]) => keys.join('.') === p.join('.'))?.[0];
+    // The env var of the setting, or of the map holding it (STOWAGE_FORMAT_PORTS for formatPorts.x).
+    const envName = Object.entries(ENV).find(([, keys]) => keys.join('.') === p.slice(0, keys.length).join('.') && (keys.length === p.length || MAP_SETTINGS.has(keys.join('.'))))?.[0];
     const name = envName ? `${envName} (${p.join('.')})` : p.join('.');
     throw new ConfigError(`Invalid setting ${name}: ${issue.message}`);
   }
   const cfg = result.data;
+  const seen = new Map<number, string>();
+  for (const [format, port] of Object.entries(cfg.formatPorts)) {
+    const name = `STOWAGE_FORMAT_PORTS (formatPorts.${format})`;
+    if (port === cfg.http.port) throw new ConfigError(`Invalid setting ${name}: port ${port} is the main HTTP port (http.port)`);
+    const other = seen.get(port);
+    if (other) throw new ConfigError(`Invalid setting ${name}: port ${port} is already the shared port of format '${other}'`);
+    seen.set(port, format);
+  }
   cfg.dataDir = path.resolve(cfg.dataDir);
   if (cfg.baseUrl) cfg.baseUrl = cfg.baseUrl.replace(/\/+$/, '');
   return cfg;

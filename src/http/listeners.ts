@@ -4,8 +4,10 @@ import { badRequest } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import type { RepositoryConfig } from '../repository/types.js';
 import { serve } from './content-router.js';
+import type { FormatPlugin } from '../repository/format.js';
 import { listen, listenerBase, type Listener } from './server.js';
 import { AppError } from '../errors.js';
+import { ConfigError } from '../config/config.js';
 
 /** How often listeners re-read the repositories for changes made on other nodes. */
 const RESYNC_MS = 3_000;
@@ -23,19 +25,49 @@ interface Open {
  */
 export class ListenerManager {
   private readonly open = new Map<number, Open>();
+  /** Shared format ports (config `formatPorts`): port → format, and their listeners once started. */
+  private readonly sharedPorts = new Map<number, string>();
+  private readonly shared = new Map<string, Listener>();
   private host: string | null = null;
   private timer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
   private pending = false;
 
-  constructor(private readonly app: Stowage) {}
+  constructor(private readonly app: Stowage) {
+    for (const [format, port] of Object.entries(app.config.formatPorts ?? {})) this.sharedPorts.set(port, format);
+  }
 
-  /** Starts serving dedicated ports on `host` (listeners are not opened before). */
+  /**
+   * Starts serving the shared format ports and the dedicated ports on `host` (listeners are not
+   * opened before). A shared port naming an unknown format, or one a repository has as its
+   * dedicated port, stops the start with an error naming the setting.
+   */
   async start(host: string): Promise<void> {
+    const repos = await this.app.repositories.list();
+    for (const [port, name] of this.sharedPorts) {
+      const setting = `formatPorts.${name} (STOWAGE_FORMAT_PORTS)`;
+      const format = this.app.formats.get(name);
+      if (!format) throw new ConfigError(`Invalid setting ${setting}: no format '${name}' (known: ${[...this.app.formats.keys()].join(', ')})`);
+      if (!format.rootRoutes?.length) throw new ConfigError(`Invalid setting ${setting}: format '${name}' has no root routes to serve on a shared port`);
+      const owner = repos.find((r) => this.portOf(r.config) === port);
+      if (owner) throw new ConfigError(`Invalid setting ${setting}: port ${port} is the dedicated port of repository '${owner.name}'`);
+    }
+    for (const [port, name] of this.sharedPorts) {
+      const listener = await listen(this.sharedKoa(this.app.formats.get(name)!), port, host).catch((e: Error) => {
+        throw new ConfigError(`Invalid setting formatPorts.${name} (STOWAGE_FORMAT_PORTS): cannot listen on port ${port}: ${e.message}`);
+      });
+      this.shared.set(name, listener);
+      this.app.log.info(`Shared ${name} port listening on ${listener.url}`);
+    }
     this.host = host;
     await this.sync();
     this.timer = setInterval(() => void this.sync(), RESYNC_MS);
     this.timer.unref();
+  }
+
+  /** Shared format ports open now, by format name (for tests and status). */
+  sharedListeners(): Map<string, number> {
+    return new Map([...this.shared].map(([format, l]) => [format, l.port]));
   }
 
   /** Ports open now, by repository name (for tests and status). */
@@ -58,6 +90,8 @@ export class ListenerManager {
     const field = this.app.formats.get(cfg.format)?.listenerPortField ?? 'port';
     const refuse = (why: string) => badRequest(`${field}: port ${port} ${why}`, { field });
     if (port === this.app.config.http.port) throw refuse('is the main HTTP port');
+    const sharedBy = this.sharedPorts.get(port);
+    if (sharedBy) throw refuse(`is the shared ${sharedBy} port (formatPorts.${sharedBy})`);
     for (const other of await this.app.repositories.list()) {
       if (other.name !== cfg.name && this.portOf(other.config) === port) throw refuse(`is already used by repository '${other.name}'`);
     }
@@ -90,7 +124,7 @@ export class ListenerManager {
     const wanted = new Map<number, string>();
     for (const repo of await this.app.repositories.list()) {
       const port = this.portOf(repo.config);
-      if (port !== null && !wanted.has(port)) wanted.set(port, repo.name);
+      if (port !== null && !wanted.has(port) && !this.sharedPorts.has(port)) wanted.set(port, repo.name);
     }
     for (const [port, o] of [...this.open]) {
       if (wanted.get(port) !== o.repository) {
@@ -121,14 +155,35 @@ export class ListenerManager {
     return koa;
   }
 
-  /** Closes every dedicated listener (shutdown), letting in-flight requests finish up to the grace. */
+  /**
+   * A shared format port: the format's root routes served at `/` exactly as on the main
+   * listener (`/v2/<repo>/<image>/…`, `/v2/`, `/v2/token` for docker); nothing else.
+   */
+  private sharedKoa(format: FormatPlugin): Koa {
+    const app = this.app;
+    const koa = listenerBase(app, undefined, format);
+    koa.use(async (ctx) => {
+      const route = format.rootRoutes!.find((r) => ctx.path.startsWith(r.prefix) || ctx.path === r.prefix.replace(/\/$/, ''));
+      if (!route) throw new AppError('NOT_FOUND', 'Not found');
+      const target = route.resolve(ctx.path);
+      if (!target) {
+        if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
+        throw new AppError('NOT_FOUND', 'Not found');
+      }
+      return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
+    });
+    return koa;
+  }
+
+  /** Closes every dedicated and shared listener (shutdown), letting in-flight requests finish up to the grace. */
   async close(graceMs = 1_000): Promise<void> {
     this.host = null;
     if (this.timer) clearInterval(this.timer);
     await this.syncing;
-    const all = [...this.open.values()];
+    const all = [...this.open.values()].map((o) => o.listener).concat([...this.shared.values()]);
     this.open.clear();
-    await Promise.all(all.map((o) => o.listener.close(graceMs)));
+    this.shared.clear();
+    await Promise.all(all.map((l) => l.close(graceMs)));
   }
 }
 

@@ -100,8 +100,8 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
     ctx.set('Content-Type', opts.contentType ?? asset.content_type);
     return;
   }
-  const stream = await content.open(range ?? undefined);
-  ctx.body = stream;
+  // In memory already: one buffer (a stream body costs a pipeline and listeners per response).
+  ctx.body = content.bytes && !range ? content.bytes : await content.open(range ?? undefined);
   ctx.set('Content-Type', opts.contentType ?? asset.content_type);
   // Unknown length: Koa leaves Content-Length out and Node sends the body chunked.
   if (length !== null) ctx.length = length;

@@ -7,6 +7,8 @@ import { authentication } from './auth.js';
 import { contentRouter, formatErrorRendering } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
+import type { FormatPlugin } from '../repository/format.js';
+import type { AppError } from '../errors.js';
 
 export interface Listener {
   server: http.Server;
@@ -18,9 +20,10 @@ export interface Listener {
 
 /**
  * What every listener starts with: the one error boundary, common headers, the format's error
- * shape (for a dedicated listener, that of its `repository`), then identity.
+ * shape (for a dedicated listener, that of its `repository`; for a shared format port, that
+ * `format`'s), then identity.
  */
-export function listenerBase(app: Stowage, repository?: string): Koa {
+export function listenerBase(app: Stowage, repository?: string, format?: FormatPlugin): Koa {
   const koa = new Koa();
   // Client addresses from X-Forwarded-For only when configured (generated URLs read
   // X-Forwarded-Proto/Host themselves, see Stowage.baseUrl).
@@ -33,6 +36,13 @@ export function listenerBase(app: Stowage, repository?: string): Koa {
     await next();
   });
   koa.use(formatErrorRendering(app, repository));
+  if (format?.renderError) {
+    const render = format.renderError.bind(format);
+    koa.use(async (ctx, next) => {
+      ctx.state.renderError = (c: Koa.Context, err: AppError) => render(c, err, app);
+      await next();
+    });
+  }
   koa.use(authentication(app));
   return koa;
 }

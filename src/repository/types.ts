@@ -50,6 +50,8 @@ export interface Content {
   /** The repository that holds the asset (a member, when read through a group). */
   repositoryName: string;
   open(range?: ByteRange): Promise<Readable>;
+  /** The whole content, when it is small and already in memory (sent as one buffer, no stream). */
+  bytes?: Buffer;
   /**
    * Set while the bytes are still arriving from upstream (a proxy's first fetch, streamed to
    * every waiting client while it is stored). `blob` has no digests yet and `asset` no row;
