@@ -95,7 +95,7 @@ interface Front {
  * With `token`, the front is a registry with token auth: requests without `Bearer <token>` get a
  * 401 challenge naming its `/token` realm, which hands out the token for the given Basic credentials.
  */
-async function startFront(target: string, token?: { basic: string; token: string }): Promise<Front> {
+async function startFront(target: string, token?: { basic: string; token: string }, cdn?: string): Promise<Front> {
   const t = new URL(target);
   const front: Front = { url: '', requests: [], down: false, close: async () => undefined };
   const server = http.createServer((req, res) => {
@@ -114,6 +114,12 @@ async function startFront(target: string, token?: { basic: string; token: string
       const name = /^\/v2\/(.+)\/(?:manifests|blobs|tags)\//.exec(req.url!)?.[1] ?? '';
       res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="${front.url}/token",service="front",scope="repository:${name}:pull"`, 'Content-Type': 'application/json' });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}');
+      return;
+    }
+    // Docker Hub's way: an authorized blob GET is redirected to a CDN on another host.
+    if (cdn && req.method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(req.url!)) {
+      res.writeHead(307, { Location: `${cdn}${req.url}?signature=abc` });
+      res.end();
       return;
     }
     const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
@@ -263,6 +269,36 @@ for (const db of DATABASES) {
         assert.ok(tf.requests.some((r) => /^GET \/v2\/app\/tokened\/blobs\/.*\[Bearer\]$/.test(r)), tf.requests.join('\n'));
       } finally {
         await tf.close();
+      }
+    });
+
+    it('follows blob redirects to another host without sending the upstream token there', async () => {
+      await pushUpstream(layouts.b, 'app/cdn:v1');
+      const basic = 'Basic ' + Buffer.from('puller:pull-pw').toString('base64');
+      // The CDN: another origin, serving blobs from the registry, recording what it was sent.
+      const cdn = await startFront(registry.url);
+      const hub = await startFront(registry.url, { basic, token: `cdn-tok-${db}` }, cdn.url);
+      try {
+        await s.repo('docker', 'proxy', {
+          name: 'cdnproxy',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true },
+          proxy: { remoteUrl: hub.url, contentMaxAge: 1440, metadataMaxAge: 1440 },
+          negativeCache: { enabled: true, timeToLive: 1440 },
+          httpClient: { blocked: false, autoBlock: false, connection: { retries: 0 }, authentication: { type: 'username', username: 'puller', password: 'pull-pw' } },
+          docker: noBasic,
+        });
+        const out = path.join(work, `cdn-${db}`);
+        await must('copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${host}/cdnproxy/app/cdn:v1`, `oci:${out}:v1`);
+        assert.deepEqual(layoutLayers(out), layoutLayers(layouts.b));
+        const cdnBlobs = cdn.requests.filter((r) => /^GET \/v2\/app\/cdn\/blobs\//.test(r));
+        assert.ok(cdnBlobs.length >= 2, `blobs came from the CDN:\n${cdn.requests.join('\n')}`);
+        for (const r of cdnBlobs) assert.doesNotMatch(r, /\[(Bearer|Basic)\]$/, `the CDN saw credentials: ${r}`);
+        assert.ok(hub.requests.some((r) => /^GET \/v2\/app\/cdn\/blobs\/.*\[Bearer\]$/.test(r)), hub.requests.join('\n'));
+        await settled();
+      } finally {
+        await hub.close();
+        await cdn.close();
       }
     });
 
