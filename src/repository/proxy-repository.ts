@@ -169,13 +169,21 @@ export class ProxyRepository extends Repository {
       throw e;
     }
     const digest = new DigestStream({ expectedSize: res.size ?? undefined });
+    // An HTML error page sent for `lib.jar` fails here, before a byte reaches the spool or a client.
+    let refused: AppError | undefined;
+    let decide: (e: Error | null) => void = () => undefined;
+    const decided = new Promise<Error | null>((r) => (decide = r));
+    const guard = this.strictContentType(path, meta.kind, {
+      error: (m) => (refused = this.gatewayError(`${res.url} sent content that does not fit: ${m}`, path)),
+      onDecision: decide,
+    });
     const stored = (async (): Promise<Content> => {
       try {
         try {
-          await pipeline(res.body, digest, spool.writer());
+          await (guard ? pipeline(res.body, guard, digest, spool.writer()) : pipeline(res.body, digest, spool.writer()));
         } catch (e) {
-          spool.fail(this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path));
-          throw e;
+          spool.fail(refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path));
+          throw refused ?? e;
         }
         spool.complete();
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
@@ -194,6 +202,11 @@ export class ProxyRepository extends Repository {
       } catch (e) {
         return { value: this.stale(cached, path, this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
       }
+    }
+    if (guard) {
+      // No client sees a byte (nor a 200) before the first bytes were judged.
+      const failed = await Promise.race([decided, stored.then(() => null, (e: Error) => e)]);
+      if (failed) return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${failed.message}`, path)) };
     }
     return { value: this.pending(path, res, spool, stored, meta), hold: stored };
   }

@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
 import type { BlobRow } from '../blob/blob-service.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
@@ -75,8 +76,16 @@ export abstract class Repository {
     opts: PutOptions & { lastVerified?: number | null },
     check?: (existing: AssetRow | undefined) => void,
   ): Promise<PutResult> {
-    const staged = await this.app.blobs.stage(this.blobStoreId, body, opts);
+    const guard = this.strictContentType(path, opts.kind, { drain: true });
+    const source = guard ? pipeline(body, guard, () => undefined) : body;
+    const staged = await this.app.blobs.stage(this.blobStoreId, source, opts);
     return this.commitStaged(path, staged, opts, check);
+  }
+
+  /** With `strictContentTypeValidation`, a check that the bytes fit the file name's type (not for generated metadata). */
+  protected strictContentType(path: string, kind: string | undefined, opts: GuardOptions) {
+    if (!this.config.storage.strictContentTypeValidation || kind === 'metadata') return null;
+    return contentTypeGuard(path, opts);
   }
 
   protected async commitStaged(

@@ -495,6 +495,33 @@ for (const db of DATABASES) {
       assert.equal(r.count('/d.bin'), 2, 'the next request went upstream again');
     });
 
+    it('(g) strictContentTypeValidation: an HTML page served for a .jar is refused and not cached', async () => {
+      const r = await remote();
+      let jar = false;
+      r.handle = (_req, res) => {
+        res.setHeader('Content-Type', jar ? 'application/java-archive' : 'text/html');
+        res.end(jar ? Buffer.from('PK\x03\x04 a jar', 'latin1') : '<html><body>Sign in to continue</body></html>');
+      };
+      await server.repo('raw', 'proxy', { name: 'strict-proxy', proxy: { remoteUrl: r.url }, httpClient: noRetries, negativeCache: { enabled: false, timeToLive: 1 } });
+      await server.repo('raw', 'proxy', { name: 'lax-proxy', proxy: { remoteUrl: r.url }, httpClient: noRetries, storage: { blobStoreName: 'default', strictContentTypeValidation: false } });
+      const refused = await server.fetch('/repository/strict-proxy/lib/x.jar');
+      assert.equal(refused.status, 502);
+      assert.match(await refused.text(), /Detected content type \[text\/html\], but expected \[application\/java-archive\]/);
+      await settled();
+      assert.equal(await asset('strict-proxy', 'lib/x.jar'), undefined, 'nothing cached');
+      // Not cached, so once the remote serves the real jar it comes through.
+      jar = true;
+      const ok = await server.fetch('/repository/strict-proxy/lib/x.jar');
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), 'PK\x03\x04 a jar');
+      assert.equal(r.count('/lib/x.jar'), 2);
+      // With the validation off, whatever the remote sends is cached as is.
+      jar = false;
+      const lax = await text('/repository/lax-proxy/lib/x.jar');
+      assert.equal(lax.status, 200);
+      assert.match(lax.body, /Sign in/);
+    });
+
     it('(f) upstream authentication, redirects without leaking credentials, timeouts', async () => {
       const r = await remote();
       const other = await remote('127.0.0.2');

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import net from 'node:net';
 import path from 'node:path';
 import { ADMIN, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
@@ -135,22 +136,52 @@ for (const db of DATABASES) {
     });
 
     it('sets Content-Type from the file name', async () => {
-      const types: Array<[string, string]> = [
-        ['t/readme.txt', 'text/plain'],
-        ['t/data.json', 'application/json'],
-        ['t/page.html', 'text/html'],
-        ['t/logo.png', 'image/png'],
-        ['t/app.tar.gz', 'application/gzip'],
-        ['t/lib.jar', 'application/java-archive'],
-        ['t/no-extension', 'application/octet-stream'],
-        ['t/unknown.zzzz', 'application/octet-stream'],
+      // Bodies that fit their names (strictContentTypeValidation is on by default).
+      const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]);
+      const types: Array<[string, string, string | Buffer]> = [
+        ['t/readme.txt', 'text/plain', 'x'],
+        ['t/data.json', 'application/json', '{"a":1}'],
+        ['t/page.html', 'text/html', '<html></html>'],
+        ['t/logo.png', 'image/png', png],
+        ['t/app.tar.gz', 'application/gzip', gzipSync('tar')],
+        ['t/lib.jar', 'application/java-archive', Buffer.from('PK\x03\x04rest', 'latin1')],
+        ['t/no-extension', 'application/octet-stream', 'x'],
+        ['t/unknown.zzzz', 'application/octet-stream', 'x'],
       ];
-      for (const [p, type] of types) {
-        assert.equal((await put('files', p, 'x')).status, 201, p);
+      for (const [p, type, body] of types) {
+        assert.equal((await put('files', p, body)).status, 201, p);
         const r = await get('files', p);
         assert.equal(r.headers.get('content-type'), type, p);
         await r.arrayBuffer();
       }
+    });
+
+    it('strictContentTypeValidation: refuses bytes that do not fit the name, stores nothing; off, anything goes', async () => {
+      const html = '<!DOCTYPE html><html><body>Please log in</body></html>';
+      for (const [p, expected] of [
+        ['strict/lib.jar', 'application/java-archive'],
+        ['strict/app.tgz', 'application/gzip'],
+        ['strict/data.json', 'application/json'],
+        ['strict/logo.png', 'image/png'],
+      ]) {
+        const r = await put('files', p, html);
+        assert.equal(r.status, 400, p);
+        const text = await r.text();
+        assert.ok(text.includes(`Detected content type [text/html], but expected [${expected}]`), text);
+        assert.equal((await get('files', p)).status, 404, `${p} was not stored`);
+      }
+      // A large body that fails on its first bytes is read to the end, then answered (no reset).
+      const big = Buffer.concat([Buffer.from(html), randomBytes(3 * 1024 * 1024)]);
+      const r = await put('files', 'strict/big.zip', big);
+      assert.equal(r.status, 400);
+      assert.match(await r.text(), /expected \[application\/zip\]/);
+      // Names without a checkable type, and small valid bodies, pass.
+      assert.equal((await put('files', 'strict/notes.txt', html)).status, 201);
+      assert.equal((await put('files', 'strict/empty.jar', Buffer.alloc(0))).status, 201);
+      // The switch off: stored as sent.
+      await s.repo('raw', 'hosted', { name: 'lax', storage: { writePolicy: 'ALLOW', strictContentTypeValidation: false } });
+      assert.equal((await put('lax', 'lib.jar', html)).status, 201);
+      assert.equal(await (await get('lax', 'lib.jar')).text(), html);
     });
 
     describe('ranges and conditional requests', () => {
@@ -259,8 +290,8 @@ for (const db of DATABASES) {
     });
 
     it('sends Content-Disposition as the repository says (ATTACHMENT by default, INLINE)', async () => {
-      await put('files', 'disp/report.pdf', 'pdf');
-      await put('inline', 'disp/report.pdf', 'pdf');
+      await put('files', 'disp/report.pdf', '%PDF-1.4');
+      await put('inline', 'disp/report.pdf', '%PDF-1.4');
       const att = await get('files', 'disp/report.pdf');
       assert.match(att.headers.get('content-disposition')!, /^attachment; filename="report\.pdf"/);
       const inl = await get('inline', 'disp/report.pdf');
