@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AppError } from '../../src/errors.js';
 import { readSmall, type StagedBlob } from '../../src/blob/blob-service.js';
-import type { Tx } from '../../src/db/db.js';
+import { isUniqueViolation, type Tx } from '../../src/db/db.js';
 import type { ContentRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
@@ -61,11 +61,33 @@ async function syncTags(app: Stowage, tx: Tx, repo: Repository, name: string, be
   for (const [t, v] of Object.entries(after)) if (before[t] !== v) await app.content.setTag(tx, repo.id, name, t, v);
 }
 
+/** Changes of one package on this node run one at a time (across nodes the optimistic check decides). */
+const queues = new Map<string, Promise<unknown>>();
+function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const prev = queues.get(key) ?? Promise.resolve();
+  const run = prev.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return run;
+}
+
 /**
  * Read the packument, compute the change, commit it only if the packument is still the one read
- * (another publish of the same package may have committed meanwhile: then compute again).
+ * (another node may have committed a change of the same package meanwhile: then compute again).
  */
-async function change(
+function change(
+  app: Stowage,
+  repo: Repository,
+  name: string,
+  compute: Parameters<typeof changeOnce>[3],
+): Promise<Packument | null> {
+  return serialized(`${repo.id}\n${name}`, () => changeOnce(app, repo, name, compute));
+}
+
+async function changeOnce(
   app: Stowage,
   repo: Repository,
   name: string,
@@ -78,8 +100,13 @@ async function change(
     const staged = [next.tarball?.staged, docStaged].filter((s): s is StagedBlob => !!s);
     try {
       await app.db.transaction(async (tx) => {
-        const now = await app.content.findAsset(repo.id, name, tx);
-        if ((now?.blob_id ?? null) !== cur.blobId || (now?.id ?? null) !== cur.assetId) throw new Changed();
+        // The packument must still be the one read. A conditional update takes the row lock
+        // (PostgreSQL: a concurrent writer waits, then sees the new blob and retries); a first
+        // publish racing another first publish loses on the unique path instead.
+        if (cur.assetId !== null) {
+          const n = await tx('assets').where({ id: cur.assetId, blob_id: cur.blobId }).update({ updated_at: Date.now() });
+          if (n !== 1) throw new Changed();
+        } else if (await app.content.findAsset(repo.id, name, tx)) throw new Changed();
         if (next.tarball) {
           const t = next.tarball;
           const blob = await app.blobs.attach(tx, t.staged);
@@ -103,9 +130,13 @@ async function change(
         }
         await syncTags(app, tx, repo, name, cur.doc?.['dist-tags'] ?? {}, next.doc?.['dist-tags'] ?? {});
       });
-    } catch (e) {
+    } catch (err) {
+      const e = isUniqueViolation(err) ? new Changed() : err;
       if (docStaged) await app.blobs.discard(docStaged);
-      if (e instanceof Changed && attempt < 8) continue;
+      if (e instanceof Changed && attempt < 8) {
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
+        continue;
+      }
       if (next.tarball) await app.blobs.discard(next.tarball.staged);
       if (e instanceof Changed) throw new AppError('CONFLICT', `Package ${name} is being changed concurrently; try again`);
       throw e;

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { NpmClient } from '../helpers/npm-cli.js';
-import { integrityOf, packageTarball, publish, publishBody } from '../helpers/npm-gen.js';
+import { integrityOf, packageTarball, publish, publishBody, publishMany } from '../helpers/npm-gen.js';
 
 const API = '/service/rest/v1';
 
@@ -208,6 +208,17 @@ for (const db of DATABASES) {
       assert.equal(await assets(), a0);
       assert.equal(await blobs(), b0);
       assert.equal((await s.fetch('/repository/npm-hosted/evil-pkg')).status, 404);
+    });
+
+    it('concurrent publishes of one package lose no version', async () => {
+      await publishMany(reg, 'busy-pkg', 24, ADMIN, 6);
+      const doc = await (await s.fetch('/repository/npm-hosted/busy-pkg')).json();
+      assert.equal(Object.keys(doc.versions).length, 24);
+      const found = await (await s.fetch(`${API}/search?format=npm&name=busy-pkg`)).json();
+      assert.equal(found.items.length, 24);
+      // The same version twice at once: exactly one wins.
+      const both = await Promise.all([0, 1].map(() => publish(reg, { name: 'busy-pkg', version: '9.0.0' }, ADMIN)));
+      assert.deepEqual(both.map((r) => r.status).sort(), [200, 403]);
     });
 
     it('a read-only user can install but not publish: 403 with the message npm prints', async () => {
