@@ -112,3 +112,11 @@ export async function revokeToken(req: ContentRequest, key: string): Promise<voi
   req.ctx.status = 204;
   req.ctx.body = null;
 }
+
+/** `DELETE -/user/token/<token>` (`npm logout`): the token itself is revoked, by whoever holds it. */
+export async function logout(req: ContentRequest, secret: string): Promise<void> {
+  const t = await req.app.tokens.verify(secret, { kinds: [NPM_TOKEN_KIND] });
+  if (!t?.tokenId) throw new AppError('NOT_FOUND', 'Token not found');
+  await req.app.tokens.revoke(t.tokenId, t.userId);
+  sendJson(req.ctx, 200, { ok: true });
+}

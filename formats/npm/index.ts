@@ -8,7 +8,7 @@ import { AppError } from '../../src/errors.js';
 import type { ContentRequest, FormatPlugin, RequestNeed } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import { sendContent } from '../../src/http/send-content.js';
-import { NPM_TOKEN_REALM, couchUser, createToken, listTokens, login, revokeToken, userDocument, whoami } from './auth.js';
+import { NPM_TOKEN_REALM, couchUser, createToken, listTokens, login, logout, revokeToken, userDocument, whoami } from './auth.js';
 import { readPackument, repositoryUrl, sendJson, sendPackument, wantsCorgi } from './documents.js';
 import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
@@ -93,6 +93,10 @@ async function special(req: ContentRequest, rest: string): Promise<void> {
   if (rest === 'whoami') return whoami(req);
   // Web login is not offered: npm falls back to name and password (the CouchDB flow).
   if (rest === 'v1/login') throw new AppError('NOT_FOUND', 'Web login is not supported; use the legacy login (name and password)');
+  if (rest.startsWith('user/token/')) {
+    if (m !== 'DELETE') return notAllowed(m, 'DELETE');
+    return logout(req, rest.slice('user/token/'.length));
+  }
   if (rest.startsWith('user/')) {
     const user = couchUser(rest.slice(5));
     if (!user) throw new AppError('NOT_FOUND', 'Not found');

@@ -79,6 +79,16 @@ for (const db of DATABASES) {
       assert.match(gone.all, /401/);
       other.cleanup();
       assert.equal((await npm.run(['whoami'])).stdout.trim(), 'admin');
+
+      // npm logout revokes the token it held.
+      const third = new NpmClient(reg);
+      assert.equal((await third.run(['login'], { input: ['admin', ADMIN_PASSWORD] })).code, 0);
+      const held = /:_authToken=(\S+)/.exec(readFileSync(third.npmrc, 'utf8'))![1];
+      assert.ok(await s.app.tokens.verify(held));
+      const out = await third.run(['logout']);
+      assert.equal(out.code, 0, out.all);
+      assert.equal(await s.app.tokens.verify(held), null);
+      third.cleanup();
     });
 
     it('publishes scoped and unscoped packages; npm install gets them with an empty cache', async () => {
