@@ -14,6 +14,7 @@ import type { ContentRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { readPackument } from './documents.js';
+import { scanPublishBody, type ScannedPublish } from './publish-body.js';
 import {
   NpmInputError,
   applyPublish,
@@ -28,8 +29,12 @@ import {
   type Packument,
 } from './packument.js';
 
-/** Largest publish body (JSON with the base64 tarball): 413 above it. */
+/** Largest JSON body of metadata requests, and of a publish without its tarball: 413 above it. */
 export const MAX_PUBLISH_BYTES = 100 * 1024 * 1024;
+/** Largest publish document apart from the tarball (readme, manifest…). */
+const MAX_DOCUMENT_BYTES = 32 * 1024 * 1024;
+/** Largest tarball accepted. */
+const MAX_TARBALL_BYTES = 2 * 1024 * 1024 * 1024;
 const OCTET = 'application/octet-stream';
 const JSON_TYPE = 'application/json';
 
@@ -171,16 +176,57 @@ export async function readJsonBody(req: ContentRequest, max = MAX_PUBLISH_BYTES)
   }
 }
 
-/** `PUT /<name>`: a publish (the body carries a tarball) or a metadata update (deprecate). */
+/** `PUT /<name>`: a publish (the body carries a tarball) or a metadata update (deprecate, unpublish of versions). */
 export async function putPackage(req: ContentRequest, name: string, viaRev: boolean): Promise<number> {
   const repo = await writeTarget(req);
-  const body = await readJsonBody(req);
-  const atts = (body as { _attachments?: Record<string, unknown> } | null)?._attachments;
-  if (!viaRev && atts && Object.keys(atts).some((k) => k.endsWith('.tgz'))) return publish(req, repo, name, body);
-  return update(req, repo, name, body);
+  const { app } = req;
+  const declared = Number(req.ctx.get('Content-Length') || NaN);
+  if (declared > MAX_TARBALL_BYTES + MAX_DOCUMENT_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `Request body of ${declared} bytes exceeds the limit`);
+  // The tarball goes to the blob store while the body arrives (decoded from base64, hashed once more for sha512).
+  let staging: Promise<StagedBlob> | null = null;
+  let scanned: ScannedPublish;
+  try {
+    scanned = await scanPublishBody(req.ctx.req, MAX_DOCUMENT_BYTES, (a) => {
+      staging = app.blobs.stage(repo.blobStoreId, a.stream, { maxSize: MAX_TARBALL_BYTES });
+      staging.catch((e: Error) => a.stream.destroy(e));
+    });
+  } catch (e) {
+    if (staging) await (staging as Promise<StagedBlob>).then((st) => app.blobs.discard(st), () => undefined);
+    throw e;
+  }
+  let tarball: Tarball | null = null;
+  if (scanned.attachment) {
+    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size };
+  } else {
+    // A body the scanner did not recognise the tarball in (unusual key order): decode it here.
+    const atts = (scanned.doc as { _attachments?: Record<string, { data?: unknown }> } | null)?._attachments ?? {};
+    const inline = Object.entries(atts).find(([k, a]) => k.endsWith('.tgz') && typeof a?.data === 'string' && a.data !== '');
+    if (inline) {
+      const buf = Buffer.from(inline[1].data as string, 'base64');
+      inline[1].data = '';
+      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length };
+    }
+  }
+  if (!tarball) return update(req, repo, name, scanned.doc);
+  try {
+    if (viaRev) throw new AppError('BAD_REQUEST', 'A tarball cannot be published through /-rev/; PUT /<name>');
+    return await publish(req, repo, name, scanned.doc, tarball);
+  } catch (e) {
+    // Never after the commit: the staged key may then be the stored blob's own.
+    if (!tarball.committed) await app.blobs.discard(tarball.staged);
+    throw e;
+  }
 }
 
-async function publish(req: ContentRequest, repo: Repository, name: string, body: unknown): Promise<number> {
+interface Tarball {
+  staged: StagedBlob;
+  sha512: string;
+  size: number;
+  /** Set once the publish committed (the staged bytes are then the blob's, or settled away). */
+  committed?: boolean;
+}
+
+async function publish(req: ContentRequest, repo: Repository, name: string, body: unknown, tarball: Tarball): Promise<number> {
   const { app } = req;
   const bad = invalidName(name, true);
   if (bad) throw new AppError('BAD_REQUEST', `Invalid package name "${name}": ${bad}`);
@@ -190,15 +236,13 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   } catch (e) {
     inputError(e);
   }
-  const tarball = Buffer.from(p.attachment.data, 'base64');
-  (p.attachment as { data: string }).data = '';
-  if (tarball.length === 0) throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is empty`);
-  if (p.attachment.length !== null && p.attachment.length !== tarball.length) {
-    throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is ${tarball.length} bytes but its attachment declares ${p.attachment.length}`);
+  const { staged, sha512 } = tarball;
+  if (tarball.size === 0) throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is empty`);
+  if (p.attachment.length !== null && p.attachment.length !== tarball.size) {
+    throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is ${tarball.size} bytes but its attachment declares ${p.attachment.length}`);
   }
   const dist = p.attachment.dist;
   const wanted512 = sha512Of(dist.integrity);
-  const sha512 = createHash('sha512').update(tarball).digest('base64');
   if (typeof dist.integrity === 'string' && wanted512.length === 0 && !dist.shasum) {
     throw new AppError('BAD_REQUEST', `dist.integrity of ${name}@${p.version} has no sha512 and there is no dist.shasum to check the tarball against`);
   }
@@ -208,7 +252,9 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   if (dist.shasum !== undefined && (typeof dist.shasum !== 'string' || !/^[0-9a-f]{40}$/i.test(dist.shasum))) {
     throw new AppError('BAD_REQUEST', `dist.shasum of ${name}@${p.version} is not a sha1`);
   }
-  // Known before reading anything into the store: the version is already there.
+  if (typeof dist.shasum === 'string' && dist.shasum.toLowerCase() !== staged.sha1) {
+    throw new AppError('BAD_REQUEST', `Tarball shasum mismatch for ${name}@${p.version}: dist.shasum is ${dist.shasum} but the tarball is ${staged.sha1}`);
+  }
   const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
   const refuse = (doc: Packument | null) => {
     if (doc?.versions[p.version] && policy !== 'ALLOW') {
@@ -218,13 +264,6 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   const before = await current(repo, name);
   refuse(before.doc);
   if (before.doc?.versions[p.version]) await req.access.require('edit');
-  const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([tarball]), {
-    expectedSize: tarball.length,
-    expected: typeof dist.shasum === 'string' ? { sha1: dist.shasum } : undefined,
-  }).catch((e) => {
-    if (e instanceof AppError && e.code === 'DIGEST_INVALID') throw new AppError('BAD_REQUEST', `Tarball shasum mismatch for ${name}@${p.version}: ${e.message}`);
-    throw e;
-  });
   if (!dist.shasum) dist.shasum = staged.sha1;
   if (!dist.integrity) dist.integrity = `sha512-${sha512}`;
   const at = new Date();
@@ -244,6 +283,7 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
     await app.blobs.discard(staged);
     throw e;
   }
+  tarball.committed = true;
   await app.audit.record(
     { principal: req.principal, remoteAddress: req.ctx.ip },
     { domain: 'repository.component', type: 'created', context: `${name}@${p.version}`, attributes: { repository: repo.name, format: 'npm', name, version: p.version } },

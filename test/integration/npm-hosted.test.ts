@@ -6,7 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { NpmClient } from '../helpers/npm-cli.js';
@@ -200,7 +201,8 @@ for (const db of DATABASES) {
       const repo = await s.app.repositories.find('npm-hosted');
       const assets = async () => Number((await s.app.db('assets').where({ repository_id: repo!.id }).count({ n: '*' }))[0].n);
       const blobs = async () => Number((await s.app.db('blobs').count({ n: '*' }))[0].n);
-      const [a0, b0] = [await assets(), await blobs()];
+      const storedFiles = () => (readdirSync(path.join(s.dataDir, 'blobs'), { recursive: true, withFileTypes: true }) as Dirent[]).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+      const [a0, b0, files0] = [await assets(), await blobs(), storedFiles()];
       const other = packageTarball({ name: 'evil-pkg', version: '9.9.9' }).tarball;
       const good = packageTarball({ name: 'evil-pkg', version: '1.0.0' }).tarball;
       const r1 = await publish(reg, { name: 'evil-pkg', version: '1.0.0' }, ADMIN, { tarball: good, integrity: integrityOf(other).integrity });
@@ -215,8 +217,15 @@ for (const db of DATABASES) {
       assert.equal(r3.status, 400);
       const r4 = await s.fetch('/repository/npm-hosted/evil-pkg', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{"name":' });
       assert.equal(r4.status, 400);
+      // A body cut off inside the tarball: the bytes already streamed to the store are removed.
+      const whole = JSON.stringify(publishBody({ name: 'evil-pkg', version: '1.0.0', files: { 'big.bin': randomBytes(300_000).toString('base64') } }, reg));
+      const cut = whole.slice(0, whole.indexOf('"data":"') + 50_000);
+      const r5 = await s.fetch('/repository/npm-hosted/evil-pkg', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: cut });
+      assert.equal(r5.status, 400);
+      assert.match((await r5.json()).error, /ends inside the tarball/);
       assert.equal(await assets(), a0);
       assert.equal(await blobs(), b0);
+      assert.deepEqual(storedFiles().sort(), files0.sort(), 'no bytes left in the blob store');
       assert.equal((await s.fetch('/repository/npm-hosted/evil-pkg')).status, 404);
     });
 
