@@ -149,6 +149,31 @@ for (const db of DATABASES) {
       assert.match(r.all, /cannot publish over the previously published versions: 1\.0\.0/);
     });
 
+    it('write policies ALLOW (republish replaces) and DENY (nothing), and npm ping', async () => {
+      for (const [name, writePolicy] of [['npm-allow', 'ALLOW'], ['npm-deny', 'DENY']]) {
+        const r = await s.fetch(`${API}/repositories/npm/hosted`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name, online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy } }),
+        });
+        assert.equal(r.status, 201, await r.text());
+      }
+      const allow = `${s.url}/repository/npm-allow/`;
+      assert.equal((await publish(allow, { name: 'again', version: '1.0.0', files: { 'index.js': 'one\n' } }, ADMIN)).status, 200);
+      assert.equal((await publish(allow, { name: 'again', version: '1.0.0', files: { 'index.js': 'two\n' } }, ADMIN)).status, 200);
+      const doc = await (await s.fetch('/repository/npm-allow/again')).json();
+      const tgz = Buffer.from(await (await s.fetch('/repository/npm-allow/again/-/again-1.0.0.tgz')).arrayBuffer());
+      assert.equal(integrityOf(tgz).integrity, doc.versions['1.0.0'].dist.integrity);
+      assert.equal(integrityOf(tgz).integrity, integrityOf(packageTarball({ name: 'again', version: '1.0.0', files: { 'index.js': 'two\n' } }).tarball).integrity);
+      const denied = await publish(`${s.url}/repository/npm-deny/`, { name: 'nope', version: '1.0.0' }, ADMIN);
+      assert.equal(denied.status, 403);
+      assert.match((await denied.json()).error, /read only/);
+      assert.equal((await s.fetch('/repository/npm-deny/nope')).status, 404);
+      const ping = await npm.run(['ping', '--loglevel', 'notice']);
+      assert.equal(ping.code, 0, ping.all);
+      assert.match(ping.all, /PONG/);
+    });
+
     it('dist-tags: add, list, remove; publish --tag', async () => {
       const dir = npm.project({ name: 'plain-pkg', version: '2.0.0-beta.1', main: 'index.js' }, { 'index.js': 'beta\n' });
       assert.equal((await npm.run(['publish', '--tag', 'beta'], { cwd: dir })).code, 0);
