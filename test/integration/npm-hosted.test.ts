@@ -11,6 +11,7 @@ import { readFileSync, readdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { NpmClient } from '../helpers/npm-cli.js';
+import { SERVICE_DN, SERVICE_PASSWORD, SUFFIX, Slapd, user as ldapUser } from '../helpers/slapd.js';
 import { integrityOf, packageTarball, publish, publishBody, publishMany } from '../helpers/npm-gen.js';
 
 const API = '/service/rest/v1';
@@ -298,3 +299,55 @@ for (const db of DATABASES) {
     });
   });
 }
+
+describe('npm login against LDAP (sqlite)', () => {
+  let slapd: Slapd;
+  let s: TestServer;
+  let npm: NpmClient;
+
+  before(async () => {
+    slapd = await Slapd.create();
+    s = await startServer({ db: 'sqlite' });
+    const active = await s.app.security.activeRealmIds();
+    if (!active.includes('LdapRealm')) await s.app.security.setActiveRealmIds([...active, 'LdapRealm']);
+    const post = async (p: string, body: unknown) => {
+      const r = await s.fetch(`${API}${p}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      assert.ok(r.ok, `${p}: ${r.status} ${await r.text()}`);
+    };
+    await post('/security/ldap', {
+      name: 'corp', protocol: 'ldap', useTrustStore: false, host: '127.0.0.1', port: slapd.port, searchBase: SUFFIX,
+      authScheme: 'SIMPLE', authUsername: SERVICE_DN, authPassword: SERVICE_PASSWORD, connectionTimeoutSeconds: 1,
+      connectionRetryDelaySeconds: 1, maxIncidentsCount: 1, userBaseDn: 'ou=people', userSubtree: false,
+      userObjectClass: 'inetOrgPerson', userLdapFilter: '', userIdAttribute: 'uid', userRealNameAttribute: 'cn',
+      userEmailAddressAttribute: 'mail', userPasswordAttribute: '', ldapGroupsAsRoles: true, groupType: 'static',
+      groupBaseDn: 'ou=groups', groupSubtree: false, groupObjectClass: 'groupOfNames', groupIdAttribute: 'cn',
+      groupMemberAttribute: 'member', groupMemberFormat: '${dn}', userMemberOfAttribute: 'memberOf',
+    });
+    // The LDAP group `devs` is a role that may publish to the repository.
+    await post('/security/roles', { id: 'devs', name: 'devs', privileges: ['nx-repository-view-npm-npm-ldap-*'], roles: [] });
+    await post('/repositories/npm/hosted', { name: 'npm-ldap', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' } });
+    npm = new NpmClient(`${s.url}/repository/npm-ldap/`);
+  });
+  after(async () => {
+    npm?.cleanup();
+    await s?.stop();
+    await slapd?.stop();
+  });
+
+  it('an LDAP user logs in with npm, gets a token and publishes with it', async () => {
+    const alice = ldapUser('alice');
+    const r = await npm.run(['login'], { input: [alice.uid, alice.password] });
+    assert.equal(r.code, 0, r.all);
+    assert.equal((await npm.run(['whoami'])).stdout.trim(), 'alice');
+    const dir = npm.project({ name: 'ldap-pkg', version: '1.0.0', main: 'index.js' }, { 'index.js': '\n' });
+    const pub = await npm.run(['publish'], { cwd: dir });
+    assert.equal(pub.code, 0, pub.all);
+    const rows = await s.app.db('user_tokens').where({ kind: 'npm', user_id: 'alice' });
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].user_source, 'LDAP');
+    const bob = new NpmClient(`${s.url}/repository/npm-ldap/`);
+    const wrong = await bob.run(['login'], { input: ['bob', 'not-his-password'] });
+    assert.notEqual(wrong.code, 0);
+    bob.cleanup();
+  });
+});
