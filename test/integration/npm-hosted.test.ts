@@ -82,6 +82,16 @@ for (const db of DATABASES) {
       other.cleanup();
       assert.equal((await npm.run(['whoami'])).stdout.trim(), 'admin');
 
+      // The realm is Nexus's `NpmToken`: listed, and switched off it refuses npm tokens (not API tokens).
+      const realms = (await (await s.fetch(`${API}/security/realms/available`)).json()) as Array<{ id: string; name: string }>;
+      assert.ok(realms.some((r) => r.id === 'NpmToken' && r.name === 'npm Bearer Token Realm'));
+      const active = (await (await s.fetch(`${API}/security/realms/active`)).json()) as string[];
+      const put = (ids: string[]) => s.fetch(`${API}/security/realms/active`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ids) });
+      assert.equal((await put(active.filter((id) => id !== 'NpmToken'))).status, 204);
+      assert.equal((await s.fetch('/repository/npm-hosted/-/whoami', { auth: `Bearer ${token}` })).status, 401);
+      assert.equal((await put(active)).status, 204);
+      assert.equal((await s.fetch('/repository/npm-hosted/-/whoami', { auth: `Bearer ${token}` })).status, 200);
+
       // npm logout revokes the token it held.
       const third = new NpmClient(reg);
       assert.equal((await third.run(['login'], { input: ['admin', ADMIN_PASSWORD] })).code, 0);
