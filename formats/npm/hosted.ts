@@ -105,12 +105,12 @@ async function changeOnce(
     const staged = [next.tarball?.staged, docStaged].filter((s): s is StagedBlob => !!s);
     try {
       await app.db.transaction(async (tx) => {
-        // The packument must still be the one read. A conditional update takes the row lock
-        // (PostgreSQL: a concurrent writer waits, then sees the new blob and retries); a first
-        // publish racing another first publish loses on the unique path instead.
+        // The packument must still be the one read. The row is locked (PostgreSQL: a concurrent
+        // writer waits, then reads the committed row and retries; SQLite runs one writer at a
+        // time); a first publish racing another first publish loses on the unique path instead.
         if (cur.assetId !== null) {
-          const n = await tx('assets').where({ id: cur.assetId, blob_id: cur.blobId }).update({ updated_at: Date.now() });
-          if (n !== 1) throw new Changed();
+          const row = await tx('assets').where({ id: cur.assetId }).forUpdate().first('blob_id');
+          if (!row || Number(row.blob_id) !== cur.blobId) throw new Changed();
         } else if (await app.content.findAsset(repo.id, name, tx)) throw new Changed();
         if (next.tarball) {
           const t = next.tarball;
