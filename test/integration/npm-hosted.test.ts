@@ -147,6 +147,10 @@ for (const db of DATABASES) {
       assert.equal(tgz.status, 200);
       const plain = await (await s.fetch('/repository/npm-hosted/plain-pkg')).json();
       assert.equal(integrityOf(Buffer.from(await tgz.arrayBuffer())).integrity, plain.versions['1.0.0'].dist.integrity);
+      const byTag = await (await s.fetch('/repository/npm-hosted/plain-pkg/latest')).json();
+      assert.equal(byTag.version, '1.0.0');
+      assert.equal(byTag.dist.tarball, `${s.url}/repository/npm-hosted/plain-pkg/-/plain-pkg-1.0.0.tgz`);
+      assert.equal((await s.fetch('/repository/npm-hosted/plain-pkg/9.9.9')).status, 404);
       const missing = await s.fetch('/repository/npm-hosted/no-such-pkg');
       assert.equal(missing.status, 404);
       assert.equal((await missing.json()).error.length > 0, true);
