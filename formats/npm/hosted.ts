@@ -39,6 +39,8 @@ const OCTET = 'application/octet-stream';
 const JSON_TYPE = 'application/json';
 
 class Changed extends Error {}
+/** Tries of one change when other nodes keep committing changes of the same package first. */
+const MAX_ATTEMPTS = 30;
 
 /** The hosted repository a write addressed to `req.repo` lands in (a group's writable member). */
 export async function writeTarget(req: ContentRequest): Promise<Repository> {
@@ -138,8 +140,10 @@ async function changeOnce(
     } catch (err) {
       const e = isUniqueViolation(err) ? new Changed() : err;
       if (docStaged) await app.blobs.discard(docStaged);
-      if (e instanceof Changed && attempt < 8) {
-        await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
+      // Another node committed first: read again, after a random pause that grows (capped), so
+      // two busy nodes do not keep colliding.
+      if (e instanceof Changed && attempt < MAX_ATTEMPTS) {
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(250, 5 * 2 ** attempt)));
         continue;
       }
       if (next.tarball) await app.blobs.discard(next.tarball.staged);
