@@ -72,6 +72,7 @@ export class Stowage {
     );
     for (const format of this.formats.values()) {
       for (const r of format.tokenRealms ?? []) this.security.register(scopedTokenRealm(this.scopedTokens, { ...r, kind: format.name }));
+      for (const r of format.userTokenRealms ?? []) this.security.register(tokenRealm(this.tokens, { ...r, kinds: [format.name] }));
     }
     LdapRealm.install(this);
     this.listeners = new ListenerManager(this);

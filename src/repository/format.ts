@@ -102,6 +102,13 @@ export interface FormatPlugin {
    * the realm chain, accepting tokens of this format's kind (app.scopedTokens.issue(…, format.name)).
    */
   readonly tokenRealms?: Array<{ id: string; name: string }>;
+  /**
+   * Realms over the stored user tokens (app.tokens) of this format's kind (npm's `NpmToken`):
+   * registered with the realm chain, accepting tokens the format issued with
+   * `app.tokens.issue(…, { kind: format.name })` as `Authorization: Bearer` (or a Basic password).
+   * Stored hashed in the database, so every node accepts them and list/revoke work.
+   */
+  readonly userTokenRealms?: Array<{ id: string; name: string }>;
 
   /**
    * Task types this format contributes (docker's garbage collection and upload purge), registered
@@ -153,6 +160,12 @@ export interface FormatPlugin {
    * to fall back to first-member-wins. Called only for paths where isMetadata is true.
    */
   mergeMetadata?(path: string, parts: MergeInput[], group: Repository): Promise<{ body: Buffer; contentType: string } | null>;
+  /**
+   * The members a group consults for `path` (routing, e.g. npm scopes pinned to hosted members
+   * against dependency confusion): a subset of `members`, in order. Default: all of them. Members
+   * left out are never asked (no upstream request through them).
+   */
+  groupMembers?(path: string, members: Repository[], group: Repository): Repository[];
 }
 
 export function defaultNeed(method: string): RequestNeed {

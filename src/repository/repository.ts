@@ -154,9 +154,15 @@ export class GroupRepository extends Repository {
     return out;
   }
 
+  /** The members consulted for `path` (the format may route a path to some of them only). */
+  async membersFor(path: string): Promise<Repository[]> {
+    const all = await this.members();
+    return this.format.groupMembers ? this.format.groupMembers(path, all, this) : all;
+  }
+
   async get(path: string, opts?: GetOptions): Promise<Content | null> {
     if (this.format.mergeMetadata && this.format.isMetadata?.(path)) return this.merged(path);
-    for (const m of await this.members()) {
+    for (const m of await this.membersFor(path)) {
       const c = await m.get(path, opts).catch((e) => {
         // A failing member (remote down, no stale copy) must not hide the others.
         if (e instanceof AppError && e.status < 500) throw e;
@@ -170,7 +176,7 @@ export class GroupRepository extends Repository {
   /** Every member's copy of `path`, in member order. */
   async getAll(path: string): Promise<Array<{ member: Repository; content: Content }>> {
     const out: Array<{ member: Repository; content: Content }> = [];
-    for (const m of await this.members()) {
+    for (const m of await this.membersFor(path)) {
       const c = await m.get(path).catch(() => null);
       if (c) out.push({ member: m, content: c });
     }

@@ -1,0 +1,124 @@
+/**
+ * Serving packuments: a stored document (hosted), a cached upstream one (proxy) or a group's
+ * merged one is parsed once, its tarball URLs pointed at the repository the client addressed,
+ * abbreviated for installers, and kept rendered in memory keyed by the stored blob's digest, so a
+ * document of tens of MB with thousands of versions is not parsed again on every request.
+ */
+import { createHash } from 'node:crypto';
+import type Koa from 'koa';
+import { AppError } from '../../src/errors.js';
+import { readSmall } from '../../src/blob/blob-service.js';
+import type { Content } from '../../src/repository/types.js';
+import type { ContentRequest } from '../../src/repository/format.js';
+import { abbreviate, parsePackument, rewriteTarballs, NpmInputError, type Packument } from './packument.js';
+
+/** Largest packument read (the biggest public ones are tens of MB). */
+export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
+export const CORGI = 'application/vnd.npm.install-v1+json';
+const JSON_TYPE = 'application/json';
+
+interface Rendered {
+  body: Buffer;
+  etag: string;
+  modified: string | null;
+}
+
+/** A small LRU of rendered documents, bounded by count and bytes. */
+class RenderCache {
+  private readonly map = new Map<string, Rendered>();
+  private bytes = 0;
+  constructor(
+    private readonly maxEntries = 64,
+    private readonly maxBytes = 192 * 1024 * 1024,
+  ) {}
+  get(key: string): Rendered | undefined {
+    const v = this.map.get(key);
+    if (v) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: Rendered): void {
+    if (v.body.length > this.maxBytes / 4) return;
+    this.map.set(key, v);
+    this.bytes += v.body.length;
+    for (const [k, old] of this.map) {
+      if (this.map.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= old.body.length;
+    }
+  }
+}
+
+const rendered = new RenderCache();
+/** Parsed documents by blob digest (write paths read the current document). */
+const parsed = new Map<string, Packument>();
+
+/** The URL of the repository the client addressed (links in documents point there). */
+export function repositoryUrl(req: ContentRequest): string {
+  return `${req.app.baseUrl(req.ctx)}/repository/${encodeURIComponent(req.repo.name)}`;
+}
+
+/** Reads and parses stored content as a packument (parsed once per blob digest). */
+export async function readPackument(content: Content): Promise<Packument> {
+  const c = content.pending ? await content.pending.stored : content;
+  const hit = parsed.get(c.blob.sha256);
+  if (hit) return structuredClone(hit);
+  const text = (await readSmall(await c.open(), MAX_DOCUMENT_BYTES)).toString('utf8');
+  let doc: Packument;
+  try {
+    doc = parsePackument(text);
+  } catch (e) {
+    if (e instanceof NpmInputError) throw new AppError('BAD_GATEWAY', `Stored package document of ${c.asset.path} in ${c.repositoryName} is unusable: ${e.message}`);
+    throw e;
+  }
+  if (text.length < 4 * 1024 * 1024) {
+    if (parsed.size > 256) parsed.clear();
+    parsed.set(c.blob.sha256, doc);
+    return structuredClone(doc);
+  }
+  return doc;
+}
+
+export function wantsCorgi(ctx: Koa.Context): boolean {
+  return (ctx.get('Accept') || '').includes(CORGI);
+}
+
+/** Sends a packument (full or abbreviated) with its tarballs under `repoUrl`; ETag/304. */
+export async function sendPackument(ctx: Koa.Context, content: Content, repoUrl: string, corgi: boolean): Promise<void> {
+  const c = content.pending ? await content.pending.stored : content;
+  const key = `${c.blob.sha256}\n${repoUrl}\n${corgi ? 1 : 0}`;
+  let r = rendered.get(key);
+  if (!r) {
+    const doc = rewriteTarballs(await readPackument(c), repoUrl);
+    const out = corgi ? abbreviate(doc) : doc;
+    const body = Buffer.from(JSON.stringify(out));
+    r = { body, etag: `"${createHash('sha1').update(body).digest('hex')}"`, modified: doc.time?.modified ?? null };
+    rendered.set(key, r);
+  }
+  ctx.set('Vary', 'Accept');
+  ctx.set('ETag', r.etag);
+  ctx.set('Cache-Control', 'max-age=0, must-revalidate');
+  if (r.modified && !Number.isNaN(Date.parse(r.modified))) ctx.set('Last-Modified', new Date(r.modified).toUTCString());
+  const inm = ctx.get('If-None-Match');
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === r!.etag)) {
+    ctx.status = 304;
+    return;
+  }
+  ctx.status = 200;
+  ctx.type = corgi ? CORGI : JSON_TYPE;
+  if (ctx.method === 'HEAD') {
+    ctx.set('Content-Length', String(r.body.length));
+    ctx.body = null;
+    return;
+  }
+  ctx.body = r.body;
+}
+
+export function sendJson(ctx: Koa.Context, status: number, body: unknown): void {
+  ctx.status = status;
+  ctx.set('Content-Type', JSON_TYPE);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = JSON.stringify(body);
+}
