@@ -1,0 +1,129 @@
+/**
+ * npm benchmark (issue 5, "Performance"), side by side with verdaccio in one run on loopback:
+ * packument GETs per second, full and abbreviated (`Accept: application/vnd.npm.install-v1+json`),
+ * for a package with 300 versions, with 32 concurrent connections (wrk, same for every server):
+ *
+ *  - verdaccio serving the package from its own storage (the peer);
+ *  - Stowage (child process, SQLite, file blob store) from a hosted repository;
+ *  - Stowage through a group of three members: a hosted with the package, an empty hosted and a
+ *    proxy of verdaccio that has the package too (so the group really merges two packuments).
+ *
+ * Target: Stowage ≥ 5× verdaccio for each document kind. Not a test: prints a table and writes
+ * JSON to bench/results/. `npm run bench:npm`. Environment: BENCH_NPM_VERSIONS (300),
+ * BENCH_NPM_SECONDS (10 per measurement), BENCH_NPM_CONNECTIONS (32).
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startVerdaccio } from '../test/helpers/verdaccio.js';
+import { publishMany } from '../test/helpers/npm-gen.js';
+import { ADMIN, spawnServer } from '../test/helpers/stowage.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RESULTS = path.join(ROOT, 'bench/results');
+const VERSIONS = Number(process.env.BENCH_NPM_VERSIONS ?? 300);
+const SECONDS = Number(process.env.BENCH_NPM_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_NPM_CONNECTIONS ?? 32);
+const TARGET = 5;
+const PKG = 'bench-pkg';
+const ABBREVIATED = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*';
+
+const log = (s: string) => process.stderr.write(`  · ${s}\n`);
+
+function wrk(url: string, accept: string | null): Promise<{ rps: number; non2xx: number; errors: string }> {
+  const args = ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
+  if (accept) args.push('-H', `Accept: ${accept}`);
+  args.push(url);
+  return new Promise((resolve, reject) =>
+    execFile('wrk', args, { maxBuffer: 1 << 20 }, (err, stdout) => {
+      if (err) return reject(err);
+      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN);
+      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+      const errors = /Socket errors:.*/.exec(stdout)?.[0] ?? '';
+      resolve({ rps, non2xx, errors });
+    }),
+  );
+}
+
+/** One GET checked before measuring: right status, and the number of versions expected. */
+async function check(url: string, accept: string | null, versions: number): Promise<number> {
+  const r = await fetch(url, { headers: accept ? { Accept: accept } : {} });
+  if (r.status !== 200) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+  const body = await r.text();
+  const doc = JSON.parse(body) as { versions: Record<string, unknown> };
+  const n = Object.keys(doc.versions).length;
+  if (n !== versions) throw new Error(`${url}: ${n} versions, expected ${versions}`);
+  return body.length;
+}
+
+async function createRepo(base: string, type: string, body: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${base}/service/rest/v1/repositories/npm/${type}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: ADMIN },
+    body: JSON.stringify({ online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, ...body }),
+  });
+  if (r.status !== 201) throw new Error(`create ${type} ${String(body.name)}: ${r.status} ${await r.text()}`);
+}
+
+async function main(): Promise<void> {
+  log(`starting verdaccio and Stowage; publishing ${VERSIONS} versions of ${PKG} to each`);
+  const verdaccio = await startVerdaccio();
+  const stowage = await spawnServer();
+  const rows: Array<{ what: string; kind: string; rps: number; bytes: number; non2xx: number; errors: string }> = [];
+  try {
+    const s = stowage.url;
+    await createRepo(s, 'hosted', { name: 'npm-hosted' });
+    await createRepo(s, 'hosted', { name: 'npm-empty' });
+    await createRepo(s, 'proxy', {
+      name: 'npm-verdaccio',
+      proxy: { remoteUrl: verdaccio.url + '/', contentMaxAge: 1440, metadataMaxAge: 1440 },
+      negativeCache: { enabled: true, timeToLive: 1440 },
+      httpClient: { blocked: false, autoBlock: true },
+    });
+    await createRepo(s, 'group', { name: 'npm-group', group: { memberNames: ['npm-hosted', 'npm-empty', 'npm-verdaccio'] } });
+    await Promise.all([publishMany(verdaccio.url, PKG, VERSIONS), publishMany(`${s}/repository/npm-hosted`, PKG, VERSIONS, ADMIN)]);
+
+    const targets = [
+      { what: 'verdaccio', url: `${verdaccio.url}/${PKG}` },
+      { what: 'stowage hosted', url: `${s}/repository/npm-hosted/${PKG}` },
+      { what: 'stowage group of 3', url: `${s}/repository/npm-group/${PKG}` },
+    ];
+    for (const kind of ['full', 'abbreviated'] as const) {
+      const accept = kind === 'full' ? 'application/json' : ABBREVIATED;
+      for (const t of targets) {
+        const bytes = await check(t.url, accept, VERSIONS);
+        log(`${t.what} ${kind}: ${bytes} bytes per document; wrk ${SECONDS}s × ${CONNECTIONS} connections`);
+        const r = await wrk(t.url, accept);
+        rows.push({ what: t.what, kind, bytes, ...r });
+      }
+    }
+  } finally {
+    await stowage.stop();
+    await verdaccio.stop();
+  }
+
+  const peer = (kind: string) => rows.find((r) => r.what === 'verdaccio' && r.kind === kind)!.rps;
+  const lines = ['', `npm packument GETs, ${VERSIONS} versions, ${CONNECTIONS} connections, ${SECONDS}s each (target ≥ ${TARGET}× verdaccio)`, ''];
+  lines.push('| server | document | bytes | req/s | × verdaccio | target | non-2xx |', '|---|---|---:|---:|---:|---|---:|');
+  const results = rows.map((r) => {
+    const ratio = r.rps / peer(r.kind);
+    const verdict = r.what === 'verdaccio' ? '' : ratio >= TARGET ? 'PASS' : 'MISS';
+    lines.push(`| ${r.what} | ${r.kind} | ${r.bytes} | ${r.rps.toFixed(0)} | ${r.what === 'verdaccio' ? '1' : ratio.toFixed(2)} | ${verdict} | ${r.non2xx}${r.errors ? ' ' + r.errors : ''} |`);
+    return { ...r, ratio, verdict };
+  });
+  process.stdout.write(lines.join('\n') + '\n');
+  mkdirSync(RESULTS, { recursive: true });
+  const file = path.join(RESULTS, `bench-npm-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ versions: VERSIONS, connections: CONNECTIONS, seconds: SECONDS, results }, null, 2));
+  writeFileSync(path.join(RESULTS, 'latest-npm.json'), JSON.stringify({ versions: VERSIONS, results }, null, 2));
+  log(`results written to ${path.relative(ROOT, file)}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);
