@@ -112,8 +112,10 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   const body = await content.open(range ?? undefined);
   // A stored file of known length: written to the socket from pooled buffers, past Koa's stream
   // handling (see send-file.ts). Status and headers are final here; this resolves at the end.
-  const file = body instanceof FileBody && length !== null && body.byteLength === length ? body.takeFile() : null;
+  // The record's length rules: a file shorter on disk ends in a cut connection, never a hang.
+  const file = body instanceof FileBody && length !== null ? body.takeFile() : null;
   if (file) {
+    file.end = file.start + length! - 1;
     ctx.length = length!;
     ctx.respond = false;
     try {

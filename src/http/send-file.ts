@@ -102,9 +102,15 @@ export function sendFileRange(res: ServerResponse, file: FileRange): Promise<voi
         }
         pos += got;
         writing++;
-        res.write(got === buf.length ? buf : buf.subarray(0, got), () => {
+        res.write(got === buf.length ? buf : buf.subarray(0, got), (werr) => {
           writing--;
           release(buf);
+          if (werr) {
+            // The connection failed under this write: read no more ('close' follows).
+            stop();
+            settle();
+            return;
+          }
           pump();
         });
         pump();
