@@ -2,6 +2,8 @@ import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Content } from '../repository/types.js';
 import type { ByteRange } from '../blob/driver.js';
+import { FileBody } from '../blob/file-body.js';
+import { sendFileRange } from './send-file.js';
 
 export interface SendOptions {
   /** Content-Disposition: attachment (with the file name) or inline. */
@@ -101,7 +103,33 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
     return;
   }
   // In memory already: one buffer (a stream body costs a pipeline and listeners per response).
-  ctx.body = content.bytes && !range ? content.bytes : await content.open(range ?? undefined);
+  if (content.bytes && !range) {
+    ctx.body = content.bytes;
+    ctx.set('Content-Type', opts.contentType ?? asset.content_type);
+    if (length !== null) ctx.length = length;
+    return;
+  }
+  const body = await content.open(range ?? undefined);
+  // A stored file of known length: written to the socket from pooled buffers, past Koa's stream
+  // handling (see send-file.ts). Status and headers are final here; this resolves at the end.
+  // The record's length rules: a file shorter on disk ends in a cut connection, never a hang.
+  const file = body instanceof FileBody && length !== null ? body.takeFile() : null;
+  if (file) {
+    file.end = file.start + length! - 1;
+    ctx.length = length!;
+    ctx.respond = false;
+    try {
+      await sendFileRange(ctx.res, file);
+    } catch (e) {
+      // Nothing was sent: let the error boundary answer.
+      ctx.respond = true;
+      throw e;
+    } finally {
+      body.destroy();
+    }
+    return;
+  }
+  ctx.body = body;
   ctx.set('Content-Type', opts.contentType ?? asset.content_type);
   // Unknown length: Koa leaves Content-Length out and Node sends the body chunked.
   if (length !== null) ctx.length = length;
