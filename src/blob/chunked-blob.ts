@@ -44,7 +44,7 @@ export class ChunkedBlob {
     return this.busy;
   }
 
-  /** Bytes hashed from the file rather than as they arrived (by the last catch-up); for tests and logs. */
+  /** Bytes this process hashed from the file rather than as they arrived (catch-ups); for tests and logs. */
   rehashed = 0;
 
   private async lock<T>(fn: () => Promise<T>): Promise<T> {
@@ -83,7 +83,6 @@ export class ChunkedBlob {
       this.drop();
       this.hasher = new Hasher();
     }
-    this.rehashed = 0;
     if (this.hashed < size) {
       const h = this.hasher;
       try {
