@@ -32,6 +32,8 @@ import {
 } from './manifest.js';
 import { indexReferrer, referrers, referrersIndex, unindexReferrer } from './referrers.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
+import { ChunkRefused } from '../../src/blob/chunked-blob.js';
+import type { Digests } from '../../src/blob/digest-stream.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { archiveRoutes } from './archive.js';
 import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
@@ -279,13 +281,27 @@ async function startUpload(req: ContentRequest, name: string): Promise<void> {
   ctx.body = '';
 }
 
-/** A chunk must start exactly at the current offset, else 416 with the current state. */
-function checkChunk(req: ContentRequest, s: UploadSession): void {
+function uploadState(req: ContentRequest, s: UploadSession, size = s.size): Record<string, string> {
+  return { Location: `${base(req)}${s.name}/blobs/uploads/${s.uuid}`, Range: `0-${Math.max(0, size - 1)}`, 'Docker-Upload-UUID': s.uuid };
+}
+
+/** A chunk must start exactly at the current offset, else 416 with the current state. The start it names, if any. */
+function checkChunk(req: ContentRequest, s: UploadSession): number | undefined {
   const r = parseChunkRange(req.ctx.get('Content-Range') || undefined);
-  if (r === null) return;
-  const state = { Location: `${base(req)}${s.name}/blobs/uploads/${s.uuid}`, Range: `0-${Math.max(0, s.size - 1)}`, 'Docker-Upload-UUID': s.uuid };
+  if (r === null) return undefined;
   if (r === 'invalid' || r.start !== s.size) {
-    throw ociError('RANGE_NOT_SATISFIABLE', 'BLOB_UPLOAD_INVALID', `Chunk must start at offset ${s.size}`, { headers: state });
+    throw ociError('RANGE_NOT_SATISFIABLE', 'BLOB_UPLOAD_INVALID', `Chunk must start at offset ${s.size}`, { headers: uploadState(req, s) });
+  }
+  return r.start;
+}
+
+/** A chunk refused by the blob service (another one in progress, or the offset moved meanwhile): 416 with the state. */
+async function refusedAs416<T>(req: ContentRequest, s: UploadSession, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ChunkRefused) throw ociError('RANGE_NOT_SATISFIABLE', 'BLOB_UPLOAD_INVALID', e.message, { headers: uploadState(req, s, e.size) });
+    throw e;
   }
 }
 
@@ -294,12 +310,30 @@ async function patchUpload(req: ContentRequest, name: string, uuid: string): Pro
   requireName(name);
   writable(repo);
   const s = await sessions(app).get(repo.id, name, uuid);
-  checkChunk(req, s);
-  await sessions(app).append(s, ctx.req);
+  const at = checkChunk(req, s);
+  await refusedAs416(req, s, () => sessions(app).append(s, ctx.req, at));
   ctx.status = 202;
   uploadHeaders(req, s);
   ctx.set('Content-Length', '0');
   ctx.body = '';
+}
+
+/**
+ * Publishes a finished upload's file under `digest`: the digests were computed as the chunks
+ * arrived (a sha512 digest, which the core does not compute, costs one read of the file). On a
+ * mismatch nothing is stored.
+ */
+async function storeUploaded(req: ContentRequest, digest: string, file: string, d: Digests): Promise<void> {
+  const algo = digestAlgorithm(digest);
+  let got = `sha256:${d.sha256}`;
+  if (algo !== 'sha256') {
+    const h = createHash(algo);
+    for await (const c of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+    got = `${algo}:${h.digest('hex')}`;
+  }
+  if (got !== digest) throw digestMismatch(digest, got);
+  if (await req.repo.local(blobPath(digest))) return;
+  await req.repo.putFile(blobPath(digest), file, d, { contentType: OCTET, kind: 'content', attributes: { digest } }, req.access);
 }
 
 async function putUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
@@ -310,11 +344,13 @@ async function putUpload(req: ContentRequest, name: string, uuid: string): Promi
   const digest = query(ctx, 'digest');
   if (!digest || !isValidDigest(digest)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid or missing digest: ${digest ?? ''}`);
   if (hasBody(ctx)) {
-    checkChunk(req, s);
-    await sessions(app).append(s, ctx.req);
+    const at = checkChunk(req, s);
+    await refusedAs416(req, s, () => sessions(app).append(s, ctx.req, at));
   }
+  // Refused while a chunk is still arriving: the session stays.
+  const d = await refusedAs416(req, s, () => sessions(app).digests(s));
   try {
-    await storeBlob(req, digest, createReadStream(s.file), s.size);
+    await storeUploaded(req, digest, s.file, d);
   } finally {
     // Committed, or refused (nothing stored): either way the session is over.
     await sessions(app).remove(s.uuid);

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Digests } from '../../src/blob/digest-stream.js';
 import type { Stowage } from '../../src/stowage.js';
 import { ociError } from './errors.js';
 
@@ -23,7 +22,9 @@ export interface UploadSession {
 /**
  * Blob upload sessions that survive across requests and nodes: the session row lives in the
  * `properties` table, the bytes received so far in an append-only file under
- * `<dataDir>/tmp/docker-uploads/<uuid>`.
+ * `<dataDir>/tmp/docker-uploads/<uuid>`. Each chunk is hashed as it arrives (a `ChunkedBlob` of
+ * the blob service, state in this process; rebuilt from the file on a node that lacks it), so the
+ * final PUT only finishes the digests and moves the file into the blob store.
  */
 export class UploadSessions {
   private readonly dir: string;
@@ -62,14 +63,25 @@ export class UploadSessions {
     return { uuid, repositoryId, name, file, size, startedAt: s.startedAt };
   }
 
-  /** Appends a request body to the session (streamed); returns the new size. */
-  async append(session: UploadSession, body: Readable): Promise<number> {
-    await pipeline(body, createWriteStream(session.file, { flags: 'a' }));
-    session.size = (await stat(session.file)).size;
+  /**
+   * Appends a request body to the session (streamed, hashed on the way); returns the new size.
+   * `at`: the offset the chunk must start at (ChunkRefused otherwise, also while another chunk
+   * of the session is being received).
+   */
+  async append(session: UploadSession, body: Readable, at?: number): Promise<number> {
+    session.size = await this.app.blobs.chunked.get(session.uuid, session.file).append(body, { at });
     return session.size;
   }
 
+  /** The digests of every byte received (from the hash state; the bytes are not read again). */
+  async digests(session: UploadSession): Promise<Digests> {
+    const d = await this.app.blobs.chunked.get(session.uuid, session.file).finish();
+    session.size = d.size;
+    return d;
+  }
+
   async remove(uuid: string): Promise<void> {
+    this.app.blobs.chunked.remove(uuid);
     await this.app.content.deleteProperty(SCOPE, uuid);
     await rm(this.file(uuid), { force: true });
   }
@@ -99,6 +111,7 @@ export class UploadSessions {
       const st = UUID_RE.test(uuid) ? await stat(this.file(uuid)).catch(() => null) : null;
       const lastActive = Math.max(startedAt, st ? st.mtimeMs : 0);
       if (lastActive >= cutoff) continue;
+      this.app.blobs.chunked.remove(uuid);
       await this.app.content.deleteProperty(SCOPE, uuid);
       if (UUID_RE.test(uuid)) await rm(this.file(uuid), { force: true });
       sessions++;

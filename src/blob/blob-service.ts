@@ -6,6 +6,7 @@ import { now, num } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
+import { ChunkedBlobs } from './chunked-blob.js';
 import type { ByteRange } from './driver.js';
 
 export interface BlobRow {
@@ -50,6 +51,13 @@ function normaliseRow(r: BlobRow): BlobRow {
 }
 
 export class BlobService {
+  /**
+   * Blobs received in pieces (chunked uploads) whose hash state this process holds: append each
+   * piece as it arrives, then `finish` and `stageFile` the file, so every byte is hashed and
+   * written once. The caller owns the file and its id.
+   */
+  readonly chunked = new ChunkedBlobs();
+
   constructor(
     private readonly db: Db,
     readonly stores: BlobStores,

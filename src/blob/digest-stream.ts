@@ -51,10 +51,11 @@ class HashWorker {
   /** Streams in progress: the worker keeps the process alive only while there are some. */
   private active = 0;
 
-  private hold(): void {
+  /** Keeps the process alive while a hasher waits on the worker (each hold is released once). */
+  hold(): void {
     if (this.active++ === 0) this.worker?.ref();
   }
-  private release(): void {
+  release(): void {
     if (--this.active === 0) this.worker?.unref();
   }
 
@@ -90,7 +91,6 @@ class HashWorker {
 
   start(algorithms: Algo[]): number {
     const id = this.nextId++;
-    this.hold();
     this.live.add(id);
     this.worker!.postMessage({ op: 'start', id, algorithms });
     return id;
@@ -133,8 +133,7 @@ class HashWorker {
   }
 
   abort(id: number): void {
-    if (this.live.delete(id) || this.dones.has(id)) this.release();
-    this.dones.delete(id);
+    this.live.delete(id);
     this.worker?.postMessage({ op: 'abort', id });
   }
 }
@@ -162,57 +161,51 @@ function calibrate(): { main: Algo[]; worker: Algo[] } {
 const pool = new HashWorker();
 
 /**
- * Passes bytes through unchanged while computing sha256, sha1 and md5 and counting them, so
- * every byte is hashed exactly once on its way to the store. Large bodies share the hashing
- * with a worker thread. Fails the stream when the body is longer than allowed; a short body
- * fails at the end.
+ * sha256, sha1 and md5 of a sequence of byte chunks fed by `update`, large inputs sharing the
+ * work with the hashing worker. Its state lives in this process: a chunked upload keeps one
+ * across requests (`pause` between them lets the process exit while it waits).
  */
-export class DigestStream extends Transform {
+export class Hasher {
   private readonly mainHashes: Array<[Algo, Hash]>;
-  private readonly workerAlgos: Algo[] = [];
   private workerId = 0;
+  private held = false;
   /** The buffer being filled for the worker, and how much of it is filled. */
   private cur?: Uint8Array;
   private fill = 0;
   private bytes = 0;
-  private result?: Digests;
 
-  constructor(private readonly limits: DigestLimits = {}) {
-    super({ highWaterMark: 256 * 1024 });
-    const size = limits.expectedSize;
-    const plan = size === undefined || size >= OFFLOAD_MIN_BYTES ? pool.plan() : null;
+  /** `sizeHint`: the expected total, when known (below 1 MiB everything is hashed inline). */
+  constructor(sizeHint?: number) {
+    const plan = sizeHint === undefined || sizeHint >= OFFLOAD_MIN_BYTES ? pool.plan() : null;
     const main = plan ? plan.main : ALGOS;
     this.mainHashes = main.map((a) => [a, createHash(a)]);
-    if (plan) {
-      this.workerAlgos = plan.worker;
-      this.workerId = pool.start(plan.worker);
-    }
+    if (plan) this.workerId = pool.start(plan.worker);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Hashes `chunk` (copied for the worker: the caller may reuse it). A promise only when waiting for a worker buffer. */
+  update(chunk: Uint8Array): Promise<void> | undefined {
     this.bytes += chunk.length;
-    const { expectedSize, maxSize } = this.limits;
-    if (expectedSize !== undefined && this.bytes > expectedSize) {
-      cb(new AppError('SIZE_INVALID', `Body is longer than the declared ${expectedSize} bytes`));
-      return;
-    }
-    if (maxSize !== undefined && this.bytes > maxSize) {
-      cb(new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxSize} bytes`));
-      return;
-    }
     for (const [, h] of this.mainHashes) h.update(chunk);
-    if (!this.workerId) return cb(null, chunk);
+    if (!this.workerId) return undefined;
+    if (!this.held) {
+      pool.hold();
+      this.held = true;
+    }
     // Fast path: the chunk fits in the buffer being filled.
     if (this.cur && this.fill + chunk.length < SLOT_BYTES) {
       this.cur.set(chunk, this.fill);
       this.fill += chunk.length;
-      return cb(null, chunk);
+      return undefined;
     }
-    this.toWorker(chunk).then(() => cb(null, chunk), cb);
+    return this.toWorker(chunk);
   }
 
   /** Copies the chunk into buffers for the worker (copied now, so the chunk is not kept alive), sending each one filled. */
-  private async toWorker(chunk: Buffer): Promise<void> {
+  private async toWorker(chunk: Uint8Array): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
       if (!this.cur) {
@@ -234,38 +227,104 @@ export class DigestStream extends Transform {
     this.fill = 0;
   }
 
-  override _flush(cb: TransformCallback): void {
-    const { expectedSize } = this.limits;
-    if (expectedSize !== undefined && this.bytes !== expectedSize) {
-      cb(new AppError('SIZE_INVALID', `Body is truncated: received ${this.bytes} of ${expectedSize} declared bytes`));
-      return;
-    }
-    const digests: Record<string, string> = {};
-    for (const [a, h] of this.mainHashes) digests[a] = h.digest('hex');
-    const finish = (more: Record<string, string>) => {
-      const all = { ...digests, ...more };
-      this.result = { sha256: all.sha256, sha1: all.sha1, md5: all.md5, size: this.bytes };
-      cb();
-    };
-    if (!this.workerId) return finish({});
-    const id = this.workerId;
+  /**
+   * Between two bursts of input (chunks of an upload that arrive in separate requests): the
+   * buffer being filled goes to the worker and the worker no longer keeps the process alive.
+   */
+  pause(): void {
     if (this.fill > 0) this.send();
-    else if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
-    this.cur = undefined;
-    this.workerId = 0;
-    pool.end(id).then(finish, (e) => cb(e));
+    if (this.held) {
+      this.held = false;
+      pool.release();
+    }
   }
 
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+  /** The digests; the hasher is finished. */
+  async digest(): Promise<Digests> {
+    const digests: Record<string, string> = {};
+    for (const [a, h] of this.mainHashes) digests[a] = h.digest('hex');
+    let more: Record<string, string> = {};
+    if (this.workerId) {
+      const id = this.workerId;
+      if (this.fill > 0) this.send();
+      else if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
+      this.cur = undefined;
+      this.workerId = 0;
+      if (!this.held) pool.hold();
+      this.held = false;
+      // `end` releases the hold when the worker answers.
+      more = await pool.end(id);
+    }
+    const all = { ...digests, ...more };
+    return { sha256: all.sha256, sha1: all.sha1, md5: all.md5, size: this.bytes };
+  }
+
+  /** Drops the state (an aborted stream or upload). */
+  abort(): void {
     if (this.workerId) pool.abort(this.workerId);
     this.workerId = 0;
     if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
     this.cur = undefined;
+    if (this.held) pool.release();
+    this.held = false;
+  }
+}
+
+/**
+ * Passes bytes through unchanged while computing sha256, sha1 and md5 and counting them, so
+ * every byte is hashed exactly once on its way to the store. Large bodies share the hashing
+ * with a worker thread. Fails the stream when the body is longer than allowed; a short body
+ * fails at the end.
+ */
+export class DigestStream extends Transform {
+  private readonly hasher: Hasher;
+  private done = false;
+  private result?: Digests;
+
+  constructor(private readonly limits: DigestLimits = {}) {
+    super({ highWaterMark: 256 * 1024 });
+    this.hasher = new Hasher(limits.expectedSize);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const bytes = this.hasher.size + chunk.length;
+    const { expectedSize, maxSize } = this.limits;
+    if (expectedSize !== undefined && bytes > expectedSize) {
+      cb(new AppError('SIZE_INVALID', `Body is longer than the declared ${expectedSize} bytes`));
+      return;
+    }
+    if (maxSize !== undefined && bytes > maxSize) {
+      cb(new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxSize} bytes`));
+      return;
+    }
+    const wait = this.hasher.update(chunk);
+    if (!wait) return cb(null, chunk);
+    wait.then(() => cb(null, chunk), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const { expectedSize } = this.limits;
+    if (expectedSize !== undefined && this.hasher.size !== expectedSize) {
+      cb(new AppError('SIZE_INVALID', `Body is truncated: received ${this.hasher.size} of ${expectedSize} declared bytes`));
+      return;
+    }
+    this.done = true;
+    this.hasher.digest().then(
+      (d) => {
+        this.result = d;
+        cb();
+      },
+      (e) => cb(e),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.done) this.hasher.abort();
     cb(err);
   }
 
   get size(): number {
-    return this.bytes;
+    return this.hasher.size;
   }
 
   /** The digests; available once the stream has ended. */

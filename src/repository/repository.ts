@@ -2,6 +2,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
 import type { BlobRow } from '../blob/blob-service.js';
+import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 import type { FormatPlugin } from './format.js';
@@ -39,6 +40,15 @@ export abstract class Repository {
 
   /** Stores a body at `path` (hosted; a group forwards to its writable member). */
   async put(_path: string, _body: Readable, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
+    throw new AppError('METHOD_NOT_ALLOWED', `Repository '${this.name}' (${this.type}) does not allow uploads`);
+  }
+
+  /**
+   * Stores a complete local file whose digests are already known (a chunked upload hashed as it
+   * arrived) at `path`: the file is moved into the blob store (renamed where possible), not
+   * hashed again. The file is consumed on success; on failure it may remain (the caller removes it).
+   */
+  async putFile(_path: string, _file: string, _digests: Digests, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
     throw new AppError('METHOD_NOT_ALLOWED', `Repository '${this.name}' (${this.type}) does not allow uploads`);
   }
 
@@ -137,6 +147,24 @@ export class HostedRepository extends Repository {
     return this.store(path, body, opts, (e) => this.policyCheck(opts.kind, e));
   }
 
+  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+    const existing = await this.app.content.findAsset(this.id, path);
+    this.policyCheck(opts.kind, existing);
+    if (existing && access) await access.require('edit');
+    const exp = opts.expected;
+    const mismatch =
+      (exp?.sha256 && exp.sha256.toLowerCase() !== digests.sha256 && 'sha256') ||
+      (exp?.sha1 && exp.sha1.toLowerCase() !== digests.sha1 && 'sha1') ||
+      (exp?.md5 && exp.md5.toLowerCase() !== digests.md5 && 'md5');
+    if (mismatch) throw new AppError('DIGEST_INVALID', `Content ${mismatch} does not match: expected ${exp![mismatch]}, got ${digests[mismatch]}`);
+    if (opts.expectedSize !== undefined && opts.expectedSize !== digests.size) {
+      throw new AppError('SIZE_INVALID', `Content is ${digests.size} bytes, ${opts.expectedSize} were declared`);
+    }
+    if (opts.maxSize !== undefined && digests.size > opts.maxSize) throw new AppError('PAYLOAD_TOO_LARGE', `Content exceeds the limit of ${opts.maxSize} bytes`);
+    const staged = await this.app.blobs.stageFile(this.blobStoreId, file, digests);
+    return this.commitStaged(path, staged, opts, (e) => this.policyCheck(opts.kind, e));
+  }
+
   override async delete(path: string): Promise<boolean> {
     if (this.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${this.name}`);
     return super.delete(path);
@@ -215,6 +243,10 @@ export class GroupRepository extends Repository {
 
   override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     return (await this.writableMember()).put(path, body, opts, access);
+  }
+
+  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+    return (await this.writableMember()).putFile(path, file, digests, opts, access);
   }
 
   override async delete(_path: string): Promise<boolean> {
