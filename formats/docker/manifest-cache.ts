@@ -83,8 +83,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
 
 /** The tag's target digest in a hosted repository, read from the database (never cached). */
 export async function hostedTagTarget(app: Stowage, repo: Repository, name: string, tag: string): Promise<string | null> {
-  const row = (await app.db('tags').where({ repository_id: repo.id, scope: name, name: tag }).first('target')) as { target: unknown } | undefined;
-  return row ? String(row.target) : null;
+  return app.content.tagTarget(repo.id, name, tag);
 }
 
 /**

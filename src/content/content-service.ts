@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/db.js';
-import { fromJson, isPostgres, now, num, toJson } from '../db/db.js';
+import { fromJson, isPostgres, now, num, readCommittedRow, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
 import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
 
@@ -334,6 +334,16 @@ export class ContentService {
     return (await this.db('tags').where({ repository_id: repositoryId, scope }).orderBy('name').select('name', 'target', 'updated_at')).map(
       (r) => ({ name: String(r.name), target: String(r.target), updated_at: num(r.updated_at) }),
     );
+  }
+
+  /**
+   * The target of one tag, or null. The hot lookup of every pull by tag: on SQLite it reads the
+   * committed state through the read-only connection (no query builder, no pool), elsewhere knex.
+   */
+  async tagTarget(repositoryId: number, scope: string, name: string): Promise<string | null> {
+    const fast = readCommittedRow(this.db, 'select target from tags where repository_id = ? and scope = ? and name = ? limit 1', [repositoryId, scope, name]);
+    const row = fast !== null ? fast : ((await this.db('tags').where({ repository_id: repositoryId, scope, name }).first('target')) as Record<string, unknown> | undefined);
+    return row ? String(row.target) : null;
   }
 
   async deleteTag(tx: Q, repositoryId: number, scope: string, name: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
+import Database from 'better-sqlite3';
 import { migrationSource } from '../../migrations/index.js';
 
 export type Db = Knex;
@@ -25,7 +26,7 @@ export function openDb(url: string | undefined, dataDir: string): Db {
   }
   const file = url ? path.resolve(url.replace(/^sqlite:(\/\/)?/, '')) : path.join(dataDir, 'db', 'stowage.sqlite');
   mkdirSync(path.dirname(file), { recursive: true });
-  return knexFactory({
+  const db = knexFactory({
     client: 'better-sqlite3',
     connection: { filename: file },
     useNullAsDefault: true,
@@ -44,6 +45,69 @@ export function openDb(url: string | undefined, dataDir: string): Db {
     },
     migrations: { migrationSource },
   });
+  const reader = new CommittedReader(file);
+  readers.set(db, reader);
+  // db.destroy() ends in the client's destroy: the reader closes with the pool.
+  const client = db.client as { destroy(cb?: unknown): Promise<void> };
+  const destroy = client.destroy.bind(client);
+  client.destroy = (cb?: unknown) => {
+    reader.close();
+    return destroy(cb);
+  };
+  return db;
+}
+
+/**
+ * A second, read-only SQLite connection for hot single-row lookups, past knex's query builder,
+ * compiler and pool (most of the CPU of a small cached GET). In WAL mode a reader sees only
+ * committed data, never the open transaction of the writer connection, and a commit is visible to
+ * it as soon as it returns. Statements are prepared once per SQL text.
+ */
+class CommittedReader {
+  private conn: Database.Database | null = null;
+  private readonly stmts = new Map<string, Database.Statement>();
+  private closed = false;
+
+  constructor(private readonly file: string) {}
+
+  get(sql: string, params: unknown[]): unknown {
+    if (this.closed) throw new Error('database closed');
+    if (!this.conn) {
+      this.conn = new Database(this.file, { readonly: true, fileMustExist: true });
+      this.conn.pragma('busy_timeout = 10000');
+    }
+    let st = this.stmts.get(sql);
+    if (!st) {
+      if (this.stmts.size >= 200) this.stmts.clear();
+      st = this.conn.prepare(sql);
+      this.stmts.set(sql, st);
+    }
+    return st.get(...params);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stmts.clear();
+    this.conn?.close();
+    this.conn = null;
+  }
+}
+
+const readers = new WeakMap<Db, CommittedReader>();
+
+/**
+ * One row of a small read-only query (`?` placeholders) from committed data, on SQLite through
+ * the read-only connection above; `undefined` when nothing matches. `null` when this database has
+ * no such reader (PostgreSQL, or it failed): the caller then asks knex.
+ */
+export function readCommittedRow(db: Db, sql: string, params: unknown[]): Record<string, unknown> | undefined | null {
+  const reader = readers.get(db);
+  if (!reader) return null;
+  try {
+    return reader.get(sql, params) as Record<string, unknown> | undefined;
+  } catch {
+    return null;
+  }
 }
 
 /**
