@@ -80,6 +80,18 @@ function rendererOf(app: Stowage, format: FormatPlugin) {
   return (ctx: Koa.Context, err: AppError) => format.renderError!(ctx, err, app);
 }
 
+/** Decoded (and checked) paths by raw path: a pure function, so hot paths decode once. Bounded. */
+const decoded = new Map<string, string>();
+function decodedPath(rawPath: string): string {
+  let path = decoded.get(rawPath);
+  if (path === undefined) {
+    path = decodeRepositoryPath(rawPath); // throws for a refused path: never cached
+    if (decoded.size >= 1000) decoded.clear();
+    decoded.set(rawPath, path);
+  }
+  return path;
+}
+
 /**
  * Serves one content request for repository `name` (`rawPath` inside it): from `/repository/`,
  * a format's root route, or a repository's dedicated listener (`listener`).
@@ -103,7 +115,7 @@ export async function serve(
     ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
     return;
   }
-  const path = decodeRepositoryPath(rawPath);
+  const path = decodedPath(rawPath);
   if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
   const need = format.classify ? format.classify(ctx, path) : defaultNeed(ctx.method);
   const principal =

@@ -31,6 +31,22 @@ function granted(grants: Grants, requested: Permission): boolean {
   return grants.permissions.some((g) => implies(g, requested));
 }
 
+/** Whole-repository decisions per grants object (grants are per security snapshot, so is this). */
+const decisions = new WeakMap<Grants, Map<string, boolean>>();
+
+function repositoryGranted(grants: Grants, perm: ContentPermission): boolean {
+  let m = decisions.get(grants);
+  if (!m) decisions.set(grants, (m = new Map()));
+  const key = `${perm.format}\n${perm.repository}\n${perm.action}`;
+  let ok = m.get(key);
+  if (ok === undefined) {
+    ok = granted(grants, [['nexus'], ['repository-view'], [perm.format], [perm.repository], [perm.action]]);
+    if (m.size >= 10_000) m.clear();
+    m.set(key, ok);
+  }
+  return ok;
+}
+
 /**
  * Nexus semantics over a role source: a principal may do what any privilege of its (nested)
  * roles implies. Content-selector privileges grant their actions on a path they match; a
@@ -41,7 +57,7 @@ export class PrivilegeAuthorizer implements Authorizer {
 
   async canContent(principal: Principal, perm: ContentPermission): Promise<boolean> {
     const grants = await this.roles.grantsOf(principal);
-    if (granted(grants, [['nexus'], ['repository-view'], [perm.format], [perm.repository], [perm.action]])) return true;
+    if (repositoryGranted(grants, perm)) return true;
     if (perm.path === undefined) return false;
     const input = { format: perm.format, path: perm.path };
     return grants.selectors.some(

@@ -110,6 +110,8 @@ export class SecurityStore implements RoleSource {
   private checkedAt = 0;
   private loading?: Promise<void>;
   private memo = new Map<string, Grants>();
+  /** The same memo by principal object (the shared anonymous principal above all); per snapshot. */
+  private byPrincipal = new WeakMap<Principal, Grants>();
   /** Called after a reload that changed something (the local users' login cache listens). */
   onChange?: () => void;
 
@@ -166,6 +168,7 @@ export class SecurityStore implements RoleSource {
             const changed = !!this.current;
             this.current = await this.load();
             this.memo = new Map();
+            this.byPrincipal = new WeakMap();
             this.fingerprint = fp;
             if (changed) this.onChange?.();
           }
@@ -203,16 +206,22 @@ export class SecurityStore implements RoleSource {
 
   async grantsOf(principal: Principal): Promise<Grants> {
     const snap = await this.snapshot();
+    const known = this.byPrincipal.get(principal);
+    if (known) return known;
     const ids = new Set(principal.roles);
     if (!principal.anonymous && principal.source !== 'default') {
       for (const r of snap.mappings.get(mappingKey(principal.userId, principal.source)) ?? []) ids.add(r);
     }
     const key = [...ids].sort().join('\n');
     const hit = this.memo.get(key);
-    if (hit) return hit;
+    if (hit) {
+      this.byPrincipal.set(principal, hit);
+      return hit;
+    }
     const grants = compileGrants(snap, SecurityStore.expand(snap, ids));
     if (this.memo.size >= MAX_MEMO) this.memo.clear();
     this.memo.set(key, grants);
+    this.byPrincipal.set(principal, grants);
     return grants;
   }
 }

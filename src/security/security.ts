@@ -190,10 +190,20 @@ export class Security implements ExternalUserDirectory {
    * user is disabled); otherwise the anonymous user with that user's current roles.
    */
   async anonymousPrincipal(): Promise<Principal | null> {
+    // Computed once per security snapshot (the snapshot revalidates about once a second and is
+    // replaced on any change); the object is frozen since every anonymous request shares it.
+    const snap = await this.store.snapshot();
+    if (this.anonymous?.snap === snap) return this.anonymous.principal;
     const settings = await this.anonymousSettings();
-    if (!settings.enabled) return null;
-    const user = (await this.store.snapshot()).anonymousUser;
-    if (user && user.status !== 'active') return null;
-    return { userId: settings.userId, anonymous: true, roles: user ? user.roles : ['nx-anonymous'], source: 'default' };
+    const user = snap.anonymousUser;
+    const principal =
+      !settings.enabled || (user && user.status !== 'active')
+        ? null
+        : Object.freeze({ userId: settings.userId, anonymous: true, roles: Object.freeze(user ? [...user.roles] : ['nx-anonymous']) as string[], source: 'default' });
+    this.anonymous = { snap, principal };
+    return principal;
   }
+
+  private anonymous?: { snap: object; principal: Principal | null };
+
 }
