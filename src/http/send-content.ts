@@ -104,9 +104,8 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   }
   // In memory already: one buffer (a stream body costs a pipeline and listeners per response).
   if (content.bytes && !range) {
+    // Content-Type is set above; a Buffer body sets Content-Length itself.
     ctx.body = content.bytes;
-    ctx.set('Content-Type', opts.contentType ?? asset.content_type);
-    if (length !== null) ctx.length = length;
     return;
   }
   const body = await content.open(range ?? undefined);
