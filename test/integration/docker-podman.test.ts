@@ -11,8 +11,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +18,7 @@ import { ADMIN_PASSWORD, DATABASES, spawnServer, startServer, type TestServer } 
 import { buildImage, skopeo } from '../helpers/oci.js';
 import { freePort } from '../helpers/net.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
+import { startForwarder } from '../helpers/front.js';
 
 const run = promisify(execFile);
 const creds = `admin:${ADMIN_PASSWORD}`;
@@ -107,30 +106,15 @@ async function archImage(dir: string, arch: string): Promise<string> {
  * in only through the token flow. Records what it forwarded, with the Authorization scheme.
  */
 async function bearerOnly(target: string): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
-  const t = new URL(target);
   const requests: string[] = [];
-  const server = http.createServer((req, res) => {
+  const fwd = await startForwarder(target, (req) => {
     const scheme = req.headers.authorization?.split(' ')[0] ?? '-';
     const token = /^\/v2\/token(\?|$)/.test(req.url!);
     if (!token && scheme === 'Basic') delete req.headers.authorization;
     requests.push(`${req.method} ${req.url} [${token || scheme !== 'Basic' ? scheme : 'stripped'}]`);
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    return false;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    requests,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return { ...fwd, requests };
 }
 
 let work: string;

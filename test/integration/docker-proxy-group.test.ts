@@ -9,16 +9,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { buildImage, skopeo } from '../helpers/oci.js';
-import { freePort } from '../helpers/net.js';
+import { startRegistry } from '../helpers/registry.js';
+import { startForwarder } from '../helpers/front.js';
 
 const creds = `admin:${ADMIN_PASSWORD}`;
 
@@ -37,52 +35,6 @@ function layoutLayers(dir: string): string[] {
 }
 
 
-/** A real docker-registry on a loopback port, storing in a temp dir. */
-async function startRegistry(dir: string): Promise<{ url: string; host: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const config = path.join(dir, 'config.yml');
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${path.join(dir, 'data')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '',
-    ].join('\n'),
-  );
-  const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      const r = await fetch(`${url}/v2/`);
-      if (r.status === 200) break;
-    } catch {
-      /* not yet */
-    }
-    if (i > 100 || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    host: `127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 /** A forwarding HTTP front that counts requests and can play dead. */
 interface Front {
   url: string;
@@ -96,46 +48,35 @@ interface Front {
  * 401 challenge naming its `/token` realm, which hands out the token for the given Basic credentials.
  */
 async function startFront(target: string, token?: { basic: string; token: string }, cdn?: string): Promise<Front> {
-  const t = new URL(target);
   const front: Front = { url: '', requests: [], down: false, close: async () => undefined };
-  const server = http.createServer((req, res) => {
+  const fwd = await startForwarder(target, (req, res) => {
     if (front.down) {
       req.socket.destroy();
-      return;
+      return true;
     }
     front.requests.push(`${req.method} ${req.url}${req.headers.authorization ? ` [${req.headers.authorization.split(' ')[0]}]` : ''}`);
     if (token && req.url!.startsWith('/token')) {
       const ok = req.headers.authorization === token.basic;
       res.writeHead(ok ? 200 : 401, { 'Content-Type': 'application/json' });
       res.end(ok ? JSON.stringify({ token: token.token, expires_in: 300 }) : '{}');
-      return;
+      return true;
     }
     if (token && req.url!.startsWith('/v2/') && req.headers.authorization !== `Bearer ${token.token}`) {
       const name = /^\/v2\/(.+)\/(?:manifests|blobs|tags)\//.exec(req.url!)?.[1] ?? '';
       res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="${front.url}/token",service="front",scope="repository:${name}:pull"`, 'Content-Type': 'application/json' });
       res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}');
-      return;
+      return true;
     }
     // Docker Hub's way: an authorized blob GET is redirected to a CDN on another host.
     if (cdn && req.method === 'GET' && /^\/v2\/.+\/blobs\/sha256:/.test(req.url!)) {
       res.writeHead(307, { Location: `${cdn}${req.url}?signature=abc` });
       res.end();
-      return;
+      return true;
     }
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    return false;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  front.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  front.close = () =>
-    new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    });
+  front.url = fwd.url;
+  front.close = fwd.close;
   return front;
 }
 
