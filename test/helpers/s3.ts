@@ -53,3 +53,25 @@ export async function startS3(): Promise<S3Server> {
     },
   };
 }
+
+/** Creates an S3 blob store `name` on `s3` through the REST API (Nexus's JSON), under `prefix`. */
+export async function createS3BlobStore(
+  fetchApi: (p: string, init?: RequestInit) => Promise<Response>,
+  s3: S3Server,
+  name: string,
+  bucket: Record<string, unknown> = {},
+): Promise<void> {
+  const res = await fetchApi('/service/rest/v1/blobstores/s3', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      name,
+      bucketConfiguration: {
+        bucket: { region: 'us-east-1', name: s3.bucket, ...bucket },
+        bucketSecurity: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+        advancedBucketConnection: { endpoint: s3.endpoint, forcePathStyle: true },
+      },
+    }),
+  });
+  if (res.status !== 201) throw new Error(`creating S3 blob store ${name}: ${res.status} ${await res.text()}`);
+}

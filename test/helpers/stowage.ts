@@ -164,3 +164,22 @@ export async function spawnServer(opts: ServerOptions & { port?: number } = {}):
 export function readAdminPasswordFile(dataDir: string): string {
   return readFileSync(path.join(dataDir, 'admin.password'), 'utf8').trim();
 }
+
+/**
+ * Creates a one-off task of `type` (the REST API has no create; Nexus neither), runs it through
+ * `POST /service/rest/v1/tasks/{id}/run` and waits for it; returns its message (asserting it succeeded).
+ */
+export async function runTask(s: TestServer, type: string, attributes: Record<string, unknown>): Promise<string> {
+  const t = await s.app.tasks.create(`${type} (test ${Math.random().toString(36).slice(2, 8)})`, type, 0, attributes);
+  const run = await s.fetch(`/service/rest/v1/tasks/${t.task_id}/run`, { method: 'POST' });
+  if (run.status !== 204) throw new Error(`running task ${type}: ${run.status} ${await run.text()}`);
+  for (let i = 0; i < 600; i++) {
+    const xo = (await (await s.fetch(`/service/rest/v1/tasks/${t.task_id}`)).json()) as { lastRun?: string; currentState: string; lastRunResult?: string; message?: string };
+    if (xo.lastRun && xo.currentState === 'WAITING') {
+      if (xo.lastRunResult !== 'OK') throw new Error(`task ${type} ${xo.lastRunResult}: ${xo.message}`);
+      return String(xo.message);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`task ${type} did not finish`);
+}

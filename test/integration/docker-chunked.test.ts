@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN, startServer, type TestServer } from '../helpers/stowage.js';
-import { startS3, type S3Server } from '../helpers/s3.js';
+import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
 
 const sha256 = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const sha512 = (b: Buffer) => 'sha512:' + createHash('sha512').update(b).digest('hex');
@@ -195,19 +195,7 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
   before(async () => {
     s3 = await startS3();
     s = await startServer();
-    const res = await s.fetch('/service/rest/v1/blobstores/s3', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        name: 'bucket1',
-        bucketConfiguration: {
-          bucket: { region: 'us-east-1', name: s3.bucket, prefix: 'chunked' },
-          bucketSecurity: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-          advancedBucketConnection: { endpoint: s3.endpoint, forcePathStyle: true },
-        },
-      }),
-    });
-    assert.ok(res.status === 201 || res.status === 204, await res.text());
+    await createS3BlobStore((p, i) => s.fetch(p, i), s3, 'bucket1', { prefix: 'chunked' });
     await s.repo('docker', 'hosted', { name: 'ons3', storage: { blobStoreName: 'bucket1', writePolicy: 'ALLOW_ONCE' }, docker: { v1Enabled: false, forceBasicAuth: false } });
   });
 

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ADMIN, ADMIN_PASSWORD, DATABASES, spawnServer, startServer, type ChildServer, type TestServer } from '../helpers/stowage.js';
+import { ADMIN, ADMIN_PASSWORD, DATABASES, runTask, spawnServer, startServer, type ChildServer, type TestServer } from '../helpers/stowage.js';
 import { buildImage, skopeo } from '../helpers/oci.js';
 
 const API = '/service/rest/v1';
@@ -192,17 +192,3 @@ for (const db of DATABASES) {
   });
 }
 
-/** Creates a task of `type` and runs it through the REST API, waiting for its message. */
-async function runTask(s: TestServer, type: string, attributes: Record<string, unknown>): Promise<string> {
-  const t = await s.app.tasks.create(`${type} (test)`, type, 0, attributes);
-  assert.equal((await s.fetch(`${API}/tasks/${t.task_id}/run`, { method: 'POST' })).status, 204);
-  for (let i = 0; i < 600; i++) {
-    const xo = await (await s.fetch(`${API}/tasks/${t.task_id}`)).json();
-    if (xo.lastRun && xo.currentState === 'WAITING') {
-      assert.equal(xo.lastRunResult, 'OK', xo.message);
-      return String(xo.message);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`task ${type} did not finish`);
-}

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'minio';
-import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { ADMIN_PASSWORD, DATABASES, runTask as runTaskVia, startServer, type TestServer } from '../helpers/stowage.js';
 import { skopeo } from '../helpers/oci.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 
@@ -128,20 +128,7 @@ for (const db of DATABASES) {
     });
     after(() => s.stop());
 
-    /** Creates a GC task (the REST API has no create; Nexus neither) and runs it through REST, waiting for the result. */
-    async function runTask(type: string, attributes: Record<string, unknown>): Promise<string> {
-      const t = await s.app.tasks.create(`${type} ${randomBytes(3).toString('hex')}`, type, 0, attributes);
-      assert.equal((await s.fetch(`${API}/tasks/${t.task_id}/run`, { method: 'POST' })).status, 204);
-      for (let i = 0; i < 600; i++) {
-        const xo = await (await s.fetch(`${API}/tasks/${t.task_id}`)).json();
-        if (xo.lastRun && xo.currentState === 'WAITING') {
-          assert.equal(xo.lastRunResult, 'OK', xo.message);
-          return String(xo.message);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error('task did not finish');
-    }
+    const runTask = (type: string, attributes: Record<string, unknown>) => runTaskVia(s, type, attributes);
 
     const push = async (tag: string, ref: string) => {
       const r = await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:${tag}`, `docker://${host}/${ref}`);

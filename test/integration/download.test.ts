@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { startServer, type TestServer } from '../helpers/stowage.js';
-import { startS3, type S3Server } from '../helpers/s3.js';
+import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
 import { SEND_CHUNK, SEND_DEPTH, pooledBuffers } from '../../src/http/send-file.js';
 
 const T = { timeout: 120_000 };
@@ -284,19 +284,7 @@ describe('downloads from an S3 blob store (stream path)', () => {
   before(async () => {
     s3 = await startS3();
     s = await startServer();
-    const res = await s.fetch('/service/rest/v1/blobstores/s3', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        name: 'bucket1',
-        bucketConfiguration: {
-          bucket: { region: 'us-east-1', name: s3.bucket, prefix: 'dl', expiration: 3 },
-          bucketSecurity: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-          advancedBucketConnection: { endpoint: s3.endpoint, forcePathStyle: true },
-        },
-      }),
-    });
-    assert.equal(res.status, 201, await res.text());
+    await createS3BlobStore((p, i) => s.fetch(p, i), s3, 'bucket1', { prefix: 'dl', expiration: 3 });
     await s.repo('raw', 'hosted', { name: 'on-s3', online: true, storage: { blobStoreName: 'bucket1', strictContentTypeValidation: false, writePolicy: 'ALLOW' } });
     await put(s, 'on-s3', 'x.bin', data);
   });
