@@ -50,6 +50,15 @@ function normaliseRow(r: BlobRow): BlobRow {
   return { ...r, size: num(r.size), created_at: num(r.created_at), touched_at: num(r.touched_at), id: num(r.id) };
 }
 
+/** The refusal when `digests` do not match what the client declared (`expected`), else null. */
+export function digestMismatch(digests: Digests, expected: ExpectedDigests | undefined): AppError | null {
+  const which =
+    (expected?.sha256 && expected.sha256.toLowerCase() !== digests.sha256 && 'sha256') ||
+    (expected?.sha1 && expected.sha1.toLowerCase() !== digests.sha1 && 'sha1') ||
+    (expected?.md5 && expected.md5.toLowerCase() !== digests.md5 && 'md5');
+  return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which]}`) : null;
+}
+
 export class BlobService {
   /**
    * Blobs received in pieces (chunked uploads) whose hash state this process holds: append each
@@ -86,14 +95,10 @@ export class BlobService {
     await driver.write(key, hashed, opts.expectedSize);
     const d = digest.digests();
     const staged: StagedBlob = { ...d, storeId, storageKey: key };
-    const exp = opts.expected;
-    const mismatch =
-      (exp?.sha256 && exp.sha256.toLowerCase() !== d.sha256 && 'sha256') ||
-      (exp?.sha1 && exp.sha1.toLowerCase() !== d.sha1 && 'sha1') ||
-      (exp?.md5 && exp.md5.toLowerCase() !== d.md5 && 'md5');
+    const mismatch = digestMismatch(d, opts.expected);
     if (mismatch) {
       await this.discard(staged);
-      throw new AppError('DIGEST_INVALID', `Content ${mismatch} does not match: expected ${exp![mismatch]}, got ${d[mismatch]}`);
+      throw mismatch;
     }
     return staged;
   }

@@ -1,7 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import type { BlobRow } from '../blob/blob-service.js';
+import { digestMismatch, type BlobRow } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
@@ -139,24 +139,22 @@ export class HostedRepository extends Repository {
     }
   }
 
-  override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    // Fail before reading the body when the answer is already known.
+  /** Write policy and the edit permission for a redeploy, checked before any byte is read. */
+  private async mayWrite(path: string, kind: string | undefined, access?: AccessCheck): Promise<void> {
     const existing = await this.app.content.findAsset(this.id, path);
-    this.policyCheck(opts.kind, existing);
+    this.policyCheck(kind, existing);
     if (existing && access) await access.require('edit');
+  }
+
+  override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+    await this.mayWrite(path, opts.kind, access);
     return this.store(path, body, opts, (e) => this.policyCheck(opts.kind, e));
   }
 
   override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    const existing = await this.app.content.findAsset(this.id, path);
-    this.policyCheck(opts.kind, existing);
-    if (existing && access) await access.require('edit');
-    const exp = opts.expected;
-    const mismatch =
-      (exp?.sha256 && exp.sha256.toLowerCase() !== digests.sha256 && 'sha256') ||
-      (exp?.sha1 && exp.sha1.toLowerCase() !== digests.sha1 && 'sha1') ||
-      (exp?.md5 && exp.md5.toLowerCase() !== digests.md5 && 'md5');
-    if (mismatch) throw new AppError('DIGEST_INVALID', `Content ${mismatch} does not match: expected ${exp![mismatch]}, got ${digests[mismatch]}`);
+    await this.mayWrite(path, opts.kind, access);
+    const mismatch = digestMismatch(digests, opts.expected);
+    if (mismatch) throw mismatch;
     if (opts.expectedSize !== undefined && opts.expectedSize !== digests.size) {
       throw new AppError('SIZE_INVALID', `Content is ${digests.size} bytes, ${opts.expectedSize} were declared`);
     }
