@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { Stowage } from './stowage.js';
 import { createMainApp, listen } from './http/server.js';
 import { migrate, openDb, withStartupLock } from './db/db.js';
+import { sendfileStatus } from './http/sendfile-native.js';
 
 const USAGE = `Usage: stowage <command>
   serve                              start the server (default)
@@ -16,6 +17,9 @@ async function serve(config: Config): Promise<void> {
   await app.proxy.start?.();
   app.tasks.start();
   app.log.info(`Stowage listening on ${main.url} (data: ${config.dataDir})`);
+  const sendfile = sendfileStatus();
+  if (sendfile.active) app.log.info('Stored files are sent with sendfile(2)');
+  else app.log.info(`Stored files are sent from JavaScript (${sendfile.reason})`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

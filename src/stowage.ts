@@ -21,6 +21,7 @@ import { LoginThrottle } from './security/throttle.js';
 import { LdapRealm } from './security/ldap/realm.js';
 import { ScopedTokens, scopedTokenRealm } from './security/scoped-tokens.js';
 import { ListenerManager } from './http/listeners.js';
+import { configureSendfile } from './http/sendfile-native.js';
 
 /** The application: every core service, created once per process and passed to listeners and formats. */
 export class Stowage {
@@ -89,6 +90,7 @@ export class Stowage {
     await mkdir(config.dataDir, { recursive: true });
     const db = openDb(config.db, config.dataDir);
     const app = new Stowage(config, db);
+    configureSendfile(config.http.sendfile);
     try {
       await withStartupLock(db, async () => {
         await migrate(db);

@@ -26,6 +26,11 @@ export const ConfigSchema = z.object({
      * throttling). Off by default, since a client could otherwise choose its own address.
      */
     trustProxy: z.boolean(),
+    /**
+     * Send stored files with sendfile(2) through the native helper (built by `npm run build`;
+     * without it files are sent from JavaScript whatever this says).
+     */
+    sendfile: z.boolean(),
   }),
   /** Database URL: postgres://… for PostgreSQL, otherwise a SQLite file path (default <dataDir>/db/stowage.sqlite). */
   db: z.string().optional(),
@@ -69,6 +74,7 @@ const ENV: Record<string, string[]> = {
   STOWAGE_MAX_JSON_BYTES: ['http', 'maxJsonBytes'],
   STOWAGE_SHUTDOWN_GRACE: ['http', 'shutdownGraceSeconds'],
   STOWAGE_TRUST_PROXY: ['http', 'trustProxy'],
+  STOWAGE_SENDFILE: ['http', 'sendfile'],
   STOWAGE_DB: ['db'],
   STOWAGE_BASE_URL: ['baseUrl'],
   STOWAGE_ADMIN_PASSWORD: ['adminPassword'],
@@ -99,7 +105,7 @@ function parseMap(name: string, v: string): Record<string, string> {
 function defaults(): Record<string, unknown> {
   return {
     dataDir: './data',
-    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false },
+    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false, sendfile: true },
     anonymousAccess: true,
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
@@ -131,7 +137,7 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
-const BOOLEAN_SETTINGS = new Set(['anonymousAccess', 'http.trustProxy']);
+const BOOLEAN_SETTINGS = new Set(['anonymousAccess', 'http.trustProxy', 'http.sendfile']);
 
 function parseBool(v: string): unknown {
   if (/^(1|true|yes|on)$/i.test(v)) return true;

@@ -1,5 +1,7 @@
 /**
- * The download path of stored files (src/http/send-file.ts): whole bodies and ranges across the
+ * The download path of stored files (src/http/send-file.ts), on both of its paths: sendfile(2)
+ * through the native helper (the default; the helper must be built, or these tests fail) and the
+ * JavaScript path (`STOWAGE_SENDFILE=false`). Whole bodies and ranges across the
  * buffer boundaries, HEAD, 304, clients that abort mid-body (no descriptor or buffer left
  * behind), clients that stop reading (memory stays bounded: backpressure), many downloads at
  * once, a file shorter on disk than its record (the connection is cut, nothing hangs), and the
@@ -15,6 +17,7 @@ import path from 'node:path';
 import { startServer, type TestServer } from '../helpers/stowage.js';
 import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
 import { SEND_CHUNK, SEND_DEPTH, pooledBuffers } from '../../src/http/send-file.js';
+import { kernelSends, sendfileStatus } from '../../src/http/sendfile-native.js';
 
 const T = { timeout: 120_000 };
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -98,14 +101,20 @@ function stalledGet(port: number, p: string, readBytes: number): Promise<{ sock:
   });
 }
 
-describe('downloads of stored files', () => {
+it('the native sendfile helper is built and active by default', () => {
+  assert.deepEqual(sendfileStatus(), { active: true }, 'run `npm run build` with a C compiler (cc) installed');
+});
+
+for (const mode of ['sendfile', 'javascript'] as const) describe(`downloads of stored files (${mode} path)`, () => {
   let s: TestServer;
   const data = randomBytes(SIZE);
   const big = randomBytes(BIG);
   let url: string;
+  let startedBefore = 0;
 
   before(async () => {
-    s = await startServer();
+    s = await startServer({ env: { STOWAGE_SENDFILE: mode === 'sendfile' ? 'true' : 'false' } });
+    startedBefore = kernelSends().started;
     await s.repo('raw', 'hosted', { name: 'dl', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: false, writePolicy: 'ALLOW' } });
     await put(s, 'dl', 'data.bin', data);
     await put(s, 'dl', 'big.bin', big);
@@ -113,6 +122,18 @@ describe('downloads of stored files', () => {
   });
   after(async () => {
     await s?.stop();
+  });
+
+  it(`large files go through ${mode === 'sendfile' ? 'sendfile' : 'reads and writes'}; small ones always by reads`, T, async () => {
+    const before = kernelSends().started;
+    const r = await get(`${url}/data.bin`);
+    assert.equal(sha256(r.body), sha256(data));
+    assert.equal(kernelSends().started - before, mode === 'sendfile' ? 1 : 0);
+    const small = randomBytes(1000);
+    await put(s, 'dl', 'small.bin', small);
+    const r2 = await get(`${url}/small.bin`);
+    assert.ok(r2.body.equals(small));
+    assert.equal(kernelSends().started - before, mode === 'sendfile' ? 1 : 0, 'a small file is read and written');
   });
 
   it('sends the whole body, exact Content-Length, no descriptor left open', T, async () => {
@@ -218,12 +239,16 @@ describe('downloads of stored files', () => {
     assert.equal(blobFds(s.dataDir).length, n);
     // Resume one: it must receive the whole body after the stall.
     const { sock, chunks } = socks.pop()!;
+    // The headers came with the first byte read: count the rest without concatenating each time.
+    const head = Buffer.concat(chunks);
+    const headLength = head.indexOf('\r\n\r\n') + 4;
+    assert.ok(headLength > 4, 'the headers were read before the stall');
+    let received = head.length;
     await new Promise<void>((resolve) => {
       sock.on('data', (c: Buffer) => {
         chunks.push(c);
-        const all = Buffer.concat(chunks);
-        const headEnd = all.indexOf('\r\n\r\n');
-        if (headEnd >= 0 && all.length - headEnd - 4 >= BIG) resolve();
+        received += c.length;
+        if (received - headLength >= BIG) resolve();
       });
       sock.resume();
     });
@@ -273,6 +298,41 @@ describe('downloads of stored files', () => {
     await waitFor('no blob descriptor open', () => blobFds(s.dataDir).length === 0);
     const ok = await get(`${url}/data.bin`);
     assert.equal(sha256(ok.body), sha256(data));
+  });
+
+  it('keep-alive and pipelined requests on one connection get every response whole, in order', T, async () => {
+    const port = Number(new URL(s.url).port);
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    await new Promise<void>((r) => sock.on('connect', () => r()));
+    // Three requests written at once: the second response may only start after the first body.
+    const req = (p: string, extra = '') => `GET /repository/dl/${p} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+    sock.write(req('data.bin') + req('data.bin', 'Range: bytes=100-200000\r\n') + req('big.bin', 'Connection: close\r\n'));
+    await new Promise<void>((r) => sock.on('end', () => r()));
+    let all = Buffer.concat(chunks);
+    const bodies: Buffer[] = [];
+    for (let i = 0; i < 3; i++) {
+      const headEnd = all.indexOf('\r\n\r\n');
+      assert.ok(headEnd > 0, `response ${i} has headers`);
+      const head = all.subarray(0, headEnd).toString('latin1');
+      const len = Number(/content-length: (\d+)/i.exec(head)![1]);
+      bodies.push(all.subarray(headEnd + 4, headEnd + 4 + len));
+      all = all.subarray(headEnd + 4 + len);
+    }
+    assert.equal(all.length, 0, 'nothing after the last body');
+    assert.equal(sha256(bodies[0]), sha256(data));
+    assert.ok(bodies[1].equals(data.subarray(100, 200001)));
+    assert.equal(sha256(bodies[2]), sha256(big));
+    sock.destroy();
+    await waitFor('no blob descriptor open', () => blobFds(s.dataDir).length === 0);
+  });
+
+  it(`every download above went through the ${mode} path`, () => {
+    const { active, started } = kernelSends();
+    assert.equal(active, 0, 'no kernel transfer left running');
+    if (mode === 'sendfile') assert.ok(started - startedBefore >= 40, `only ${started - startedBefore} kernel transfers`);
+    else assert.equal(started, startedBefore);
   });
 });
 

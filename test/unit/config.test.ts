@@ -49,6 +49,7 @@ describe('loadConfig defaults', () => {
     assert.equal(c.http.port, 8081);
     assert.equal(c.http.host, '0.0.0.0');
     assert.equal(c.http.shutdownGraceSeconds, 30);
+    assert.equal(c.http.sendfile, true, 'stored files go out through sendfile when the helper is built');
     assert.equal(c.db, undefined, 'SQLite in the data dir unless STOWAGE_DB is set');
     assert.equal(c.baseUrl, undefined);
     assert.equal(c.adminPassword, undefined);
@@ -84,8 +85,10 @@ describe('loadConfig environment overrides', () => {
       STOWAGE_PROXY_AUTOBLOCK_INITIAL: '10',
       STOWAGE_PROXY_AUTOBLOCK_MAX: '600',
       STOWAGE_LOG_LEVEL: 'debug',
+      STOWAGE_SENDFILE: 'off',
     });
     assert.equal(c.dataDir, d);
+    assert.equal(c.http.sendfile, false);
     assert.equal(c.http.port, 9091);
     assert.equal(c.http.host, '127.0.0.1');
     assert.equal(c.http.maxJsonBytes, 2048);
@@ -172,6 +175,7 @@ describe('loadConfig validation names the variable', () => {
     ['STOWAGE_SHUTDOWN_GRACE', '-5'],
     ['STOWAGE_BASE_URL', 'not a url'],
     ['STOWAGE_ANONYMOUS', 'maybe'],
+    ['STOWAGE_SENDFILE', 'sometimes'],
     ['STOWAGE_BLOB_GC_GRACE', 'a day'],
     ['STOWAGE_BLOB_GC_INTERVAL', '1.5'],
     ['STOWAGE_PROXY_TIMEOUT', '0'],
