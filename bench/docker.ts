@@ -13,12 +13,13 @@
  * Targets: push time ≤ 0.6 × registry:2's, pull throughput ≥ 1.3 × its, manifest GETs/s ≥ 5 × its.
  * Not a test: prints a table and writes JSON to bench/results/. `npm run bench:docker`.
  * Environment: BENCH_SIZE_MB (1024), BENCH_RUNS (3), BENCH_WRK_SECONDS (10), BENCH_CONNECTIONS (32),
+ * BENCH_SERVER_LOG (a file for the Stowage server's stdout and stderr, e.g. with BENCH_NODE_ARGS=--trace-gc),
  * BENCH_ONLY=manifest (skip the 1 GiB transfers: a 1 MiB layer, the manifest phase alone, for profiling),
  * BENCH_NODE_ARGS (extra node options for Stowage, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`), BENCH_KEEP=1.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync, type Hash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,8 +108,10 @@ async function startStowage(dir: string): Promise<Target> {
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
+  const logFile = process.env.BENCH_SERVER_LOG;
+  const log = logFile ? createWriteStream(logFile) : null;
+  proc.stdout!.on('data', (d) => (log ? log.write(d) : (out += d)));
+  proc.stderr!.on('data', (d) => (log ? log.write(d) : (out += d)));
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {

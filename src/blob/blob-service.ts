@@ -80,7 +80,7 @@ export class BlobService {
   ): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
     const key = newKey();
-    const digest = new DigestStream(opts);
+    const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
     // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
     // before we began reading it (its socket closed while the handler awaited the database),

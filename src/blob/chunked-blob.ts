@@ -1,16 +1,11 @@
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import { createReadStream, promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError, isAppError } from '../errors.js';
-import { Hasher, type Digests } from './digest-stream.js';
+import { HashingStream, Hasher, type Digests } from './digest-stream.js';
+import { FileSink } from './ingest-buffers.js';
 
 const MiB = 1024 * 1024;
-/**
- * Buffering of a piece on its way to the file, as on the single-request path (DigestStream and
- * the file driver). With 1 MiB here the 64 KiB socket chunks lived long enough to reach the old
- * generation: 1.5–2.4 CPU-s of GC per GiB received, against 0.1–0.5 s with 256 KiB.
- */
-const PIECE_BUFFER = 256 * 1024;
 /** Hash states kept in memory; beyond this the least recently used idle one is dropped (rebuilt from its file if needed). */
 const MAX_STATES = 256;
 
@@ -124,20 +119,13 @@ export class ChunkedBlob {
       }
       const h = this.hasher!;
       const { maxSize } = opts;
-      const hash = new Transform({
-        highWaterMark: PIECE_BUFFER,
-        transform(chunk: Buffer, _enc, cb) {
-          if (maxSize !== undefined && h.size + chunk.length > maxSize) {
-            cb(new AppError('PAYLOAD_TOO_LARGE', `Upload exceeds the limit of ${maxSize} bytes`));
-            return;
-          }
-          const wait = h.update(chunk);
-          if (!wait) cb(null, chunk);
-          else wait.then(() => cb(null, chunk), cb);
-        },
-      });
+      const hash = new HashingStream(
+        h,
+        (total) => (maxSize !== undefined && total > maxSize ? new AppError('PAYLOAD_TOO_LARGE', `Upload exceeds the limit of ${maxSize} bytes`) : null),
+        true, // into a FileSink
+      );
       try {
-        await pipeline(body, hash, createWriteStream(this.file, { flags: 'a', highWaterMark: PIECE_BUFFER }));
+        await pipeline(body, hash, new FileSink(this.file, 'a'));
       } catch (e) {
         this.drop();
         if (isAppError(e)) throw e;

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors.js';
+import { INGEST_BUFFER, giveIngestBuffer, takeIngestBuffer } from './ingest-buffers.js';
 
 export interface Digests {
   sha256: string;
@@ -23,14 +24,22 @@ const ALGOS: Algo[] = ['sha256', 'sha1', 'md5'];
 /** Bodies below this are hashed inline: a worker round trip costs more than it saves. */
 const OFFLOAD_MIN_BYTES = 1024 * 1024;
 /**
- * The bytes for the worker go through a fixed set of 1 MiB buffers, transferred to it and back:
- * one copy and one message per MiB, nothing allocated per chunk (fresh buffers per batch were
- * left for the idle worker isolate to collect: about 100 MB of resident memory). The set also
- * bounds the bytes in flight. (SharedArrayBuffer slots were slower: V8 copies into shared memory
- * with relaxed atomics.)
+ * The bytes for the worker go through 1 MiB slots of shared memory, each registered with the
+ * worker once: one copy (a memcpy by Buffer#copy) and one small message per MiB, nothing
+ * allocated per chunk. Transferring ArrayBuffers back and forth instead made a new JSArrayBuffer
+ * per MiB on each side, each counted as 1 MiB of fresh external memory: on a busy machine the GC
+ * then ran a full collection every few hundred milliseconds. At most SLOTS slots are with the
+ * worker at once (the bytes in flight); slots being filled by streams are not counted.
  */
 const SLOT_BYTES = 1024 * 1024;
 const SLOTS = 16;
+/** Free slots kept; beyond this a returned slot is dropped on both sides. */
+const KEEP_SLOTS = 32;
+
+interface Slot {
+  index: number;
+  view: Buffer;
+}
 
 /**
  * One shared hashing worker. Which digests it computes is decided once by timing each
@@ -41,10 +50,12 @@ const SLOTS = 16;
 class HashWorker {
   private worker?: Worker;
   private nextId = 1;
-  private readonly free: ArrayBuffer[] = [];
-  /** Buffers with the worker now; at most SLOTS (buffers being filled by streams are not counted). */
+  private nextSlot = 0;
+  private readonly slots = new Map<number, Slot>();
+  private readonly free: Slot[] = [];
+  /** Slots with the worker now; at most SLOTS. */
   private inFlight = 0;
-  private readonly slotWaiters: Array<(buffer: ArrayBuffer) => void> = [];
+  private readonly slotWaiters: Array<(slot: Slot) => void> = [];
   private readonly dones = new Map<number, (d: Record<string, string>) => void>();
   private split?: { main: Algo[]; worker: Algo[] };
   private failed = false;
@@ -67,8 +78,8 @@ class HashWorker {
     if (!this.worker) {
       try {
         this.worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-        this.worker.on('message', (m: { op: string; id: number; buffer?: ArrayBuffer; digests?: Record<string, string> }) => {
-          if (m.op === 'ack') this.freeSlot(m.buffer!);
+        this.worker.on('message', (m: { op: string; id: number; slot?: number; digests?: Record<string, string> }) => {
+          if (m.op === 'ack') this.freeSlot(m.slot!);
           else if (m.op === 'done') {
             this.release();
             this.dones.get(m.id)?.(m.digests!);
@@ -91,41 +102,48 @@ class HashWorker {
 
   start(algorithms: Algo[]): number {
     const id = this.nextId++;
-    this.live.add(id);
     this.worker!.postMessage({ op: 'start', id, algorithms });
     return id;
   }
 
-  private readonly live = new Set<number>();
-
-  /** A buffer to fill; waits while SLOTS buffers are with the worker (it hands them back). */
-  acquire(): Promise<ArrayBuffer> | ArrayBuffer {
+  /** A slot to fill; waits while SLOTS slots are with the worker (it hands them back). */
+  acquire(): Promise<Slot> | Slot {
     const free = this.free.pop();
     if (free) return free;
-    if (this.inFlight < SLOTS) return new ArrayBuffer(SLOT_BYTES);
+    if (this.inFlight < SLOTS) {
+      const shared = new SharedArrayBuffer(SLOT_BYTES);
+      const slot = { index: this.nextSlot++, view: Buffer.from(shared) };
+      this.slots.set(slot.index, slot);
+      this.worker!.postMessage({ op: 'slot', slot: slot.index, shared });
+      return slot;
+    }
     return new Promise((resolve) => this.slotWaiters.push(resolve));
   }
 
-  /** A buffer back from the worker, or one a stream no longer needs. */
-  giveBack(buffer: ArrayBuffer): void {
+  /** A slot back from the worker, or one a stream no longer needs. */
+  giveBack(slot: Slot): void {
     const next = this.slotWaiters.shift();
-    if (next) next(buffer);
-    else if (this.free.length < SLOTS) this.free.push(buffer);
+    if (next) next(slot);
+    else if (this.free.length < KEEP_SLOTS) this.free.push(slot);
+    else {
+      this.slots.delete(slot.index);
+      this.worker?.postMessage({ op: 'drop', slot: slot.index });
+    }
   }
 
-  private freeSlot(buffer: ArrayBuffer): void {
+  private freeSlot(index: number): void {
+    const slot = this.slots.get(index);
     this.inFlight--;
-    this.giveBack(buffer);
+    if (slot) this.giveBack(slot);
   }
 
-  /** Hands a filled buffer to the worker (transferred: this side no longer holds it). */
-  data(id: number, buffer: ArrayBuffer, length: number): void {
+  /** Hands a filled slot to the worker; the caller no longer uses it. */
+  data(id: number, slot: Slot, length: number): void {
     this.inFlight++;
-    this.worker!.postMessage({ op: 'data', id, buffer, length }, [buffer]);
+    this.worker!.postMessage({ op: 'data', id, slot: slot.index, length });
   }
 
   end(id: number): Promise<Record<string, string>> {
-    this.live.delete(id);
     return new Promise((resolve) => {
       this.dones.set(id, resolve);
       this.worker!.postMessage({ op: 'end', id });
@@ -133,7 +151,6 @@ class HashWorker {
   }
 
   abort(id: number): void {
-    this.live.delete(id);
     this.worker?.postMessage({ op: 'abort', id });
   }
 }
@@ -160,6 +177,11 @@ function calibrate(): { main: Algo[]; worker: Algo[] } {
 
 const pool = new HashWorker();
 
+/** memcpy into shared memory (TypedArray#set copies element by element with relaxed atomics there). */
+function copyInto(chunk: Uint8Array, target: Buffer, at: number): void {
+  (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)).copy(target, at);
+}
+
 /**
  * sha256, sha1 and md5 of a sequence of byte chunks fed by `update`, large inputs sharing the
  * work with the hashing worker. Its state lives in this process: a chunked upload keeps one
@@ -169,8 +191,8 @@ export class Hasher {
   private readonly mainHashes: Array<[Algo, Hash]>;
   private workerId = 0;
   private held = false;
-  /** The buffer being filled for the worker, and how much of it is filled. */
-  private cur?: Uint8Array;
+  /** The slot being filled for the worker, and how much of it is filled. */
+  private cur?: Slot;
   private fill = 0;
   private bytes = 0;
 
@@ -197,7 +219,7 @@ export class Hasher {
     }
     // Fast path: the chunk fits in the buffer being filled.
     if (this.cur && this.fill + chunk.length < SLOT_BYTES) {
-      this.cur.set(chunk, this.fill);
+      copyInto(chunk, this.cur.view, this.fill);
       this.fill += chunk.length;
       return undefined;
     }
@@ -209,11 +231,11 @@ export class Hasher {
     let off = 0;
     while (off < chunk.length) {
       if (!this.cur) {
-        this.cur = new Uint8Array(await pool.acquire());
+        this.cur = await pool.acquire();
         this.fill = 0;
       }
       const n = Math.min(chunk.length - off, SLOT_BYTES - this.fill);
-      this.cur.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), this.fill);
+      copyInto(n === chunk.length ? chunk : chunk.subarray(off, off + n), this.cur.view, this.fill);
       this.fill += n;
       off += n;
       if (this.fill === SLOT_BYTES) this.send();
@@ -222,7 +244,7 @@ export class Hasher {
 
   private send(): void {
     if (!this.cur) return;
-    pool.data(this.workerId, this.cur.buffer as ArrayBuffer, this.fill);
+    pool.data(this.workerId, this.cur, this.fill);
     this.cur = undefined;
     this.fill = 0;
   }
@@ -247,7 +269,7 @@ export class Hasher {
     if (this.workerId) {
       const id = this.workerId;
       if (this.fill > 0) this.send();
-      else if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
+      else if (this.cur) pool.giveBack(this.cur);
       this.cur = undefined;
       this.workerId = 0;
       if (!this.held) pool.hold();
@@ -263,10 +285,74 @@ export class Hasher {
   abort(): void {
     if (this.workerId) pool.abort(this.workerId);
     this.workerId = 0;
-    if (this.cur) pool.giveBack(this.cur.buffer as ArrayBuffer);
+    if (this.cur) pool.giveBack(this.cur);
     this.cur = undefined;
     if (this.held) pool.release();
     this.held = false;
+  }
+}
+
+
+/**
+ * Passes bytes through while `hasher` hashes them, re-cut into the reused 1 MiB buffers of
+ * ingest-buffers.ts (a FileSink hands them back once written): each incoming chunk is copied once
+ * and released at once. A socket hands over a fresh 64 KiB buffer per read; passed on as they
+ * were, the ones still queued for the disk at a scavenge were promoted, and their backing stores
+ * count towards the old generation's limit: on a busy machine, a full GC every 100–150 ms
+ * (1.5–2 CPU-s per GiB on the GC threads). Only for a consumer that hands the buffers back
+ * (`recut`); for any other the chunks pass on as they came (a fresh 1 MiB buffer per MiB is
+ * worse still). `check(total)` may refuse the bytes so far (a size limit); it runs before
+ * anything of the chunk is used.
+ */
+export class HashingStream extends Transform {
+  private out?: Buffer;
+  private fill = 0;
+
+  constructor(
+    protected readonly hasher: Hasher,
+    private readonly check?: (total: number) => AppError | null,
+    private readonly recut = false,
+  ) {
+    super({ readableHighWaterMark: recut ? 2 * INGEST_BUFFER : 256 * 1024, writableHighWaterMark: 256 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const refused = this.check?.(this.hasher.size + chunk.length);
+    if (refused) {
+      cb(refused);
+      return;
+    }
+    let off = this.recut ? 0 : chunk.length;
+    while (off < chunk.length) {
+      if (!this.out) {
+        this.out = takeIngestBuffer();
+        this.fill = 0;
+      }
+      const n = chunk.copy(this.out, this.fill, off);
+      this.fill += n;
+      off += n;
+      if (this.fill === INGEST_BUFFER) {
+        this.push(this.out);
+        this.out = undefined;
+      }
+    }
+    const pass = this.recut ? undefined : chunk;
+    const wait = this.hasher.update(chunk);
+    if (!wait) return cb(null, pass);
+    wait.then(() => cb(null, pass), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.out && this.fill > 0) this.push(this.out.subarray(0, this.fill));
+    else if (this.out) giveIngestBuffer(this.out);
+    this.out = undefined;
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.out) giveIngestBuffer(this.out);
+    this.out = undefined;
+    cb(err);
   }
 }
 
@@ -276,30 +362,25 @@ export class Hasher {
  * with a worker thread. Fails the stream when the body is longer than allowed; a short body
  * fails at the end.
  */
-export class DigestStream extends Transform {
-  private readonly hasher: Hasher;
+export class DigestStream extends HashingStream {
   private done = false;
   private result?: Digests;
 
-  constructor(private readonly limits: DigestLimits = {}) {
-    super({ highWaterMark: 256 * 1024 });
-    this.hasher = new Hasher(limits.expectedSize);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const bytes = this.hasher.size + chunk.length;
-    const { expectedSize, maxSize } = this.limits;
-    if (expectedSize !== undefined && bytes > expectedSize) {
-      cb(new AppError('SIZE_INVALID', `Body is longer than the declared ${expectedSize} bytes`));
-      return;
-    }
-    if (maxSize !== undefined && bytes > maxSize) {
-      cb(new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxSize} bytes`));
-      return;
-    }
-    const wait = this.hasher.update(chunk);
-    if (!wait) return cb(null, chunk);
-    wait.then(() => cb(null, chunk), cb);
+  /** `recut`: the consumer hands buffers back to the ingest pool (see HashingStream). */
+  constructor(
+    private readonly limits: DigestLimits = {},
+    recut = false,
+  ) {
+    super(
+      new Hasher(limits.expectedSize),
+      (bytes) => {
+        const { expectedSize, maxSize } = limits;
+        if (expectedSize !== undefined && bytes > expectedSize) return new AppError('SIZE_INVALID', `Body is longer than the declared ${expectedSize} bytes`);
+        if (maxSize !== undefined && bytes > maxSize) return new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxSize} bytes`);
+        return null;
+      },
+      recut,
+    );
   }
 
   override _flush(cb: TransformCallback): void {
@@ -309,18 +390,21 @@ export class DigestStream extends Transform {
       return;
     }
     this.done = true;
-    this.hasher.digest().then(
-      (d) => {
-        this.result = d;
-        cb();
-      },
-      (e) => cb(e),
-    );
+    super._flush((err) => {
+      if (err) return cb(err);
+      this.hasher.digest().then(
+        (d) => {
+          this.result = d;
+          cb();
+        },
+        (e) => cb(e),
+      );
+    });
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     if (!this.done) this.hasher.abort();
-    cb(err);
+    super._destroy(err, cb);
   }
 
   get size(): number {

@@ -49,4 +49,9 @@ export interface BlobDriver extends BlobReader, BlobWriter, BlobDeleter, BlobLis
   close?(): Promise<void>;
   /** Removes temp files of writes that never finished (a crash) older than `olderThanMs`; how many. */
   sweepTemp?(olderThanMs: number): Promise<number>;
+  /**
+   * `write` hands each buffer of the body back to the ingest pool once written (a FileSink), so
+   * the body may come re-cut into pooled buffers (see HashingStream); otherwise it comes as read.
+   */
+  readonly returnsIngestBuffers?: boolean;
 }

@@ -1,4 +1,5 @@
-import { close as closeFd, createWriteStream, fstat, open as openFd, promises as fs } from 'node:fs';
+import { close as closeFd, fstat, open as openFd, promises as fs } from 'node:fs';
+import { FileSink } from './ingest-buffers.js';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -94,11 +95,13 @@ export class FileBlobDriver implements BlobDriver {
     return new FileBody(fd, range?.start ?? 0, end);
   }
 
+  readonly returnsIngestBuffers = true;
+
   async write(key: string, body: Readable, _size?: number): Promise<number> {
     const dest = this.file(key);
     await fs.mkdir(this.tmpDir, { recursive: true });
     const tmp = this.tmpFile();
-    const out = createWriteStream(tmp, { highWaterMark: 256 * 1024 });
+    const out = new FileSink(tmp);
     try {
       await pipeline(body, out);
       await publish(tmp, dest);

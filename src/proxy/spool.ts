@@ -5,6 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import type { ByteRange } from '../blob/driver.js';
+import { giveIngestBuffer } from '../blob/ingest-buffers.js';
 
 const CHUNK = 256 * 1024;
 /** Spool files are named so a sweep can tell them from anything else in the temp folder. */
@@ -77,6 +78,8 @@ export class Spool {
       off += bytesWritten;
       this.written += bytesWritten;
     }
+    // Readers follow the file, not this buffer: it may go back to the pool it came from.
+    giveIngestBuffer(chunk);
     this.events.emit('change');
   }
 

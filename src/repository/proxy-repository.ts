@@ -168,7 +168,8 @@ export class ProxyRepository extends Repository {
       res.body.destroy();
       throw e;
     }
-    const digest = new DigestStream({ expectedSize: res.size ?? undefined });
+    // Re-cut into pooled buffers: the spool hands each back once written.
+    const digest = new DigestStream({ expectedSize: res.size ?? undefined }, true);
     // An HTML error page sent for `lib.jar` fails here, before a byte reaches the spool or a client.
     let refused: AppError | undefined;
     let decide: (e: Error | null) => void = () => undefined;

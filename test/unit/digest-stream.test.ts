@@ -9,20 +9,21 @@ import { AppError } from '../../src/errors.js';
 const hex = (algo: string, data: Buffer | string) => createHash(algo).update(data).digest('hex');
 
 /** Pipes `chunks` through a DigestStream; resolves with it and the bytes that came out. */
-async function run(chunks: Buffer[], limits?: DigestLimits): Promise<{ digest: DigestStream; out: Buffer }> {
-  const digest = new DigestStream(limits);
+async function run(chunks: Buffer[], limits?: DigestLimits, recut = false): Promise<{ digest: DigestStream; out: Buffer; sizes: number[] }> {
+  const digest = new DigestStream(limits, recut);
   const out: Buffer[] = [];
   await pipeline(
     Readable.from(chunks, { objectMode: false }),
     digest,
     new Writable({
       write(c: Buffer, _e, cb) {
-        out.push(c);
+        // Copied: re-cut buffers belong to the pool (this consumer never hands them back, but be strict).
+        out.push(Buffer.from(c));
         cb();
       },
     }),
   );
-  return { digest, out: Buffer.concat(out) };
+  return { digest, out: Buffer.concat(out), sizes: out.map((b) => b.length) };
 }
 
 const code = (c: string) => (e: unknown) => {
@@ -126,5 +127,19 @@ describe('DigestStream', () => {
     digest.write(Buffer.from('abc'));
     assert.throws(() => digest.digests(), /before the stream ended/);
     digest.destroy();
+  });
+
+  it('re-cut: the same bytes and digests come out in 1 MiB buffers (the last one shorter); limits still apply', async () => {
+    const MiB = 1024 * 1024;
+    const chunks = Array.from({ length: 40 }, (_, i) => randomBytes(1 + ((i * 97_331) % 300_000)));
+    const all = Buffer.concat(chunks);
+    const { digest, out, sizes } = await run(chunks, { expectedSize: all.length }, true);
+    assert.ok(out.equals(all));
+    assert.equal(digest.digests().sha256, hex('sha256', all));
+    assert.equal(digest.digests().md5, hex('md5', all));
+    assert.ok(sizes.slice(0, -1).every((n) => n === MiB), `sizes ${sizes.join(',')}`);
+    assert.equal(sizes.at(-1), all.length % MiB || MiB);
+    await assert.rejects(run([randomBytes(4 * MiB), randomBytes(4 * MiB)], { maxSize: 6 * MiB }, true), code('PAYLOAD_TOO_LARGE'));
+    await assert.rejects(run([randomBytes(3 * MiB)], { expectedSize: 3 * MiB + 1 }, true), code('SIZE_INVALID'));
   });
 });
