@@ -89,7 +89,6 @@ static void *run(void *arg) {
     }
     /* POLLOUT, or POLLERR/POLLHUP: the next sendfile says which. */
   }
-  if (err == 0 && left > 0) err = ECANCELED;
   job->err = err;
   close(job->out_fd);
   job->out_fd = -1;
@@ -149,43 +148,40 @@ static napi_value start(napi_env env, napi_callback_info info) {
   job->length = length;
   job->stall_ms = stall_ms > 0 ? stall_ms : -1;
   atomic_init(&job->refs, 2);
+  job->out_fd = -1;
+  job->cancel_fd = -1;
+  const char *what = NULL;
+  int e = 0;
   job->out_fd = fcntl(sock_fd, F_DUPFD_CLOEXEC, 0);
   if (job->out_fd < 0) {
-    int e = errno;
-    free(job);
-    return throw_errno(env, "dup", e);
+    what = "dup";
+    e = errno;
+    goto fail;
   }
   job->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (job->cancel_fd < 0) {
-    int e = errno;
-    close(job->out_fd);
-    free(job);
-    return throw_errno(env, "eventfd", e);
+    what = "eventfd";
+    e = errno;
+    goto fail;
   }
   napi_value name;
   napi_create_string_utf8(env, "stowage.sendfile", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &job->tsfn) != napi_ok) {
-    close(job->out_fd);
-    close(job->cancel_fd);
-    free(job);
-    napi_throw_error(env, NULL, "start: cannot create the completion callback");
-    return NULL;
+    what = "cannot create the completion callback";
+    goto fail;
   }
   napi_value handle;
   if (napi_create_external(env, job, handle_finalize, NULL, &handle) != napi_ok) {
     napi_release_threadsafe_function(job->tsfn, napi_tsfn_release);
-    close(job->out_fd);
-    close(job->cancel_fd);
-    free(job);
-    napi_throw_error(env, NULL, "start: cannot create the handle");
-    return NULL;
+    what = "cannot create the handle";
+    goto fail;
   }
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   pthread_t thread;
-  int e = pthread_create(&thread, &attr, run, job);
+  e = pthread_create(&thread, &attr, run, job);
   pthread_attr_destroy(&attr);
   if (e != 0) {
     /* The handle's finalizer drops one reference; this drops the thread's. */
@@ -195,6 +191,15 @@ static napi_value start(napi_env env, napi_callback_info info) {
     return throw_errno(env, "pthread_create", e);
   }
   return handle;
+
+fail:
+  /* Nothing started and no handle given out: the job is ours alone. */
+  if (job->out_fd >= 0) close(job->out_fd);
+  if (job->cancel_fd >= 0) close(job->cancel_fd);
+  free(job);
+  if (e != 0) return throw_errno(env, what, e);
+  napi_throw_error(env, NULL, what);
+  return NULL;
 }
 
 static napi_value cancel(napi_env env, napi_callback_info info) {

@@ -182,11 +182,6 @@ function calibrate(): { main: Algo[]; worker: Algo[] } {
   return { main: best.main, worker: best.worker };
 }
 
-/** The split chosen on this machine (for the bench's report). */
-export function hashSplit(): { main: Algo[]; worker: Algo[] } | null {
-  return pool.plan();
-}
-
 const pool = new HashWorker();
 
 /** memcpy into shared memory (TypedArray#set copies element by element with relaxed atomics there). */
@@ -304,7 +299,6 @@ export class Hasher {
   }
 }
 
-
 /**
  * Passes bytes through while `hasher` hashes them, re-cut into the reused 1 MiB buffers of
  * ingest-buffers.ts (a FileSink hands them back once written): each incoming chunk is copied once
@@ -369,8 +363,8 @@ export class HashingStream extends Transform {
 }
 
 /**
- * Passes bytes through unchanged while computing sha256, sha1 and md5 and counting them, so
- * every byte is hashed exactly once on its way to the store. Large bodies share the hashing
+ * Passes bytes through (as they came, or re-cut: see HashingStream) while computing sha256, sha1
+ * and md5 and counting them, so every byte is hashed exactly once on its way to the store. Large bodies share the hashing
  * with a worker thread. Fails the stream when the body is longer than allowed; a short body
  * fails at the end.
  */

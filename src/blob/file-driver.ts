@@ -1,5 +1,4 @@
 import { close as closeFd, fstat, open as openFd, promises as fs } from 'node:fs';
-import { FileSink } from './ingest-buffers.js';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { AppError } from '../errors.js';
 import { FileBody } from './file-body.js';
 import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+import { FileSink } from './ingest-buffers.js';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 

@@ -36,8 +36,8 @@ export function freeIngestBuffers(): number {
 }
 
 /**
- * A Writable into a file ('w' or 'a'), writing each chunk with one positioned write and handing
- * pool buffers back as soon as they are written. `bytesWritten` counts what reached the file.
+ * A Writable into a file ('w' or 'a'), writing each chunk in turn (a short write continues
+ * where it stopped) and handing pool buffers back as soon as they are written. `bytesWritten` counts what reached the file.
  */
 export class FileSink extends Writable {
   private fd = -1;

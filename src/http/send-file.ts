@@ -1,7 +1,7 @@
 import { read as readFd } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FileRange } from '../blob/file-body.js';
-import { kernelSend, sendfileTarget } from './sendfile-native.js';
+import { kernelSend, sendfileTarget, type KernelTransfer } from './sendfile-native.js';
 
 /**
  * Bodies from this size go through sendfile(2) when the native helper is there (see
@@ -12,9 +12,9 @@ export const SENDFILE_MIN = 64 * 1024;
 const SEND_STALL_MS = 120_000;
 
 /**
- * JavaScript path. Read and write size. Node has no sendfile, so each byte is copied page cache → buffer →
- * socket; 2 MiB reads into reused buffers cost about 0.4 CPU-s per GiB here, against 0.55–0.7
- * for a 1 MiB fs stream piped into the response (a fresh buffer per chunk: an mmap, page faults
+ * JavaScript path: read and write size. Each byte is copied page cache → buffer → socket; 2 MiB
+ * reads into reused buffers cost about 0.4 CPU-s per GiB here, against 0.55–0.7 for a 1 MiB fs
+ * stream piped into the response (a fresh buffer per chunk: an mmap, page faults
  * and a munmap each time, plus the pipeline's bookkeeping).
  */
 export const SEND_CHUNK = 2 * 1024 * 1024;
@@ -66,7 +66,7 @@ export function sendFileRange(res: ServerResponse, file: FileRange): Promise<voi
 function sendByKernel(res: ServerResponse, file: FileRange, socketFd: number, length: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const socket = res.socket!;
-    let transfer: { cancel(): void } | null = null;
+    let transfer: KernelTransfer | null = null;
     let closed = false;
     const onClose = (): void => {
       closed = true;
