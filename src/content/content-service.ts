@@ -355,6 +355,11 @@ export class ContentService {
     return r ? String(r.value) : undefined;
   }
 
+  /** Every property of a scope (small scopes: upload sessions and the like). */
+  async listProperties(scope: string): Promise<Array<{ key: string; value: string }>> {
+    return (await this.db('properties').where({ scope }).select('key', 'value')).map((r) => ({ key: String(r.key), value: String(r.value) }));
+  }
+
   async deleteProperty(scope: string, key: string, q: Q = this.db): Promise<boolean> {
     return (await q('properties').where({ scope, key }).delete()) > 0;
   }

@@ -1,7 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, type BlobRow } from '../blob/blob-service.js';
+import { digestMismatch, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
@@ -44,11 +44,11 @@ export abstract class Repository {
   }
 
   /**
-   * Stores a complete local file whose digests are already known (a chunked upload hashed as it
-   * arrived) at `path`: the file is moved into the blob store (renamed where possible), not
-   * hashed again. The file is consumed on success; on failure it may remain (the caller removes it).
+   * Stores at `path` bytes that are already complete and whose digests are known (a chunked upload
+   * hashed as it arrived): `stage` publishes them as a staged blob (a rename or an in-store copy),
+   * called only once the write is allowed; they are not hashed again.
    */
-  async putFile(_path: string, _file: string, _digests: Digests, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
+  async putStaged(_path: string, _stage: () => Promise<StagedBlob>, _digests: Digests, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
     throw new AppError('METHOD_NOT_ALLOWED', `Repository '${this.name}' (${this.type}) does not allow uploads`);
   }
 
@@ -100,7 +100,7 @@ export abstract class Repository {
 
   protected async commitStaged(
     path: string,
-    staged: import('../blob/blob-service.js').StagedBlob,
+    staged: StagedBlob,
     opts: PutOptions & { lastVerified?: number | null },
     check?: (existing: AssetRow | undefined) => void,
   ): Promise<PutResult> {
@@ -151,7 +151,7 @@ export class HostedRepository extends Repository {
     return this.store(path, body, opts, (e) => this.policyCheck(opts.kind, e));
   }
 
-  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+  override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     await this.mayWrite(path, opts.kind, access);
     const mismatch = digestMismatch(digests, opts.expected);
     if (mismatch) throw mismatch;
@@ -159,7 +159,7 @@ export class HostedRepository extends Repository {
       throw new AppError('SIZE_INVALID', `Content is ${digests.size} bytes, ${opts.expectedSize} were declared`);
     }
     if (opts.maxSize !== undefined && digests.size > opts.maxSize) throw new AppError('PAYLOAD_TOO_LARGE', `Content exceeds the limit of ${opts.maxSize} bytes`);
-    const staged = await this.app.blobs.stageFile(this.blobStoreId, file, digests);
+    const staged = await stage();
     return this.commitStaged(path, staged, opts, (e) => this.policyCheck(opts.kind, e));
   }
 
@@ -243,8 +243,8 @@ export class GroupRepository extends Repository {
     return (await this.writableMember()).put(path, body, opts, access);
   }
 
-  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    return (await this.writableMember()).putFile(path, file, digests, opts, access);
+  override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+    return (await this.writableMember()).putStaged(path, stage, digests, opts, access);
   }
 
   override async delete(_path: string): Promise<boolean> {
