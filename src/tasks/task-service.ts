@@ -124,9 +124,21 @@ export class TaskService {
     }
   }
 
-  /** Creates a task that runs every `intervalSeconds` (0 = manual); attributes are not validated (internal callers). */
+  /**
+   * Creates a task that runs every `intervalSeconds` (0 = manual), first one interval from now;
+   * attributes are not validated (internal callers). A day or an hour becomes Nexus's daily or
+   * hourly schedule, so API clients see a kind they know.
+   */
   async create(name: string, type: string, intervalSeconds: number, attributes: Record<string, unknown>): Promise<TaskRow> {
-    const schedule: Schedule = intervalSeconds > 0 ? { kind: 'interval', seconds: intervalSeconds } : { kind: 'manual' };
+    const startDate = now() + intervalSeconds * 1000;
+    const schedule: Schedule =
+      intervalSeconds <= 0
+        ? { kind: 'manual' }
+        : intervalSeconds === 86_400
+          ? { kind: 'daily', startDate }
+          : intervalSeconds === 3600
+            ? { kind: 'hourly', startDate }
+            : { kind: 'interval', seconds: intervalSeconds };
     return this.createTask({ name, type, enabled: true, schedule, attributes });
   }
 

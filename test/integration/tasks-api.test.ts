@@ -129,6 +129,17 @@ for (const db of DATABASES) {
       assert.equal(byId.get('test.steps')!.properties.find((p) => p.id === 'steps')!.required, true);
     });
 
+    it('shows the built-in tasks with Nexus schedules', async () => {
+      const items = ((await (await send('GET', '/tasks')).json()) as { items: TaskXO[] }).items;
+      for (const type of ['assetBlob.cleanup', 'repository.docker.upload-purge']) {
+        const t = items.find((x) => x.type === type);
+        assert.ok(t, type);
+        assert.equal(t.frequency.schedule, 'daily', JSON.stringify(t));
+        assert.equal(t.nextRun, new Date(t.frequency.startDate as number).toISOString());
+        assert.equal(t.progress, null);
+      }
+    });
+
     it('creates tasks with every schedule kind; next runs are computed in UTC', async () => {
       const now = Date.now();
       const manual = await create({ type: 'test.steps', name: 'manual', frequency: { schedule: 'manual' }, properties: { steps: '1' } });
