@@ -136,6 +136,7 @@ export function taskRoutes(app: Stowage): Router {
     await requireApp(app, ctx, 'nx-tasks-run');
     const t = await load(ctx.params.id);
     if (!t.enabled) throw new AppError('METHOD_NOT_ALLOWED', `Task '${t.name}' is disabled`);
+    if (!app.tasks.types.has(t.type)) throw new AppError('CONFLICT', `Task type '${t.type}' is not available on this node`);
     // A run already under way (on any node) keeps its lease; this request then changes nothing.
     let runId: number | null = null;
     try {

@@ -131,10 +131,10 @@ export class RunRecorder implements TaskRunContext {
    */
   async finish(result: RunResult, message: string, release: (tx: import('knex').Knex.Transaction) => Promise<boolean>): Promise<boolean> {
     await this.writing;
-    if (this.dropped > 0) {
-      this.lines.push({ seq: ++this.seq, time: now(), line: `(${this.dropped} further lines were not kept)` });
-      this.dropped = 0;
-    }
+    // Past the cap, the count of what was left out and the outcome are still kept.
+    if (this.dropped > 0) this.lines.push({ seq: ++this.seq, time: now(), line: `(${this.dropped} further lines were not kept)` });
+    this.lines.push({ seq: ++this.seq, time: now(), line: `Finished: ${result}: ${message}`.slice(0, MAX_LINE) });
+    this.dropped = 0;
     if (!this.recording) return false;
     const lines = this.lines;
     this.lines = [];

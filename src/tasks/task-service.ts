@@ -281,7 +281,6 @@ export class TaskService {
       clearInterval(flush);
       if (this.active.get(t.task_id) === recorder) this.active.delete(t.task_id);
     }
-    recorder.log(`Finished: ${result}: ${message}`);
     const end = now();
     await recorder
       .finish(result, message, async (tx) => {

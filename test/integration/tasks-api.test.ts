@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import type { TaskType } from '../../src/tasks/task-service.js';
+import { LOG_LINES_KEPT, RUNS_KEPT } from '../../src/tasks/task-runs.js';
+import { num } from '../../src/db/db.js';
 
 const API = '/service/rest/v1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -245,6 +247,30 @@ for (const db of DATABASES) {
       assert.equal(failed[0].result, 'FAILED');
       assert.equal(failed[0].message, 'failed on purpose');
       assert.equal((await finished(t.id)).lastRunResult, 'FAILED');
+    });
+
+    it(`keeps ${LOG_LINES_KEPT} log lines per run and the newest ${RUNS_KEPT} runs per task`, async () => {
+      const t = await create({ type: 'test.steps', name: 'chatty', properties: { steps: LOG_LINES_KEPT + 10, stepMs: 0 } });
+      const first = await s.app.tasks.begin(t.id);
+      await first.done;
+      const lines = (await (await send('GET', `/tasks/${t.id}/runs/${first.runId}/log`)).text()).split('\n').filter(Boolean);
+      assert.equal(lines.length, LOG_LINES_KEPT + 2);
+      assert.match(lines[LOG_LINES_KEPT - 1], / step 4999$/);
+      assert.match(lines[LOG_LINES_KEPT], / \(11 further lines were not kept\)$/);
+      assert.match(lines[LOG_LINES_KEPT + 1], / Finished: OK: 5010 steps done$/);
+
+      await send('PUT', `/tasks/${t.id}`, { name: 'chatty', properties: { steps: 1, stepMs: 0 } });
+      for (let i = 0; i < RUNS_KEPT; i++) await s.app.tasks.run(t.id);
+      const all = ((await (await send('GET', `/tasks/${t.id}/runs?limit=1000`)).json()) as { items: RunXO[] }).items;
+      assert.equal(all.length, RUNS_KEPT);
+      assert.ok(!all.some((r) => r.id === String(first.runId)));
+      assert.equal((await send('GET', `/tasks/${t.id}/runs/${first.runId}/log`)).status, 404);
+      assert.equal(num((await s.app.db('task_run_logs').where({ run_id: first.runId }).count({ n: '*' }).first())?.n), 0);
+      // Paged, newest first.
+      const page = (await (await send('GET', `/tasks/${t.id}/runs?limit=20`)).json()) as { items: RunXO[]; continuationToken: string };
+      assert.deepEqual(page.items.map((r) => r.id), all.slice(0, 20).map((r) => r.id));
+      const next = (await (await send('GET', `/tasks/${t.id}/runs?limit=20&continuationToken=${page.continuationToken}`)).json()) as { items: RunXO[] };
+      assert.deepEqual(next.items.map((r) => r.id), all.slice(20, 40).map((r) => r.id));
     });
 
     it('runs a task on its cron schedule by itself', async () => {
