@@ -31,7 +31,16 @@ function taskXO(t: TaskRow) {
 }
 
 function runXO(r: TaskRunRow) {
-  return { id: String(r.id), node: r.node, started: iso(r.started), ended: iso(r.ended), result: r.result ?? 'RUNNING', message: r.message, processed: r.processed, total: r.total };
+  return {
+    id: String(r.id),
+    node: r.node,
+    started: iso(r.started),
+    ended: iso(r.ended),
+    result: r.result ?? 'RUNNING',
+    message: r.message,
+    processed: r.processed,
+    total: r.total,
+  };
 }
 
 function typeXO(t: TaskType) {

@@ -44,7 +44,8 @@ function days(v: unknown, min: number, max: number, extra?: number): number[] {
   if (!Array.isArray(v) || v.length === 0) throw bad('recurringDays', `a non-empty list of days (${min}–${max}${extra ? ` or ${extra}` : ''}) is required`);
   const out = v.map((d) => (typeof d === 'string' && /^\d+$/.test(d) ? Number(d) : d));
   for (const d of out) {
-    if (!Number.isInteger(d) || ((d < min || d > max) && d !== extra)) throw bad('recurringDays', `${JSON.stringify(d)} is not a day between ${min} and ${max}${extra ? ` (or ${extra})` : ''}`);
+    if (!Number.isInteger(d) || ((d < min || d > max) && d !== extra))
+      throw bad('recurringDays', `${JSON.stringify(d)} is not a day between ${min} and ${max}${extra ? ` (or ${extra})` : ''}`);
   }
   return [...new Set(out as number[])].sort((a, b) => a - b);
 }

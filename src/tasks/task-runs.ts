@@ -111,10 +111,7 @@ export class RunRecorder implements TaskRunContext {
     this.lines = [];
     this.dirty = false;
     const held = await this.db.transaction(async (tx) => {
-      const n = await tx('task_runs')
-        .where({ id: this.runId })
-        .whereExists(this.leaseHeld(tx))
-        .update({ processed: this.processed, total: this.total });
+      const n = await tx('task_runs').where({ id: this.runId }).whereExists(this.leaseHeld(tx)).update({ processed: this.processed, total: this.total });
       if (n !== 1) return false;
       for (let i = 0; i < lines.length; i += 200) {
         await tx('task_run_logs').insert(lines.slice(i, i + 200).map((l) => ({ run_id: this.runId, ...l })));

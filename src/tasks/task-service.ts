@@ -247,13 +247,16 @@ export class TaskService {
       recorder.controller.abort(new Error(why));
       this.app.log.warn(`Task ${t.name}: ${why}; its run on this node stops`);
     };
-    const renew = setInterval(() => {
-      void this.db('tasks')
-        .where({ id: t.id, lease_owner: this.node, run_id: recorder.runId })
-        .update({ lease_until: now() + this.leaseMs })
-        .then((n) => n === 0 && lost('the lease was taken over by another node'))
-        .catch((e) => this.app.log.warn(`Task ${t.name}: renewing the lease failed`, e));
-    }, Math.max(10, Math.floor(this.leaseMs / 3)));
+    const renew = setInterval(
+      () => {
+        void this.db('tasks')
+          .where({ id: t.id, lease_owner: this.node, run_id: recorder.runId })
+          .update({ lease_until: now() + this.leaseMs })
+          .then((n) => n === 0 && lost('the lease was taken over by another node'))
+          .catch((e) => this.app.log.warn(`Task ${t.name}: renewing the lease failed`, e));
+      },
+      Math.max(10, Math.floor(this.leaseMs / 3)),
+    );
     const flush = setInterval(() => {
       void recorder
         .flush()

@@ -93,7 +93,12 @@ for (const db of DATABASES) {
         await sleep(25);
       }
     }
-    const finished = (id: string) => until(`task ${id} finished`, () => getTask(id), (t) => t.currentState === 'WAITING' && t.lastRun !== null);
+    const finished = (id: string) =>
+      until(
+        `task ${id} finished`,
+        () => getTask(id),
+        (t) => t.currentState === 'WAITING' && t.lastRun !== null,
+      );
 
     before(async () => {
       s = await startServer({ db });
@@ -165,7 +170,12 @@ for (const db of DATABASES) {
 
       // Every day of the week at 03:00 UTC: the next 03:00 UTC.
       const at3 = Date.UTC(2026, 0, 1, 3);
-      const weekly = await create({ type: 'test.steps', name: 'weekly', frequency: { schedule: 'weekly', startDate: at3, recurringDays: [1, 2, 3, 4, 5, 6, 7] }, properties: { steps: 1 } });
+      const weekly = await create({
+        type: 'test.steps',
+        name: 'weekly',
+        frequency: { schedule: 'weekly', startDate: at3, recurringDays: [1, 2, 3, 4, 5, 6, 7] },
+        properties: { steps: 1 },
+      });
       const today3 = Math.floor(now / DAY) * DAY + 3 * HOUR;
       assert.equal(weekly.nextRun, new Date(today3 > now ? today3 : today3 + DAY).toISOString());
       assert.deepEqual(weekly.frequency.recurringDays, [1, 2, 3, 4, 5, 6, 7]);
@@ -192,7 +202,12 @@ for (const db of DATABASES) {
 
     it('creates the docker GC task, runs it, and keeps its run and log', async () => {
       await s.repo('docker', 'hosted', { name: 'imgs', storage: { blobStoreName: 'default', writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: true } });
-      const gc = await create({ type: 'repository.docker.gc', name: 'docker gc imgs', frequency: { schedule: 'manual' }, properties: { repositoryName: 'imgs', deployOffset: '0' } });
+      const gc = await create({
+        type: 'repository.docker.gc',
+        name: 'docker gc imgs',
+        frequency: { schedule: 'manual' },
+        properties: { repositoryName: 'imgs', deployOffset: '0' },
+      });
       assert.deepEqual(gc.properties, { repositoryName: 'imgs', deployOffset: '0' });
       assert.equal((await send('POST', `/tasks/${gc.id}/run`)).status, 204);
       const done = await finished(gc.id);
@@ -218,7 +233,11 @@ for (const db of DATABASES) {
       assert.equal((await send('POST', `/tasks/${t.id}/stop`)).status, 409);
       assert.equal((await send('POST', `/tasks/${t.id}/run`)).status, 204);
       assert.equal((await getTask(t.id)).currentState, 'RUNNING');
-      const running = await until('progress', () => getTask(t.id), (x) => (x.progress?.processed ?? 0) >= 3);
+      const running = await until(
+        'progress',
+        () => getTask(t.id),
+        (x) => (x.progress?.processed ?? 0) >= 3,
+      );
       assert.equal(running.currentState, 'RUNNING');
       assert.equal(running.progress!.total, 400);
       // A second run while it runs changes nothing; a delete is refused.
@@ -243,7 +262,11 @@ for (const db of DATABASES) {
       const put = await send('PUT', `/tasks/${t.id}`, { name: 'long', enabled: true, frequency: { schedule: 'manual' }, properties: { steps: 1, fail: 'true' } });
       assert.equal(put.status, 200, await put.text());
       assert.equal((await send('POST', `/tasks/${t.id}/run`)).status, 204);
-      const failed = await until('failed run', () => runs(t.id), (r) => r.length === 2 && r[0].result !== 'RUNNING');
+      const failed = await until(
+        'failed run',
+        () => runs(t.id),
+        (r) => r.length === 2 && r[0].result !== 'RUNNING',
+      );
       assert.equal(failed[0].result, 'FAILED');
       assert.equal(failed[0].message, 'failed on purpose');
       assert.equal((await finished(t.id)).lastRunResult, 'FAILED');
@@ -268,9 +291,15 @@ for (const db of DATABASES) {
       assert.equal(num((await s.app.db('task_run_logs').where({ run_id: first.runId }).count({ n: '*' }).first())?.n), 0);
       // Paged, newest first.
       const page = (await (await send('GET', `/tasks/${t.id}/runs?limit=20`)).json()) as { items: RunXO[]; continuationToken: string };
-      assert.deepEqual(page.items.map((r) => r.id), all.slice(0, 20).map((r) => r.id));
+      assert.deepEqual(
+        page.items.map((r) => r.id),
+        all.slice(0, 20).map((r) => r.id),
+      );
       const next = (await (await send('GET', `/tasks/${t.id}/runs?limit=20&continuationToken=${page.continuationToken}`)).json()) as { items: RunXO[] };
-      assert.deepEqual(next.items.map((r) => r.id), all.slice(20, 40).map((r) => r.id));
+      assert.deepEqual(
+        next.items.map((r) => r.id),
+        all.slice(20, 40).map((r) => r.id),
+      );
     });
 
     it('runs a task on its cron schedule by itself', async () => {
@@ -279,7 +308,12 @@ for (const db of DATABASES) {
       assert.ok(first - Date.now() <= 1000, t.nextRun!);
       s.app.tasks.start(100);
       try {
-        const done = await until('scheduled run', () => runs(t.id), (r) => r.length >= 1 && r[0].result === 'OK', 10_000);
+        const done = await until(
+          'scheduled run',
+          () => runs(t.id),
+          (r) => r.length >= 1 && r[0].result === 'OK',
+          10_000,
+        );
         assert.equal(done[0].message, '1 steps done');
         const after = await getTask(t.id);
         assert.ok(Date.parse(after.nextRun!) > first, `${after.nextRun} after ${t.nextRun}`);
@@ -296,7 +330,12 @@ for (const db of DATABASES) {
 
     it('updates a task; its type cannot change', async () => {
       const t = await create({ type: 'repository.docker.upload-purge', name: 'purge', frequency: { schedule: 'daily', startDate: Date.now() + HOUR }, properties: { age: 12 } });
-      const res = await send('PUT', `/tasks/${t.id}`, { name: 'purge old uploads', enabled: false, frequency: { schedule: 'cron', cronExpression: '0 30 2 * * ?' }, properties: { age: '48' } });
+      const res = await send('PUT', `/tasks/${t.id}`, {
+        name: 'purge old uploads',
+        enabled: false,
+        frequency: { schedule: 'cron', cronExpression: '0 30 2 * * ?' },
+        properties: { age: '48' },
+      });
       assert.equal(res.status, 200);
       const updated = (await res.json()) as TaskXO;
       assert.equal(updated.name, 'purge old uploads');
@@ -373,7 +412,10 @@ for (const db of DATABASES) {
         seen.push(...page.items.map((t) => t.id));
         token = page.continuationToken;
       } while (token);
-      assert.deepEqual(seen, all.map((t) => t.id));
+      assert.deepEqual(
+        seen,
+        all.map((t) => t.id),
+      );
       const purges = ((await (await send('GET', '/tasks?type=repository.docker.upload-purge')).json()) as { items: TaskXO[] }).items;
       assert.ok(purges.length >= 4, String(purges.length)); // the default one and these three
       assert.ok(purges.every((t) => t.type === 'repository.docker.upload-purge'));
@@ -382,7 +424,15 @@ for (const db of DATABASES) {
     it('needs nx-tasks-* privileges; a refused request changes nothing', async () => {
       const role = await send('POST', '/security/roles', { id: 'task-reader', name: 'task-reader', privileges: ['nx-tasks-read'], roles: [] });
       assert.equal(role.status, 200, await role.text());
-      const user = await send('POST', '/security/users', { userId: 'tasker', firstName: 'T', lastName: 'R', emailAddress: 't@example.org', password: 'tasker-pw', status: 'active', roles: ['task-reader'] });
+      const user = await send('POST', '/security/users', {
+        userId: 'tasker',
+        firstName: 'T',
+        lastName: 'R',
+        emailAddress: 't@example.org',
+        password: 'tasker-pw',
+        status: 'active',
+        roles: ['task-reader'],
+      });
       assert.equal(user.status, 200, await user.text());
       const reader = basic('tasker', 'tasker-pw');
       const t = await create({ type: 'test.steps', name: 'guarded', properties: { steps: 1 } });
@@ -414,7 +464,11 @@ for (const db of DATABASES) {
       const t = await create({ type: 'test.steps', name: 'audited', properties: { steps: 200, stepMs: 20 } });
       await send('PUT', `/tasks/${t.id}`, { name: 'audited 2', frequency: { schedule: 'manual' }, properties: { steps: 200, stepMs: 20 } });
       await send('POST', `/tasks/${t.id}/run`);
-      await until('running', () => getTask(t.id), (x) => x.currentState === 'RUNNING');
+      await until(
+        'running',
+        () => getTask(t.id),
+        (x) => x.currentState === 'RUNNING',
+      );
       assert.equal((await send('POST', `/tasks/${t.id}/stop`)).status, 204);
       await finished(t.id);
       await send('DELETE', `/tasks/${t.id}`);

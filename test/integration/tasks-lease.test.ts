@@ -62,13 +62,18 @@ describe('task leases on two nodes', { timeout: 120_000 }, () => {
   });
 
   const create = async (s: TestServer, name: string, ms: number) => {
-    const res = await s.fetch(`${API}/tasks`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'test.long', name, properties: { ms } }) });
+    const res = await s.fetch(`${API}/tasks`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'test.long', name, properties: { ms } }),
+    });
     const text = await res.text();
     assert.equal(res.status, 201, text);
     return (JSON.parse(text) as { id: string }).id;
   };
   const taskRow = (s: TestServer, id: string) => s.app.db('tasks').where({ task_id: id }).first();
-  const runsOf = async (s: TestServer, id: string) => ((await (await s.fetch(`${API}/tasks/${id}/runs`)).json()) as { items: Array<{ id: string; node: string; result: string; message: string | null }> }).items;
+  const runsOf = async (s: TestServer, id: string) =>
+    ((await (await s.fetch(`${API}/tasks/${id}/runs`)).json()) as { items: Array<{ id: string; node: string; result: string; message: string | null }> }).items;
 
   it('a run five times longer than its lease stays on one node; the lease is renewed past its length', async () => {
     ranOn.length = 0;
@@ -128,17 +133,31 @@ describe('task leases on two nodes', { timeout: 120_000 }, () => {
     await sleep(300);
     const [run] = await runsOf(a, id);
     // As if node b had found the lease expired and taken the task.
-    await b.app.db('tasks').where({ task_id: id }).update({ lease_owner: b.app.tasks.node, lease_until: Date.now() + 60_000, run_id: null });
+    await b.app
+      .db('tasks')
+      .where({ task_id: id })
+      .update({ lease_owner: b.app.tasks.node, lease_until: Date.now() + 60_000, run_id: null });
     for (let i = 0; endings.length === 0; i++) {
       assert.ok(i < 100, 'node a did not notice');
       await sleep(50);
     }
     assert.match(endings[0], /aborted: the lease was taken over/);
-    const lines = await b.app.db('task_run_logs').where({ run_id: Number(run.id) }).count({ n: '*' }).first();
+    const lines = await b.app
+      .db('task_run_logs')
+      .where({ run_id: Number(run.id) })
+      .count({ n: '*' })
+      .first();
     await sleep(1500);
-    const later = await b.app.db('task_run_logs').where({ run_id: Number(run.id) }).count({ n: '*' }).first();
+    const later = await b.app
+      .db('task_run_logs')
+      .where({ run_id: Number(run.id) })
+      .count({ n: '*' })
+      .first();
     assert.equal(num(later?.n), num(lines?.n));
-    const row = await b.app.db('task_runs').where({ id: Number(run.id) }).first();
+    const row = await b.app
+      .db('task_runs')
+      .where({ id: Number(run.id) })
+      .first();
     assert.equal(row.ended, null, 'node a recorded the end of a run it no longer owned');
     assert.equal((await taskRow(b, id)).lease_owner, b.app.tasks.node);
     await b.app.db('tasks').where({ task_id: id }).update({ lease_owner: null, lease_until: null, current_state: 'WAITING' });

@@ -70,7 +70,11 @@ describe('cron expressions', () => {
     ['5-1 * * * *', /backwards/],
   ];
   for (const [expr, message] of BAD) {
-    it(`refuses ${expr}`, () => assert.throws(() => parseCron(expr), (e: Error) => e instanceof CronError && message.test(e.message)));
+    it(`refuses ${expr}`, () =>
+      assert.throws(
+        () => parseCron(expr),
+        (e: Error) => e instanceof CronError && message.test(e.message),
+      ));
   }
 });
 
