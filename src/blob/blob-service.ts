@@ -8,6 +8,7 @@ import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
 import { ChunkedBlobs } from './chunked-blob.js';
 import type { ByteRange } from './driver.js';
+import { IngestOwner } from './ingest-owner.js';
 
 export interface BlobRow {
   id: number;
@@ -41,9 +42,10 @@ export interface StagedBlob extends Digests {
   duplicate?: boolean;
 }
 
-function newKey(): string {
+/** A fresh storage key; it ends with the tag of its writer, so GC can tell an ingest in flight (IngestOwner). */
+function newKey(owner: IngestOwner): string {
   const id = randomBytes(16).toString('hex');
-  return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`;
+  return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}-${owner.tag}`;
 }
 
 function normaliseRow(r: BlobRow): BlobRow {
@@ -66,6 +68,8 @@ export class BlobService {
    * written once. The caller owns the file and its id.
    */
   readonly chunked = new ChunkedBlobs();
+  /** Keys staged and not yet settled or discarded: GC keeps their bytes whatever its grace. */
+  private readonly staging = new IngestOwner();
 
   constructor(
     private readonly db: Db,
@@ -79,7 +83,8 @@ export class BlobService {
     opts: DigestLimits & { expected?: ExpectedDigests } = {},
   ): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey();
+    const key = newKey(this.staging);
+    this.staging.add(key);
     const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
     // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
@@ -92,7 +97,12 @@ export class BlobService {
     // keeps an early abort from being an unhandled 'error' event, which would end the process.
     digest.on('error', () => undefined);
     const hashed = body.pipe(digest);
-    await driver.write(key, hashed, opts.expectedSize);
+    try {
+      await driver.write(key, hashed, opts.expectedSize);
+    } catch (e) {
+      this.staging.delete(key);
+      throw e;
+    }
     const d = digest.digests();
     const staged: StagedBlob = { ...d, storeId, storageKey: key };
     const mismatch = digestMismatch(d, opts.expected);
@@ -106,8 +116,14 @@ export class BlobService {
   /** Stages a complete local file whose digests are already known (a proxy spool): no second hash. */
   async stageFile(storeId: number, file: string, digests: Digests): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey();
-    await driver.writeFile(key, file);
+    const key = newKey(this.staging);
+    this.staging.add(key);
+    try {
+      await driver.writeFile(key, file);
+    } catch (e) {
+      this.staging.delete(key);
+      throw e;
+    }
     return { ...digests, storeId, storageKey: key };
   }
 
@@ -154,12 +170,15 @@ export class BlobService {
 
   /** After a successful commit: bytes that duplicated an existing blob are removed. */
   async settle(staged: StagedBlob): Promise<void> {
+    // Committed: the row protects the bytes from now on (dropped only after the commit, see gc).
+    this.staging.delete(staged.storageKey);
     if (staged.duplicate) await this.deleteKey(staged.storeId, staged.storageKey);
   }
 
   /** After a failed transaction (or a rejected upload): the staged bytes are removed. */
   async discard(staged: StagedBlob): Promise<void> {
     await this.deleteKey(staged.storeId, staged.storageKey);
+    this.staging.delete(staged.storageKey);
   }
 
   /**
@@ -206,7 +225,8 @@ export class BlobService {
   /**
    * Removes blobs no asset references and nobody touched within `graceMs`, then bytes in the
    * store that no row names (left by a crash between publish and commit) and are older than the
-   * grace. Rows go first, in their own commit; bytes only after it.
+   * grace. Rows go first, in their own commit; bytes only after it. Bytes of an ingest still in
+   * flight (temp files, staged keys not yet committed) are never removed, whatever the grace.
    */
   async gc(graceMs: number, storeId?: number): Promise<{ blobsDeleted: number; bytesReclaimed: number; orphansDeleted: number }> {
     const cutoff = now() - graceMs;
@@ -248,8 +268,11 @@ export class BlobService {
       const driver = await this.stores.driver(sid);
       // Partial uploads a crash (kill -9, power loss) left in the driver's temp area.
       orphansDeleted += (await driver.sweepTemp?.(graceMs)) ?? 0;
-      let batch: { key: string; size: number }[] = [];
+      let batch: { key: string; size: number; modified: number }[] = [];
       const flush = async () => {
+        // Ingests in flight are judged before the database is asked: a staged key leaves `staging`
+        // only after its commit, so one that is not open here and has no row is garbage.
+        batch = batch.filter((b) => this.staging.collectable(b.key, b.modified, graceMs));
         if (batch.length === 0) return;
         const known = new Set(
           (await this.db('blobs').where({ store_id: sid }).whereIn('storage_key', batch.map((b) => b.key)).select('storage_key')).map(
@@ -267,7 +290,7 @@ export class BlobService {
       };
       for await (const e of driver.list('content/')) {
         if (e.modified.getTime() >= cutoff) continue;
-        batch.push({ key: e.key, size: e.size });
+        batch.push({ key: e.key, size: e.size, modified: e.modified.getTime() });
         if (batch.length >= 500) await flush();
       }
       await flush();

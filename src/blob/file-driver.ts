@@ -7,6 +7,7 @@ import { AppError } from '../errors.js';
 import { FileBody } from './file-body.js';
 import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
 import { FileSink } from './ingest-buffers.js';
+import { HEARTBEAT_MS, IngestOwner } from './ingest-owner.js';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 
@@ -30,11 +31,15 @@ async function publish(from: string, dest: string): Promise<void> {
 
 /**
  * A directory. Bytes go to `<root>/.tmp/` first and are renamed into place, so a key is either
- * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`.
+ * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`; temp files
+ * being written carry this driver's tag and are never swept (see IngestOwner).
  */
 export class FileBlobDriver implements BlobDriver {
   readonly type = 'file';
   private readonly tmpDir: string;
+  /** Temp files this driver is writing (full paths). */
+  private readonly writing = new IngestOwner();
+  private heartbeat?: NodeJS.Timeout;
 
   constructor(readonly root: string) {
     this.tmpDir = path.join(root, '.tmp');
@@ -48,7 +53,23 @@ export class FileBlobDriver implements BlobDriver {
   }
 
   private tmpFile(): string {
-    return path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    return path.join(this.tmpDir, `${randomBytes(8).toString('hex')}-${this.writing.tag}`);
+  }
+
+  /** Marks a temp file as being written until `done`; another node's GC sees its mtime kept recent. */
+  private opened(tmp: string): () => void {
+    this.writing.add(tmp);
+    this.heartbeat ??= setInterval(() => {
+      const t = new Date();
+      for (const f of this.writing.names()) fs.utimes(f, t, t).catch(() => undefined);
+    }, HEARTBEAT_MS).unref();
+    return () => {
+      this.writing.delete(tmp);
+      if (this.writing.size === 0 && this.heartbeat) {
+        clearInterval(this.heartbeat);
+        this.heartbeat = undefined;
+      }
+    };
   }
 
   async check(): Promise<void> {
@@ -101,6 +122,7 @@ export class FileBlobDriver implements BlobDriver {
     const dest = this.file(key);
     await fs.mkdir(this.tmpDir, { recursive: true });
     const tmp = this.tmpFile();
+    const done = this.opened(tmp);
     const out = new FileSink(tmp);
     try {
       await pipeline(body, out);
@@ -109,6 +131,8 @@ export class FileBlobDriver implements BlobDriver {
     } catch (e) {
       await fs.rm(tmp, { force: true });
       throw e;
+    } finally {
+      done();
     }
   }
 
@@ -121,12 +145,15 @@ export class FileBlobDriver implements BlobDriver {
       // Another filesystem: copy to our temp dir, then rename, so the publish stays atomic.
       await fs.mkdir(this.tmpDir, { recursive: true });
       const tmp = this.tmpFile();
+      const done = this.opened(tmp);
       try {
         await fs.copyFile(file, tmp);
         await publish(tmp, dest);
       } catch (err) {
         await fs.rm(tmp, { force: true });
         throw err;
+      } finally {
+        done();
       }
       await fs.rm(file, { force: true });
     }
@@ -171,14 +198,14 @@ export class FileBlobDriver implements BlobDriver {
     yield* walk.call(this, this.root, '');
   }
 
-  /** Removes temp files older than `olderThanMs` (left by crashes). Returns how many. */
+  /** Removes temp files older than `olderThanMs` that no write will finish (left by crashes). Returns how many. */
   async sweepTemp(olderThanMs: number): Promise<number> {
     let n = 0;
     const entries = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
     for (const name of entries) {
       const p = path.join(this.tmpDir, name);
       const s = await fs.stat(p).catch(() => null);
-      if (s && Date.now() - s.mtimeMs > olderThanMs) {
+      if (s && this.writing.collectable(p, s.mtimeMs, olderThanMs)) {
         await fs.rm(p, { force: true });
         n++;
       }
