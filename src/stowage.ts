@@ -54,7 +54,7 @@ export class Stowage {
     this.audit = new Audit(db, config.dataDir, (e) => this.log.error('Audit record failed', e));
     this.formats = new Map(allFormats.map((f) => [f.name, f]));
     this.blobStores = new BlobStores(db, config.dataDir, this.secrets);
-    this.blobs = new BlobService(db, this.blobStores);
+    this.blobs = new BlobService(db, this.blobStores, { dataDir: config.dataDir, minFreeBytes: config.blobs.minFreeBytes });
     this.content = new ContentService(db);
     this.repositories = new RepositoryManager(db, this.formats, this);
     this.security = new Security(db, this.content, config.anonymousAccess, {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable, finished } from 'node:stream';
 import type { Db, Tx } from '../db/db.js';
@@ -61,20 +62,59 @@ export function digestMismatch(digests: Digests, expected: ExpectedDigests | und
   return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which]}`) : null;
 }
 
+/**
+ * Where new bytes land besides the blob store: the data directory holds the SQLite database, its
+ * WAL, upload sessions and proxy spools.
+ */
+export interface SpaceLimits {
+  dataDir?: string;
+  /** Free bytes below which new content is refused (0: never). */
+  minFreeBytes: number;
+}
+
 export class BlobService {
   /**
    * Blobs received in pieces (chunked uploads) whose hash state this process holds: append each
    * piece as it arrives, then `finish` and `stageFile` the file, so every byte is hashed and
-   * written once. The caller owns the file and its id.
+   * written once. The caller owns the file and its id. Each piece needs the data directory's space.
    */
-  readonly chunked = new ChunkedBlobs();
+  readonly chunked = new ChunkedBlobs(() => this.ensureSpace());
   /** Keys staged and not yet settled or discarded: GC keeps their bytes whatever its grace. */
   private readonly staging = new IngestOwner();
 
   constructor(
     private readonly db: Db,
     readonly stores: BlobStores,
+    private readonly space: SpaceLimits = { minFreeBytes: 0 },
   ) {}
+
+  /**
+   * Why new content cannot be written now (the data directory or the file blob store `storeId`
+   * has less than `minFreeBytes` free), or null. Writes stop at a threshold rather than at a full
+   * disk so the database always has room to commit the deletes that free space: SQLite needs free
+   * pages for its WAL even to delete. A reserve file released on demand would protect only the
+   * process holding it and must be timed around every delete; a threshold holds for every node.
+   */
+  async lowSpace(storeId?: number): Promise<string | null> {
+    const min = this.space.minFreeBytes;
+    if (min <= 0) return null;
+    if (this.space.dataDir) {
+      const s = await fs.statfs(this.space.dataDir).catch(() => null);
+      const free = s ? s.bavail * s.bsize : null;
+      if (free !== null && free < min) return `The data directory has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
+    }
+    if (storeId !== undefined) {
+      const free = (await (await this.stores.driver(storeId)).available?.()) ?? null;
+      if (free !== null && free < min) return `The blob store has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
+    }
+    return null;
+  }
+
+  /** Refuses new content (507) while space is below the threshold; see `lowSpace`. */
+  async ensureSpace(storeId?: number): Promise<void> {
+    const why = await this.lowSpace(storeId);
+    if (why) throw new AppError('INSUFFICIENT_STORAGE', `Not enough storage space: ${why}. Delete content (and run the blob GC task) to free space`);
+  }
 
   /** Streams `body` into the store while hashing it once; verifies sizes and expected digests. */
   async stage(
@@ -83,8 +123,6 @@ export class BlobService {
     opts: DigestLimits & { expected?: ExpectedDigests } = {},
   ): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey(this.staging);
-    this.staging.add(key);
     const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
     // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
@@ -96,6 +134,10 @@ export class BlobService {
     // The driver's pipeline reports the error; until it attaches (it may await a mkdir first) this
     // keeps an early abort from being an unhandled 'error' event, which would end the process.
     digest.on('error', () => undefined);
+    // After the listeners above: a caller that destroys the body on this refusal must not leave an unhandled 'error'.
+    await this.ensureSpace(storeId);
+    const key = newKey(this.staging);
+    this.staging.add(key);
     const hashed = body.pipe(digest);
     try {
       await driver.write(key, hashed, opts.expectedSize);

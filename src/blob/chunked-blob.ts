@@ -1,7 +1,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError, outOfSpace } from '../errors.js';
 import { HashingStream, Hasher, type Digests } from './digest-stream.js';
 import { FileSink } from './ingest-buffers.js';
 
@@ -39,7 +39,11 @@ export class ChunkedBlob {
   private closed = false;
   lastUsed = Date.now();
 
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    /** Throws when no new bytes may be written (the disk is nearly full). */
+    private readonly guard: () => Promise<void> = async () => undefined,
+  ) {}
 
   get inProgress(): boolean {
     return this.busy;
@@ -117,6 +121,7 @@ export class ChunkedBlob {
         body.resume();
         throw new ChunkRefused(`Chunk must start at offset ${size}`, size);
       }
+      await this.guard();
       const h = this.hasher!;
       const { maxSize } = opts;
       const hash = new HashingStream(
@@ -129,6 +134,12 @@ export class ChunkedBlob {
       } catch (e) {
         this.drop();
         if (isAppError(e)) throw e;
+        const full = outOfSpace(e);
+        if (full) {
+          // The server's fault, not the client's: the chunk leaves nothing, so its space is free again.
+          await fs.truncate(this.file, size).catch(() => undefined);
+          throw full;
+        }
         throw new AppError('BAD_REQUEST', 'Upload chunk aborted before it was complete', { cause: e });
       }
       const now = (await fs.stat(this.file)).size;
@@ -164,6 +175,8 @@ export class ChunkedBlob {
 export class ChunkedBlobs {
   private readonly map = new Map<string, ChunkedBlob>();
 
+  constructor(private readonly guard?: () => Promise<void>) {}
+
   get(id: string, file: string): ChunkedBlob {
     let b = this.map.get(id);
     if (b && b.file !== file) {
@@ -171,7 +184,7 @@ export class ChunkedBlobs {
       b = undefined;
     }
     if (!b) {
-      b = new ChunkedBlob(file);
+      b = new ChunkedBlob(file, this.guard);
       this.map.set(id, b);
       if (this.map.size > MAX_STATES) this.evict();
     }
