@@ -49,7 +49,10 @@ export class IngestOwner {
   private readonly open = new Map<string, number>();
 
   add(name: string): void {
-    this.open.set(name, Date.now());
+    const now = Date.now();
+    // Entries past the window protect nothing any more; drop them so a caller that never closes cannot grow this.
+    if (this.open.size >= 4096) for (const [k, t] of this.open) if (now - t > LIVE_WINDOW_MS) this.open.delete(k);
+    this.open.set(name, now);
   }
 
   delete(name: string): void {
