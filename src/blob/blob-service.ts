@@ -95,24 +95,29 @@ export class BlobService {
    * pages for its WAL even to delete. A reserve file released on demand would protect only the
    * process holding it and must be timed around every delete; a threshold holds for every node.
    */
-  async lowSpace(storeId?: number): Promise<string | null> {
+  async lowSpace(storeId?: number, incoming = 0): Promise<string | null> {
     const min = this.space.minFreeBytes;
     if (min <= 0) return null;
+    const why = (where: string, free: number, adding: number) =>
+      adding > 0 && free >= min
+        ? `${where} has ${free} bytes free; storing ${adding} more would leave less than the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`
+        : `${where} has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
     if (this.space.dataDir) {
       const s = await fs.statfs(this.space.dataDir).catch(() => null);
       const free = s ? s.bavail * s.bsize : null;
-      if (free !== null && free < min) return `The data directory has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
+      if (free !== null && free < min) return why('The data directory', free, 0);
     }
     if (storeId !== undefined) {
+      // A declared size counts against the store it goes to: refused before a byte is read.
       const free = (await (await this.stores.driver(storeId)).available?.()) ?? null;
-      if (free !== null && free < min) return `The blob store has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
+      if (free !== null && free - incoming < min) return why('The blob store', free, incoming);
     }
     return null;
   }
 
-  /** Refuses new content (507) while space is below the threshold; see `lowSpace`. */
-  async ensureSpace(storeId?: number): Promise<void> {
-    const why = await this.lowSpace(storeId);
+  /** Refuses new content (507) while space is below the threshold, or would be after `incoming` bytes; see `lowSpace`. */
+  async ensureSpace(storeId?: number, incoming = 0): Promise<void> {
+    const why = await this.lowSpace(storeId, incoming);
     if (why) throw new AppError('INSUFFICIENT_STORAGE', `Not enough storage space: ${why}. Delete content (and run the blob GC task) to free space`);
   }
 
@@ -135,7 +140,7 @@ export class BlobService {
     // keeps an early abort from being an unhandled 'error' event, which would end the process.
     digest.on('error', () => undefined);
     // After the listeners above: a caller that destroys the body on this refusal must not leave an unhandled 'error'.
-    await this.ensureSpace(storeId);
+    await this.ensureSpace(storeId, opts.expectedSize ?? 0);
     const key = newKey(this.staging);
     this.staging.add(key);
     const hashed = body.pipe(digest);

@@ -9,6 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmdirSync, statfsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,6 +108,29 @@ for (const db of DATABASES) {
       assert.ok(free(dir) >= before - MiB, `the space is free again (${free(dir)} of ${before})`);
     });
 
+    it('a raw PUT whose Content-Length exceeds the free space is refused with 507 before its body is read', async () => {
+      const assets = await assetCount();
+      const size = 64 * MiB;
+      const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(`${s.url}/repository/files/declared.bin`, {
+          method: 'PUT',
+          headers: { Authorization: ADMIN, 'Content-Type': 'application/octet-stream', 'Content-Length': size },
+        });
+        req.on('response', (r) => {
+          let text = '';
+          r.on('data', (d) => (text += d));
+          r.on('end', () => resolve({ status: r.statusCode!, text }));
+          r.on('error', reject);
+        });
+        req.on('error', () => undefined); // the server may close before we stop writing
+        // Only a first piece: the answer must come without the rest.
+        req.write(randomBytes(64 * 1024));
+      });
+      assert.equal(res.status, 507);
+      assert.match(res.text, /storing \d+ more would leave less than the minimum/);
+      assert.equal(await assetCount(), assets);
+    });
+
     it('a docker PATCH larger than the free space answers 507 (not 400) and the session keeps none of it', async () => {
       const p = await s.fetch('/repository/dock/v2/img/blobs/uploads/', { method: 'POST' });
       assert.equal(p.status, 202);
@@ -132,11 +156,17 @@ for (const db of DATABASES) {
 
     it('below the free-space threshold: unwritable status, 507 for raw, docker and npm; a DELETE then frees space', async () => {
       assert.equal((await s.fetch('/service/rest/v1/status/writable', { auth: null })).status, 200, 'writable while there is room');
-      // Fill with uploads that each fit, until the threshold refuses one.
+      // Fill with uploads that each fit, until the threshold refuses one. Sent chunked (no declared
+      // size, which would be refused before crossing the threshold): the store ends up below it.
       const stored: string[] = [];
       let refused: Response | undefined;
       for (let i = 0; i < 40 && !refused; i++) {
-        const r = await s.fetch(`/repository/files/fill/${i}.bin`, { method: 'PUT', body: new Uint8Array(randomBytes(3 * MiB)), headers: { 'Content-Type': 'application/octet-stream' } });
+        const r = await s.fetch(`/repository/files/fill/${i}.bin`, {
+          method: 'PUT',
+          body: bigBody(3 * MiB),
+          headers: { 'Content-Type': 'application/octet-stream' },
+          duplex: 'half',
+        } as RequestInit);
         if (r.status === 201) stored.push(`fill/${i}.bin`);
         else refused = r;
       }
