@@ -10,6 +10,7 @@ import { DigestStream, type DigestLimits, type Digests } from './digest-stream.j
 import { ChunkedBlobs } from './chunked-blob.js';
 import type { ByteRange } from './driver.js';
 import { IngestOwner } from './ingest-owner.js';
+import { SpaceReserve } from './space-reserve.js';
 
 export interface BlobRow {
   id: number;
@@ -70,6 +71,8 @@ export interface SpaceLimits {
   dataDir?: string;
   /** Free bytes below which new content is refused (0: never). */
   minFreeBytes: number;
+  /** Size of the reserve file kept in the data directory for deletes on a full disk (0: none). */
+  reserveBytes?: number;
 }
 
 export class BlobService {
@@ -86,7 +89,20 @@ export class BlobService {
     private readonly db: Db,
     readonly stores: BlobStores,
     private readonly space: SpaceLimits = { minFreeBytes: 0 },
-  ) {}
+  ) {
+    if (space.dataDir && space.reserveBytes) this.reserve = new SpaceReserve(space.dataDir, space.reserveBytes, space.minFreeBytes);
+  }
+
+  private readonly reserve?: SpaceReserve;
+
+  /** Starts keeping the space reserve (see SpaceReserve). */
+  start(): void {
+    this.reserve?.start();
+  }
+
+  close(): void {
+    this.reserve?.stop();
+  }
 
   /**
    * Why new content cannot be written now (the data directory or the file blob store `storeId`
@@ -97,7 +113,7 @@ export class BlobService {
    */
   async lowSpace(storeId?: number, incoming = 0): Promise<string | null> {
     const min = this.space.minFreeBytes;
-    if (min <= 0) return null;
+    if (min <= 0 && !this.reserve) return null;
     const why = (where: string, free: number, adding: number) =>
       adding > 0 && free >= min
         ? `${where} has ${free} bytes free; storing ${adding} more would leave less than the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`
@@ -105,8 +121,10 @@ export class BlobService {
     if (this.space.dataDir) {
       const s = await fs.statfs(this.space.dataDir).catch(() => null);
       const free = s ? s.bavail * s.bsize : null;
+      if (free !== null) void this.reserve?.check(free);
       if (free !== null && free < min) return why('The data directory', free, 0);
     }
+    if (min <= 0) return null;
     if (storeId !== undefined) {
       // A declared size counts against the store it goes to: refused before a byte is read.
       const free = (await (await this.stores.driver(storeId)).available?.()) ?? null;

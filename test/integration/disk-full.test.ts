@@ -4,14 +4,15 @@
  * answer 507 with a message (not 500, not 400), leaving nothing behind; uploads that bring the
  * free space under STOWAGE_BLOB_MIN_FREE make the store report itself unwritable and further raw,
  * docker and npm uploads answer 507; a DELETE through the REST API still commits, and once the
- * blob GC has freed the bytes the store is writable again.
+ * blob GC has freed the bytes the store is writable again. And when another program fills the
+ * disk completely, the space reserve is given back so a DELETE through the API still commits.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmdirSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,6 +21,7 @@ import { publishBody } from '../helpers/npm-gen.js';
 
 const MiB = 1024 * 1024;
 const MIN_FREE = 6 * MiB;
+const RESERVE = 2 * MiB;
 const API = '/service/rest/v1';
 
 function mountTmpfs(dir: string): void {
@@ -75,12 +77,16 @@ for (const db of DATABASES) {
     let mounted = false;
     const assetCount = async () => Number(((await s.app.db('assets').count({ n: '*' }).first()) as { n: unknown }).n);
     const blobStore = () => path.join(dir, 'blobs', 'default');
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(ok(), what);
+    };
 
     before(async () => {
       dir = mkdtempSync(path.join(tmpdir(), 'stowage-diskfull-'));
       mountTmpfs(dir);
       mounted = true;
-      s = await startServer({ db, dataDir: dir, env: { STOWAGE_BLOB_MIN_FREE: String(MIN_FREE) } });
+      s = await startServer({ db, dataDir: dir, env: { STOWAGE_BLOB_MIN_FREE: String(MIN_FREE), STOWAGE_SPACE_RESERVE: String(RESERVE) } });
       await s.repo('raw', 'hosted', { name: 'files', storage: { blobStoreName: 'default', writePolicy: 'ALLOW' } });
       await s.repo('docker', 'hosted', { name: 'dock', docker: { v1Enabled: false, forceBasicAuth: false } });
       await s.repo('npm', 'hosted', { name: 'npmh', storage: { blobStoreName: 'default', writePolicy: 'ALLOW_ONCE' } });
@@ -92,6 +98,8 @@ for (const db of DATABASES) {
     });
 
     it('a raw PUT larger than the free space answers 507 with a message and stores nothing', async () => {
+      const reserve = path.join(dir, 'space-reserve');
+      await until('the space reserve is written at start', () => existsSync(reserve) && statSync(reserve).size === RESERVE);
       const before = free(dir);
       const assets = await assetCount();
       const r = await s.fetch('/repository/files/huge.bin', {
@@ -105,7 +113,9 @@ for (const db of DATABASES) {
       assert.equal(await assetCount(), assets, 'no asset');
       assert.equal((await s.fetch('/repository/files/huge.bin')).status, 404);
       assert.deepEqual(filesUnder(path.join(blobStore(), '.tmp')), [], 'no temp file left');
-      assert.ok(free(dir) >= before - MiB, `the space is free again (${free(dir)} of ${before})`);
+      // The reserve may have been given back while the disk was full, and not yet written again.
+      const held = existsSync(reserve) ? statSync(reserve).size : 0;
+      assert.ok(free(dir) + held >= before + RESERVE - MiB, `the space is free again (${free(dir)} + ${held} of ${before})`);
     });
 
     it('a raw PUT whose Content-Length exceeds the free space is refused with 507 before its body is read', async () => {
@@ -215,6 +225,36 @@ for (const db of DATABASES) {
       assert.equal((await s.fetch('/service/rest/v1/status/writable', { auth: null })).status, 200, 'writable again');
       const again = await s.fetch('/repository/files/after.bin', { method: 'PUT', body: new Uint8Array(randomBytes(MiB)), headers: { 'Content-Type': 'application/octet-stream' } });
       assert.equal(again.status, 201);
+    });
+
+    it('completely full (another program filled the disk): the reserve is given back and a DELETE still commits', async () => {
+      const reserve = path.join(dir, 'space-reserve');
+      await until('the reserve is written while there is room', () => existsSync(reserve) && statSync(reserve).size === RESERVE);
+      const filler = path.join(dir, 'filler');
+      const fd = openSync(filler, 'w');
+      try {
+        for (const size of [MiB, 64 * 1024, 4096]) {
+          const buf = Buffer.alloc(size, 1);
+          try {
+            for (;;) writeSync(fd, buf);
+          } catch (e) {
+            assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+      await until('the reserve is given back on a full disk', () => !existsSync(reserve));
+      const list = (await (await s.fetch(`${API}/assets?repository=files`)).json()) as { items: Array<{ id: string; path: string }> };
+      const victim = list.items.find((x) => x.path.startsWith('fill/'))!;
+      const d = await s.fetch(`${API}/assets/${victim.id}`, { method: 'DELETE' });
+      assert.equal(d.status, 204, `DELETE on a full disk: ${await d.text()}`);
+      assert.equal((await s.fetch(`/repository/files/${victim.path}`)).status, 404);
+
+      rmSync(filler);
+      await s.app.blobs.gc(0);
+      await until('the reserve is written again once there is room', () => existsSync(reserve) && statSync(reserve).size === RESERVE);
+      assert.equal((await s.fetch('/service/rest/v1/status/writable', { auth: null })).status, 200);
     });
   });
 }
