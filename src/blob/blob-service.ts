@@ -108,8 +108,9 @@ export class BlobService {
    * Why new content cannot be written now (the data directory or the file blob store `storeId`
    * has less than `minFreeBytes` free), or null. Writes stop at a threshold rather than at a full
    * disk so the database always has room to commit the deletes that free space: SQLite needs free
-   * pages for its WAL even to delete. A reserve file released on demand would protect only the
-   * process holding it and must be timed around every delete; a threshold holds for every node.
+   * pages for its WAL even to delete. The threshold is the first line (it holds for every node,
+   * and `incoming` refuses a declared size before a byte is read); the space reserve covers what
+   * it cannot: concurrent uploads overshooting it and other programs filling the disk.
    */
   async lowSpace(storeId?: number, incoming = 0): Promise<string | null> {
     const min = this.space.minFreeBytes;
