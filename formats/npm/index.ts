@@ -13,6 +13,7 @@ import { readPackument, repositoryUrl, sendJson, sendPackument, wantsCorgi } fro
 import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
+import { proxyExpected } from './proxy-expected.js';
 import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl } from './proxy.js';
 
 const FORMAT = 'npm';
@@ -229,6 +230,7 @@ export const npm: FormatPlugin = {
   upstreamUrl: (remote, path) => upstreamUrl(remote, path),
   upstreamHeaders: () => upstreamHeaders(),
   proxyAsset: (path) => proxyAsset(path),
+  proxyExpected,
   mergeMetadata: (path, parts) => mergeMetadata(path, parts),
   groupMembers,
 };

@@ -75,6 +75,13 @@ export interface ApiRoute {
   openapi: Record<string, unknown>;
 }
 
+/** What a format's metadata states about a file before it is fetched (npm `dist.shasum`, a docker digest). */
+export interface ExpectedContent {
+  size?: number;
+  sha256?: string;
+  sha1?: string;
+}
+
 export interface MergeInput {
   member: Repository;
   content: Content;
@@ -153,6 +160,12 @@ export interface FormatPlugin {
    * upstream's). Default: upstream's Content-Type, no component.
    */
   proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null };
+  /**
+   * The size or digest `path` must have, as the format's metadata states it (a cached packument's
+   * `dist.shasum`, the digest in a blob's path), or null. A proxy refuses a body that differs, and
+   * only a body verified this way (or by its own framing) becomes a permanent cache entry.
+   */
+  proxyExpected?(path: string, repo: Repository): Promise<ExpectedContent | null>;
 
   // Group hooks -------------------------------------------------------------------------
   /**

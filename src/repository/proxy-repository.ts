@@ -1,11 +1,13 @@
 import { STATUS_CODES } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { BlobRow } from '../blob/blob-service.js';
-import { DigestStream } from '../blob/digest-stream.js';
+import { DigestStream, type Digests } from '../blob/digest-stream.js';
 import type { AssetKind, AssetRow, ComponentInput } from '../content/types.js';
 import { AppError } from '../errors.js';
 import type { FlightResult } from '../proxy/single-flight.js';
 import { Spool } from '../proxy/spool.js';
+import { GzipEndCheck, expectedMismatch, isCloseDelimited, verifiable } from '../proxy/body-check.js';
+import type { ExpectedContent } from './format.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
 import { Repository } from './repository.js';
@@ -15,6 +17,8 @@ import type { Content, GetOptions } from './types.js';
 interface UpstreamValidators {
   etag: string | null;
   lastModified: string | null;
+  /** The body ended with the connection and nothing proved it whole: revalidated like metadata. */
+  unverified?: boolean;
 }
 
 /** What the store step writes for a fetched body. */
@@ -62,7 +66,7 @@ export class ProxyRepository extends Repository {
   isFresh(asset: AssetRow, path: string, at = Date.now()): boolean {
     if (asset.last_verified === null) return false; // never verified, or invalidated
     const p = this.config.proxy;
-    const minutes = (this.format.isMetadata?.(path) ? p?.metadataMaxAge : p?.contentMaxAge) ?? 1440;
+    const minutes = (this.format.isMetadata?.(path) || unverified(asset) ? p?.metadataMaxAge : p?.contentMaxAge) ?? 1440;
     if (minutes < 0) return true;
     return at - asset.last_verified < minutes * MINUTE;
   }
@@ -178,17 +182,28 @@ export class ProxyRepository extends Repository {
       error: (m) => (refused = this.gatewayError(`${res.url} sent content that does not fit: ${m}`, path)),
       onDecision: decide,
     });
+    // A close-delimited body may have been cut short: its gzip trailer, if it has one, tells.
+    const gzip = isCloseDelimited(res.headers) ? new GzipEndCheck() : null;
+    const expected = this.expectedContent(path);
     const stored = (async (): Promise<Content> => {
       try {
         try {
-          await (guard ? pipeline(res.body, guard, digest, spool.writer()) : pipeline(res.body, digest, spool.writer()));
+          await pipeline([res.body, ...(guard ? [guard] : []), ...(gzip ? [gzip] : []), digest, spool.writer()]);
         } catch (e) {
           spool.fail(refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path));
           throw refused ?? e;
         }
+        // Readers wait at the end of the spool until the body is judged: a refused one fails them.
+        const verdict = this.judgeBody(path, res, digest.digests(), await expected, gzip);
+        if (verdict instanceof AppError) {
+          spool.fail(verdict);
+          throw verdict;
+        }
         spool.complete();
+        const attributes = verdict === 'unverified' ? { upstream: { etag: null, lastModified: null, unverified: true } } : meta.attributes;
+        if (verdict === 'unverified') this.app.log.warn(`Proxy '${this.name}': ${res.url} ended with its connection and could not be verified; it is revalidated after metadataMaxAge`);
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
-        const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now() });
+        const r = await this.commitStaged(path, staged, { ...meta, attributes, lastVerified: Date.now() });
         return this.wrap(r.asset, r.blob);
       } finally {
         spool.release();
@@ -210,6 +225,29 @@ export class ProxyRepository extends Repository {
       if (failed) return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${failed.message}`, path)) };
     }
     return { value: this.pending(path, res, spool, stored, meta), hold: stored };
+  }
+
+  /** The format's statement of what `path` must be (never fails the fetch: a broken hook just verifies nothing). */
+  private async expectedContent(path: string): Promise<ExpectedContent | null> {
+    try {
+      return (await this.format.proxyExpected?.(path, this)) ?? null;
+    } catch (e) {
+      this.app.log.warn(`Proxy '${this.name}': could not tell what '${path}' should be: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * A received body: refused (it differs from what the format's metadata states, or its gzip
+   * stream stops before the end), 'verified', or 'unverified' (it ended with the connection and
+   * nothing could prove it whole: cached, but not as a permanent entry).
+   */
+  private judgeBody(path: string, res: UpstreamResponse, d: Digests, expected: ExpectedContent | null, gzip: GzipEndCheck | null): AppError | 'verified' | 'unverified' {
+    const wrong = expectedMismatch(d, expected);
+    if (wrong) return this.gatewayError(`${res.url} sent a body that does not match the format's metadata (${wrong})`, path);
+    if (!gzip) return 'verified';
+    if (gzip.result === 'truncated') return this.gatewayError(`${res.url} closed the connection before the end of the gzip stream (${d.size} bytes received)`, path);
+    return gzip.result === 'complete' || verifiable(expected) ? 'verified' : 'unverified';
   }
 
   private storeMeta(path: string, res: UpstreamResponse): StoreMeta {
@@ -271,6 +309,10 @@ export class ProxyRepository extends Repository {
     this.app.log.warn(`${err.message}; serving the stale cached copy`);
     return cached;
   }
+}
+
+function unverified(asset: AssetRow): boolean {
+  return (asset.attributes.upstream as Partial<UpstreamValidators> | undefined)?.unverified === true;
 }
 
 function validators(asset: AssetRow): UpstreamValidators | null {
