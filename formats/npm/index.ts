@@ -15,7 +15,7 @@ import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackag
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
 import { own } from './safe-json.js';
 import { searchPackage } from './validate.js';
-import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl } from './proxy.js';
+import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl, validateMetadata } from './proxy.js';
 
 const FORMAT = 'npm';
 
@@ -225,6 +225,7 @@ export const npm: FormatPlugin = {
   upstreamUrl: (remote, path) => upstreamUrl(remote, path),
   upstreamHeaders: () => upstreamHeaders(),
   proxyAsset: (path) => proxyAsset(path),
+  validateMetadata: (path, open) => validateMetadata(path, open),
   mergeMetadata: (path, parts) => mergeMetadata(path, parts),
   groupMembers,
 };
