@@ -16,7 +16,8 @@ import type { Stowage } from '../../src/stowage.js';
 import { readPackument } from './documents.js';
 import { scanPublishBody, type ScannedPublish } from './publish-body.js';
 import { own, parseClientJson } from './safe-json.js';
-import { searchAttributes, tarballRefusal } from './validate.js';
+import { searchAttributes } from './search.js';
+import { tarballRefusal } from './validate.js';
 import {
   NpmInputError,
   applyPublish,

@@ -14,7 +14,7 @@ import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
 import { own } from './safe-json.js';
-import { searchPackage } from './validate.js';
+import { searchPackage } from './search.js';
 import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl, validateMetadata } from './proxy.js';
 
 const FORMAT = 'npm';
