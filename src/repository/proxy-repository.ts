@@ -1,5 +1,4 @@
 import { STATUS_CODES } from 'node:http';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LRUCache } from 'lru-cache';
 import type { BlobRow } from '../blob/blob-service.js';
@@ -193,7 +192,11 @@ export class ProxyRepository extends Repository {
           throw refused ?? e;
         }
         spool.complete();
-        if (meta.kind === 'metadata') await this.checkMetadata(path, res.url, () => Promise.resolve(spool.reader()!));
+        if (meta.kind === 'metadata') {
+          // A portal page or a document cut short, answered with 200, would be served as fresh.
+          const why = await this.format.validateMetadata?.(path, () => Promise.resolve(spool.reader()!));
+          if (why) throw (refused = this.gatewayError(`${res.url} sent a document that cannot be used: ${why}`, path));
+        }
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
         const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now() });
         if (meta.kind === 'metadata' && this.format.validateMetadata) usableMetadata.set(`${this.format.name}\n${r.blob.sha256}`, true);
@@ -209,8 +212,7 @@ export class ProxyRepository extends Repository {
       try {
         return { value: await stored };
       } catch (e) {
-        const err = e instanceof AppError ? e : this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path);
-        return { value: this.stale(cached, path, err) };
+        return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
       }
     }
     if (guard) {
@@ -219,12 +221,6 @@ export class ProxyRepository extends Repository {
       if (failed) return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${failed.message}`, path)) };
     }
     return { value: this.pending(path, res, spool, stored, meta), hold: stored };
-  }
-
-  /** A metadata body the format cannot use is refused (a 502 naming why), never stored. */
-  private async checkMetadata(path: string, url: string, open: () => Promise<Readable>): Promise<void> {
-    const why = await this.format.validateMetadata?.(path, open);
-    if (why) throw this.gatewayError(`${url} sent a document that cannot be used: ${why}`, path);
   }
 
   /** Whether a cached copy may be served: metadata only when the format can use it (checked once per blob). */
