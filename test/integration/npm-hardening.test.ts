@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ADMIN, ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { NpmClient } from '../helpers/npm-cli.js';
 import { integrityOf, packageTarball, publish, publishBody } from '../helpers/npm-gen.js';
 import { fakeUpstream } from '../helpers/fake-upstream.js';
@@ -95,7 +95,15 @@ for (const db of DATABASES) {
     });
 
     it('prototype keys in metadata updates (deprecate, unpublish) are a 400 and change nothing', async () => {
+      // The issue's attacker: a user who may only publish to and edit this one repository.
+      const post = async (p: string, body: unknown) => {
+        const r = await s.fetch(`${API}${p}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        assert.ok(r.ok, await r.text());
+      };
+      await post('/security/roles', { id: 'npm-editor', name: 'npm-editor', privileges: ['nx-repository-view-npm-npm-hosted-read', 'nx-repository-view-npm-npm-hosted-add', 'nx-repository-view-npm-npm-hosted-edit'], roles: [] });
+      await post('/security/users', { userId: 'editor', firstName: 'E', lastName: 'E', emailAddress: 'e@example.org', password: 'editor-pw', status: 'active', roles: ['npm-editor'] });
       const issue = '{"name":"victim","versions":{"1.0.0":{},"__proto__":{"deprecated":"x"}}}';
+      await expect400(await send('PUT', 'victim', issue, basic('editor', 'editor-pw')), 'the issue body from a user with edit on npm-hosted', /__proto__/);
       await expect400(await send('PUT', 'victim', issue), 'PUT <pkg> with versions.__proto__', /__proto__/);
       await expect400(await send('PUT', 'victim/-rev/1-abc', issue), 'PUT -rev with versions.__proto__', /__proto__/);
       // Every repository still answers (a polluted Object.prototype made every query fail).
@@ -185,6 +193,11 @@ for (const db of DATABASES) {
         assert.equal(dep.code, 0, dep.all);
         const doc = await (await s.fetch('/repository/npm-hosted/victim')).json();
         assert.equal(doc.versions['1.0.0'].deprecated, 'use something else');
+        // npm prints the 400's message.
+        const tag = await npm.run(['dist-tag', 'add', 'victim@1.0.0', 'constructor']);
+        assert.notEqual(tag.code, 0);
+        assert.match(tag.all, /400/);
+        assert.match(tag.all, /invalid dist-tag name: constructor/);
       } finally {
         npm.cleanup();
       }
