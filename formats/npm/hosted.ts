@@ -15,6 +15,9 @@ import type { GroupRepository, Repository } from '../../src/repository/repositor
 import type { Stowage } from '../../src/stowage.js';
 import { readPackument } from './documents.js';
 import { scanPublishBody, type ScannedPublish } from './publish-body.js';
+import { own, parseClientJson } from './safe-json.js';
+import { searchAttributes } from './search.js';
+import { tarballRefusal } from './validate.js';
 import {
   NpmInputError,
   applyPublish,
@@ -98,7 +101,7 @@ async function changeOnce(
   app: Stowage,
   repo: Repository,
   name: string,
-  compute: (doc: Packument | null) => { doc: Packument | null; tarball?: { staged: StagedBlob; file: string; version: string; description?: unknown }; removeFiles?: string[] },
+  compute: (doc: Packument | null) => { doc: Packument | null; tarball?: { staged: StagedBlob; file: string; version: string; attributes?: Record<string, unknown> }; removeFiles?: string[] },
 ): Promise<Packument | null> {
   for (let attempt = 0; ; attempt++) {
     const cur = await current(repo, name);
@@ -124,7 +127,7 @@ async function changeOnce(
             blobId: blob.id,
             contentType: OCTET,
             kind: 'content',
-            component: { namespace: scope ?? '', name: bare, version: t.version, attributes: typeof t.description === 'string' ? { description: t.description } : undefined },
+            component: { namespace: scope ?? '', name: bare, version: t.version, attributes: t.attributes },
             attributes: { packageName: name, version: t.version },
           });
         }
@@ -174,8 +177,9 @@ export async function readJsonBody(req: ContentRequest, max = MAX_PUBLISH_BYTES)
   if (declared > max) throw new AppError('PAYLOAD_TOO_LARGE', `Request body of ${declared} bytes exceeds the limit of ${max} bytes`);
   const buf = await readSmall(req.ctx.req, max);
   try {
-    return JSON.parse(buf.toString('utf8'));
-  } catch {
+    return parseClientJson(buf.toString('utf8'));
+  } catch (e) {
+    if (e instanceof NpmInputError) throw new AppError('BAD_REQUEST', `Request body refused: ${e.message}`);
     throw new AppError('BAD_REQUEST', 'Request body is not valid JSON');
   }
 }
@@ -200,7 +204,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
   }
   let tarball: Tarball | null = null;
   if (scanned.attachment) {
-    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size };
+    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size, head: scanned.attachment.head };
   } else {
     // A body the scanner did not recognise the tarball in (unusual key order): decode it here.
     const atts = (scanned.doc as { _attachments?: Record<string, { data?: unknown }> } | null)?._attachments ?? {};
@@ -208,7 +212,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
     if (inline) {
       const buf = Buffer.from(inline[1].data as string, 'base64');
       inline[1].data = '';
-      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length };
+      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length, head: buf.subarray(0, 512) };
     }
   }
   if (!tarball) return update(req, repo, name, scanned.doc);
@@ -226,6 +230,8 @@ interface Tarball {
   staged: StagedBlob;
   sha512: string;
   size: number;
+  /** The first decoded bytes (what the content type check reads). */
+  head: Buffer;
   /** Set once the publish committed (the staged bytes are then the blob's, or settled away). */
   committed?: boolean;
 }
@@ -242,6 +248,8 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   }
   const { staged, sha512 } = tarball;
   if (tarball.size === 0) throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is empty`);
+  const refusal = tarballRefusal(repo.config, name, p.version, p.attachment.file, tarball.head);
+  if (refusal) throw new AppError('BAD_REQUEST', refusal);
   if (p.attachment.length !== null && p.attachment.length !== tarball.size) {
     throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is ${tarball.size} bytes but its attachment declares ${p.attachment.length}`);
   }
@@ -277,7 +285,7 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
       try {
         return {
           doc: applyPublish(doc, name, p, at),
-          tarball: { staged, file: p.attachment.file, version: p.version, description: p.manifest.description },
+          tarball: { staged, file: p.attachment.file, version: p.version, attributes: searchAttributes(p.manifest, req.principal?.anonymous ? null : (req.principal?.userId ?? null)) },
         };
       } catch (e) {
         inputError(e);
@@ -345,7 +353,7 @@ export async function deleteTarball(req: ContentRequest, name: string, file: str
   const repo = await writeTarget(req);
   const cur = await current(repo, name);
   const version = versionOfFile(name, file);
-  if (cur.doc && version && cur.doc.versions[version]) {
+  if (cur.doc && version && own(cur.doc.versions, version)) {
     throw new AppError('BAD_REQUEST', `${name}@${version} is still published; unpublish the version first`);
   }
   await repo.delete(tarballPath(name, file));

@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import type { Readable } from 'node:stream';
 import type { AppError } from '../errors.js';
 import type { Principal } from '../security/principal.js';
 import type { FormatSection } from './config-schema.js';
@@ -166,6 +167,13 @@ export interface FormatPlugin {
    * only a body verified this way (or by its own framing) becomes a permanent cache entry.
    */
   proxyExpected?(path: string, repo: Repository): Promise<ExpectedContent | null>;
+  /**
+   * Whether a metadata document (fetched from upstream, or cached) is one the format can use: null
+   * when it is, else why not. A body refused is never cached (the client gets a 502 naming the
+   * reason, or the last usable copy); a cached copy refused counts as stale and is fetched again.
+   * Without the hook every body is accepted.
+   */
+  validateMetadata?(path: string, open: () => Promise<Readable>): Promise<string | null>;
 
   // Group hooks -------------------------------------------------------------------------
   /**

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { LRUCache } from 'lru-cache';
 import type { BlobRow } from '../blob/blob-service.js';
 import { DigestStream, type Digests } from '../blob/digest-stream.js';
 import type { AssetKind, AssetRow, ComponentInput } from '../content/types.js';
@@ -34,11 +35,13 @@ type Flight = FlightResult<Content | null>;
 const MINUTE = 60_000;
 /** Unwanted bodies (error pages) up to this size are read to keep the connection alive. */
 const DRAIN_MAX = 256 * 1024;
+/** Metadata blobs (`<format>\n<sha256>`) the format's validateMetadata accepted: checked once per node. */
+const usableMetadata = new LRUCache<string, true>({ max: 10_000 });
 
 /**
  * A cache of a remote, written once for every format (formats supply hooks: isMetadata,
  * upstreamUrl, proxyAsset). Reading a path goes, top to bottom:
- *   fresh cached copy → serve it
+ *   fresh cached copy (metadata: one the format can use) → serve it
  *   otherwise, once per path and node (single-flight):
  *     negative cache hit → not found (or the stale copy)
  *     remote blocked (manually, or auto-blocked after failures) → the stale copy, else 502
@@ -52,7 +55,7 @@ const DRAIN_MAX = 256 * 1024;
 export class ProxyRepository extends Repository {
   async get(path: string, opts?: GetOptions): Promise<Content | null> {
     const cached = await this.local(path);
-    if (cached && this.isFresh(cached.asset, path)) return cached;
+    if (cached && this.isFresh(cached.asset, path) && (await this.usable(cached, path))) return cached;
     return this.app.proxy.flights.run(`${this.id}\n${path}`, () => this.refresh(path, opts?.upstreamPath ?? path));
   }
 
@@ -79,8 +82,10 @@ export class ProxyRepository extends Repository {
   /** The single-flight leader's work for a stale or missing path. */
   private async refresh(path: string, upstreamPath: string): Promise<Flight> {
     const { state } = this.app.proxy;
-    // A flight that ended a moment ago may have stored it.
-    const cached = await this.local(path);
+    // A flight that ended a moment ago may have stored it. A copy the format cannot use is as
+    // good as none: not served stale, and no validators sent (a 304 would keep it).
+    const local = await this.local(path);
+    const cached = local && (await this.usable(local, path)) ? local : null;
     if (cached && this.isFresh(cached.asset, path)) return { value: cached };
     if (await state.isMissing(this.id, path)) return { value: cached };
 
@@ -202,8 +207,14 @@ export class ProxyRepository extends Repository {
         spool.complete();
         const attributes = verdict === 'unverified' ? { upstream: { etag: null, lastModified: null, unverified: true } } : meta.attributes;
         if (verdict === 'unverified') this.app.log.warn(`Proxy '${this.name}': ${res.url} ended with its connection and could not be verified; it is revalidated after metadataMaxAge`);
+        if (meta.kind === 'metadata') {
+          // A portal page or a document cut short, answered with 200, would be served as fresh.
+          const why = await this.format.validateMetadata?.(path, () => Promise.resolve(spool.reader()!));
+          if (why) throw (refused = this.gatewayError(`${res.url} sent a document that cannot be used: ${why}`, path));
+        }
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
         const r = await this.commitStaged(path, staged, { ...meta, attributes, lastVerified: Date.now() });
+        if (meta.kind === 'metadata' && this.format.validateMetadata) usableMetadata.set(`${this.format.name}\n${r.blob.sha256}`, true);
         return this.wrap(r.asset, r.blob);
       } finally {
         spool.release();
@@ -216,7 +227,7 @@ export class ProxyRepository extends Repository {
       try {
         return { value: await stored };
       } catch (e) {
-        return { value: this.stale(cached, path, this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
+        return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
       }
     }
     if (guard) {
@@ -248,6 +259,20 @@ export class ProxyRepository extends Repository {
     if (!gzip) return 'verified';
     if (gzip.result === 'truncated') return this.gatewayError(`${res.url} closed the connection before the end of the gzip stream (${d.size} bytes received)`, path);
     return gzip.result === 'complete' || verifiable(expected) ? 'verified' : 'unverified';
+  }
+
+  /** Whether a cached copy may be served: metadata only when the format can use it (checked once per blob). */
+  private async usable(c: Content, path: string): Promise<boolean> {
+    if (!this.format.validateMetadata || c.pending || c.asset.kind !== 'metadata') return true;
+    const key = `${this.format.name}\n${c.blob.sha256}`;
+    if (usableMetadata.has(key)) return true;
+    const why = await this.format.validateMetadata(path, () => c.open());
+    if (why) {
+      this.app.log.warn(`Proxy '${this.name}': the cached '${path}' cannot be used (${why}); fetching it again`);
+      return false;
+    }
+    usableMetadata.set(key, true);
+    return true;
   }
 
   private storeMeta(path: string, res: UpstreamResponse): StoreMeta {
