@@ -109,6 +109,8 @@ export async function serve(
   // Through a root route only repositories of that route's format are reachable.
   if (!repo || (root && repo.format !== root.format)) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
   const format = repo.format;
+  // For the format's error renderer (docker's challenge depends on the repository's settings).
+  ctx.state.repository = repo;
   if (format.renderError) ctx.state.renderError = rendererOf(app, format);
   if (bare && !format.classify) {
     // `/repository/name` → the folder listing lives at `/repository/name/`.
