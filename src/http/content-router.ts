@@ -137,6 +137,7 @@ export async function serve(
       require: async (action: ContentAction) => {
         await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
       },
+      uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
   await format.handle(req);
