@@ -49,7 +49,12 @@ export function contentRouter(app: Stowage): Koa.Middleware {
 export function formatErrorRendering(app: Stowage, fixed?: string): Koa.Middleware {
   return async (ctx, next) => {
     let format: FormatPlugin | undefined;
-    if (fixed) format = (await app.repositories.find(fixed))?.format;
+    if (fixed) {
+      const repo = await app.repositories.find(fixed);
+      // A refused credential on a dedicated listener is answered in that repository's terms too.
+      ctx.state.repository = repo;
+      format = repo?.format;
+    }
     else if (ctx.path.startsWith(PREFIX)) {
       const rest = ctx.path.slice(PREFIX.length);
       const slash = rest.indexOf('/');
