@@ -70,6 +70,7 @@ export class Stowage {
       this.secrets.deriveKey('scoped-bearer-token'),
       (userId, source) => this.tokens.lookup(userId, source),
       () => this.security.anonymousPrincipal(),
+      (tokenId) => this.tokens.isValid(tokenId),
     );
     for (const format of this.formats.values()) {
       for (const r of format.tokenRealms ?? []) this.security.register(scopedTokenRealm(this.scopedTokens, { ...r, kind: format.name }));

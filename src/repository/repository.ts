@@ -115,10 +115,16 @@ export abstract class Repository {
         component: opts.component,
         attributes: opts.attributes,
         lastVerified: opts.lastVerified,
+        uploader: opts.uploader,
       });
       return { asset: r.asset, blob, created: r.created };
     });
   }
+}
+
+/** A client upload records who sent it (the request's user and address, carried by its AccessCheck). */
+function withUploader(opts: PutOptions, access?: AccessCheck): PutOptions {
+  return opts.uploader || !access?.uploader ? opts : { ...opts, uploader: access.uploader };
 }
 
 export class HostedRepository extends Repository {
@@ -148,7 +154,7 @@ export class HostedRepository extends Repository {
 
   override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     await this.mayWrite(path, opts.kind, access);
-    return this.store(path, body, opts, (e) => this.policyCheck(opts.kind, e));
+    return this.store(path, body, withUploader(opts, access), (e) => this.policyCheck(opts.kind, e));
   }
 
   override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
@@ -160,7 +166,7 @@ export class HostedRepository extends Repository {
     }
     if (opts.maxSize !== undefined && digests.size > opts.maxSize) throw new AppError('PAYLOAD_TOO_LARGE', `Content exceeds the limit of ${opts.maxSize} bytes`);
     const staged = await stage();
-    return this.commitStaged(path, staged, opts, (e) => this.policyCheck(opts.kind, e));
+    return this.commitStaged(path, staged, withUploader(opts, access), (e) => this.policyCheck(opts.kind, e));
   }
 
   override async delete(path: string): Promise<boolean> {

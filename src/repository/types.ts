@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AssetRow, ComponentInput, AssetKind } from '../content/types.js';
+import type { AssetRow, ComponentInput, AssetKind, Uploader } from '../content/types.js';
 import type { BlobRow } from '../blob/blob-service.js';
 import type { ByteRange } from '../blob/driver.js';
 
@@ -76,6 +76,8 @@ export interface PutOptions {
   expectedSize?: number;
   maxSize?: number;
   expected?: { sha256?: string; sha1?: string; md5?: string };
+  /** Who sent it (set from the AccessCheck of a client upload). */
+  uploader?: Uploader;
 }
 
 export interface PutResult {
@@ -87,4 +89,6 @@ export interface PutResult {
 /** The principal's permission, as seen by repository code (for edit-on-overwrite). */
 export interface AccessCheck {
   require(action: ContentAction): Promise<void>;
+  /** The user and address of the request, recorded as the uploader of what it stores. */
+  uploader?: Uploader;
 }
