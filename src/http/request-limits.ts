@@ -5,16 +5,14 @@ import { AppError } from '../errors.js';
 
 /**
  * Limits on how a client may hold a request open: how long its headers may take, how long its
- * body may stall, how many body bytes callers that have not signed in may have buffered at once,
- * and how long an unread body is still drained after the answer so that the client reads it.
+ * body may stall, and how long an unread body is still drained after the answer so that the
+ * client reads it. (What callers not signed in may buffer is a BodyBudget, shared by listeners.)
  */
 export interface RequestLimits {
   /** Whole request head (Node's headersTimeout); 0 = none. */
   headersTimeoutMs: number;
   /** A request body that sends nothing for this long is answered 408 and closed; 0 = none. */
   bodyIdleTimeoutMs: number;
-  /** Body bytes buffered (JSON, manifests…) at once by requests without a signed-in user; 0 = no cap. */
-  unauthenticatedBodyBytes: number;
   /** After an answer sent before the body was read: bytes and time still read and discarded before closing. */
   lingerBytes: number;
   lingerMs: number;

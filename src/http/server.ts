@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
-import { authentication } from './auth.js';
+import { authentication, principalOf } from './auth.js';
 import { contentRouter, formatErrorRendering } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
@@ -61,8 +61,10 @@ export function listenerBase(app: Stowage, repository?: string, format?: FormatP
   }
   koa.use(authentication(app));
   const budget = budgetOf(app);
+  // What callers not signed in buffer (readSmall) is charged to one budget per app: many slow
+  // anonymous bodies, each under its own limit, cannot exhaust memory together.
   koa.use(async (ctx, next) => {
-    const p = ctx.state.principal as { anonymous?: boolean } | null;
+    const p = principalOf(ctx);
     if (!p || p.anonymous) chargeBufferedBody(ctx.req, budget);
     await next();
   });
@@ -70,7 +72,6 @@ export function listenerBase(app: Stowage, repository?: string, format?: FormatP
   limitsOf.set(koa, {
     headersTimeoutMs: settings.headersTimeoutSeconds * 1000,
     bodyIdleTimeoutMs: settings.bodyIdleTimeoutSeconds * 1000,
-    unauthenticatedBodyBytes: settings.maxUnauthenticatedBodyBytes,
     lingerBytes: LINGER_BYTES,
     lingerMs: LINGER_MS,
   });
