@@ -72,6 +72,18 @@ const lingering = new WeakSet<Socket>();
  */
 export function applyRequestLimits(server: http.Server, limits: RequestLimits): void {
   server.headersTimeout = limits.headersTimeoutMs;
+  // `Expect: 100-continue` (curl for bodies over 1 MiB): Node would say "continue" at once; it
+  // is said when the handler first reads the body instead, so a request refused before that (401,
+  // 403, a refused overwrite) is answered without the client ever sending its body.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const read = req._read;
+    req._read = function (this: http.IncomingMessage, n: number) {
+      req._read = read;
+      if (!res.headersSent && !res.writableEnded) res.writeContinue();
+      return read.call(this, n);
+    };
+    server.emit('request', req, res);
+  });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     current.set(req.socket, req);
     lingerOnClose(req.socket, limits);

@@ -307,9 +307,23 @@ for (const db of DATABASES) {
 
       it('a 401 to an upload without credentials reaches the client too', async () => {
         const file = path.join(work, 'big.bin');
-        const r = await curl(['-sS', '-T', file, '-w', '\n%{http_code}', `${s.url}/repository/once/rel/other.bin`]);
+        const r = await curl(['-sS', '-H', 'Expect:', '-T', file, '-w', '\n%{http_code}', `${s.url}/repository/once/rel/other.bin`]);
         assert.equal(r.status, 0, `curl exit ${r.status}: ${r.stderr}`);
         assert.match(r.stdout, /\n401$/);
+      });
+
+      it('Expect: 100-continue is answered only when the body is read: a refused upload is never sent', async () => {
+        const file = path.join(work, 'big.bin');
+        const refused = await curl(['-sS', '-T', file, '-w', '\n%{http_code} %{size_upload}', `${s.url}/repository/once/rel/expect.bin`]);
+        assert.equal(refused.status, 0, refused.stderr);
+        assert.match(refused.stdout, /\n401 0$/);
+        const overwrite = await curl(['-sS', '-u', 'admin:admin-test-pw', '-T', file, '-w', '\n%{http_code} %{size_upload}', `${s.url}/repository/once/rel/app.bin`]);
+        assert.match(overwrite.stdout, /does not allow updating[\s\S]*\n400 0$/);
+        // Accepted uploads get their "100 Continue" and go through whole.
+        const stored = await curl(['-sS', '-u', 'admin:admin-test-pw', '-T', file, '-w', '\n%{http_code} %{size_upload}', `${s.url}/repository/once/rel/expect.bin`]);
+        assert.match(stored.stdout, new RegExp(`\\n201 ${8 * 1024 * 1024}$`));
+        const head = await s.fetch('/repository/once/rel/expect.bin', { method: 'HEAD' });
+        assert.equal(head.headers.get('content-length'), String(8 * 1024 * 1024));
       });
     });
   });
