@@ -69,6 +69,7 @@ const NOT_JSON = new Set([
   'POST /repositories/:name/invalidate-cache',
   'POST /components',
   'POST /tasks/:id/run',
+  'POST /tasks/:id/stop',
   'POST /security/ldap/clear-cache',
   'POST /docker/archive',
 ]);
@@ -214,6 +215,12 @@ for (const db of DATABASES) {
         add('POST /security/ldap/verify-user-mapping', 'POST', '/security/ldap/verify-user-mapping', pollutedObjects(LDAP));
         add('POST /security/ldap/verify-login', 'POST', '/security/ldap/verify-login', pollutedObjects({ server: LDAP, username: 'x', password: 'y' }));
         add('POST /security/user-tokens', 'POST', '/security/user-tokens', pollutedObjects({ name: 'ci' }));
+        const task = { type: 'repository.docker.upload-purge', name: 'purge-x', enabled: true, frequency: { schedule: 'manual' }, properties: { age: 12 } };
+        const created = await send(s, 'POST', '/tasks', JSON.stringify(task));
+        assert.equal(created.status, 201, await created.clone().text());
+        const taskId = ((await created.json()) as { id: string }).id;
+        add('POST /tasks', 'POST', '/tasks', pollutedObjects({ ...task, name: 'purge-y' }));
+        add('PUT /tasks/:id', 'PUT', `/tasks/${taskId}`, pollutedObjects({ ...task, name: 'purge-changed' }));
       });
 
       it('covers every POST/PUT route of the REST API that takes JSON', () => {
