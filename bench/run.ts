@@ -258,7 +258,8 @@ const REPO_BODY = {
 async function createRepoInProcess(dataDir: string): Promise<void> {
   const { loadConfig } = await import('../src/config/config.js');
   const { Stowage } = await import('../src/stowage.js');
-  const app = await Stowage.open(loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: PASSWORD, STOWAGE_LOG_LEVEL: 'error' }));
+  const { formats } = await import('../formats/index.js');
+  const app = await Stowage.open(loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: PASSWORD, STOWAGE_LOG_LEVEL: 'error' }), formats);
   try {
     if (!(await app.repositories.find(REPO))) await app.repositories.create(app.repositories.parse('raw', 'hosted', REPO_BODY));
   } finally {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config.js';
 import { Stowage } from '../../src/stowage.js';
+import { formats } from '../../formats/index.js';
 import { ADMIN, ADMIN_PASSWORD, basic, readAdminPasswordFile, spawnServer, type ChildServer } from '../helpers/stowage.js';
 import { createDatabase } from '../helpers/postgres.js';
 
@@ -71,7 +72,7 @@ async function seedRepositories(dataDir: string, dbUrl: string | undefined, repo
     STOWAGE_LOG_LEVEL: 'error',
     ...(dbUrl ? { STOWAGE_DB: dbUrl } : {}),
   });
-  const app = await Stowage.open(config);
+  const app = await Stowage.open(config, formats);
   try {
     for (const r of repos) await app.repositories.create(app.repositories.parse('raw', 'hosted', r));
   } finally {
