@@ -41,6 +41,7 @@ async function serve(config: Config): Promise<void> {
     await Promise.all([main.close(config.http.shutdownGraceSeconds * 1000), app.listeners.close(config.http.shutdownGraceSeconds * 1000)]);
     await app.close();
     app.log.info('Stopped');
+    app.log.flush();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
