@@ -163,15 +163,11 @@ export class UpstreamClient {
 
   private wrap(url: URL, res: Dispatcher.ResponseData): UpstreamResponse {
     const headers = res.headers as IncomingHttpHeaders;
-    const encoding = String(headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    const encoding = String(headers['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
     const decoder =
-      encoding === 'gzip' || encoding === 'x-gzip'
-        ? zlib.createGunzip()
-        : encoding === 'deflate'
-          ? zlib.createInflate()
-          : encoding === 'br'
-            ? zlib.createBrotliDecompress()
-            : null;
+      encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip() : encoding === 'deflate' ? zlib.createInflate() : encoding === 'br' ? zlib.createBrotliDecompress() : null;
     const declared = headers['content-length'];
     const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : null;
     const raw = res.body as unknown as Readable;

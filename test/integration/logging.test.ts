@@ -91,7 +91,15 @@ describe('structured logs (child process, pino JSON lines)', () => {
     const anonLine = await accessLine(s, anonymous.headers.get('x-request-id')!);
     assert.equal(anonLine.repository, undefined);
     assert.equal(anonLine.status, 200);
-    assert.equal(new Set(lines(s).filter((l) => l.msg === 'request').map((l) => l.reqId)).size, lines(s).filter((l) => l.msg === 'request').length, 'one line per request');
+    assert.equal(
+      new Set(
+        lines(s)
+          .filter((l) => l.msg === 'request')
+          .map((l) => l.reqId),
+      ).size,
+      lines(s).filter((l) => l.msg === 'request').length,
+      'one line per request',
+    );
   });
 
   it('X-Request-Id: a short safe id is kept, anything else replaced by a generated one', async () => {

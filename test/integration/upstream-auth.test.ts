@@ -46,7 +46,17 @@ async function auditRemote(): Promise<{ url: string; seen: Seen[]; close(): Prom
     const asked = JSON.parse((req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString()) as Record<string, string[]>;
     const out: Record<string, unknown> = {};
     if (asked['up-pkg']) {
-      out['up-pkg'] = [{ id: 815, url: 'https://example.org/advisories/815', title: 'Advisory behind credentials', severity: 'critical', vulnerable_versions: '<2.0.0', cwe: [], cvss: { score: 9.8, vectorString: null } }];
+      out['up-pkg'] = [
+        {
+          id: 815,
+          url: 'https://example.org/advisories/815',
+          title: 'Advisory behind credentials',
+          severity: 'critical',
+          vulnerable_versions: '<2.0.0',
+          cwe: [],
+          cvss: { score: 9.8, vectorString: null },
+        },
+      ];
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(out));
