@@ -64,20 +64,17 @@ export function accessLog(log: Logger, repository?: string): Koa.Middleware {
       const declared = Number(res.getHeader('content-length'));
       const bytes = res.writableFinished && method !== 'HEAD' && Number.isFinite(declared) ? Math.max(written, declared) : written;
       const principal = ctx.state.principal as { userId?: string } | undefined;
-      log.pino.info(
-        {
-          reqId,
-          user: principal?.userId,
-          repository: repositoryOf(ctx, repository),
-          method,
-          path,
-          status: res.statusCode,
-          bytes,
-          ms: Math.round((performance.now() - start) * 10) / 10,
-          ...(res.writableFinished ? {} : { aborted: true }),
-        },
-        'request',
-      );
+      log.access({
+        reqId,
+        user: principal?.userId,
+        repository: repositoryOf(ctx, repository),
+        method,
+        path,
+        status: res.statusCode,
+        bytes,
+        ms: Math.round((performance.now() - start) * 10) / 10,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      });
     });
     return withId(ctx, reqId, next);
   };
