@@ -52,9 +52,6 @@ export class ProxyService {
   async start(): Promise<void> {
     await Spool.sweep(this.spoolDir, SPOOL_SWEEP_AGE_MS);
     await this.state.purgeExpired();
-    // The HTTP client loads on first use (~120 ms); a node that has proxies loads it now instead
-    // of in its first upstream request.
-    if ((await this.app.repositories.list()).some((r) => r.type === 'proxy')) void this.pools.dispatcher().catch(() => undefined);
   }
 
   async close(): Promise<void> {

@@ -1,25 +1,33 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import type { Agent, Dispatcher } from 'undici';
 
 /**
- * The connection pools of a node, shared by every proxy repository: one undici Agent, which keeps
- * a keep-alive pool per origin. undici is loaded on the first upstream request: a server that
- * proxies nothing does not pay its start-up time and memory (~10 MB).
+ * The connection pools of a node, shared by every proxy repository: node:http keep-alive agents,
+ * one per protocol.
+ *
+ * Not undici (which the project otherwise prefers for HTTP clients): undici 6 and 7, the lines
+ * that run on Node 20, end the whole process with an uncatchable `assert(!this.paused)` when a
+ * remote closes the connection (FIN) while a response body is paused by backpressure — any
+ * `Connection: close` answer we spool more slowly than it arrives, or a remote dying mid-body
+ * (nodejs/undici#5360, fixed only in undici 8, which needs Node 22). Reproduced here with a raw
+ * socket upstream (proxy-short-body.test.ts); a proxy cannot choose its remotes' framing.
  */
 export class UpstreamPools {
-  private agent?: Promise<Agent>;
+  private pools?: { http: http.Agent; https: https.Agent };
   private closed = false;
 
-  dispatcher(): Promise<Agent> {
+  dispatcher(): Promise<{ http: http.Agent; https: https.Agent }> {
     if (this.closed) return Promise.reject(new UpstreamError('network', 'The server is stopping'));
-    return (this.agent ??= import('undici').then(({ Agent }) => new Agent({ connections: 256 })));
+    this.pools ??= { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+    return Promise.resolve(this.pools);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await (await this.agent)?.destroy();
+    this.pools?.http.destroy();
+    this.pools?.https.destroy();
   }
 }
 
@@ -62,15 +70,11 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** undici's codes for a remote that did not answer in time (mid-body: BodyTimeoutError). */
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
-
 /**
- * Requests to a remote, streaming, through undici: keep-alive pools per origin (undici honours
- * the remote's `Keep-Alive: timeout` hint, so a socket the remote is about to close is not
- * reused), an inactivity timeout, retries before the response starts, redirects followed
- * (credentials only to the remote's origin), and bodies decoded when a server sends a content
- * encoding anyway.
+ * Requests to a remote, streaming: node:http with keep-alive (see UpstreamPools for why not
+ * undici), a socket inactivity timeout, retries before the response starts (and one free retry
+ * on a kept-alive socket the remote had closed), redirects followed (credentials only to the
+ * remote's origin), and bodies decoded when a server sends a content encoding anyway.
  */
 export class UpstreamClient {
   constructor(private readonly opts: UpstreamOptions) {}
@@ -85,8 +89,12 @@ export class UpstreamClient {
       try {
         return await this.follow(url, headers);
       } catch (e) {
-        if (!(e instanceof UpstreamError) || attempt >= this.opts.retries) throw e;
-        await delay(Math.min(100 * 2 ** attempt, 2000));
+        const err = e as UpstreamError & { reusedSocket?: boolean };
+        if (!(err instanceof UpstreamError)) throw e;
+        // A kept-alive socket the server closed meanwhile is not the remote failing: one free retry.
+        const stale = err.reusedSocket && attempt === 0;
+        if (attempt >= this.opts.retries && !stale) throw e;
+        if (!stale) await delay(Math.min(100 * 2 ** attempt, 2000));
       }
     }
   }
@@ -130,54 +138,53 @@ export class UpstreamClient {
   }
 
   private async once(url: URL, headers: Record<string, string>, method: 'GET' | 'POST', body?: Buffer): Promise<UpstreamResponse> {
-    const dispatcher: Dispatcher = await this.opts.agents.dispatcher();
+    const pools = await this.opts.agents.dispatcher();
+    const secure = url.protocol === 'https:';
+    const mod = secure ? https : http;
+    const agent = secure ? pools.https : pools.http;
     const seconds = this.opts.timeoutMs / 1000;
-    // Connecting and waiting for the headers share one limit; the agent's own connect timeout
-    // is one for all repositories.
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new UpstreamError('timeout', `${url.host} did not answer for ${seconds} s (${url.href})`)), this.opts.timeoutMs);
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await dispatcher.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method,
-        headers,
-        body,
-        signal: abort.signal,
-        headersTimeout: this.opts.timeoutMs,
-        bodyTimeout: this.opts.timeoutMs,
+    return new Promise((resolve, reject) => {
+      let response: http.IncomingMessage | undefined;
+      const h = body ? { ...headers, 'Content-Length': String(body.length) } : headers;
+      const req = mod.request(url, { method, headers: h, agent }, (res) => {
+        response = res;
+        resolve(this.wrap(url, res));
       });
-    } catch (e) {
-      if (e instanceof UpstreamError) throw e;
-      if (abort.signal.aborted && abort.signal.reason instanceof UpstreamError) throw abort.signal.reason;
-      const err = e as Error & { code?: string; cause?: { code?: string } };
-      if (err.code && TIMEOUTS.has(err.code)) throw new UpstreamError('timeout', `${url.host} did not answer for ${seconds} s (${url.href})`, { cause: e });
-      const code = err.cause?.code ?? (err.code?.startsWith('UND_ERR') ? err.message : err.code) ?? err.message;
-      throw new UpstreamError('network', `${url.host}: ${code} (${url.href})`, { cause: e });
-    } finally {
-      clearTimeout(timer);
-    }
-    return this.wrap(url, res);
+      req.setTimeout(this.opts.timeoutMs, () => {
+        const what = response ? 'sent no data' : 'did not answer';
+        req.destroy(new UpstreamError('timeout', `${url.host} ${what} for ${seconds} s (${url.href})`));
+      });
+      req.on('error', (e) => {
+        const err =
+          e instanceof UpstreamError ? e : new UpstreamError('network', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message} (${url.href})`, { cause: e });
+        if (response) {
+          // Mid-body: the body stream carries the error to whoever reads it.
+          response.destroy(err);
+          return;
+        }
+        Object.assign(err, { reusedSocket: req.reusedSocket });
+        reject(err);
+      });
+      req.end(body);
+    });
   }
 
-  private wrap(url: URL, res: Dispatcher.ResponseData): UpstreamResponse {
-    const headers = res.headers as IncomingHttpHeaders;
-    const encoding = String(headers['content-encoding'] ?? 'identity')
+  private wrap(url: URL, res: http.IncomingMessage): UpstreamResponse {
+    const encoding = String(res.headers['content-encoding'] ?? 'identity')
       .trim()
       .toLowerCase();
     const decoder =
       encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip() : encoding === 'deflate' ? zlib.createInflate() : encoding === 'br' ? zlib.createBrotliDecompress() : null;
-    const declared = headers['content-length'];
-    const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : null;
-    const raw = res.body as unknown as Readable;
-    let body: Readable = raw;
-    if (decoder) body = pipeline(raw, decoder, () => undefined);
-    // Errors (a body cut short, undici's body timeout) reach whoever reads the body (pipeline,
-    // drain); until someone does, they must not crash the process.
-    raw.on('error', () => undefined);
+    const declared = res.headers['content-length'];
+    const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
+    let body: Readable = res;
+    if (decoder) body = pipeline(res, decoder, () => undefined);
+    // Errors reach whoever reads the body (pipeline, drain); until someone does, they must not crash the process.
+    res.on('error', () => undefined);
     body.on('error', () => undefined);
-    return { status: res.statusCode, url: url.href, headers, size: decoder ? null : length, body };
+    // Premature close of a body without Content-Length is still a truncated body.
+    res.on('aborted', () => res.destroy(new UpstreamError('network', `${url.host} closed the connection mid-body (${url.href})`)));
+    return { status: res.statusCode ?? 0, url: url.href, headers: res.headers, size: decoder ? null : length, body };
   }
 }
 
