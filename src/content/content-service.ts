@@ -203,6 +203,32 @@ export class ContentService {
     });
   }
 
+  /**
+   * Inside the caller's transaction: deletes the asset at `path`, and its component when it was
+   * the component's last asset. Returns what went (for the format's maintenance hook).
+   */
+  async removeAsset(tx: Tx, repositoryId: number, path: string): Promise<{ asset: AssetRow; component: ComponentRow | null } | undefined> {
+    const a = await this.findAsset(repositoryId, path, tx);
+    if (!a) return undefined;
+    await tx('assets').where({ id: a.id }).delete();
+    return { asset: a, component: a.component_id ? await this.dropComponentIfEmpty(tx, a.component_id) : null };
+  }
+
+  /** Inside the caller's transaction: deletes a component with all its assets; what went, or undefined. */
+  async removeComponent(tx: Tx, id: number): Promise<{ component: ComponentRow; assets: AssetRow[] } | undefined> {
+    const r = await tx('components').where({ id }).first();
+    if (!r) return undefined;
+    const assets = (await tx('assets').where({ component_id: id }).select('*')).map(asset);
+    await tx('assets').where({ component_id: id }).delete();
+    await tx('components').where({ id }).delete();
+    return { component: component(r), assets };
+  }
+
+  async findComponent(repositoryId: number, c: ComponentInput, q: Q = this.db): Promise<ComponentRow | undefined> {
+    const r = await q('components').where({ repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' }).first();
+    return r ? component(r) : undefined;
+  }
+
   /** Deletes a component with all its assets. */
   async deleteComponent(id: number): Promise<ComponentRow | undefined> {
     return this.db.transaction(async (tx) => {
@@ -227,9 +253,14 @@ export class ContentService {
     });
   }
 
-  private async dropComponentIfEmpty(tx: Tx, componentId: number): Promise<void> {
+  /** Deletes the component when no asset is left in it; returns it then. */
+  private async dropComponentIfEmpty(tx: Tx, componentId: number): Promise<ComponentRow | null> {
     const left = await tx('assets').where({ component_id: componentId }).first('id');
-    if (!left) await tx('components').where({ id: componentId }).delete();
+    if (left) return null;
+    const r = await tx('components').where({ id: componentId }).first();
+    if (!r) return null;
+    await tx('components').where({ id: componentId }).delete();
+    return component(r);
   }
 
   async listAssets(q: AssetQuery, token: string | null | undefined, limit: number): Promise<Page<AssetView>> {
