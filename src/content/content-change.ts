@@ -9,7 +9,8 @@ import { Readable } from 'node:stream';
 import type { AuditEvent } from '../security/audit.js';
 import type { BlobRow, BlobService, ExpectedDigests, StagedBlob } from '../blob/blob-service.js';
 import type { DigestLimits } from '../blob/digest-stream.js';
-import type { AssetKind, ComponentInput } from './types.js';
+import type { AssetFilter } from './content-service.js';
+import type { AssetKind, AssetRow, AssetView, ComponentInput } from './types.js';
 
 /** The bytes of an asset: blobs staged for this change, or a blob already stored (a mount, a copy). */
 export type AssetSource = StagedBlob | { blobId: number };
@@ -56,6 +57,18 @@ export type Expectation =
   /** Tag `scope`/`name` still points at `target` (null: the tag does not exist). */
   | { scope: string; tag: string; target: string | null };
 
+/**
+ * What a `verify` check may read, inside the change's transaction (the rows it reads are the
+ * ones the commit writes over): the repository's assets and tags.
+ */
+export interface ChangeReader {
+  asset(path: string): Promise<AssetRow | undefined>;
+  assets(filter: AssetFilter): Promise<AssetView[]>;
+  tagTarget(scope: string, name: string): Promise<string | null>;
+  /** Tags pointing at `target` (optionally in one scope). */
+  tags(opts: { scope?: string; target?: string }): Promise<Array<{ scope: string; name: string; target: string }>>;
+}
+
 export class ContentChange {
   readonly puts: PutAsset[] = [];
   readonly assetDeletes: string[] = [];
@@ -66,6 +79,7 @@ export class ContentChange {
   readonly propertySets: Array<{ scope: string; key: string; value: string }> = [];
   readonly propertyDeletes: Array<{ scope: string; key: string }> = [];
   readonly expectations: Expectation[] = [];
+  readonly checks: Array<(read: ChangeReader) => Promise<boolean>> = [];
   readonly auditEvents: AuditEvent[] = [];
   /** Blobs staged by this attempt (discarded when it is retried or fails). */
   readonly staged: StagedBlob[] = [];
@@ -140,6 +154,16 @@ export class ContentChange {
   /** Commit only while the tag points at `target` (null: no such tag); else compute again. */
   expectTag(scope: string, tag: string, target: string | null): this {
     this.expectations.push({ scope, tag, target });
+    return this;
+  }
+
+  /**
+   * A condition read inside the transaction before anything is written (GC: the manifest is
+   * still untagged and unchanged); false: the change is computed again (or skipped, with
+   * `onConflict: 'skip'`).
+   */
+  verify(check: (read: ChangeReader) => Promise<boolean>): this {
+    this.checks.push(check);
     return this;
   }
 

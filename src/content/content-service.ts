@@ -79,6 +79,16 @@ export interface AssetQuery {
   component?: ComponentFilter;
 }
 
+/** Which assets `findAssets` returns. */
+export interface AssetFilter {
+  pathPrefix?: string;
+  /** SQL LIKE pattern (`%` any run of characters). */
+  pathLike?: string;
+  paths?: string[];
+  /** Created or updated at or after this time (ms). */
+  changedSince?: number;
+}
+
 /** Nexus search over components: `*` wildcards in name/namespace/version, a keyword over all three. */
 export interface ComponentFilter {
   name?: string;
@@ -349,6 +359,38 @@ export class ContentService {
       }
     }
     return [...dirs.values(), ...files];
+  }
+
+  /**
+   * A repository's assets (joined with their blob's size and digests) by path: a prefix, a LIKE
+   * pattern (`v2/%/manifests/%`), a list of paths, and/or created or updated since a time.
+   */
+  async findAssets(repositoryId: number, f: AssetFilter, q: Q = this.db): Promise<AssetView[]> {
+    const out: AssetView[] = [];
+    const run = async (paths?: string[]) => {
+      const query = q('assets').join('blobs', 'blobs.id', 'assets.blob_id').where('assets.repository_id', repositoryId);
+      if (f.pathPrefix) wherePrefix(this.db, query, 'assets.path', f.pathPrefix);
+      if (f.pathLike) query.andWhere('assets.path', 'like', f.pathLike);
+      if (paths) query.whereIn('assets.path', paths);
+      if (f.changedSince !== undefined) query.andWhere((w) => w.where('assets.created_at', '>=', f.changedSince!).orWhere('assets.updated_at', '>=', f.changedSince!));
+      out.push(...(await query.orderBy('assets.id').select(ASSET_VIEW_COLUMNS)).map(assetView));
+    };
+    if (!f.paths) await run();
+    else for (let i = 0; i < f.paths.length; i += 500) await run(f.paths.slice(i, i + 500));
+    return out;
+  }
+
+  /** Every tag of a repository (optionally only those pointing at `target`). */
+  async listTags(repositoryId: number, opts: { scope?: string; target?: string } = {}, q: Q = this.db): Promise<Array<{ scope: string; name: string; target: string }>> {
+    const query = q('tags').where({ repository_id: repositoryId });
+    if (opts.scope !== undefined) query.andWhere({ scope: opts.scope });
+    if (opts.target !== undefined) query.andWhere({ target: opts.target });
+    return (await query.orderBy(['scope', 'name']).select('scope', 'name', 'target')).map((r) => ({ scope: String(r.scope), name: String(r.name), target: String(r.target) }));
+  }
+
+  /** Every property of a scope. */
+  async listProperties(scope: string): Promise<Array<{ key: string; value: string }>> {
+    return (await this.db('properties').where({ scope }).select('key', 'value')).map((r) => ({ key: String(r.key), value: String(r.value) }));
   }
 
   /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */

@@ -7,7 +7,7 @@
 import { AppError } from '../errors.js';
 import { isUniqueViolation, now, type Tx } from '../db/db.js';
 import type { BlobRow, StagedBlob } from '../blob/blob-service.js';
-import { ContentChange, type PutAsset, type SetTag } from '../content/content-change.js';
+import { ContentChange, type ChangeReader, type PutAsset, type SetTag } from '../content/content-change.js';
 import type { AssetRow, ComponentRow } from '../content/types.js';
 import type { AuditOrigin } from '../security/audit.js';
 import type { Stowage } from '../stowage.js';
@@ -31,6 +31,11 @@ export interface ChangeOptions {
   key?: string;
   /** Blobs staged before the change began (while a request body arrived): owned by the change from now on. */
   adopt?: StagedBlob[];
+  /**
+   * When an expectation or `verify` check fails: `retry` (default) computes the change again;
+   * `skip` gives up quietly (GC, cleanup: the content is in use again), outcome `skipped`.
+   */
+  onConflict?: 'retry' | 'skip';
 }
 
 /** What a committed change did: what the maintenance hook receives. */
@@ -51,7 +56,10 @@ export interface CommittedChange {
 
 export interface ChangeOutcome<T> {
   value: T;
+  /** What was committed (all empty when skipped). */
   committed: CommittedChange;
+  /** An expectation failed and `onConflict` was `skip`: nothing was written. */
+  skipped: boolean;
 }
 
 /** The state a change was computed from no longer holds: compute it again. */
@@ -162,6 +170,10 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
     } catch (err) {
       await discardAll(app, change.staged);
       const e = isUniqueViolation(err) ? new Changed() : err;
+      if (e instanceof Changed && opts.onConflict === 'skip') {
+        await discardAll(app, adopted);
+        return { value: undefined as T, committed: emptyChange(repo, opts.source), skipped: true };
+      }
       if (e instanceof Changed && n < MAX_ATTEMPTS) {
         // A random pause that grows (capped), so two busy writers do not keep colliding.
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(250, 5 * 2 ** n)));
@@ -178,8 +190,12 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
     // Nothing was there to change (a delete of what another request deleted first): nothing to record.
     if (changed) for (const event of change.auditEvents) await app.audit.record(opts.origin ?? SYSTEM, { ...event, attributes: { repository: repo.name, format: repo.format.name, ...event.attributes } });
     if (opts.source !== 'maintenance') await maintain(app, committed);
-    return { value, committed };
+    return { value, committed, skipped: false };
   }
+}
+
+function emptyChange(repo: Repository, source: ChangeSource): CommittedChange {
+  return { repository: repo, source, assetsPut: [], assetsDeleted: [], componentsDeleted: [], tagsSet: [], tagsDeleted: [], created: [], blobs: new Map() };
 }
 
 async function discardAll(app: Stowage, staged: StagedBlob[]): Promise<void> {
@@ -199,7 +215,7 @@ async function maintain(app: Stowage, c: CommittedChange): Promise<void> {
 }
 
 async function write(app: Stowage, tx: Tx, repo: Repository, source: ChangeSource, change: ContentChange, present: Set<string>): Promise<CommittedChange> {
-  const out: CommittedChange = { repository: repo, source, assetsPut: [], assetsDeleted: [], componentsDeleted: [], tagsSet: [], tagsDeleted: [], created: [], blobs: new Map() };
+  const out = emptyChange(repo, source);
   for (const x of change.expectations) {
     if ('path' in x) {
       // Locked (PostgreSQL: a concurrent writer waits, then sees the committed row and retries;
@@ -210,6 +226,18 @@ async function write(app: Stowage, tx: Tx, repo: Repository, source: ChangeSourc
       const row = await tx('tags').where({ repository_id: repo.id, scope: x.scope, name: x.tag }).forUpdate().first('target');
       if ((row ? String(row.target) : null) !== x.target) throw new Changed();
     }
+  }
+  if (change.checks.length > 0) {
+    const read: ChangeReader = {
+      asset: (path) => app.content.findAsset(repo.id, path, tx),
+      assets: (f) => app.content.findAssets(repo.id, f, tx),
+      tagTarget: async (scope, name) => {
+        const row = await tx('tags').where({ repository_id: repo.id, scope, name }).first('target');
+        return row ? String(row.target) : null;
+      },
+      tags: (o) => app.content.listTags(repo.id, o, tx),
+    };
+    for (const check of change.checks) if (!(await check(read))) throw new Changed();
   }
   // The policy was checked against what was there; something that appeared since is checked anew.
   if (policyApplies(repo, source)) {
