@@ -30,12 +30,20 @@ async function storedKeys(s: TestServer, repo: Repository): Promise<string[]> {
   return keys.sort();
 }
 
-/** A server answering every request with 500 (an upstream registry that is broken). */
-async function failingUpstream(): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
+/**
+ * A broken upstream registry: every request answered with 500, or (`html`) with a 200 error page
+ * (what a misconfigured remote or a captive portal sends).
+ */
+async function failingUpstream(mode: '500' | 'html'): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
   let hits = 0;
   const server = http.createServer((req, res) => {
     hits++;
     req.resume();
+    if (mode === 'html') {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<html><body>Service unavailable</body></html>');
+      return;
+    }
     res.writeHead(500, { 'Content-Type': 'text/plain' });
     res.end('upstream is broken');
   });
@@ -51,6 +59,7 @@ for (const db of DATABASES) {
   describe(`content lifecycle (${db})`, () => {
     let s: TestServer;
     let upstream: Awaited<ReturnType<typeof failingUpstream>>;
+    let garbage: Awaited<ReturnType<typeof failingUpstream>>;
     const warnings: string[] = [];
 
     before(async () => {
@@ -61,17 +70,20 @@ for (const db of DATABASES) {
         warnings.push([msg, ...rest.map(String)].join(' '));
         warn(msg, ...rest);
       };
-      upstream = await failingUpstream();
+      upstream = await failingUpstream('500');
+      garbage = await failingUpstream('html');
       await s.repo('npm', 'hosted', { name: 'npm-hosted', storage: { writePolicy: 'ALLOW_ONCE' } });
       await s.repo('npm', 'proxy', { name: 'npm-broken', proxy: { remoteUrl: upstream.url, contentMaxAge: 1440, metadataMaxAge: 1440 } });
       await s.repo('npm', 'proxy', { name: 'npm-down', proxy: { remoteUrl: 'http://127.0.0.1:9/', contentMaxAge: 1440, metadataMaxAge: 1440 } });
+      await s.repo('npm', 'proxy', { name: 'npm-garbage', proxy: { remoteUrl: garbage.url, contentMaxAge: 1440, metadataMaxAge: 1440 } });
       // The broken members come first: they are asked before the hosted member.
-      await s.repo('npm', 'group', { name: 'npm-all', group: { memberNames: ['npm-broken', 'npm-down', 'npm-hosted'] } });
+      await s.repo('npm', 'group', { name: 'npm-all', group: { memberNames: ['npm-broken', 'npm-down', 'npm-garbage', 'npm-hosted'] } });
       await s.repo('raw', 'hosted', { name: 'files', storage: { writePolicy: 'ALLOW' } });
     });
     after(async () => {
       await s?.stop();
       await upstream?.close();
+      await garbage?.close();
     });
 
     const registry = () => `${s.url}/repository/npm-hosted/`;
@@ -146,7 +158,7 @@ for (const db of DATABASES) {
       }
     });
 
-    it('a broken proxy member (500, unreachable) does not hide the hosted member’s package in a group; the failure is logged', async () => {
+    it('a broken proxy member (500, unreachable, an error page) does not hide the hosted member’s package in a group; the failure is logged', async () => {
       const r = await publish(registry(), { name: 'grouped-lib', version: '1.2.3' }, basic('admin', 'admin-test-pw'));
       assert.equal(r.status, 200, await r.text());
       warnings.length = 0;
@@ -165,6 +177,7 @@ for (const db of DATABASES) {
       assert.ok(upstream.hits() > before, 'the broken member was asked');
       assert.ok(warnings.some((w) => /npm-all.*npm-broken/.test(w)), `a warning names the broken member: ${warnings.join('\n')}`);
       assert.ok(warnings.some((w) => /npm-all.*npm-down/.test(w)), `a warning names the unreachable member: ${warnings.join('\n')}`);
+      assert.ok(warnings.some((w) => /npm-all.*npm-garbage/.test(w)), `a warning names the member serving an error page: ${warnings.join('\n')}`);
       // Nobody has it: the members' failure is the answer, not a silent 404.
       const missing = await s.fetch('/repository/npm-all/nobody-has-this');
       assert.equal(missing.status, 502, await missing.text());
