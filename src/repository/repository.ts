@@ -144,11 +144,8 @@ export interface DeleteOptions {
   audit?: AuditEvent;
 }
 
+/** Stores what clients upload; the write policy is the unit of work's (checkWritePolicy). */
 export class HostedRepository extends Repository {
-  get writePolicy() {
-    return this.config.storage.writePolicy ?? 'ALLOW_ONCE';
-  }
-
   async get(path: string): Promise<Content | null> {
     return this.local(path);
   }

@@ -240,6 +240,13 @@ for (const db of DATABASES) {
       assert.equal(out.skipped, true);
       assert.equal(attempts, 1);
       assert.equal((await s.fetch('/repository/files/keep.txt')).status, 200);
+      // A put skipped by ifAbsent keeps the asset, and its staged bytes are not left behind.
+      await repo.change({ source: 'client' }, async (c) => {
+        c.put('keep.txt', await c.stageBytes('not stored: keep.txt exists'), { contentType: 'text/plain', ifAbsent: true });
+      });
+      assert.equal(await (await s.fetch('/repository/files/keep.txt')).text(), 'keep');
+      const rows = await s.app.db('blobs').where({ store_id: repo.blobStoreId }).select('storage_key');
+      assert.deepEqual(await storedKeys(s, repo), rows.map((r) => String(r.storage_key)).sort());
       // Changes of one key run one at a time on a node: concurrent increments all land.
       await repo.put('n.txt', Readable.from([Buffer.from('0')]), { contentType: 'text/plain' });
       const inc = () =>
