@@ -183,6 +183,57 @@ for (const db of DATABASES) {
       assert.ok(missing.status === 404, `${missing.status} ${await missing.text()}`);
     });
 
+    it('write policy in one place: DENY and overwrite without edit refused for raw PUT, multipart upload and npm publish; nothing stored', async () => {
+      await s.repo('raw', 'hosted', { name: 'open', storage: { writePolicy: 'ALLOW' } });
+      await s.repo('raw', 'hosted', { name: 'closed', storage: { writePolicy: 'DENY' } });
+      await s.repo('npm', 'hosted', { name: 'npm-open', storage: { writePolicy: 'ALLOW' } });
+      await s.app.security.roles.create({
+        id: 'adder',
+        privileges: ['nx-component-upload', 'nx-repository-view-*-*-add', 'nx-repository-view-*-*-read', 'nx-repository-view-*-*-browse'],
+      });
+      await s.app.security.users.create({ userId: 'adder', password: 'adder-pw', roles: ['adder'] });
+      const ADDER = basic('adder', 'adder-pw');
+      const form = (files: Record<string, string>) => {
+        const f = new FormData();
+        let i = 0;
+        for (const [name, body] of Object.entries(files)) {
+          i++;
+          f.append(`raw.asset${i}`, new Blob([body]));
+          f.append(`raw.asset${i}.filename`, name);
+        }
+        return f;
+      };
+      const upload = (repo: string, files: Record<string, string>, auth?: string) =>
+        s.fetch(`${API}/components?repository=${repo}`, { method: 'POST', body: form(files), auth });
+
+      // DENY: raw PUT, upload and DELETE refused, nothing stored.
+      const put = await s.fetch('/repository/closed/a.txt', { method: 'PUT', body: 'a' });
+      assert.equal(put.status, 400);
+      assert.match(await put.text(), /read only/);
+      const denied = await upload('closed', { 'b.txt': 'b' });
+      assert.equal(denied.status, 400);
+      assert.match(await denied.text(), /read only/);
+      assert.equal((await s.fetch(`${API}/assets?repository=closed`).then((r) => r.json())).items.length, 0);
+
+      // ALLOW: a new file needs add; replacing one needs edit too (raw PUT, and the whole upload).
+      assert.equal((await s.fetch('/repository/open/x.txt', { method: 'PUT', body: 'first', auth: ADDER })).status, 201);
+      assert.equal((await s.fetch('/repository/open/x.txt', { method: 'PUT', body: 'second', auth: ADDER })).status, 403);
+      const mixed = await upload('open', { 'new.txt': 'new', 'x.txt': 'third' }, ADDER);
+      assert.equal(mixed.status, 403, await mixed.text());
+      assert.equal((await s.fetch('/repository/open/new.txt')).status, 404, 'nothing of a refused upload is stored');
+      assert.equal(await (await s.fetch('/repository/open/x.txt')).text(), 'first');
+      assert.equal((await upload('open', { 'x.txt': 'by admin' })).status, 204);
+      assert.equal(await (await s.fetch('/repository/open/x.txt')).text(), 'by admin');
+
+      // npm under ALLOW: republishing a version is an overwrite (edit), a new version is not.
+      const npmReg = `${s.url}/repository/npm-open/`;
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.0' }, ADDER)).status, 200);
+      const again = await publish(npmReg, { name: 'over', version: '1.0.0', files: { 'extra.js': '1' } }, ADDER);
+      assert.equal(again.status, 403, await again.text());
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.1' }, ADDER)).status, 200);
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.0', files: { 'extra.js': '1' } }, basic('admin', 'admin-test-pw'))).status, 200);
+    });
+
     it('unit of work: a commit that fails leaves no staged blob behind (none visible, no orphan for GC)', async () => {
       const repo = (await s.app.repositories.find('files'))!;
       const keysBefore = await storedKeys(s, repo);
