@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { Readable, Transform, pipeline } from 'node:stream';
 import { z } from 'zod';
 import type Koa from 'koa';
@@ -36,7 +35,7 @@ import { ChunkRefused } from '../../src/blob/chunked-blob.js';
 import type { Digests } from '../../src/blob/digest-stream.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { archiveRoutes } from './archive.js';
-import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
+import { dockerProxySection, isMetadata, proxyAsset, proxyExpected, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
 
 export interface DockerSection {
@@ -274,7 +273,7 @@ async function startUpload(req: ContentRequest, name: string): Promise<void> {
     await storeBlob(req, digest, ctx.req, len ? Number(len) : undefined);
     return blobCreated(req, name, digest);
   }
-  const s = await sessions(app).create(repo.id, name);
+  const s = await sessions(app).create(repo, name);
   ctx.status = 202;
   uploadHeaders(req, s);
   ctx.set('Content-Length', '0');
@@ -319,21 +318,21 @@ async function patchUpload(req: ContentRequest, name: string, uuid: string): Pro
 }
 
 /**
- * Publishes a finished upload's file under `digest`: the digests were computed as the chunks
- * arrived (a sha512 digest, which the core does not compute, costs one read of the file). On a
- * mismatch nothing is stored.
+ * Publishes a finished upload under `digest`: the digests were computed as the chunks arrived (a
+ * sha512 digest, which the core does not compute, costs one read of the bytes). On a mismatch
+ * nothing is stored.
  */
-async function storeUploaded(req: ContentRequest, digest: string, file: string, d: Digests): Promise<void> {
+async function storeUploaded(req: ContentRequest, digest: string, s: UploadSession, d: Digests): Promise<void> {
   const algo = digestAlgorithm(digest);
   let got = `sha256:${d.sha256}`;
   if (algo !== 'sha256') {
     const h = createHash(algo);
-    for await (const c of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+    for await (const c of await sessions(req.app).read(s)) h.update(c as Buffer);
     got = `${algo}:${h.digest('hex')}`;
   }
   if (got !== digest) throw digestMismatch(digest, got);
   if (await req.repo.local(blobPath(digest))) return;
-  await req.repo.putFile(blobPath(digest), file, d, { contentType: OCTET, kind: 'content', attributes: { digest } }, req.access);
+  await req.repo.putStaged(blobPath(digest), () => sessions(req.app).stage(s, d), d, { contentType: OCTET, kind: 'content', attributes: { digest } }, req.access);
 }
 
 async function putUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
@@ -350,10 +349,10 @@ async function putUpload(req: ContentRequest, name: string, uuid: string): Promi
   // Refused while a chunk is still arriving: the session stays.
   const d = await refusedAs416(req, s, () => sessions(app).digests(s));
   try {
-    await storeUploaded(req, digest, s.file, d);
+    await storeUploaded(req, digest, s, d);
   } finally {
     // Committed, or refused (nothing stored): either way the session is over.
-    await sessions(app).remove(s.uuid);
+    await sessions(app).remove(s);
   }
   blobCreated(req, name, digest);
 }
@@ -368,7 +367,7 @@ async function uploadStatus(req: ContentRequest, name: string, uuid: string): Pr
 async function cancelUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   requireName(name);
   const s = await sessions(req.app).get(req.repo.id, name, uuid);
-  await sessions(req.app).remove(s.uuid);
+  await sessions(req.app).remove(s);
   req.ctx.status = 204;
 }
 
@@ -645,4 +644,5 @@ export const docker: FormatPlugin = {
   upstreamHeaders,
   upstreamChallenge,
   proxyAsset,
+  proxyExpected,
 };
