@@ -340,3 +340,23 @@ export async function putResult(app: Stowage, committed: CommittedChange, path: 
 }
 
 export { ContentChange };
+
+/**
+ * Properties that belong to no repository (or to one that is gone: an upload session whose
+ * repository was deleted), set and deleted in one transaction. No write policy, no hook: they are
+ * not content.
+ */
+export async function changeProperties(
+  app: Stowage,
+  describe: (c: { set(scope: string, key: string, value: string): void; delete(scope: string, key: string): void }) => void,
+): Promise<void> {
+  const ops: Array<{ scope: string; key: string; value?: string }> = [];
+  describe({ set: (scope, key, value) => void ops.push({ scope, key, value }), delete: (scope, key) => void ops.push({ scope, key }) });
+  if (ops.length === 0) return;
+  await app.db.transaction(async (tx) => {
+    for (const o of ops) {
+      if (o.value === undefined) await app.content.deleteProperty(o.scope, o.key, tx);
+      else await app.content.setProperty(o.scope, o.key, o.value, tx);
+    }
+  });
+}
