@@ -13,6 +13,7 @@ import { DATABASES, basic, startServer, type TestServer } from '../helpers/stowa
 import { NpmClient } from '../helpers/npm-cli.js';
 import { publish } from '../helpers/npm-gen.js';
 import type { Repository } from '../../src/repository/repository.js';
+import { changeProperties } from '../../src/repository/unit-of-work.js';
 
 const API = '/service/rest/v1';
 
@@ -309,6 +310,16 @@ for (const db of DATABASES) {
         });
       await Promise.all(Array.from({ length: 8 }, inc));
       assert.equal(await (await s.fetch('/repository/files/n.txt')).text(), '8');
+      // Properties of no repository: one transaction, set and deleted together.
+      await changeProperties(s.app, (c) => {
+        c.set('test.scope', 'a', '1');
+        c.set('test.scope', 'b', '2');
+      });
+      await changeProperties(s.app, (c) => {
+        c.delete('test.scope', 'a');
+        c.set('test.scope', 'b', '3');
+      });
+      assert.deepEqual(await s.app.content.listProperties('test.scope'), [{ key: 'b', value: '3' }]);
     });
   });
 }
