@@ -23,7 +23,13 @@ v8.setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
 async function serve(config: Config): Promise<void> {
   const app = await Stowage.open(config);
-  const main = await listen(createMainApp(app), config.http.port, config.http.host);
+  const main = await listen(createMainApp(app), config.http.port, config.http.host).catch(async (e: NodeJS.ErrnoException) => {
+    await app.close();
+    // The usual start failure of a configuration, not a crash: one line naming the setting.
+    const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges this process lacks' : null;
+    if (why) throw new ConfigError(`Invalid setting STOWAGE_HTTP_PORT (http.port): port ${config.http.port} ${why}`);
+    throw e;
+  });
   await app.listeners.start(config.http.host);
   await app.proxy.start?.();
   app.tasks.start();
@@ -96,6 +102,10 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (e) => {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`stowage: ${e.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`stowage: ${(e as Error).stack ?? e}\n`);
     process.exit(1);
   },

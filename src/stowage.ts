@@ -70,6 +70,7 @@ export class Stowage {
       this.secrets.deriveKey('scoped-bearer-token'),
       (userId, source) => this.tokens.lookup(userId, source),
       () => this.security.anonymousPrincipal(),
+      (tokenId) => this.tokens.isValid(tokenId),
     );
     for (const format of this.formats.values()) {
       for (const r of format.tokenRealms ?? []) this.security.register(scopedTokenRealm(this.scopedTokens, { ...r, kind: format.name }));
@@ -124,12 +125,14 @@ export class Stowage {
     }
   }
 
-  /** External base URL: configured, or derived from the request (X-Forwarded-* aware). */
-  baseUrl(ctx: { protocol: string; host: string; get(h: string): string }): string {
+  /**
+   * External base URL: configured, or derived from the request. Koa's protocol and host read
+   * X-Forwarded-Proto/Host only when the listener trusts a proxy (http.trustProxy): otherwise any
+   * client could point generated links (docker's token realm, npm tarballs) at a host of its choice.
+   */
+  baseUrl(ctx: { protocol: string; host: string }): string {
     if (this.config.baseUrl) return this.config.baseUrl;
-    const proto = ctx.get('X-Forwarded-Proto').split(',')[0].trim() || ctx.protocol;
-    const host = ctx.get('X-Forwarded-Host').split(',')[0].trim() || ctx.host;
-    return `${proto}://${host}`;
+    return `${ctx.protocol}://${ctx.host}`;
   }
 
   async close(): Promise<void> {

@@ -36,10 +36,12 @@ import {
   isValidName,
   isValidTag,
   parseManifest,
+  referrerArtifactType,
   type ParsedManifest,
 } from './manifest.js';
 import { blobPath, manifestPath } from './proxy.js';
 import { getBlobContent, resolveManifest } from './group.js';
+import { indexReferrer } from './referrers.js';
 
 const OCTET = 'application/octet-stream';
 const MT_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -56,6 +58,30 @@ const KEEP_JSON_BYTES = 1 << 20;
 /** At most this much JSON is kept in memory per upload; beyond it, read back from the store. */
 const KEEP_JSON_BUDGET = 32 << 20;
 const METADATA_FILES = new Set(['manifest.json', 'index.json', 'oci-layout', 'repositories']);
+/**
+ * Entries up to this size (configs, manifests, empty and tiny files) are held in memory and reach
+ * the blob store only when a manifest references them: an archive of thousands of small entries
+ * nothing uses costs no store writes. Larger entries stream to the store as they arrive.
+ */
+const SMALL_ENTRY_BYTES = 64 << 10;
+/** At most this much is held in memory per upload; beyond it small entries are staged too. */
+const SMALL_ENTRIES_BUDGET = 32 << 20;
+/**
+ * No archive a client writes comes near this many tar entries (a legacy layer is four: its
+ * folder, layer.tar, json, VERSION); more is refused at once instead of read to the end.
+ */
+export const MAX_ARCHIVE_ENTRIES = 10_000;
+/**
+ * Names the writers of image archives use: OCI layout blobs and folders, and docker save's
+ * `<id>.json`, `<digest>.tar`, `<id>/layer.tar|json|VERSION` (docker, podman, skopeo).
+ */
+const KNOWN_ENTRY = /^(?:blobs(?:\/(?:sha256|sha512)(?:\/[a-f0-9]+)?)?|[a-f0-9]{64}(?:\.tar|\.json|\/(?:layer\.tar|json|VERSION))?)$/;
+/**
+ * Entries of another name (a `manifest.json` may still point at them) or empty files (no layer,
+ * config or manifest is empty) are tolerated up to this many: an archive of thousands of them is
+ * refused after reading a few hundred kilobytes, not at its end.
+ */
+export const MAX_UNKNOWN_ENTRIES = 1_000;
 const MAX_INDEX_DEPTH = 8;
 const MAX_LINK_HOPS = 16;
 
@@ -95,11 +121,13 @@ export function parseImageReference(ref: string): { name: string; tag?: string; 
 
 // ---- upload: receiving the tar -------------------------------------------------------------
 
-/** One file of the archive, staged in the blob store (not yet visible). */
+/** One file of the archive: staged in the blob store (not yet visible), or small and still in memory. */
 interface ArchiveFile {
   path: string;
   size: number;
-  staged: StagedBlob;
+  /** Absent while the file is only in memory (`data`): staged once the plan needs it. */
+  staged?: StagedBlob;
+  data?: Buffer;
   /** `sha256:<hex>` of the content. */
   sha256: string;
   /** Its bytes when it looked like JSON and was small (manifests, configs, indexes). */
@@ -114,6 +142,9 @@ class Received {
   readonly metadata = new Map<string, Buffer>();
   readonly discarded: ArchiveFile[] = [];
   keptJson = 0;
+  inMemory = 0;
+  entries = 0;
+  unknown = 0;
 
   /** The file at an archive path, following symbolic and hard links. */
   resolve(p: string): ArchiveFile | undefined {
@@ -141,6 +172,26 @@ class Received {
   all(): ArchiveFile[] {
     return [...this.files.values(), ...this.discarded];
   }
+}
+
+/** A small entry read into memory, its name's digest checked; staged later only if referenced. */
+async function holdEntry(rec: Received, name: string, size: number, body: Readable): Promise<ArchiveFile> {
+  const named = /^blobs\/(sha256|sha512)\/([a-f0-9]+)$/.exec(name);
+  if (named && !isValidDigest(`${named[1]}:${named[2]}`)) throw invalid(`${name}: not a valid digest`);
+  const data = await readSmall(body, SMALL_ENTRY_BYTES);
+  if (data.length !== size) throw invalid(`${name}: truncated entry`);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const got = named?.[1] === 'sha512' ? createHash('sha512').update(data).digest('hex') : sha256;
+  if (named && got !== named[2]) throw new AppError('DIGEST_INVALID', `Invalid image archive: ${name}: content does not match its digest (got ${named[1]}:${got})`);
+  rec.inMemory += size;
+  const head = data.subarray(0, 4);
+  return { path: name, size, data, sha256: `sha256:${sha256}`, head, json: head[0] === 0x7b || head[0] === 0x5b ? data : undefined };
+}
+
+/** Puts a file still in memory into the blob store (the plan references it). */
+async function materialise(app: Stowage, storeId: number, file: ArchiveFile): Promise<void> {
+  if (file.staged || !file.data) return;
+  file.staged = await app.blobs.stage(storeId, Readable.from([file.data]), { expectedSize: file.size, expected: { sha256: file.sha256.slice(7) } });
 }
 
 /** Streams one entry into the blob store: hashed once, its name's digest checked, small JSON kept. */
@@ -186,10 +237,14 @@ async function stageEntry(app: Stowage, storeId: number, rec: Received, name: st
   return file;
 }
 
-/** Reads the tar: metadata files into memory (capped), every other file staged. */
+/** Reads the tar: metadata files and small files into memory (capped), every other file staged. */
 async function receive(app: Stowage, storeId: number, body: Readable, rec: Received): Promise<void> {
   for await (const entry of readTar(body, { gunzip: true })) {
     const { name, type, size, linkname } = entry.header;
+    if (++rec.entries > MAX_ARCHIVE_ENTRIES) throw invalid(`more than ${MAX_ARCHIVE_ENTRIES} entries`);
+    if ((!KNOWN_ENTRY.test(name) && !METADATA_FILES.has(name)) || (type === 'file' && size === 0)) {
+      if (++rec.unknown > MAX_UNKNOWN_ENTRIES) throw invalid(`more than ${MAX_UNKNOWN_ENTRIES} entries that are empty or not part of an image (${name})`);
+    }
     if (type === 'directory' || type === 'other') continue;
     if (type === 'symlink' || type === 'link') {
       // Symbolic links are relative to their folder (skopeo links `<id>/layer.tar` to `../<diffid>.tar`); hard links name an archive path.
@@ -208,7 +263,8 @@ async function receive(app: Stowage, storeId: number, body: Readable, rec: Recei
     }
     // Legacy v1 layer metadata (`<id>/json`, `<id>/VERSION`) nothing refers to.
     if (/^[0-9a-f]{64}\/(json|VERSION)$/.test(name)) continue;
-    const file = await stageEntry(app, storeId, rec, name, size, entry.body);
+    const small = size <= SMALL_ENTRY_BYTES && rec.inMemory + size <= SMALL_ENTRIES_BUDGET;
+    const file = small ? await holdEntry(rec, name, size, entry.body) : await stageEntry(app, storeId, rec, name, size, entry.body);
     const previous = rec.files.get(name);
     if (previous) rec.discarded.push(previous);
     rec.files.set(name, file);
@@ -221,6 +277,8 @@ interface PlannedManifest {
   digest: string;
   mediaType: string;
   subject?: string;
+  /** What a referrers list shows of it (artifactType, annotations), as a manifest push stores them. */
+  descriptor?: Record<string, unknown>;
   /** From the archive (exact bytes), or generated (a legacy docker save image). */
   file?: ArchiveFile;
   generated?: Buffer;
@@ -257,9 +315,10 @@ class Planner {
 
   async jsonOf(file: ArchiveFile, what: string): Promise<Buffer> {
     if (file.json) return file.json;
+    if (file.data) return file.data;
     if (file.size > MAX_MANIFEST_BYTES) throw invalid(`${what} (${file.path}) is ${file.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`);
-    const driver = await this.app.blobs.stores.driver(file.staged.storeId);
-    return readSmall(await driver.read(file.staged.storageKey), MAX_MANIFEST_BYTES);
+    const driver = await this.app.blobs.stores.driver(file.staged!.storeId);
+    return readSmall(await driver.read(file.staged!.storageKey), MAX_MANIFEST_BYTES);
   }
 
   /** A config or layer: in the archive, or already in the repository. */
@@ -297,7 +356,9 @@ class Planner {
     if (!file) throw invalid(`${by} references manifest ${digest}, which is not in the archive`);
     if (typeof desc.size === 'number' && desc.size !== file.size) throw invalid(`${by}: manifest ${digest} is ${file.size} bytes, the descriptor says ${desc.size}`);
     const parsed = parse(await this.jsonOf(file, `manifest ${digest}`), typeof desc.mediaType === 'string' ? desc.mediaType : undefined, digest);
-    const planned: PlannedManifest = { digest, mediaType: parsed.mediaType, subject: parsed.subject?.digest, file, children: [] };
+    const artifactType = referrerArtifactType(parsed);
+    const descriptor = { ...(artifactType !== undefined ? { artifactType } : {}), ...(parsed.annotations ? { annotations: parsed.annotations } : {}) };
+    const planned: PlannedManifest = { digest, mediaType: parsed.mediaType, subject: parsed.subject?.digest, descriptor, file, children: [] };
     this.plan.manifests.set(digest, planned);
     if (parsed.isIndex) {
       for (const child of parsed.manifests) planned.children.push(await this.ociManifest(child, `index ${digest}`, depth + 1));
@@ -321,6 +382,8 @@ class Planner {
     const index = json(this.rec.metadata.get('index.json')!, 'index.json') as { manifests?: unknown };
     if (!index || !Array.isArray(index.manifests)) throw invalid('index.json has no manifests array');
     if (index.manifests.length === 0) throw invalid('index.json lists no images');
+    // A referrer (a signature, an SBOM) the layout does not name belongs under its subject's image name.
+    const unnamed: Array<{ ref: { name?: string; tag?: string }; digest: string; what: string }> = [];
     for (const [i, d] of index.manifests.entries()) {
       if (!d || typeof d !== 'object') throw invalid(`index.json: manifests[${i}] is not a descriptor`);
       const desc = d as { digest?: unknown; annotations?: Record<string, unknown> };
@@ -337,7 +400,14 @@ class Planner {
           ref.tag ??= r.tag;
         }
       }
-      this.addImage(ref, digest, defaults, `index.json manifests[${i}] (${digest})`);
+      const what = `index.json manifests[${i}] (${digest})`;
+      if (!ref.name && !defaults.name && this.plan.manifests.get(digest)?.subject) unnamed.push({ ref, digest, what });
+      else this.addImage(ref, digest, defaults, what);
+    }
+    for (const u of unnamed) {
+      const subject = this.plan.manifests.get(u.digest)!.subject!;
+      const owner = this.plan.images.find((img) => closure(this.plan, img.digest).has(subject));
+      this.addImage({ ...u.ref, name: owner?.name }, u.digest, defaults, u.what);
     }
   }
 
@@ -440,7 +510,7 @@ async function commit(app: Stowage, repo: Repository, plan: Plan): Promise<Set<A
     attached.clear();
     const rowOf = async (f: ArchiveFile): Promise<BlobRow> => {
       let row = attached.get(f);
-      if (!row) attached.set(f, (row = await app.blobs.attach(tx, f.staged)));
+      if (!row) attached.set(f, (row = await app.blobs.attach(tx, f.staged!)));
       return row;
     };
     for (const [digest, f] of plan.blobs) {
@@ -453,15 +523,16 @@ async function commit(app: Stowage, repo: Repository, plan: Plan): Promise<Set<A
         const p = manifestPath(img.name, d);
         if (stored.has(p)) continue;
         stored.add(p);
-        if (await app.content.findAsset(repo.id, p, tx)) continue;
         const m = plan.manifests.get(d)!;
+        if (m.subject) await indexReferrer(app, tx, repo.id, img.name, m.subject, d);
+        if (await app.content.findAsset(repo.id, p, tx)) continue;
         await app.content.putAsset(tx, {
           repositoryId: repo.id,
           path: p,
           blobId: (await rowOf(m.file!)).id,
           contentType: m.mediaType,
           kind: 'content',
-          attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}) },
+          attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}), ...m.descriptor },
         });
       }
       if (img.tag) await app.content.setTag(tx, repo.id, img.name, img.tag, img.digest);
@@ -510,6 +581,9 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
     else throw invalid('neither manifest.json (docker save) nor index.json (OCI layout) found');
     const { plan } = planner;
     await checkTags(app, repo, plan.images, async () => void (await requireContent(app, ctx, { ...perm, action: 'edit' })));
+    // Only what the plan references reaches the blob store.
+    for (const f of plan.blobs.values()) if (f) await materialise(app, repo.blobStoreId, f);
+    for (const m of plan.manifests.values()) if (m.file) await materialise(app, repo.blobStoreId, m.file);
     for (const m of plan.manifests.values()) {
       if (!m.generated) continue;
       const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([m.generated]), { expectedSize: m.generated.length });
@@ -520,11 +594,11 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
     images = plan.images;
   } catch (e) {
     // Nothing was committed: every staged byte goes.
-    await Promise.all([...rec.all(), ...generated].map((f) => app.blobs.discard(f.staged)));
+    await Promise.all([...rec.all(), ...generated].map((f) => (f.staged ? app.blobs.discard(f.staged) : undefined)));
     throw e;
   }
   await Promise.all(
-    [...rec.all(), ...generated].map((f) => (attached.has(f) ? app.blobs.settle(f.staged) : app.blobs.discard(f.staged))),
+    [...rec.all(), ...generated].map((f) => (!f.staged ? undefined : attached.has(f) ? app.blobs.settle(f.staged) : app.blobs.discard(f.staged))),
   );
   ctx.status = 201;
   ctx.body = { repository: addressed.name, images };

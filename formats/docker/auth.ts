@@ -37,9 +37,31 @@ function entryPrefix(path: string): string {
   return i < 0 ? '/' : path.slice(0, i + 1);
 }
 
+/**
+ * True on a docker port of its own (a repository's `docker.httpPort`, or the shared docker port):
+ * a registry in its own right, whatever the main port's external URL is.
+ */
+export function onDockerPort(ctx: Koa.Context, app: Stowage): boolean {
+  const port = ctx.req.socket.localPort;
+  if (port === undefined) return false;
+  for (const p of app.listeners.ports().values()) if (p === port) return true;
+  for (const p of app.listeners.sharedListeners().values()) if (p === port) return true;
+  return false;
+}
+
+/**
+ * The origin of the registry the client is talking to. On a docker port that is the port itself
+ * (as the client reached it; X-Forwarded-* only when trust-proxy is on, through Koa): the main
+ * port's base URL would send the client's credentials to another listener, whose `/v2/token`
+ * routes by path and reads `team/app` as repository `team`.
+ */
+export function registryBase(ctx: Koa.Context, app: Stowage): string {
+  return onDockerPort(ctx, app) ? `${ctx.protocol}://${ctx.host}` : app.baseUrl(ctx);
+}
+
 /** `Bearer realm="<base>/…/v2/token",service="<host>"[,scope="repository:<name>:pull,push"]` for a request path. */
 export function bearerChallenge(ctx: Koa.Context, app: Stowage): string {
-  const base = app.baseUrl(ctx);
+  const base = registryBase(ctx, app);
   const prefix = entryPrefix(ctx.path);
   let challenge = `Bearer realm="${base}${prefix}v2/token",service="${serviceOf(base)}"`;
   const rest = ctx.path.slice(prefix.length + 'v2/'.length);
@@ -54,6 +76,24 @@ function serviceOf(base: string): string {
   } catch {
     return 'stowage';
   }
+}
+
+/** `docker.forceBasicAuth` (default true, as Nexus): Basic only, no anonymous pull. */
+export function forcesBasicAuth(repo: Repository): boolean {
+  return (repo.section<{ forceBasicAuth?: boolean }>('docker') ?? {}).forceBasicAuth !== false;
+}
+
+/**
+ * The challenge of a 401: Basic when the repository the request addresses forces Basic auth, as
+ * Nexus does (only where the client can tell it from the version check: a repository's own port
+ * or `/repository/<name>/v2/`; the root route's `/v2/` serves every repository and stays Bearer);
+ * otherwise the token flow's Bearer challenge.
+ */
+export function challenge(ctx: Koa.Context, app: Stowage): string {
+  const repo = ctx.state.repository as Repository | undefined;
+  const own = ctx.path.startsWith('/repository/') || [...app.listeners.ports().values()].includes(ctx.req.socket.localPort ?? -1);
+  if (repo && repo.format.name === FORMAT && own && forcesBasicAuth(repo)) return BASIC_CHALLENGE;
+  return bearerChallenge(ctx, app);
 }
 
 /** The 401 answer of a registry path: Bearer challenge (set by the renderer), OCI body. */
@@ -123,7 +163,7 @@ export async function tokenEndpoint(ctx: Koa.Context, app: Stowage, bound: Repos
     access.push({ type: scope.type, name: scope.name, actions: granted });
   }
   const list: ContentGrant[] = [...grants].map(([repository, actions]) => ({ repository, actions: [...actions] }));
-  const service = ctx.URL.searchParams.get('service') ?? serviceOf(app.baseUrl(ctx));
+  const service = ctx.URL.searchParams.get('service') ?? serviceOf(registryBase(ctx, app));
   const { token, claims } = app.scopedTokens.issue(principal, FORMAT, list, TOKEN_TTL_SECONDS, { iss: 'stowage', aud: service, access });
   ctx.status = 200;
   ctx.set('Content-Type', 'application/json');

@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import { AppError, type ErrorCode } from '../../src/errors.js';
 import type { Stowage } from '../../src/stowage.js';
-import { bearerChallenge } from './auth.js';
+import { challenge } from './auth.js';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 export const API_VERSION = 'registry/2.0';
@@ -59,8 +59,8 @@ export function ociCodeOf(err: AppError): OciCode | 'UNKNOWN' {
 /** `{"errors":[{"code","message","detail"}]}` with the API version header on every error. */
 export function renderOciError(ctx: Koa.Context, err: AppError, app?: Stowage): void {
   const code = ociCodeOf(err);
-  // Registry clients learn the token flow from the challenge; the token endpoint itself asks for Basic.
-  if (err.status === 401 && app && !/(^|\/)v2\/token$/.test(ctx.path)) ctx.set('WWW-Authenticate', bearerChallenge(ctx, app));
+  // Registry clients learn the token flow (or Basic) from the challenge; the token endpoint itself asks for Basic.
+  if (err.status === 401 && app && !/(^|\/)v2\/token$/.test(ctx.path)) ctx.set('WWW-Authenticate', challenge(ctx, app));
   // A write the policy refuses is a permission problem for registry clients.
   if (err.code === 'WRITE_POLICY') ctx.status = 403;
   ctx.set(API_VERSION_HEADER, API_VERSION);

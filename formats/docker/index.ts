@@ -8,7 +8,7 @@ import type { Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { sendContent } from '../../src/http/send-content.js';
 import { requireContent } from '../../src/http/auth.js';
-import { DOCKER_TOKEN_REALM, authenticated, dockerListenerPort, isTokenPath, tokenEndpoint, unauthorized } from './auth.js';
+import { DOCKER_TOKEN_REALM, authenticated, dockerListenerPort, forcesBasicAuth, isTokenPath, tokenEndpoint, unauthorized } from './auth.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import { API_VERSION, API_VERSION_HEADER, ociError, renderOciError } from './errors.js';
 import {
@@ -525,6 +525,8 @@ async function handle(req: ContentRequest): Promise<void> {
   const { ctx } = req;
   ctx.set(API_VERSION_HEADER, API_VERSION);
   if (isTokenPath(req.rawPath) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return tokenEndpoint(ctx, req.app, req.repo);
+  // Forced Basic auth (Nexus's default): no anonymous pull, whatever the anonymous role may read.
+  if (forcesBasicAuth(req.repo) && (!req.principal || req.principal.anonymous)) throw unauthorized();
   const route = matchRoute(req.rawPath);
   const m = ctx.method;
   const get = m === 'GET' || m === 'HEAD';

@@ -9,6 +9,7 @@ import { readJson } from './body.js';
 import { canContent, canRepoAdmin, requireRepoAdmin } from './access.js';
 import { auditConfig, hasNewSecrets, keepSecrets, refuseSealedSecrets, repositorySettingsXO, repositoryXO, sealSecrets } from './repository-xo.js';
 import { iso } from './params.js';
+import type { Principal } from '../security/principal.js';
 
 const TYPES: RepositoryType[] = ['hosted', 'proxy', 'group'];
 /** Audit log domain of repository configuration changes (Nexus: repository.repository). */
@@ -39,6 +40,19 @@ async function listable(app: Stowage, ctx: Koa.Context): Promise<Repository[]> {
   const out: Repository[] = [];
   for (const repo of await app.repositories.list()) if (await canContent(app, p, repo, 'browse')) out.push(repo);
   return out;
+}
+
+/**
+ * Whether some repository name would let the caller add a repository of `format`: the name is
+ * in the body, and no body is read for a caller who could add none (anonymous floods of large
+ * bodies cost nothing then). Candidate names are `*` and those the caller's grants name.
+ */
+async function mayAddSome(app: Stowage, p: Principal | null, format: string): Promise<boolean> {
+  if (!p) return false;
+  const names = new Set(['*']);
+  for (const g of (await app.security.store.grantsOf(p)).permissions) for (const n of g[3] ?? []) names.add(n);
+  for (const n of names) if (await canRepoAdmin(app, p, format, n, 'add')) return true;
+  return false;
 }
 
 /** Repositories whose configuration the caller may read; a caller with none at all is refused. */
@@ -105,8 +119,10 @@ export function repositoryRoutes(app: Stowage): Router {
 
   r.post('/repositories/:format/:type', async (ctx) => {
     const { format, type } = formatAndType(app, ctx.params);
+    const p = principalOf(ctx);
+    if (!(await mayAddSome(app, p, format))) throw denied(p, `add ${format} repositories`);
     // The privilege names the repository, so it is checked with the body's name, before any
-    // complaint about the body (an anonymous caller learns nothing but 401).
+    // complaint about the body (a caller learns nothing about the body it may not send).
     const body = await readJson(ctx, maxJson).catch((e: unknown) => e);
     const name = (body as { name?: unknown } | null)?.name;
     await requireRepoAdmin(app, ctx, format, typeof name === 'string' ? name : '', 'add');

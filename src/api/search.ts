@@ -48,7 +48,7 @@ export function searchRoutes(app: Stowage): Router {
     ctx.body = await views.assetPage(scope, search, token, limit);
   });
 
-  // The first match; with sort=version the asset of the highest version (Nexus's "latest" idiom).
+  // The one match (several: 400, as Nexus); with sort=version the asset of the highest version (Nexus's "latest" idiom).
   r.get('/search/assets/download', async (ctx) => {
     const sort = queryParam(ctx, 'sort');
     if (sort !== undefined && sort !== 'version') throw badRequest('sort: only sort=version is supported for downloads', { field: 'sort' });
@@ -60,7 +60,12 @@ export function searchRoutes(app: Stowage): Router {
       const sorted = items.filter((c) => c.assets.length > 0).sort((a, b) => byVersion.compare(a.version ?? '', b.version ?? ''));
       best = (ascending ? sorted[0] : sorted[sorted.length - 1])?.assets[0];
     } else {
-      best = (await views.assetPage(scope, search, null, 1)).items[0];
+      // As Nexus: an ambiguous search is the caller's mistake, not a pick of one of the matches.
+      const { items } = await views.assetPage(scope, search, null, 2);
+      if (items.length > 1) {
+        throw badRequest('Search returned multiple assets, please refine search criteria to find a single asset or use the sort query parameter to retrieve the first result');
+      }
+      best = items[0];
     }
     if (!best) throw notFound('No asset matches the search');
     ctx.redirect(best.downloadUrl);

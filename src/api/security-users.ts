@@ -5,7 +5,7 @@ import { notFound } from '../errors.js';
 import { readSmall } from '../blob/blob-service.js';
 import { auditOrigin, denied, principalOf, requireApp } from '../http/auth.js';
 import type { ExternalUser } from '../security/security.js';
-import { readJson } from './body.js';
+import { parseJson, readJson } from './body.js';
 import { queryParam } from './params.js';
 import { externalUserXO, field, object, optString, reqString, stringList, USER_STATUSES, userXO } from './security-xo.js';
 
@@ -190,14 +190,18 @@ async function readPassword(ctx: Koa.Context): Promise<string> {
   const raw = (await readSmall(ctx.req, MAX_PASSWORD_BYTES)).toString('utf8');
   let password = raw;
   if (/json/i.test(ctx.get('Content-Type'))) {
+    const refused = () => field('password', 'the body must be the new password (text/plain)');
+    let v: unknown;
     try {
-      const v: unknown = JSON.parse(raw);
-      if (typeof v === 'string') password = v;
-      else if (v && typeof v === 'object' && typeof (v as { password?: unknown }).password === 'string') password = (v as { password: string }).password;
-      else throw new Error('not a string');
+      v = JSON.parse(raw);
     } catch {
-      throw field('password', 'the body must be the new password (text/plain)');
+      throw refused();
     }
+    // Well-formed; read again only to refuse prototype keys, as every JSON body is.
+    parseJson(raw);
+    if (typeof v === 'string') password = v;
+    else if (v && typeof v === 'object' && typeof (v as { password?: unknown }).password === 'string') password = (v as { password: string }).password;
+    else throw refused();
   }
   if (password === '') throw field('password', 'a non-empty password is required');
   return password;

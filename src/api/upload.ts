@@ -109,9 +109,12 @@ async function receiveForm(ctx: Koa.Context, dir: string, spooled: string[]): Pr
 export async function uploadComponent(app: Stowage, ctx: Koa.Context, repositoryName: string): Promise<void> {
   const repo = await app.repositories.require(repositoryName);
   const perm = { format: repo.format.name, repository: repo.name };
-  await requireContent(app, ctx, { ...perm, action: 'add' });
+  const principal = await requireContent(app, ctx, { ...perm, action: 'add' });
   if (!repo.online) throw new AppError('OFFLINE', `Repository '${repo.name}' is offline`);
-  const access: AccessCheck = { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })) };
+  const access: AccessCheck = {
+    require: async (action) => void (await requireContent(app, ctx, { ...perm, action })),
+    uploader: { userId: principal.userId, ip: ctx.ip },
+  };
   const spooled: string[] = [];
   try {
     const plan = repo.format.planUpload;

@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable, finished } from 'node:stream';
+import { IncomingMessage } from 'node:http';
 import type { Db, Tx } from '../db/db.js';
 import { now, num } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
 import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
+import { bufferedBodyBudget } from '../http/request-limits.js';
 import type { ByteRange } from './driver.js';
 import { IngestOwner } from './ingest-owner.js';
 import { SpaceReserve } from './space-reserve.js';
@@ -399,13 +401,22 @@ export class BlobService {
 export async function readSmall(stream: Readable, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of stream) {
-    n += (c as Buffer).length;
-    if (n > maxBytes) {
-      stream.destroy();
-      throw new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxBytes} bytes`);
+  // A request body is never destroyed here: that resets the connection before the 413 is
+  // written. The listener closes it after the answer (request-limits.ts).
+  const request = stream instanceof IncomingMessage;
+  const budget = bufferedBodyBudget(stream);
+  try {
+    for await (const c of request ? stream.iterator({ destroyOnReturn: false }) : stream) {
+      n += (c as Buffer).length;
+      if (n > maxBytes) {
+        if (!request) stream.destroy();
+        throw new AppError('PAYLOAD_TOO_LARGE', `Body exceeds the limit of ${maxBytes} bytes`);
+      }
+      budget?.take((c as Buffer).length);
+      chunks.push(c as Buffer);
     }
-    chunks.push(c as Buffer);
+  } finally {
+    budget?.release(chunks.reduce((sum, c) => sum + c.length, 0));
   }
   return Buffer.concat(chunks);
 }

@@ -19,6 +19,15 @@ export const ConfigSchema = z.object({
     host: z.string().min(1),
     /** Largest non-blob request body the REST API accepts (JSON), bytes. */
     maxJsonBytes: numeric(z.number().int().positive()),
+    /** Time a client has to send a request's headers, seconds (0 = no limit). */
+    headersTimeoutSeconds: durationSeconds,
+    /**
+     * A request body that sends nothing for this long is answered 408 and closed, seconds (0 = no
+     * limit). An idle timeout, not a total one: a long upload that keeps sending is never cut.
+     */
+    bodyIdleTimeoutSeconds: durationSeconds,
+    /** Request body bytes buffered at once by callers that have not signed in, in total (0 = no cap). */
+    maxUnauthenticatedBodyBytes: numeric(z.number().int().min(0)),
     /** Grace for in-flight requests on SIGTERM, seconds. */
     shutdownGraceSeconds: durationSeconds,
     /**
@@ -80,6 +89,9 @@ const ENV: Record<string, string[]> = {
   STOWAGE_HTTP_HOST: ['http', 'host'],
   STOWAGE_MAX_JSON_BYTES: ['http', 'maxJsonBytes'],
   STOWAGE_SHUTDOWN_GRACE: ['http', 'shutdownGraceSeconds'],
+  STOWAGE_HEADERS_TIMEOUT: ['http', 'headersTimeoutSeconds'],
+  STOWAGE_BODY_IDLE_TIMEOUT: ['http', 'bodyIdleTimeoutSeconds'],
+  STOWAGE_MAX_UNAUTHENTICATED_BODY_BYTES: ['http', 'maxUnauthenticatedBodyBytes'],
   STOWAGE_TRUST_PROXY: ['http', 'trustProxy'],
   STOWAGE_SENDFILE: ['http', 'sendfile'],
   STOWAGE_DB: ['db'],
@@ -114,7 +126,7 @@ function parseMap(name: string, v: string): Record<string, string> {
 function defaults(): Record<string, unknown> {
   return {
     dataDir: './data',
-    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false, sendfile: true },
+    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, headersTimeoutSeconds: 60, bodyIdleTimeoutSeconds: 60, maxUnauthenticatedBodyBytes: 32 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false, sendfile: true },
     anonymousAccess: true,
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600, minFreeBytes: 64 * 1024 * 1024, reserveBytes: 8 * 1024 * 1024 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },

@@ -10,7 +10,7 @@ import type { AuditEvent } from '../security/audit.js';
 import type { BlobRow, BlobService, ExpectedDigests, StagedBlob } from '../blob/blob-service.js';
 import type { DigestLimits } from '../blob/digest-stream.js';
 import type { AssetFilter } from './content-service.js';
-import type { AssetKind, AssetRow, AssetView, ComponentInput } from './types.js';
+import type { AssetKind, AssetRow, AssetView, ComponentInput, Uploader } from './types.js';
 
 /** The bytes of an asset: blobs staged for this change, or a blob already stored (a mount, a copy). */
 export type AssetSource = StagedBlob | { blobId: number };
@@ -25,6 +25,8 @@ export interface AssetMeta {
   attributes?: Record<string, unknown>;
   /** Proxy: when the copy was fetched from upstream. */
   lastVerified?: number | null;
+  /** Who sent it; default for content put by a client change: the change's `access.uploader`. */
+  uploader?: Uploader;
 }
 
 export interface PutAsset extends AssetMeta {

@@ -19,6 +19,8 @@ function asset(r: Record<string, unknown>): AssetRow {
     updated_at: num(r.updated_at),
     last_downloaded: r.last_downloaded === null || r.last_downloaded === undefined ? null : num(r.last_downloaded),
     last_verified: r.last_verified === null || r.last_verified === undefined ? null : num(r.last_verified),
+    uploader: typeof r.uploader === 'string' ? r.uploader : null,
+    uploader_ip: typeof r.uploader_ip === 'string' ? r.uploader_ip : null,
   };
 }
 
@@ -154,6 +156,8 @@ export class ContentService {
     const t = now();
     const comp = input.component ? await this.upsertComponent(tx, input.repositoryId, input.component) : null;
     const existing = await this.findAsset(input.repositoryId, input.path, tx);
+    // Without an uploader (proxy fetch, generated metadata) a replaced content has none; the same content keeps its.
+    const kept = existing && existing.blob_id === input.blobId ? existing : undefined;
     const fields = {
       component_id: comp ? comp.id : (existing?.component_id ?? null),
       blob_id: input.blobId,
@@ -162,6 +166,8 @@ export class ContentService {
       attributes: toJson({ ...(existing?.attributes ?? {}), ...(input.attributes ?? {}) }),
       updated_at: t,
       last_verified: input.lastVerified ?? existing?.last_verified ?? null,
+      uploader: input.uploader ? input.uploader.userId : (kept?.uploader ?? null),
+      uploader_ip: input.uploader ? input.uploader.ip : (kept?.uploader_ip ?? null),
     };
     if (existing) {
       await tx('assets').where({ id: existing.id }).update(fields);

@@ -24,6 +24,9 @@ export interface AssetRow {
   updated_at: number;
   last_downloaded: number | null;
   last_verified: number | null;
+  /** User id of whoever uploaded it, and their address (null: fetched by a proxy, generated, or older than the record). */
+  uploader?: string | null;
+  uploader_ip?: string | null;
 }
 
 /** An asset joined with its blob's digests and size: what listings and search return. */
@@ -52,6 +55,14 @@ export interface AssetInput {
   attributes?: Record<string, unknown>;
   /** Proxy: the time the copy was fetched from upstream. */
   lastVerified?: number | null;
+  /** Who sent the content (a client upload); absent: none, unless the content is unchanged. */
+  uploader?: Uploader;
+}
+
+/** The user and client address of an upload. */
+export interface Uploader {
+  userId: string;
+  ip: string;
 }
 
 export interface Page<T> {

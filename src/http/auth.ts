@@ -22,11 +22,23 @@ function tooManyAttempts(waitMs: number): AppError {
  * One sign-in attempt through the login throttle: refused while locked, failures counted, a
  * success clears the user's count, and a lock that starts is written to the audit log. Every way
  * of signing in (headers here, a UI login form, a format's own login endpoint) goes through it.
+ * `asToken`, when the credential is a token, checks it as such: a valid token is let through even
+ * while locked (it cannot be guessed, and docker and npm send API tokens as Basic passwords).
  */
-export async function signIn(app: Stowage, ctx: Koa.Context, user: string | undefined, authenticate: () => Promise<Principal | null>): Promise<Principal | null> {
+export async function signIn(
+  app: Stowage,
+  ctx: Koa.Context,
+  user: string | undefined,
+  authenticate: () => Promise<Principal | null>,
+  asToken?: () => Promise<Principal | null>,
+): Promise<Principal | null> {
   const who = { user, address: ctx.ip };
   const wait = app.loginThrottle.retryAfter(who);
-  if (wait > 0) throw tooManyAttempts(wait);
+  if (wait > 0) {
+    const principal = asToken ? await asToken() : null;
+    if (principal) return principal;
+    throw tooManyAttempts(wait);
+  }
   const principal = await authenticate();
   if (principal) {
     app.loginThrottle.success(who);
@@ -35,7 +47,7 @@ export async function signIn(app: Stowage, ctx: Koa.Context, user: string | unde
   for (const lock of app.loginThrottle.failure(who)) {
     await app.audit.record(
       { principal: null, remoteAddress: ctx.ip },
-      { domain: 'security.login', type: 'locked', context: lock.key, attributes: { kind: lock.kind, failures: lock.failures, until: new Date(lock.until).toISOString() } },
+      { domain: 'security.login', type: 'locked', context: lock.key, attributes: { kind: lock.kind, address: lock.address, failures: lock.failures, until: new Date(lock.until).toISOString() } },
     );
   }
   return null;
@@ -57,11 +69,19 @@ export function authentication(app: Stowage): Koa.Middleware {
         const userId = decoded.slice(0, i);
         // Empty credentials (`:`) are what registry clients send when they have none: anonymous.
         if (decoded !== ':') {
-          principal = await signIn(app, ctx, userId, () => app.security.authenticate(userId, decoded.slice(i + 1)));
+          const password = decoded.slice(i + 1);
+          principal = await signIn(
+            app,
+            ctx,
+            userId,
+            () => app.security.authenticate(userId, password),
+            () => app.security.authenticateToken(userId, password),
+          );
           if (!principal) throw unauthorized('Invalid username or password');
         }
       } else if (/^bearer$/i.test(scheme)) {
-        principal = await signIn(app, ctx, undefined, () => app.security.authenticateBearer(value));
+        const bearer = () => app.security.authenticateBearer(value);
+        principal = await signIn(app, ctx, undefined, bearer, bearer);
         if (!principal) throw unauthorized('Invalid or expired token');
       }
     }

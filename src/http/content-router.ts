@@ -49,7 +49,12 @@ export function contentRouter(app: Stowage): Koa.Middleware {
 export function formatErrorRendering(app: Stowage, fixed?: string): Koa.Middleware {
   return async (ctx, next) => {
     let format: FormatPlugin | undefined;
-    if (fixed) format = (await app.repositories.find(fixed))?.format;
+    if (fixed) {
+      const repo = await app.repositories.find(fixed);
+      // A refused credential on a dedicated listener is answered in that repository's terms too.
+      ctx.state.repository = repo;
+      format = repo?.format;
+    }
     else if (ctx.path.startsWith(PREFIX)) {
       const rest = ctx.path.slice(PREFIX.length);
       const slash = rest.indexOf('/');
@@ -109,6 +114,8 @@ export async function serve(
   // Through a root route only repositories of that route's format are reachable.
   if (!repo || (root && repo.format !== root.format)) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
   const format = repo.format;
+  // For the format's error renderer (docker's challenge depends on the repository's settings).
+  ctx.state.repository = repo;
   if (format.renderError) ctx.state.renderError = rendererOf(app, format);
   if (bare && !format.classify) {
     // `/repository/name` → the folder listing lives at `/repository/name/`.
@@ -135,6 +142,7 @@ export async function serve(
       require: async (action: ContentAction) => {
         await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
       },
+      uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
   await format.handle(req);

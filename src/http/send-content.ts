@@ -4,6 +4,7 @@ import type { Content } from '../repository/types.js';
 import type { ByteRange } from '../blob/driver.js';
 import { FileBody } from '../blob/file-body.js';
 import { sendFileRange } from './send-file.js';
+import { contentDisposition } from './content-disposition.js';
 
 export interface SendOptions {
   /** Content-Disposition: attachment (with the file name) or inline. */
@@ -68,7 +69,7 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   if (opts.disposition) {
     const name = opts.fileName ?? asset.path.split('/').pop() ?? 'download';
     const kind = opts.disposition === 'ATTACHMENT' ? 'attachment' : 'inline';
-    ctx.set('Content-Disposition', `${kind}; filename="${name.replace(/["\\\r\n]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`);
+    ctx.set('Content-Disposition', contentDisposition(kind, name));
   }
 
   const inm = ctx.get('If-None-Match');

@@ -3,12 +3,13 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
-import { authentication } from './auth.js';
+import { authentication, principalOf } from './auth.js';
 import { contentRouter, formatErrorRendering } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
 import type { FormatPlugin } from '../repository/format.js';
 import type { AppError } from '../errors.js';
+import { applyRequestLimits, BodyBudget, chargeBufferedBody, type RequestLimits } from './request-limits.js';
 
 export interface Listener {
   server: http.Server;
@@ -18,6 +19,21 @@ export interface Listener {
   close(graceMs?: number): Promise<void>;
 }
 
+/** After an early answer, what is still read of an unread body so that the client sees the answer. */
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/** The limits each listener's server applies, from the app's settings (read by `listen`). */
+const limitsOf = new WeakMap<Koa, RequestLimits>();
+/** One budget for unauthenticated buffered bodies per app, shared by all its listeners. */
+const budgets = new WeakMap<Stowage, BodyBudget>();
+
+function budgetOf(app: Stowage): BodyBudget {
+  let b = budgets.get(app);
+  if (!b) budgets.set(app, (b = new BodyBudget(app.config.http.maxUnauthenticatedBodyBytes)));
+  return b;
+}
+
 /**
  * What every listener starts with: the one error boundary, common headers, the format's error
  * shape (for a dedicated listener, that of its `repository`; for a shared format port, that
@@ -25,8 +41,8 @@ export interface Listener {
  */
 export function listenerBase(app: Stowage, repository?: string, format?: FormatPlugin): Koa {
   const koa = new Koa();
-  // Client addresses from X-Forwarded-For only when configured (generated URLs read
-  // X-Forwarded-Proto/Host themselves, see Stowage.baseUrl).
+  // X-Forwarded-For/Proto/Host only when configured: client addresses (audit, login throttle)
+  // and generated URLs (Stowage.baseUrl reads ctx.protocol and ctx.host) follow this switch.
   koa.proxy = app.config.http.trustProxy;
   koa.silent = true;
   koa.use(errorBoundary(app.log));
@@ -44,6 +60,21 @@ export function listenerBase(app: Stowage, repository?: string, format?: FormatP
     });
   }
   koa.use(authentication(app));
+  const budget = budgetOf(app);
+  // What callers not signed in buffer (readSmall) is charged to one budget per app: many slow
+  // anonymous bodies, each under its own limit, cannot exhaust memory together.
+  koa.use(async (ctx, next) => {
+    const p = principalOf(ctx);
+    if (!p || p.anonymous) chargeBufferedBody(ctx.req, budget);
+    await next();
+  });
+  const settings = app.config.http;
+  limitsOf.set(koa, {
+    headersTimeoutMs: settings.headersTimeoutSeconds * 1000,
+    bodyIdleTimeoutMs: settings.bodyIdleTimeoutSeconds * 1000,
+    lingerBytes: LINGER_BYTES,
+    lingerMs: LINGER_MS,
+  });
   return koa;
 }
 
@@ -57,7 +88,13 @@ export function createMainApp(app: Stowage): Koa {
 }
 
 export async function listen(koa: Koa, port: number, host: string): Promise<Listener> {
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, koa.callback());
+  const limits = limitsOf.get(koa);
+  // No total request timeout (a large upload may take hours); limits below bound headers and idle bodies.
+  const server = http.createServer(
+    { keepAliveTimeout: 65_000, requestTimeout: 0, connectionsCheckingInterval: Math.min(1_000, limits?.headersTimeoutMs || 1_000) },
+    koa.callback(),
+  );
+  if (limits) applyRequestLimits(server, limits);
   // Responses in flight, so a drain can tell their clients not to reuse the connection.
   const inFlight = new Set<http.ServerResponse>();
   let draining = false;

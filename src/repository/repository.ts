@@ -125,6 +125,7 @@ export abstract class Repository {
         component: opts.component,
         attributes: opts.attributes,
         lastVerified: opts.lastVerified,
+        uploader: opts.uploader,
       });
     });
     return (await putResult(this.app, committed, path))!;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AssetRow, ComponentInput, AssetKind } from '../content/types.js';
+import type { AssetRow, ComponentInput, AssetKind, Uploader } from '../content/types.js';
 import type { BlobRow } from '../blob/blob-service.js';
 import type { ByteRange } from '../blob/driver.js';
 
@@ -80,6 +80,8 @@ export interface PutOptions {
   expected?: { sha256?: string; sha1?: string; md5?: string };
   /** What makes the write (default `client`: subject to the hosted write policy). */
   source?: import('./unit-of-work.js').ChangeSource;
+  /** Who sent it (set from the AccessCheck of a client upload). */
+  uploader?: Uploader;
 }
 
 export interface PutResult {
@@ -91,4 +93,6 @@ export interface PutResult {
 /** The principal's permission, as seen by repository code (for edit-on-overwrite). */
 export interface AccessCheck {
   require(action: ContentAction): Promise<void>;
+  /** The user and address of the request, recorded as the uploader of what it stores. */
+  uploader?: Uploader;
 }

@@ -177,6 +177,9 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
         { puts: change.puts, tags: change.tagSets, deletes: change.assetDeletes.length + change.assetIdDeletes.length + change.componentDeletes.length + change.tagDeletes.length > 0 },
         opts.access,
       );
+      // What a client sends records who sent it (generated metadata does not).
+      const uploader = opts.source === 'client' || opts.source === 'upload' ? opts.access?.uploader : undefined;
+      if (uploader) for (const p of change.puts) if (!p.uploader && p.kind !== 'metadata') p.uploader = uploader;
       committed = await app.db.transaction((tx) => write(app, tx, repo, opts.source, change, present, attached));
     } catch (err) {
       await discardAll(app, change.staged);
@@ -301,6 +304,7 @@ async function write(
       component: p.component,
       attributes: p.attributes,
       lastVerified: p.lastVerified,
+      uploader: p.uploader,
     });
     out.assetsPut.push(r.asset);
     if (r.created) out.created.push(p.path);

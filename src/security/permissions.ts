@@ -138,7 +138,8 @@ function repoDescription(kind: 'view' | 'admin', format: string, repo: string, a
  * checked against what exists: a grant on a repository still to be created works once it is.
  */
 export function builtinPrivilege(name: string): Privilege | null {
-  const special = SPECIAL[name];
+  // Own properties only: a name such as `constructor` must not find Object.prototype's.
+  const special = Object.hasOwn(SPECIAL, name) ? SPECIAL[name] : undefined;
   if (special) return { ...special.spec, name, description: special.description, readOnly: true };
   const repo = REPO_PRIVILEGE.exec(name);
   if (repo) {
@@ -174,7 +175,7 @@ export function builtinPrivilege(name: string): Privilege | null {
 
 /** True when the name is one of the listed built-ins or a repository built-in for a known format. */
 export function isListedBuiltin(name: string, formats: readonly string[]): boolean {
-  if (SPECIAL[name]) return true;
+  if (Object.hasOwn(SPECIAL, name)) return true;
   const p = builtinPrivilege(name);
   if (!p) return false;
   if (p.type === 'application') {

@@ -8,6 +8,11 @@ import type { Realm } from './realm.js';
  * derived from the secret key, so every node sharing it verifies every node's tokens without a
  * database row. Each use resolves the user as they are now (a disabled user's token stops
  * working), and the grants cap what the token may do whatever the user's roles allow.
+ *
+ * A token minted with a user token (an API token as the Basic password) carries that token's id
+ * (`ptk`) and is refused as soon as the parent is revoked or expires: without it a revoked API
+ * token would live on for the scoped token's whole lifetime. The parent is checked on every use
+ * (one indexed point read, like the user lookup), so revocation takes effect at once on every node.
  */
 
 export interface ScopedTokenClaims {
@@ -18,6 +23,8 @@ export interface ScopedTokenClaims {
   /** Which realm kind accepts it (the format's name): a token of one kind is refused by others. */
   knd: string;
   grants: ContentGrant[];
+  /** Id of the user token this one was minted with (absent: minted with a password or anonymously). */
+  ptk?: string;
   iat: number;
   exp: number;
   jti: string;
@@ -35,6 +42,8 @@ export class ScopedTokens {
     private readonly lookup: (userId: string, source: string) => Promise<Principal | null>,
     /** The anonymous principal now (null: anonymous access is off). */
     private readonly anonymous: () => Promise<Principal | null>,
+    /** True while the user token of this id is valid (not revoked, not expired). */
+    private readonly parentValid: (tokenId: string) => Promise<boolean> = async () => false,
   ) {}
 
   private sign(data: string): Buffer {
@@ -50,6 +59,7 @@ export class ScopedTokens {
       src: principal.anonymous ? 'anonymous' : principal.source,
       knd: kind,
       grants,
+      ...(principal.tokenId !== undefined ? { ptk: principal.tokenId } : {}),
       iat,
       nbf: iat - 5,
       exp: iat + ttlSeconds,
@@ -80,9 +90,11 @@ export class ScopedTokens {
   async verify(token: string, kind: string): Promise<Principal | null> {
     const claims = this.decode(token, kind);
     if (!claims) return null;
+    if (claims.ptk !== undefined && (typeof claims.ptk !== 'string' || !(await this.parentValid(claims.ptk)))) return null;
     const user = claims.src === 'anonymous' ? await this.anonymous() : await this.lookup(claims.sub, claims.src);
     if (!user || user.userId !== claims.sub) return null;
-    return { ...user, grants: claims.grants };
+    // The parent's id stays on the principal, so a token minted with this one is tied to it too.
+    return { ...user, grants: claims.grants, ...(claims.ptk !== undefined ? { tokenId: claims.ptk } : {}) };
   }
 }
 

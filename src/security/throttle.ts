@@ -1,15 +1,17 @@
 /**
- * Login throttling: after repeated failed sign-ins for one user id, or from one address, further
- * attempts are refused for a window that doubles with every further failure, up to a cap. The
- * refusal comes before any realm is asked, so a locked account cannot be probed (not even with
- * the right password), and the answer is the same whether or not the user exists.
+ * Login throttling: after repeated failed sign-ins for one user id from one address, or from one
+ * address for any users, further attempts from there are refused for a window that doubles with
+ * every further failure, up to a cap. The refusal comes before any password is checked, so a
+ * locked account cannot be probed from that address (not even with the right password), and the
+ * answer is the same whether or not the user exists. A lock never follows the user elsewhere:
+ * otherwise anyone could lock anyone (admin, CI) out by failing five times.
  *
  * State is per node and in memory: a cluster of N nodes behind a balancer allows up to N times
  * the attempts, which still turns an online guessing attack from thousands per second into a
  * handful per window.
  */
 export interface ThrottleOptions {
-  /** Failures of one user id within the window before it is locked. */
+  /** Failures of one user id from one address within the window before that pair is locked. */
   userThreshold: number;
   /** Failures from one address within the window (higher: several users may share a NAT). */
   addressThreshold: number;
@@ -46,7 +48,9 @@ export interface LoginAttempt {
 /** A lock that a failure started or extended, for the audit log. */
 export interface Lock {
   kind: 'user' | 'address';
+  /** The user id (kind user, locked from `address` only) or the address. */
   key: string;
+  address: string;
   until: number;
   failures: number;
 }
@@ -54,6 +58,7 @@ export interface Lock {
 export class LoginThrottle {
   options: ThrottleOptions;
   // Kept apart so that a flood of (spoofed) addresses cannot evict the entries of users, and back.
+  // Users are keyed by (user id, address).
   private readonly users = new Map<string, Entry>();
   private readonly addresses = new Map<string, Entry>();
 
@@ -82,7 +87,7 @@ export class LoginThrottle {
       if (e.failures >= threshold) {
         const lock = Math.min(this.options.maxLockMs, this.options.baseLockMs * 2 ** Math.min(30, e.failures - threshold));
         e.lockedUntil = t + lock;
-        locks.push({ kind, key, until: e.lockedUntil, failures: e.failures });
+        locks.push({ kind, key: kind === 'user' ? a.user! : a.address, address: a.address, until: e.lockedUntil, failures: e.failures });
       }
       map.delete(key); // Re-inserted last: Map order is then least recently failed first.
       map.set(key, e);
@@ -91,14 +96,14 @@ export class LoginThrottle {
     return locks;
   }
 
-  /** A successful sign-in clears the user's failures (the address's run out with the window). */
+  /** A successful sign-in clears the user's failures from that address (the address's run out with the window). */
   success(a: LoginAttempt): void {
-    if (a.user !== undefined) this.users.delete(userKey(a.user));
+    if (a.user !== undefined) this.users.delete(userKey(a.user, a.address));
   }
 
   private keys(a: LoginAttempt): Array<[Map<string, Entry>, string, 'user' | 'address']> {
     const out: Array<[Map<string, Entry>, string, 'user' | 'address']> = [[this.addresses, a.address, 'address']];
-    if (a.user !== undefined) out.unshift([this.users, userKey(a.user), 'user']);
+    if (a.user !== undefined) out.unshift([this.users, userKey(a.user, a.address), 'user']);
     return out;
   }
 
@@ -123,6 +128,6 @@ export class LoginThrottle {
 }
 
 /** User ids differ in case between realms (LDAP ignores it): one counter for all spellings. */
-function userKey(user: string): string {
-  return user.toLowerCase();
+function userKey(user: string, address: string): string {
+  return `${user.toLowerCase()}\n${address}`;
 }

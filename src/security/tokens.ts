@@ -149,6 +149,12 @@ export class TokenService {
     return r ? info(r) : undefined;
   }
 
+  /** True while a token exists and has not expired (tokens minted from it live only as long). */
+  async isValid(tokenId: string): Promise<boolean> {
+    const r = await this.db('user_tokens').where({ token_id: tokenId }).first('expires_at');
+    return !!r && (r.expires_at === null || r.expires_at === undefined || num(r.expires_at) > now());
+  }
+
   /** Revokes one token; when a user is given, only that user's. False when there was none. */
   async revoke(tokenId: string, userId?: string, source?: string): Promise<boolean> {
     const q = this.db('user_tokens').where({ token_id: tokenId });

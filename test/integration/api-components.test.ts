@@ -139,7 +139,7 @@ for (const db of DATABASES) {
       assert.ok(!Number.isNaN(Date.parse(a.lastModified)));
       assert.ok(!Number.isNaN(Date.parse(a.blobCreated)));
       assert.equal(a.lastDownloaded, null);
-      assert.equal(a.uploader, null);
+      assert.equal(a.uploader, 'admin', 'the user who uploaded it');
       assert.equal(a.downloadUrl, `${s.url}/repository/files/${filePath(0)}`);
       assert.deepEqual(await getJson(s, `/components/${c.id}`), c);
       assert.deepEqual(await getJson(s, `/assets/${a.id}`), a);

@@ -94,9 +94,10 @@ for (const db of DATABASES) {
       assert.equal(r.headers.get('docker-distribution-api-version'), 'registry/2.0');
       assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/[^"]+\/repository\/dock\/v2\/token"/);
       assert.deepEqual(await (await s.fetch(v2(''))).json(), {});
+      // forceBasicAuth (latestonly): Basic only, as Nexus.
       const forced = await s.fetch('/repository/latestonly/v2/', { auth: null });
       assert.equal(forced.status, 401);
-      assert.match(forced.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
+      assert.match(forced.headers.get('www-authenticate') ?? '', /^Basic realm=/);
       const root = await s.fetch('/v2/', { auth: null });
       assert.equal(root.status, 401, 'the root version check challenges anonymous callers');
       assert.equal((await root.json()).errors[0].code, 'UNAUTHORIZED');
