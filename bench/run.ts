@@ -14,7 +14,9 @@
  * BENCH_QUIET_WAIT (seconds to wait, before each phase, for the shared machine to be idle; 20),
  * BENCH_NODE_ARGS (extra node options for the measured server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`),
  * BENCH_SERVER_LOG (a file to receive the measured server's output),
- * BENCH_KEEP=1 (keep the temp dir).
+ * BENCH_KEEP=1 (keep the temp dir),
+ * BENCH_ONLY=start (only the start-up phase: cold starts, then restarts with the README's start
+ * command `npm start` on a built checkout; no file, no peers; a few seconds per run).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -45,8 +47,9 @@ const TARGET = {
   uploadRatio: 1.2, // upload time ÷ sha256 time, at most
   uploadRssMB: 100, // growth over the pre-upload baseline, below
   coldStartS: 1.5, // spawn → first 200, below
-  idleRssMB: 150, // below
+  idleRssMB: 80, // below
 };
+const ONLY_START = process.env.BENCH_ONLY === 'start';
 
 // ---------------------------------------------------------------- helpers
 
@@ -200,7 +203,29 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startStowage(dataDir: string, nodeArgs: string[] = []): Promise<Server> {
+/** The server process under `pid` (itself, or the node that `npm start` runs through a shell). */
+function serverPid(pid: number): number {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (path.basename(argv[0]).startsWith('node') && argv.some((a) => a.endsWith('dist/src/main.js'))) return pid;
+    for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+      const found = serverPid(Number(c));
+      if (found) return found;
+    }
+  } catch {
+    /* gone */
+  }
+  return 0;
+}
+
+/** CPU time (user + system) a process has used, seconds. */
+function cpuOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** `npm start` (the README's start command) instead of `node dist/src/main.js serve`. */
+async function startStowage(dataDir: string, nodeArgs: string[] = [], viaNpm = false): Promise<Server> {
   const port = await freePort();
   const env = {
     PATH: process.env.PATH ?? '',
@@ -213,7 +238,11 @@ async function startStowage(dataDir: string, nodeArgs: string[] = []): Promise<S
   };
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const proc = track(spawn(process.execPath, [...nodeArgs, MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = track(
+    viaNpm
+      ? spawn('npm', ['start', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [...nodeArgs, MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -230,16 +259,18 @@ async function startStowage(dataDir: string, nodeArgs: string[] = []): Promise<S
     await sleep(5);
   }
   const startS = (performance.now() - t0) / 1000;
+  const pid = viaNpm ? serverPid(proc.pid!) : proc.pid!;
   return {
     url,
-    pid: proc.pid!,
+    pid,
     proc,
     dataDir,
     startS,
     output: () => out,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
+        if (pid && pid !== proc.pid) process.kill(pid, 'SIGTERM');
+        else proc.kill('SIGTERM');
         const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
         await exited;
         clearTimeout(t);
@@ -258,7 +289,8 @@ const REPO_BODY = {
 async function createRepoInProcess(dataDir: string): Promise<void> {
   const { loadConfig } = await import('../src/config/config.js');
   const { Stowage } = await import('../src/stowage.js');
-  const app = await Stowage.open(loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: PASSWORD, STOWAGE_LOG_LEVEL: 'error' }));
+  const { formats } = await import('../formats/index.js');
+  const app = await Stowage.open(loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: PASSWORD, STOWAGE_LOG_LEVEL: 'error' }), formats);
   try {
     if (!(await app.repositories.find(REPO))) await app.repositories.create(app.repositories.parse('raw', 'hosted', REPO_BODY));
   } finally {
@@ -591,6 +623,15 @@ async function main(): Promise<void> {
     git: await gitState(),
   };
 
+  if (ONLY_START) {
+    try {
+      await startupOnly(tmp, env);
+    } finally {
+      cleanup();
+    }
+    return;
+  }
+
   const t0 = performance.now();
   try {
     // ---- the file
@@ -856,6 +897,46 @@ async function main(): Promise<void> {
   } finally {
     cleanup();
   }
+}
+
+/**
+ * BENCH_ONLY=start: cold starts (fresh data dir: migrations, defaults, the admin password hash)
+ * and restarts with `npm start` on one data dir, as an operator restarts a built checkout.
+ * Ready = first 200 from /service/rest/v1/status; idle RSS 1 s later; the server's CPU time.
+ */
+async function startupOnly(tmp: string, env: Record<string, unknown>): Promise<void> {
+  const rows: { kind: string; startS: number; idleRssMB: number; cpuS: number }[] = [];
+  const measure = async (kind: string, dir: string, viaNpm: boolean) => {
+    const s = await startStowage(dir, [], viaNpm);
+    const cpuS = cpuOf(s.pid);
+    await sleep(1000);
+    const r = mb(rss(s.pid) ?? NaN);
+    await s.stop();
+    rows.push({ kind, startS: s.startS, idleRssMB: r, cpuS });
+    log(`${kind}: ready ${s.startS.toFixed(3)} s (server CPU ${cpuS.toFixed(2)} s), idle RSS ${r.toFixed(1)} MB`);
+  };
+  const idle = await waitQuiet('start-up');
+  for (let i = 0; i < COLD_RUNS; i++) {
+    const dir = path.join(tmp, `cold-${i}`);
+    await measure('cold start (node dist/src/main.js serve, fresh data dir)', dir, false);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const dir = path.join(tmp, 'restart');
+  await (await startStowage(dir)).stop();
+  for (let i = 0; i < COLD_RUNS; i++) await measure('restart (npm start, built checkout)', dir, true);
+  const out: string[] = [`Stowage start-up, ${new Date().toISOString()}; node ${env.node}, ${env.cpus} CPUs; CPUs ${(100 * idle).toFixed(0)}% idle before; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`];
+  for (const kind of [...new Set(rows.map((r) => r.kind))]) {
+    const rs = rows.filter((r) => r.kind === kind);
+    const start = median(rs.map((r) => r.startS));
+    const mem = median(rs.map((r) => r.idleRssMB));
+    out.push(
+      `${kind}: ready median ${start.toFixed(3)} s (min ${min(rs.map((r) => r.startS)).toFixed(3)}, max ${max(rs.map((r) => r.startS)).toFixed(3)}; target < ${TARGET.coldStartS} s ${start < TARGET.coldStartS ? 'PASS' : 'MISS'}), ` +
+        `server CPU median ${median(rs.map((r) => r.cpuS)).toFixed(2)} s, idle RSS median ${mem.toFixed(1)} MB (target < ${TARGET.idleRssMB} MB ${mem < TARGET.idleRssMB ? 'PASS' : 'MISS'})`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(path.join(RESULTS, `startup-${Date.now()}.json`), JSON.stringify({ env, rows }, null, 2));
 }
 
 main().then(

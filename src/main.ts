@@ -5,6 +5,8 @@ import { Stowage } from './stowage.js';
 import { createMainApp, listen } from './http/server.js';
 import { migrate, openDb, withStartupLock } from './db/db.js';
 import { sendfileStatus } from './http/sendfile-native.js';
+// The composition root: the one place where the core meets the formats.
+import { formats } from '../formats/index.js';
 
 const USAGE = `Usage: stowage <command>
   serve                              start the server (default)
@@ -22,7 +24,7 @@ const USAGE = `Usage: stowage <command>
 v8.setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
 async function serve(config: Config): Promise<void> {
-  const app = await Stowage.open(config);
+  const app = await Stowage.open(config, formats);
   const main = await listen(createMainApp(app), config.http.port, config.http.host).catch(async (e: NodeJS.ErrnoException) => {
     await app.close();
     // The usual start failure of a configuration, not a crash: one line naming the setting.
@@ -45,6 +47,7 @@ async function serve(config: Config): Promise<void> {
     await Promise.all([main.close(config.http.shutdownGraceSeconds * 1000), app.listeners.close(config.http.shutdownGraceSeconds * 1000)]);
     await app.close();
     app.log.info('Stopped');
+    app.log.flush();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -79,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'admin': {
       if (args[0] === 'reset-password' && args[1] && args[2]) {
-        const app = await Stowage.open(config);
+        const app = await Stowage.open(config, formats);
         try {
           await app.security.users.setPassword(args[1], args[2]);
           process.stdout.write(`Password of '${args[1]}' changed\n`);

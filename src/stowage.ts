@@ -11,7 +11,6 @@ import { Security } from './security/security.js';
 import { PrivilegeAuthorizer, type Authorizer } from './security/authorizer.js';
 import { randomPassword } from './security/passwords.js';
 import { createLogger, type Logger } from './log.js';
-import { formats as allFormats } from '../formats/index.js';
 import { TaskService } from './tasks/task-service.js';
 import { ProxyService } from './proxy/proxy-service.js';
 import { Secrets } from './security/secrets.js';
@@ -48,11 +47,12 @@ export class Stowage {
   private constructor(
     readonly config: Config,
     readonly db: Db,
+    formats: readonly FormatPlugin[],
   ) {
     this.log = createLogger(config.log.level);
     this.secrets = new Secrets(config.dataDir, config.secretKey);
     this.audit = new Audit(db, config.dataDir, (e) => this.log.error('Audit record failed', e));
-    this.formats = new Map(allFormats.map((f) => [f.name, f]));
+    this.formats = new Map(formats.map((f) => [f.name, f]));
     this.blobStores = new BlobStores(db, config.dataDir, this.secrets);
     this.blobs = new BlobService(db, this.blobStores, { dataDir: config.dataDir, minFreeBytes: config.blobs.minFreeBytes, reserveBytes: config.blobs.reserveBytes });
     this.content = new ContentService(db);
@@ -86,11 +86,14 @@ export class Stowage {
     this.proxy = new ProxyService(db, this);
   }
 
-  /** Opens the database, runs migrations, creates the embedded defaults (blob store, admin). */
-  static async open(config: Config): Promise<Stowage> {
+  /**
+   * Opens the database, runs migrations, creates the embedded defaults (blob store, admin).
+   * `formats` comes from the composition root (main.ts): the core knows no format by name.
+   */
+  static async open(config: Config, formats: readonly FormatPlugin[]): Promise<Stowage> {
     await mkdir(config.dataDir, { recursive: true });
     const db = openDb(config.db, config.dataDir);
-    const app = new Stowage(config, db);
+    const app = new Stowage(config, db, formats);
     configureSendfile(config.http.sendfile);
     try {
       await withStartupLock(db, async () => {

@@ -14,6 +14,7 @@ import type { BlobRow } from '../../src/blob/blob-service.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { Content } from '../../src/repository/types.js';
 import type { Stowage } from '../../src/stowage.js';
+import { LRUCache } from 'lru-cache';
 
 const MAX_ENTRY_BYTES = 256 * 1024;
 const MAX_TOTAL_BYTES = 32 * 1024 * 1024;
@@ -25,34 +26,18 @@ interface Entry {
 }
 
 class ManifestCache {
-  private readonly entries = new Map<string, Entry>();
-  private total = 0;
+  private readonly entries = new LRUCache<string, Entry>({ maxSize: MAX_TOTAL_BYTES, sizeCalculation: (e) => Math.max(1, e.bytes.length) });
 
   get(key: string): Entry | undefined {
-    const e = this.entries.get(key);
-    if (e) {
-      // Most recently used last.
-      this.entries.delete(key);
-      this.entries.set(key, e);
-    }
-    return e;
+    return this.entries.get(key);
   }
 
   set(key: string, e: Entry): void {
-    this.drop(key);
     this.entries.set(key, e);
-    this.total += e.bytes.length;
-    for (const [k] of this.entries) {
-      if (this.total <= MAX_TOTAL_BYTES) break;
-      this.drop(k);
-    }
   }
 
   drop(key: string): void {
-    const e = this.entries.get(key);
-    if (!e) return;
     this.entries.delete(key);
-    this.total -= e.bytes.length;
   }
 }
 

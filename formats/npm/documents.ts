@@ -11,6 +11,7 @@ import { readSmall } from '../../src/blob/blob-service.js';
 import type { Content } from '../../src/repository/types.js';
 import type { ContentRequest } from '../../src/repository/format.js';
 import { abbreviate, parsePackument, rewriteTarballs, NpmInputError, type Packument } from './packument.js';
+import { LRUCache } from 'lru-cache';
 
 /** Largest packument read (the biggest public ones are tens of MB). */
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -23,37 +24,16 @@ interface Rendered {
   modified: string | null;
 }
 
-/** A small LRU of rendered documents, bounded by count and bytes. */
-class RenderCache {
-  private readonly map = new Map<string, Rendered>();
-  private bytes = 0;
-  constructor(
-    private readonly maxEntries = 64,
-    private readonly maxBytes = 192 * 1024 * 1024,
-  ) {}
-  get(key: string): Rendered | undefined {
-    const v = this.map.get(key);
-    if (v) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, v: Rendered): void {
-    if (v.body.length > this.maxBytes / 4) return;
-    this.map.set(key, v);
-    this.bytes += v.body.length;
-    for (const [k, old] of this.map) {
-      if (this.map.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
-      this.map.delete(k);
-      this.bytes -= old.body.length;
-    }
-  }
-}
-
-const rendered = new RenderCache();
+/** Rendered documents, bounded by count and bytes (one document at most a quarter of them). */
+const RENDERED_MAX_BYTES = 192 * 1024 * 1024;
+const rendered = new LRUCache<string, Rendered>({
+  max: 64,
+  maxSize: RENDERED_MAX_BYTES,
+  maxEntrySize: RENDERED_MAX_BYTES / 4,
+  sizeCalculation: (v) => Math.max(1, v.body.length),
+});
 /** Parsed documents by blob digest (write paths read the current document). */
-const parsed = new Map<string, Packument>();
+const parsed = new LRUCache<string, Packument>({ max: 256 });
 
 /** The URL of the repository the client addressed (links in documents point there). */
 export function repositoryUrl(req: ContentRequest): string {
@@ -74,7 +54,6 @@ export async function readPackument(content: Content): Promise<Packument> {
     throw e;
   }
   if (text.length < 4 * 1024 * 1024) {
-    if (parsed.size > 256) parsed.clear();
     parsed.set(c.blob.sha256, doc);
     return structuredClone(doc);
   }

@@ -11,6 +11,7 @@ import type { ContentRequest, MergeInput } from '../../src/repository/format.js'
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { ComponentInput } from '../../src/content/types.js';
 import { readSmall } from '../../src/blob/blob-service.js';
+import type { UpstreamResponse } from '../../src/proxy/upstream-client.js';
 import { MAX_DOCUMENT_BYTES, readPackument, sendJson } from './documents.js';
 import { NpmInputError, mergePackuments, parsePackagePath, parsePackument, splitName, versionOfFile, type Packument } from './packument.js';
 
@@ -107,7 +108,6 @@ async function firstProxy(repo: Repository): Promise<Repository | null> {
   return (await (repo as GroupRepository).leaves()).find((m) => m.type === 'proxy') ?? null;
 }
 
-const AUDIT_TIMEOUT_MS = 30_000;
 const MAX_AUDIT_BODY = 32 * 1024 * 1024;
 
 /**
@@ -132,19 +132,22 @@ export async function forwardAudit(req: ContentRequest, rest: string): Promise<v
   }
   const headers: Record<string, string> = { 'Content-Type': ctx.get('Content-Type') || 'application/json', Accept: 'application/json' };
   if (ctx.get('Content-Encoding')) headers['Content-Encoding'] = ctx.get('Content-Encoding');
-  const auth = proxy.config.httpClient?.authentication;
-  if (auth?.type === 'username' && auth.username) headers.Authorization = 'Basic ' + Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64');
-  if (auth?.type === 'bearerToken' && auth.bearerToken) headers.Authorization = `Bearer ${auth.bearerToken}`;
+  // The proxy's own upstream client: its pools, timeout and the decrypted credentials.
+  const client = req.app.proxy.client(proxy.config);
   const url = `${proxy.config.proxy!.remoteUrl.replace(/\/+$/, '')}/-/npm/v1/security/${rest}`;
-  let res: Response;
+  let res: UpstreamResponse;
   try {
-    res = await fetch(url, { method: 'POST', headers, body: Buffer.concat(chunks), signal: AbortSignal.timeout(AUDIT_TIMEOUT_MS) });
+    res = await client.post(url, Buffer.concat(chunks), headers);
   } catch (e) {
     throw new AppError('BAD_GATEWAY', `Repository '${proxy.name}' cannot reach ${url}: ${(e as Error).message}`);
   }
-  const body = Buffer.from(await res.arrayBuffer());
-  if (res.status >= 500) throw new AppError('BAD_GATEWAY', `${url} answered ${res.status}`);
+  if (res.status >= 500) {
+    res.body.destroy();
+    throw new AppError('BAD_GATEWAY', `${url} answered ${res.status}`);
+  }
   ctx.status = res.status;
-  ctx.set('Content-Type', res.headers.get('content-type') ?? 'application/json');
-  ctx.body = body;
+  const type = res.headers['content-type'];
+  ctx.set('Content-Type', typeof type === 'string' ? type : 'application/json');
+  if (res.size !== null) ctx.length = res.size;
+  ctx.body = res.body;
 }

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import Database from 'better-sqlite3';
 import { migrationSource } from '../../migrations/index.js';
+import { LRUCache } from 'lru-cache';
 
 export type Db = Knex;
 export type Tx = Knex.Transaction;
@@ -65,7 +66,7 @@ export function openDb(url: string | undefined, dataDir: string): Db {
  */
 class CommittedReader {
   private conn: Database.Database | null = null;
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly stmts = new LRUCache<string, Database.Statement>({ max: 200 });
   private closed = false;
 
   constructor(private readonly file: string) {}
@@ -78,7 +79,6 @@ class CommittedReader {
     }
     let st = this.stmts.get(sql);
     if (!st) {
-      if (this.stmts.size >= 200) this.stmts.clear();
       st = this.conn.prepare(sql);
       this.stmts.set(sql, st);
     }
@@ -113,16 +113,15 @@ export function readCommittedRow(db: Db, sql: string, params: unknown[]): Record
 /**
  * knex prepares every query anew on better-sqlite3 (about a tenth of the CPU of a small cached
  * GET); a statement is reusable, so keep the prepared ones by SQL text. Bounded: SQL built with
- * variable IN lists would otherwise grow it without end, so it starts over when full.
+ * variable IN lists would otherwise grow it without end: the least recently used go first.
  */
 function cachePreparedStatements(conn: { prepare(sql: string): unknown }): void {
   const prepare = conn.prepare.bind(conn);
-  const cache = new Map<string, unknown>();
+  const cache = new LRUCache<string, object>({ max: 2000 });
   conn.prepare = (sql: string) => {
     let st = cache.get(sql);
     if (st === undefined) {
-      if (cache.size >= 2000) cache.clear();
-      st = prepare(sql);
+      st = prepare(sql) as object;
       cache.set(sql, st);
     }
     return st;

@@ -42,7 +42,7 @@ export function errorBoundary(log: Logger, fallback: ErrorRenderer = renderDefau
     } catch (e) {
       let err = classify(e);
       if (!err) {
-        log.error(`${ctx.method} ${ctx.url} failed`, e);
+        ((ctx.state.log as Logger | undefined) ?? log).error(`${ctx.method} ${ctx.path} failed`, e);
         err = new AppError('INTERNAL', 'Internal server error');
       }
       // Headers already on the wire: nothing more can be said; end the response.

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
+import { accessLog } from './access-log.js';
 import { authentication, principalOf } from './auth.js';
 import { contentRouter, formatErrorRendering } from './content-router.js';
 import { apiRouter } from '../api/index.js';
@@ -35,9 +36,9 @@ function budgetOf(app: Stowage): BodyBudget {
 }
 
 /**
- * What every listener starts with: the one error boundary, common headers, the format's error
- * shape (for a dedicated listener, that of its `repository`; for a shared format port, that
- * `format`'s), then identity.
+ * What every listener starts with: the request id and access line, the one error boundary,
+ * common headers, the format's error shape (for a dedicated listener, that of its `repository`;
+ * for a shared format port, that `format`'s), then identity.
  */
 export function listenerBase(app: Stowage, repository?: string, format?: FormatPlugin): Koa {
   const koa = new Koa();
@@ -45,6 +46,7 @@ export function listenerBase(app: Stowage, repository?: string, format?: FormatP
   // and generated URLs (Stowage.baseUrl reads ctx.protocol and ctx.host) follow this switch.
   koa.proxy = app.config.http.trustProxy;
   koa.silent = true;
+  koa.use(accessLog(app.log, repository));
   koa.use(errorBoundary(app.log));
   koa.use(async (ctx, next) => {
     ctx.set('Server', 'Stowage');

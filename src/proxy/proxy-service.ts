@@ -7,7 +7,7 @@ import type { Stowage } from '../stowage.js';
 import { ProxyState } from './proxy-state.js';
 import { SingleFlight } from './single-flight.js';
 import { Spool } from './spool.js';
-import { UpstreamClient, createAgents, type Agents } from './upstream-client.js';
+import { UpstreamClient, UpstreamPools } from './upstream-client.js';
 
 /** A proxy repository's remote, as the REST API and UI show it. */
 export interface ProxyStatus {
@@ -38,7 +38,7 @@ export class ProxyService {
   readonly state: ProxyState;
   /** Where bodies are spooled on their way from upstream to the blob store. */
   readonly spoolDir: string;
-  private readonly agents: Agents = createAgents();
+  private readonly pools = new UpstreamPools();
 
   constructor(
     readonly db: Db,
@@ -52,11 +52,13 @@ export class ProxyService {
   async start(): Promise<void> {
     await Spool.sweep(this.spoolDir, SPOOL_SWEEP_AGE_MS);
     await this.state.purgeExpired();
+    // The HTTP client loads on first use (~120 ms); a node that has proxies loads it now instead
+    // of in its first upstream request.
+    if ((await this.app.repositories.list()).some((r) => r.type === 'proxy')) void this.pools.dispatcher().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    await this.pools.close();
   }
 
   /** Upstream timeout of a repository, ms. */
@@ -74,7 +76,7 @@ export class ProxyService {
   client(config: RepositoryConfig): UpstreamClient {
     const suffix = config.httpClient?.connection?.userAgentSuffix?.trim();
     return new UpstreamClient({
-      agents: this.agents,
+      agents: this.pools,
       timeoutMs: this.timeoutMs(config),
       retries: this.retries(config),
       userAgent: `Stowage${suffix ? ' ' + suffix : ''}`,

@@ -3,6 +3,7 @@ import { fromJson } from '../db/db.js';
 import { compileCsel, type CompiledCsel } from './csel.js';
 import { builtinPrivilege, permissionOf, type Permission, type Privilege, type PrivilegeSpec } from './permissions.js';
 import type { Principal } from './principal.js';
+import { LRUCache } from 'lru-cache';
 
 export interface RoleDef {
   id: string;
@@ -109,7 +110,7 @@ export class SecurityStore implements RoleSource {
   private fingerprint = '';
   private checkedAt = 0;
   private loading?: Promise<void>;
-  private memo = new Map<string, Grants>();
+  private memo = new LRUCache<string, Grants>({ max: MAX_MEMO });
   /** The same memo by principal object (the shared anonymous principal above all); per snapshot. */
   private byPrincipal = new WeakMap<Principal, Grants>();
   /** Called after a reload that changed something (the local users' login cache listens). */
@@ -167,7 +168,7 @@ export class SecurityStore implements RoleSource {
           if (fp !== this.fingerprint || !this.current) {
             const changed = !!this.current;
             this.current = await this.load();
-            this.memo = new Map();
+            this.memo = new LRUCache({ max: MAX_MEMO });
             this.byPrincipal = new WeakMap();
             this.fingerprint = fp;
             if (changed) this.onChange?.();
@@ -219,7 +220,6 @@ export class SecurityStore implements RoleSource {
       return hit;
     }
     const grants = compileGrants(snap, SecurityStore.expand(snap, ids));
-    if (this.memo.size >= MAX_MEMO) this.memo.clear();
     this.memo.set(key, grants);
     this.byPrincipal.set(principal, grants);
     return grants;

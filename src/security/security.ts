@@ -10,6 +10,7 @@ import { Roles } from './roles.js';
 import { Privileges, type RepositoryCatalog } from './privileges.js';
 import { ContentSelectors } from './selectors.js';
 import { RoleMappings } from './role-mappings.js';
+import { LRUCache } from 'lru-cache';
 
 const ACTIVE_KEY = 'realms.active';
 /** Nexus's realm for the anonymous user (the local user store). */
@@ -131,7 +132,8 @@ export class Security implements ExternalUserDirectory {
    * asked first next time, so an LDAP user's every request does not pay the local realm's slow
    * hash of an unknown user first. The realm still checks the credential itself each time.
    */
-  private readonly lastRealm = new Map<string, { realm: string; until: number }>();
+  // Bounded by count without preallocating room for all entries (as `max` would).
+  private readonly lastRealm = new LRUCache<string, { realm: string; until: number }>({ maxSize: 10_000, sizeCalculation: () => 1 });
 
   async authenticate(userId: string, password: string): Promise<Principal | null> {
     const active = await this.active();
@@ -144,7 +146,6 @@ export class Security implements ExternalUserDirectory {
     for (const realm of order) {
       const p = await realm.authenticate?.(userId, password);
       if (p) {
-        if (this.lastRealm.size > 10_000) this.lastRealm.clear();
         this.lastRealm.set(key, { realm: realm.id, until: Date.now() + 60_000 });
         return p;
       }

@@ -5,6 +5,7 @@ import { badRequest } from '../errors.js';
 import type { Authorizer, ContentPermission } from './authorizer.js';
 import type { Principal } from './principal.js';
 import type { Realm } from './realm.js';
+import { LRUCache } from 'lru-cache';
 
 /**
  * User tokens: random secrets that stand for a user (API tokens now; the npm and docker formats
@@ -81,7 +82,8 @@ export function looksLikeToken(s: string): boolean {
 export class TokenService {
   private readonly sources = new Map<string, PrincipalLookup>();
   /** tokenId → when this node last wrote its last_used_at. */
-  private readonly touched = new Map<string, number>();
+  // Bounded by count without preallocating room for all entries (as `max` would, ~1.5 MB here).
+  private readonly touched = new LRUCache<string, number>({ maxSize: 100_000, sizeCalculation: () => 1 });
 
   constructor(
     private readonly db: Db,
@@ -201,7 +203,6 @@ export class TokenService {
     const t = now();
     const last = Math.max(token.lastUsedAt ?? 0, this.touched.get(token.tokenId) ?? 0);
     if (t - last < TOUCH_INTERVAL_MS) return;
-    if (this.touched.size > 100_000) this.touched.clear();
     this.touched.set(token.tokenId, t);
     void this.db('user_tokens')
       .where({ token_id: token.tokenId })

@@ -5,6 +5,7 @@ import { badRequest, conflict, notFound } from '../errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { wherePrefix } from '../content/content-service.js';
 import type { Principal } from './principal.js';
+import { LRUCache } from 'lru-cache';
 
 export interface UserRow {
   id: number;
@@ -37,7 +38,8 @@ function principalOfRow(r: Record<string, unknown>): Principal {
  * hash of the credentials) so Basic auth on every request does not pay the slow hash each time.
  */
 export class LocalUsers {
-  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  // Bounded by count without preallocating room for all entries (as `max` would).
+  private readonly cache = new LRUCache<string, { principal: Principal; until: number }>({ maxSize: 10_000, sizeCalculation: () => 1 });
   private static readonly CACHE_MS = 60_000;
   /** Called after every write (the security model's cache listens: the anonymous user's roles live here). */
   onChange?: () => void;
@@ -130,7 +132,6 @@ export class LocalUsers {
     const ok = await verifyPassword(password, r?.password_hash as string | undefined);
     if (!ok || !r || r.status !== 'active') return null;
     const principal = principalOfRow(r);
-    if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { principal, until: Date.now() + LocalUsers.CACHE_MS });
     return principal;
   }

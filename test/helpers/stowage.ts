@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/config.js';
 import { Stowage } from '../../src/stowage.js';
+import { formats } from '../../formats/index.js';
 import { createMainApp, listen, type Listener } from '../../src/http/server.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { RepositoryType } from '../../src/repository/types.js';
@@ -67,7 +68,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     ...opts.env,
   };
   const config = loadConfig(env);
-  const app = await Stowage.open(config);
+  const app = await Stowage.open(config, formats);
   const listener = await listen(createMainApp(app), config.http.port, config.http.host);
   await app.listeners.start(config.http.host);
   const url = listener.url;

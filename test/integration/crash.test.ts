@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { Stowage } from '../../src/stowage.js';
+import { formats } from '../../formats/index.js';
 import { openDb } from '../../src/db/db.js';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, spawnServer, type ChildServer } from '../helpers/stowage.js';
 import { createDatabase } from '../helpers/postgres.js';
@@ -86,6 +87,7 @@ function slowUpload(url: string, p: string, size: number, intervalMs: number): U
 async function seed(dataDir: string, dbUrl: string | undefined): Promise<void> {
   const app = await Stowage.open(
     loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD, STOWAGE_LOG_LEVEL: 'error', ...(dbUrl ? { STOWAGE_DB: dbUrl } : {}) }),
+    formats,
   );
   try {
     await app.repositories.create(app.repositories.parse('raw', 'hosted', { name: REPO, storage: { writePolicy: 'ALLOW' } }));
@@ -225,6 +227,7 @@ for (const db of DATABASES) {
       const leftTemp = files(path.join(storeDir, '.tmp')).length;
       const app = await Stowage.open(
         loadConfig({ STOWAGE_DATA_DIR: dataDir, STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD, STOWAGE_LOG_LEVEL: 'error', ...(dbUrl ? { STOWAGE_DB: dbUrl } : {}) }),
+        formats,
       );
       try {
         const gc = await app.blobs.gc(0);

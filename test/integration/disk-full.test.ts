@@ -28,7 +28,7 @@ function mountTmpfs(dir: string): void {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', dir], { stdio: 'pipe' });
   } catch (e) {
-    throw new Error(`This test needs a small tmpfs (mount -t tmpfs -o size=32m tmpfs ${dir}, as root) to fill a disk for real; mount failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`);
+    throw new Error(`This test needs a small tmpfs (mount -t tmpfs -o size=32m tmpfs ${dir}, as root) to fill a disk for real; mount failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`, { cause: e });
   }
 }
 

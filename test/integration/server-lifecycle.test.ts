@@ -16,8 +16,10 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config.js';
 import { Stowage } from '../../src/stowage.js';
+import { formats } from '../../formats/index.js';
 import { ADMIN, ADMIN_PASSWORD, basic, readAdminPasswordFile, spawnServer, type ChildServer } from '../helpers/stowage.js';
 import { createDatabase } from '../helpers/postgres.js';
+import { freePort } from '../helpers/net.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +73,7 @@ async function seedRepositories(dataDir: string, dbUrl: string | undefined, repo
     STOWAGE_LOG_LEVEL: 'error',
     ...(dbUrl ? { STOWAGE_DB: dbUrl } : {}),
   });
-  const app = await Stowage.open(config);
+  const app = await Stowage.open(config, formats);
   try {
     for (const r of repos) await app.repositories.create(app.repositories.parse('raw', 'hosted', r));
   } finally {
@@ -105,6 +107,42 @@ describe('server lifecycle (child process)', () => {
     assert.equal(r.status, 200);
     await s.stop();
     assert.equal(await s.exited, 0);
+  });
+
+  it("`npm start` (the README's start command) starts the built server without compiling", async (t) => {
+    const root = path.resolve(path.dirname(MAIN), '../..');
+    const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    assert.equal(scripts.prestart, undefined, 'no build step before start');
+    const built = statSync(MAIN).mtimeMs;
+    const port = await freePort();
+    const dataDir = tempDir();
+    const t0 = performance.now();
+    // Its own process group: npm, its shell and the server get the SIGTERM together.
+    const p = spawn('npm', ['start', '--silent'], {
+      cwd: root,
+      detached: true,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), STOWAGE_DATA_DIR: dataDir, STOWAGE_HTTP_HOST: '127.0.0.1', STOWAGE_HTTP_PORT: String(port), STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD, STOWAGE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | string | null>((r) => p.on('exit', (code, signal) => r(code ?? signal)));
+    try {
+      for (;;) {
+        assert.equal(p.exitCode, null, `npm start exited early:\n${out}`);
+        const r = await fetch(`http://127.0.0.1:${port}/service/rest/v1/status`).catch(() => null);
+        if (r?.status === 200) break;
+        assert.ok(performance.now() - t0 < 20_000, `not ready within 20 s:\n${out}`);
+        await sleep(20);
+      }
+      t.diagnostic(`npm start → ready: ${(performance.now() - t0).toFixed(0)} ms (built checkout, fresh data dir)`);
+      assert.equal(statSync(MAIN).mtimeMs, built, 'dist/ was not rebuilt');
+    } finally {
+      process.kill(-p.pid!, 'SIGTERM');
+    }
+    // npm passes the signal on and ends by it; the server drains and exits 0.
+    assert.ok([0, 'SIGTERM'].includes((await exited) as number | string), out);
   });
 
   it('first start without STOWAGE_ADMIN_PASSWORD writes data/admin.password (0600) and that password works', async () => {

@@ -9,6 +9,7 @@ import type { Stowage } from '../../stowage.js';
 import { type LdapServerConfig, serverUrl } from './config.js';
 import { LdapServerError, LdapSession, type LdapUser } from './directory.js';
 import { LdapServers, type LdapServerRow } from './servers.js';
+import { LRUCache } from 'lru-cache';
 
 export const LDAP_REALM = 'LdapRealm';
 /** The user source name of LDAP users (principal.source, user_role_mappings.source, the users API). */
@@ -103,7 +104,8 @@ export class LdapRealm implements Realm {
   readonly id = LDAP_REALM;
   readonly name = 'LDAP Realm';
   readonly servers: LdapServers;
-  private readonly cache = new Map<string, { identity: LdapIdentity; until: number }>();
+  // Bounded by count without preallocating room for all entries (as `max` would).
+  private readonly cache = new LRUCache<string, { identity: LdapIdentity; until: number }>({ maxSize: CACHE_MAX, sizeCalculation: () => 1 });
   private readonly inflight = new Map<string, Promise<LdapIdentity | null>>();
   private readonly circuits = new Map<string, Circuit>();
   /** Bumped by reset(): a lookup that started under an older configuration is not cached. */
@@ -186,7 +188,6 @@ export class LdapRealm implements Realm {
     const generation = this.generation;
     const identity = await p;
     if (identity && generation === this.generation) {
-      if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(key, { identity, until: Date.now() + this.cacheMs });
     }
     return identity;
