@@ -94,7 +94,11 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
       staging.catch((e: Error) => a.stream.destroy(e));
     });
   } catch (e) {
-    if (staging) await (staging as Promise<StagedBlob>).then((st) => app.blobs.discard(st), () => undefined);
+    if (staging)
+      await (staging as Promise<StagedBlob>).then(
+        (st) => app.blobs.discard(st),
+        () => undefined,
+      );
     throw e;
   }
   let tarball: Tarball | null = null;
@@ -107,7 +111,12 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
     if (inline) {
       const buf = Buffer.from(inline[1].data as string, 'base64');
       inline[1].data = '';
-      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length, head: buf.subarray(0, 512) };
+      tarball = {
+        staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])),
+        sha512: createHash('sha512').update(buf).digest('base64'),
+        size: buf.length,
+        head: buf.subarray(0, 512),
+      };
     }
   }
   if (!tarball) return update(req, repo, name, scanned.doc);
@@ -181,7 +190,12 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
       c.put(tarballPath(name, p.attachment.file), staged, {
         contentType: OCTET,
         kind: 'content',
-        component: { namespace: scope ?? '', name: bare, version: p.version, attributes: searchAttributes(p.manifest, req.principal?.anonymous ? null : (req.principal?.userId ?? null)) },
+        component: {
+          namespace: scope ?? '',
+          name: bare,
+          version: p.version,
+          attributes: searchAttributes(p.manifest, req.principal?.anonymous ? null : (req.principal?.userId ?? null)),
+        },
         attributes: { packageName: name, version: p.version },
         // Publishing a version the packument lists is an overwrite, whatever its file is called.
         overwrite: !!(cur.doc && own(cur.doc.versions, p.version)),

@@ -147,12 +147,7 @@ const tagKey = (scope: string, name: string) => `t\n${scope}\n${name}`;
  * Runs one change of `repo`: `compute` describes it on the ContentChange it is given (staging
  * what it writes through it) and returns a value; see the file comment for the rest.
  */
-export function runChange<T>(
-  app: Stowage,
-  repo: Repository,
-  opts: ChangeOptions,
-  compute: (change: ContentChange) => T | Promise<T>,
-): Promise<ChangeOutcome<T>> {
+export function runChange<T>(app: Stowage, repo: Repository, opts: ChangeOptions, compute: (change: ContentChange) => T | Promise<T>): Promise<ChangeOutcome<T>> {
   return serialized(app, opts.key === undefined ? undefined : `${repo.id}\n${opts.key}`, () => attempt(app, repo, opts, compute)).then(async (outcome) => {
     // Outside the key's queue: the hook's own change of the same key would wait for this one.
     if (opts.source !== 'maintenance' && !outcome.skipped) await maintain(app, outcome.committed);
@@ -174,7 +169,11 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
         app,
         repo,
         opts.source,
-        { puts: change.puts, tags: change.tagSets, deletes: change.assetDeletes.length + change.assetIdDeletes.length + change.componentDeletes.length + change.tagDeletes.length > 0 },
+        {
+          puts: change.puts,
+          tags: change.tagSets,
+          deletes: change.assetDeletes.length + change.assetIdDeletes.length + change.componentDeletes.length + change.tagDeletes.length > 0,
+        },
         opts.access,
       );
       // What a client sends records who sent it (generated metadata does not).
@@ -203,7 +202,9 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
       committed.assetsPut.length + committed.assetsDeleted.length + committed.componentsDeleted.length + committed.tagsSet.length + committed.tagsDeleted.length > 0 ||
       change.propertySets.length + change.propertyDeletes.length > 0;
     // Nothing was there to change (a delete of what another request deleted first): nothing to record.
-    if (changed) for (const event of change.auditEvents) await app.audit.record(opts.origin ?? SYSTEM, { ...event, attributes: { repository: repo.name, format: repo.format.name, ...event.attributes } });
+    if (changed)
+      for (const event of change.auditEvents)
+        await app.audit.record(opts.origin ?? SYSTEM, { ...event, attributes: { repository: repo.name, format: repo.format.name, ...event.attributes } });
     return { value, committed, skipped: false };
   }
 }

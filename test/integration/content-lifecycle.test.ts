@@ -106,7 +106,11 @@ for (const db of DATABASES) {
     }
 
     async function publishVersions(name: string): Promise<void> {
-      for (const [version, tag] of [['1.0.0', 'latest'], ['1.1.0', 'latest'], ['2.0.0-beta.1', 'next']]) {
+      for (const [version, tag] of [
+        ['1.0.0', 'latest'],
+        ['1.1.0', 'latest'],
+        ['2.0.0-beta.1', 'next'],
+      ]) {
         const r = await publish(registry(), { name, version }, basic('admin', 'admin-test-pw'), { tag });
         assert.equal(r.status, 200, await r.text());
       }
@@ -176,9 +180,18 @@ for (const db of DATABASES) {
         npm.cleanup();
       }
       assert.ok(upstream.hits() > before, 'the broken member was asked');
-      assert.ok(warnings.some((w) => /npm-all.*npm-broken/.test(w)), `a warning names the broken member: ${warnings.join('\n')}`);
-      assert.ok(warnings.some((w) => /npm-all.*npm-down/.test(w)), `a warning names the unreachable member: ${warnings.join('\n')}`);
-      assert.ok(warnings.some((w) => /npm-all.*npm-garbage/.test(w)), `a warning names the member serving an error page: ${warnings.join('\n')}`);
+      assert.ok(
+        warnings.some((w) => /npm-all.*npm-broken/.test(w)),
+        `a warning names the broken member: ${warnings.join('\n')}`,
+      );
+      assert.ok(
+        warnings.some((w) => /npm-all.*npm-down/.test(w)),
+        `a warning names the unreachable member: ${warnings.join('\n')}`,
+      );
+      assert.ok(
+        warnings.some((w) => /npm-all.*npm-garbage/.test(w)),
+        `a warning names the member serving an error page: ${warnings.join('\n')}`,
+      );
       // A miss everywhere stays a miss.
       const missing = await s.fetch('/repository/npm-all/nobody-has-this/-/nobody-has-this-1.0.0.tgz');
       assert.ok(missing.status === 404, `${missing.status} ${await missing.text()}`);
@@ -204,8 +217,7 @@ for (const db of DATABASES) {
         }
         return f;
       };
-      const upload = (repo: string, files: Record<string, string>, auth?: string) =>
-        s.fetch(`${API}/components?repository=${repo}`, { method: 'POST', body: form(files), auth });
+      const upload = (repo: string, files: Record<string, string>, auth?: string) => s.fetch(`${API}/components?repository=${repo}`, { method: 'POST', body: form(files), auth });
 
       // DENY: raw PUT, upload and DELETE refused, nothing stored.
       const put = await s.fetch('/repository/closed/a.txt', { method: 'PUT', body: 'a' });
