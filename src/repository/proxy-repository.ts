@@ -11,7 +11,7 @@ import { GzipEndCheck, expectedMismatch, isCloseDelimited, verifiable } from '..
 import type { ExpectedContent } from './format.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
-import { Repository } from './repository.js';
+import { Repository, type DeleteOptions } from './repository.js';
 import type { Content, GetOptions } from './types.js';
 
 /** Upstream validators kept in a cached asset's attributes, for conditional revalidation. */
@@ -60,9 +60,9 @@ export class ProxyRepository extends Repository {
   }
 
   /** Removes the cached copy (and any negative cache entry): the next request fetches again. */
-  override async delete(path: string): Promise<boolean> {
+  override async delete(path: string, opts?: DeleteOptions): Promise<boolean> {
     await this.app.proxy.state.forgetMissing(this.id, path);
-    return super.delete(path);
+    return super.delete(path, opts);
   }
 
   /** Whether a cached asset may be served without asking upstream (max ages in minutes, -1 = forever). */
@@ -213,7 +213,7 @@ export class ProxyRepository extends Repository {
           if (why) throw (refused = this.gatewayError(`${res.url} sent a document that cannot be used: ${why}`, path));
         }
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
-        const r = await this.commitStaged(path, staged, { ...meta, attributes, lastVerified: Date.now() });
+        const r = await this.commitStaged(path, staged, { ...meta, attributes, lastVerified: Date.now(), source: 'proxy' });
         if (meta.kind === 'metadata' && this.format.validateMetadata) usableMetadata.set(`${this.format.name}\n${r.blob.sha256}`, true);
         return this.wrap(r.asset, r.blob);
       } finally {
