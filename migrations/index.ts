@@ -6,6 +6,7 @@ import * as m004 from './20261122_004_users.js';
 import * as m005 from './20261122_005_proxy_state.js';
 import * as m006 from './20261122_006_tasks.js';
 import * as m007 from './20261122_007_security.js';
+import * as m020 from './20261201_020_docker_components.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -21,6 +22,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261122_005_proxy_state', m005],
   ['20261122_006_tasks', m006],
   ['20261122_007_security', m007],
+  ['20261201_020_docker_components', m020],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {
