@@ -37,7 +37,7 @@ async function get(req: ContentRequest): Promise<void> {
   }
   const disposition = repo.section<RawSection>('raw')?.contentDisposition ?? 'ATTACHMENT';
   await sendContent(ctx, content, { disposition });
-  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+  repo.downloaded(content);
 }
 
 async function put(req: ContentRequest): Promise<void> {
@@ -66,11 +66,12 @@ async function put(req: ContentRequest): Promise<void> {
 async function del(req: ContentRequest): Promise<void> {
   const { ctx, repo, path } = req;
   if (path === '' || path.endsWith('/')) throw new AppError('BAD_REQUEST', 'Folders are deleted through the REST API');
-  if (!(await repo.delete(path))) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
-  await req.app.audit.record(
-    { principal: req.principal, remoteAddress: ctx.ip },
-    { domain: 'repository.asset', type: 'deleted', context: path, attributes: { repository: repo.name, format: 'raw', path } },
-  );
+  const deleted = await repo.delete(path, {
+    access: req.access,
+    origin: { principal: req.principal, remoteAddress: ctx.ip },
+    audit: { domain: 'repository.asset', type: 'deleted', context: path, attributes: { path } },
+  });
+  if (!deleted) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
   ctx.status = 204;
 }
 
@@ -84,6 +85,7 @@ export const raw: FormatPlugin = {
     },
   ],
   planUpload: planRawUpload,
+  componentOf: rawComponent,
   proxyAsset: (path, upstream) => ({ contentType: upstream.contentType ?? rawContentType(path), component: rawComponent(path) }),
   classify(ctx, path) {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';

@@ -18,16 +18,17 @@ export function assetRoutes(app: Stowage): Router {
     ctx.body = (await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'browse')).item;
   });
 
+  // Through the owning repository's unit of work, so the format's maintenance hook runs.
   r.delete('/assets/:id', async (ctx) => {
-    const { row, item } = await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'delete');
-    await app.content.deleteAssetById(row.id);
-    const owner = (await app.repositories.list()).find((r) => r.id === row.repository_id);
-    await app.audit.record(auditOrigin(ctx), {
-      domain: 'repository.asset',
-      type: 'deleted',
-      context: row.path,
-      attributes: { repository: owner?.name ?? item.repository, format: item.format, path: row.path, sha1: item.checksum.sha1, size: item.fileSize },
-    });
+    const { row, item, owner } = await new ContentViews(app, app.baseUrl(ctx)).findAsset(ctx, ctx.params.id, 'delete');
+    await owner.change({ source: 'rest', origin: auditOrigin(ctx) }, (c) =>
+      c.deleteAssetById(row.id).audit({
+        domain: 'repository.asset',
+        type: 'deleted',
+        context: row.path,
+        attributes: { path: row.path, sha1: item.checksum.sha1, size: item.fileSize },
+      }),
+    );
     ctx.status = 204;
   });
 

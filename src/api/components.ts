@@ -25,16 +25,18 @@ export function componentRoutes(app: Stowage): Router {
     ctx.body = (await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'browse')).item;
   });
 
+  // Through the owning repository's unit of work, so the format's maintenance hook runs (npm drops
+  // the version from its packument).
   r.delete('/components/:id', async (ctx) => {
-    const { row, item } = await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'delete');
-    await app.content.deleteComponent(row.id);
-    const owner = (await app.repositories.list()).find((r) => r.id === row.repository_id);
-    await app.audit.record(auditOrigin(ctx), {
-      domain: 'repository.component',
-      type: 'deleted',
-      context: [item.group, item.name, item.version].filter(Boolean).join(':'),
-      attributes: { repository: owner?.name ?? item.repository, format: item.format, group: item.group, name: item.name, version: item.version, assets: item.assets.map((a) => a.path) },
-    });
+    const { row, item, owner } = await new ContentViews(app, app.baseUrl(ctx)).findComponent(ctx, ctx.params.id, 'delete');
+    await owner.change({ source: 'rest', origin: auditOrigin(ctx) }, (c) =>
+      c.deleteComponent(row.id).audit({
+        domain: 'repository.component',
+        type: 'deleted',
+        context: [item.group, item.name, item.version].filter(Boolean).join(':'),
+        attributes: { group: item.group, name: item.name, version: item.version, assets: item.assets.map((a) => a.path) },
+      }),
+    );
     ctx.status = 204;
   });
 

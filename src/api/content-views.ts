@@ -95,21 +95,21 @@ export class ContentViews {
   }
 
   /** A component by API id, checked against what the caller may do in the repository it names. */
-  async findComponent(ctx: Koa.Context, id: string, action: ContentAction): Promise<{ item: ComponentItem; row: ComponentRow }> {
+  async findComponent(ctx: Koa.Context, id: string, action: ContentAction): Promise<{ item: ComponentItem; row: ComponentRow; owner: Repository }> {
     const { scope, rowId } = await this.resolve(ctx, id);
     const row = await this.app.content.componentById(rowId);
     if (!row || !scope.has(row.repository_id)) throw notFound(`Component '${id}' not found`);
     await this.require(ctx, scope, row.repository_id, action);
-    return { item: (await this.components([row], scope))[0], row };
+    return { item: (await this.components([row], scope))[0], row, owner: scope.get(row.repository_id)!.owner };
   }
 
   /** An asset by API id, checked against what the caller may do in the repository it names. */
-  async findAsset(ctx: Koa.Context, id: string, action: ContentAction): Promise<{ item: AssetItem; row: AssetView }> {
+  async findAsset(ctx: Koa.Context, id: string, action: ContentAction): Promise<{ item: AssetItem; row: AssetView; owner: Repository }> {
     const { scope, rowId } = await this.resolve(ctx, id);
     const row = await this.app.content.assetById(rowId);
     if (!row || !scope.has(row.repository_id)) throw notFound(`Asset '${id}' not found`);
     await this.require(ctx, scope, row.repository_id, action);
-    return { item: this.assetItem(row, scope), row };
+    return { item: this.assetItem(row, scope), row, owner: scope.get(row.repository_id)!.owner };
   }
 
   /** The id's repository (browsable by the caller) and row id; anything unknown is a 404. */

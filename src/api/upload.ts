@@ -8,10 +8,10 @@ import type Koa from 'koa';
 import busboy from 'busboy';
 import type { Stowage } from '../stowage.js';
 import { AppError, badRequest } from '../errors.js';
-import { requireContent } from '../http/auth.js';
-import { GroupRepository, HostedRepository, type Repository } from '../repository/repository.js';
+import { auditOrigin, requireContent } from '../http/auth.js';
+import { GroupRepository } from '../repository/repository.js';
+import { checkWritePolicy } from '../repository/unit-of-work.js';
 import type { AccessCheck } from '../repository/types.js';
-import type { UploadPlan } from '../repository/format.js';
 import { decodeRepositoryPath } from '../http/paths.js';
 
 /** A file part, spooled to disk (never held in memory) until the whole form has been read. */
@@ -101,20 +101,10 @@ async function receiveForm(ctx: Koa.Context, dir: string, spooled: string[]): Pr
   return form;
 }
 
-/** Fails before storing anything when the write policy would refuse one of the files. */
-async function preflight(app: Stowage, repo: Repository, uploads: UploadPlan[]): Promise<void> {
-  const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
-  if (!(target instanceof HostedRepository)) return; // put() refuses it on the first file
-  if (target.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${target.name}`);
-  if (target.writePolicy !== 'ALLOW_ONCE') return;
-  for (const u of uploads) {
-    if (await app.content.findAsset(target.id, u.path)) throw new AppError('WRITE_POLICY', `Repository does not allow updating assets: ${target.name} (${u.path})`);
-  }
-}
-
 /**
- * `POST /components?repository=…`: a Nexus multipart component upload. Each file goes through
- * the repository's put (write policy, edit permission on overwrite, hashing while it streams).
+ * `POST /components?repository=…`: a Nexus multipart component upload, all files or none: one
+ * change of the target repository (write policy and the edit permission on an overwrite checked
+ * before anything is stored, each file hashed once while it is staged).
  */
 export async function uploadComponent(app: Stowage, ctx: Koa.Context, repositoryName: string): Promise<void> {
   const repo = await app.repositories.require(repositoryName);
@@ -130,11 +120,16 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     const uploads = plan.call(repo.format, form);
     // Defence in depth: whatever the format planned must be a valid repository path.
     for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
-    await preflight(app, repo, uploads);
-    for (const u of uploads) {
-      const file = form.files.get(u.field)!;
-      await repo.put(u.path, createReadStream(file.file), { contentType: u.contentType, component: u.component, expectedSize: file.size }, access);
-    }
+    const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
+    if (target.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${target.name}' (${target.type}) does not allow uploads`);
+    await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);
+    await target.change({ source: 'upload', access, origin: auditOrigin(ctx) }, async (change) => {
+      for (const u of uploads) {
+        const file = form.files.get(u.field)!;
+        const opts = { contentType: u.contentType, component: u.component, expectedSize: file.size };
+        change.put(u.path, await target.stageFor(change, u.path, createReadStream(file.file), opts), opts);
+      }
+    });
   } finally {
     await Promise.all(spooled.map((f) => rm(f, { force: true })));
   }

@@ -79,6 +79,16 @@ export interface AssetQuery {
   component?: ComponentFilter;
 }
 
+/** Which assets `findAssets` returns. */
+export interface AssetFilter {
+  pathPrefix?: string;
+  /** SQL LIKE pattern (`%` any run of characters). */
+  pathLike?: string;
+  paths?: string[];
+  /** Created or updated at or after this time (ms). */
+  changedSince?: number;
+}
+
 /** Nexus search over components: `*` wildcards in name/namespace/version, a keyword over all three. */
 export interface ComponentFilter {
   name?: string;
@@ -203,6 +213,32 @@ export class ContentService {
     });
   }
 
+  /**
+   * Inside the caller's transaction: deletes the asset at `path`, and its component when it was
+   * the component's last asset. Returns what went (for the format's maintenance hook).
+   */
+  async removeAsset(tx: Tx, repositoryId: number, path: string): Promise<{ asset: AssetRow; component: ComponentRow | null } | undefined> {
+    const a = await this.findAsset(repositoryId, path, tx);
+    if (!a) return undefined;
+    await tx('assets').where({ id: a.id }).delete();
+    return { asset: a, component: a.component_id ? await this.dropComponentIfEmpty(tx, a.component_id) : null };
+  }
+
+  /** Inside the caller's transaction: deletes a component with all its assets; what went, or undefined. */
+  async removeComponent(tx: Tx, id: number): Promise<{ component: ComponentRow; assets: AssetRow[] } | undefined> {
+    const r = await tx('components').where({ id }).first();
+    if (!r) return undefined;
+    const assets = (await tx('assets').where({ component_id: id }).select('*')).map(asset);
+    await tx('assets').where({ component_id: id }).delete();
+    await tx('components').where({ id }).delete();
+    return { component: component(r), assets };
+  }
+
+  async findComponent(repositoryId: number, c: ComponentInput, q: Q = this.db): Promise<ComponentRow | undefined> {
+    const r = await q('components').where({ repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' }).first();
+    return r ? component(r) : undefined;
+  }
+
   /** Deletes a component with all its assets. */
   async deleteComponent(id: number): Promise<ComponentRow | undefined> {
     return this.db.transaction(async (tx) => {
@@ -227,9 +263,14 @@ export class ContentService {
     });
   }
 
-  private async dropComponentIfEmpty(tx: Tx, componentId: number): Promise<void> {
+  /** Deletes the component when no asset is left in it; returns it then. */
+  private async dropComponentIfEmpty(tx: Tx, componentId: number): Promise<ComponentRow | null> {
     const left = await tx('assets').where({ component_id: componentId }).first('id');
-    if (!left) await tx('components').where({ id: componentId }).delete();
+    if (left) return null;
+    const r = await tx('components').where({ id: componentId }).first();
+    if (!r) return null;
+    await tx('components').where({ id: componentId }).delete();
+    return component(r);
   }
 
   async listAssets(q: AssetQuery, token: string | null | undefined, limit: number): Promise<Page<AssetView>> {
@@ -318,6 +359,38 @@ export class ContentService {
       }
     }
     return [...dirs.values(), ...files];
+  }
+
+  /**
+   * A repository's assets (joined with their blob's size and digests) by path: a prefix, a LIKE
+   * pattern (`v2/%/manifests/%`), a list of paths, and/or created or updated since a time.
+   */
+  async findAssets(repositoryId: number, f: AssetFilter, q: Q = this.db): Promise<AssetView[]> {
+    const out: AssetView[] = [];
+    const run = async (paths?: string[]) => {
+      const query = q('assets').join('blobs', 'blobs.id', 'assets.blob_id').where('assets.repository_id', repositoryId);
+      if (f.pathPrefix) wherePrefix(this.db, query, 'assets.path', f.pathPrefix);
+      if (f.pathLike) query.andWhere('assets.path', 'like', f.pathLike);
+      if (paths) query.whereIn('assets.path', paths);
+      if (f.changedSince !== undefined) query.andWhere((w) => w.where('assets.created_at', '>=', f.changedSince!).orWhere('assets.updated_at', '>=', f.changedSince!));
+      out.push(...(await query.orderBy('assets.id').select(ASSET_VIEW_COLUMNS)).map(assetView));
+    };
+    if (!f.paths) await run();
+    else for (let i = 0; i < f.paths.length; i += 500) await run(f.paths.slice(i, i + 500));
+    return out;
+  }
+
+  /** Every tag of a repository (optionally only those pointing at `target`). */
+  async listTags(repositoryId: number, opts: { scope?: string; target?: string } = {}, q: Q = this.db): Promise<Array<{ scope: string; name: string; target: string }>> {
+    const query = q('tags').where({ repository_id: repositoryId });
+    if (opts.scope !== undefined) query.andWhere({ scope: opts.scope });
+    if (opts.target !== undefined) query.andWhere({ target: opts.target });
+    return (await query.orderBy(['scope', 'name']).select('scope', 'name', 'target')).map((r) => ({ scope: String(r.scope), name: String(r.name), target: String(r.target) }));
+  }
+
+  /** Every property of a scope. */
+  async listProperties(scope: string): Promise<Array<{ key: string; value: string }>> {
+    return (await this.db('properties').where({ scope }).select('key', 'value')).map((r) => ({ key: String(r.key), value: String(r.value) }));
   }
 
   /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */

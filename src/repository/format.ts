@@ -9,6 +9,7 @@ import type { ComponentInput } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
 import type { TaskType } from '../tasks/task-service.js';
+import type { CommittedChange } from './unit-of-work.js';
 
 /** One content request, after the core resolved the repository and checked access. */
 export interface ContentRequest {
@@ -153,6 +154,21 @@ export interface FormatPlugin {
    * upstream's). Default: upstream's Content-Type, no component.
    */
   proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null };
+
+  // Content lifecycle -------------------------------------------------------------------
+  /**
+   * Called by the core after every committed change of an asset or component of this format,
+   * whatever made it (the format's protocol, REST deletes, uploads, GC, cleanup; not the
+   * changes this hook itself makes, source `maintenance`): the format keeps its derived metadata
+   * true (npm's packument without a version deleted through the REST API). A failure is logged.
+   */
+  maintain?(change: CommittedChange, app: Stowage): Promise<void>;
+  /** Orders two versions of a component (negative: a before b). Default: no order (raw). */
+  compareVersions?(a: string, b: string): number;
+  /** Whether a version is a prerelease. Default: none is. */
+  isPrerelease?(version: string): boolean;
+  /** The component a repository path belongs to, or null (metadata, folders). */
+  componentOf?(path: string): ComponentInput | null;
 
   // Group hooks -------------------------------------------------------------------------
   /**

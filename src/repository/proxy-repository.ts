@@ -8,7 +8,7 @@ import type { FlightResult } from '../proxy/single-flight.js';
 import { Spool } from '../proxy/spool.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
-import { Repository } from './repository.js';
+import { Repository, type DeleteOptions } from './repository.js';
 import type { Content, GetOptions } from './types.js';
 
 /** Upstream validators kept in a cached asset's attributes, for conditional revalidation. */
@@ -53,9 +53,9 @@ export class ProxyRepository extends Repository {
   }
 
   /** Removes the cached copy (and any negative cache entry): the next request fetches again. */
-  override async delete(path: string): Promise<boolean> {
+  override async delete(path: string, opts?: DeleteOptions): Promise<boolean> {
     await this.app.proxy.state.forgetMissing(this.id, path);
-    return super.delete(path);
+    return super.delete(path, opts);
   }
 
   /** Whether a cached asset may be served without asking upstream (max ages in minutes, -1 = forever). */
@@ -188,7 +188,7 @@ export class ProxyRepository extends Repository {
         }
         spool.complete();
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
-        const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now() });
+        const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now(), source: 'proxy' });
         return this.wrap(r.asset, r.blob);
       } finally {
         spool.release();

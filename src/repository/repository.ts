@@ -1,12 +1,15 @@
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, type BlobRow } from '../blob/blob-service.js';
+import { digestMismatch, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
 import type { FormatPlugin } from './format.js';
 import type { AccessCheck, Content, GetOptions, PutOptions, PutResult, RepositoryConfig, RepositoryType } from './types.js';
+import type { AuditEvent, AuditOrigin } from '../security/audit.js';
+import { checkWritePolicy, putResult, runChange, type ChangeOptions, type ChangeOutcome, type ChangeSource } from './unit-of-work.js';
+import type { ContentChange } from '../content/content-change.js';
 
 /**
  * A repository as the core sees it. Hosted, proxy and group behaviour is written once here and
@@ -38,6 +41,14 @@ export abstract class Repository {
   /** The content at `path`, or null. */
   abstract get(path: string, opts?: GetOptions): Promise<Content | null>;
 
+  /**
+   * Runs one change of this repository's content through the unit of work (write policy, one
+   * transaction, retry on conflict, audit, maintenance hook): the only way content changes.
+   */
+  change<T>(opts: ChangeOptions, compute: (change: ContentChange) => T | Promise<T>): Promise<ChangeOutcome<T>> {
+    return runChange(this.app, this, opts, compute);
+  }
+
   /** Stores a body at `path` (hosted; a group forwards to its writable member). */
   async put(_path: string, _body: Readable, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
     throw new AppError('METHOD_NOT_ALLOWED', `Repository '${this.name}' (${this.type}) does not allow uploads`);
@@ -53,9 +64,12 @@ export abstract class Repository {
   }
 
   /** Removes the asset at `path`; false when there was none. */
-  async delete(path: string): Promise<boolean> {
-    const a = await this.app.content.deleteAsset(this.id, path);
-    return !!a;
+  async delete(path: string, opts: DeleteOptions = {}): Promise<boolean> {
+    const { committed } = await this.change({ source: opts.source ?? 'client', access: opts.access, origin: opts.origin }, (c) => {
+      c.deleteAsset(path);
+      if (opts.audit) c.audit(opts.audit);
+    });
+    return committed.assetsDeleted.length > 0;
   }
 
   /** Immediate children of a folder, for browsing. */
@@ -72,24 +86,28 @@ export abstract class Repository {
     return this.wrap(asset, blob);
   }
 
+  /** Records that content was served (Nexus's last downloaded; throttled, never fails the read). */
+  downloaded(content: Content): void {
+    if (content.pending) return;
+    void this.app.content.markDownloaded(content.asset).catch(() => undefined);
+  }
+
+  /** Stages `body` for `change` as an upload to `path` (the strict content type check applies). */
+  async stageFor(change: ContentChange, path: string, body: Readable, opts: PutOptions): Promise<StagedBlob> {
+    const guard = this.strictContentType(path, opts.kind, { drain: true });
+    return change.stage(guard ? pipeline(body, guard, () => undefined) : body, opts);
+  }
+
   wrap(asset: AssetRow, blob: BlobRow): Content {
     return { asset, blob, repositoryName: this.name, open: (range) => this.app.blobs.open(blob, range) };
   }
 
-  /**
-   * Stream → blob store (hashed once) → one transaction writing the asset → settle; on any
-   * failure nothing is visible. `check` runs inside the transaction (write policy).
-   */
-  protected async store(
-    path: string,
-    body: Readable,
-    opts: PutOptions & { lastVerified?: number | null },
-    check?: (existing: AssetRow | undefined) => void,
-  ): Promise<PutResult> {
+  /** Stream → blob store (hashed once) → the unit of work; on any failure nothing is visible. */
+  protected async store(path: string, body: Readable, opts: StoreOptions, access?: AccessCheck): Promise<PutResult> {
     const guard = this.strictContentType(path, opts.kind, { drain: true });
     const source = guard ? pipeline(body, guard, () => undefined) : body;
     const staged = await this.app.blobs.stage(this.blobStoreId, source, opts);
-    return this.commitStaged(path, staged, opts, check);
+    return this.commitStaged(path, staged, opts, access);
   }
 
   /** With `strictContentTypeValidation`, a check that the bytes fit the file name's type (not for generated metadata). */
@@ -98,27 +116,32 @@ export abstract class Repository {
     return contentTypeGuard(path, opts);
   }
 
-  protected async commitStaged(
-    path: string,
-    staged: import('../blob/blob-service.js').StagedBlob,
-    opts: PutOptions & { lastVerified?: number | null },
-    check?: (existing: AssetRow | undefined) => void,
-  ): Promise<PutResult> {
-    return this.app.blobs.ingest(staged, async (tx, blob) => {
-      if (check) check(await this.app.content.findAsset(this.id, path, tx));
-      const r = await this.app.content.putAsset(tx, {
-        repositoryId: this.id,
-        path,
-        blobId: blob.id,
+  /** Puts staged bytes at `path` as one change (the staged blob is the change's: discarded on failure). */
+  protected async commitStaged(path: string, staged: StagedBlob, opts: StoreOptions, access?: AccessCheck): Promise<PutResult> {
+    const { committed } = await this.change({ source: opts.source ?? 'client', access, adopt: [staged] }, (c) => {
+      c.put(path, staged, {
         contentType: opts.contentType,
         kind: opts.kind,
         component: opts.component,
         attributes: opts.attributes,
         lastVerified: opts.lastVerified,
       });
-      return { asset: r.asset, blob, created: r.created };
     });
+    return (await putResult(this.app, committed, path))!;
   }
+}
+
+export interface StoreOptions extends PutOptions {
+  lastVerified?: number | null;
+}
+
+export interface DeleteOptions {
+  /** Default `client` (subject to the write policy). */
+  source?: ChangeSource;
+  access?: AccessCheck;
+  origin?: AuditOrigin;
+  /** Recorded once the delete committed (when something was deleted). */
+  audit?: AuditEvent;
 }
 
 export class HostedRepository extends Repository {
@@ -130,29 +153,14 @@ export class HostedRepository extends Repository {
     return this.local(path);
   }
 
-  /** Refuses writes the policy forbids. Metadata the format generates is always writable. */
-  private policyCheck(kind: string | undefined, existing: AssetRow | undefined): void {
-    if (kind === 'metadata') return;
-    if (this.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${this.name}`);
-    if (this.writePolicy === 'ALLOW_ONCE' && existing) {
-      throw new AppError('WRITE_POLICY', `Repository does not allow updating assets: ${this.name}`);
-    }
-  }
-
-  /** Write policy and the edit permission for a redeploy, checked before any byte is read. */
-  private async mayWrite(path: string, kind: string | undefined, access?: AccessCheck): Promise<void> {
-    const existing = await this.app.content.findAsset(this.id, path);
-    this.policyCheck(kind, existing);
-    if (existing && access) await access.require('edit');
-  }
-
   override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    await this.mayWrite(path, opts.kind, access);
-    return this.store(path, body, opts, (e) => this.policyCheck(opts.kind, e));
+    // Refused before a byte of the body is read; the unit of work checks again at the commit.
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
+    return this.store(path, body, opts, access);
   }
 
   override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    await this.mayWrite(path, opts.kind, access);
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
     const mismatch = digestMismatch(digests, opts.expected);
     if (mismatch) throw mismatch;
     if (opts.expectedSize !== undefined && opts.expectedSize !== digests.size) {
@@ -160,15 +168,21 @@ export class HostedRepository extends Repository {
     }
     if (opts.maxSize !== undefined && digests.size > opts.maxSize) throw new AppError('PAYLOAD_TOO_LARGE', `Content exceeds the limit of ${opts.maxSize} bytes`);
     const staged = await this.app.blobs.stageFile(this.blobStoreId, file, digests);
-    return this.commitStaged(path, staged, opts, (e) => this.policyCheck(opts.kind, e));
-  }
-
-  override async delete(path: string): Promise<boolean> {
-    if (this.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${this.name}`);
-    return super.delete(path);
+    return this.commitStaged(path, staged, opts, access);
   }
 }
 
+/** A member's answer in a group walk. */
+export interface MemberResult<T> {
+  member: Repository;
+  value: T;
+}
+
+/**
+ * Group behaviour, written once: one member walk (the format's routing hook, the cycle guard, one
+ * error policy: a failing member is logged and skipped, it never hides what the others have),
+ * first-member-wins reads, merged metadata, the writable member.
+ */
 export class GroupRepository extends Repository {
   /** Members in order (resolved now, so configuration changes apply at once). */
   async members(): Promise<Repository[]> {
@@ -186,35 +200,68 @@ export class GroupRepository extends Repository {
     return this.format.groupMembers ? this.format.groupMembers(path, all, this) : all;
   }
 
-  async get(path: string, opts?: GetOptions): Promise<Content | null> {
-    if (this.format.mergeMetadata && this.format.isMetadata?.(path)) return this.merged(path);
+  /**
+   * The member walk: `visit` each member consulted for `path` in order (nested groups are
+   * visited as members; `trail` carries the groups already entered, so a cycle ends), until
+   * `first` and a member answered non-null. A member that fails is logged and skipped; when no
+   * member answered, the first failure is thrown (a remote being down is not "not found").
+   */
+  async walk<T>(path: string, visit: (member: Repository, trail: string[]) => Promise<T | null>, opts: { first?: boolean; trail?: string[] } = {}): Promise<MemberResult<T>[]> {
+    const trail = [...(opts.trail ?? []), this.name];
+    const out: MemberResult<T>[] = [];
+    let failure: unknown;
     for (const m of await this.membersFor(path)) {
-      const c = await m.get(path, opts).catch((e) => {
-        // A failing member (remote down, no stale copy) must not hide the others.
-        if (e instanceof AppError && e.status < 500) throw e;
-        return null;
-      });
-      if (c) return c;
+      if (trail.includes(m.name)) continue;
+      let value: T | null;
+      try {
+        value = await visit(m, trail);
+      } catch (e) {
+        this.app.log.warn(`Group '${this.name}': member '${m.name}' failed for ${path || '/'}, skipped:`, (e as Error).message ?? e);
+        failure ??= e;
+        continue;
+      }
+      if (value === null) continue;
+      out.push({ member: m, value });
+      if (opts.first) break;
     }
-    return null;
+    if (out.length === 0 && failure !== undefined) throw failure;
+    return out;
+  }
+
+  /** The non-group repositories reachable from this group, in order, each once (the cycle guard). */
+  async leaves(trail: string[] = []): Promise<Repository[]> {
+    const out: Repository[] = [];
+    const seen = new Set<string>([...trail, this.name]);
+    const visit = async (g: GroupRepository): Promise<void> => {
+      for (const m of await g.members()) {
+        if (seen.has(m.name) || m.format !== this.format) continue;
+        seen.add(m.name);
+        if (m instanceof GroupRepository) await visit(m);
+        else out.push(m);
+      }
+    };
+    await visit(this);
+    return out;
+  }
+
+  async get(path: string, opts?: GetOptions): Promise<Content | null> {
+    if (this.format.mergeMetadata && this.format.isMetadata?.(path)) return this.merged(path, opts);
+    const [hit] = await this.walk(path, (m, trail) => m.get(path, { ...opts, groupTrail: trail }), { first: true, trail: opts?.groupTrail });
+    return hit?.value ?? null;
   }
 
   /** Every member's copy of `path`, in member order. */
-  async getAll(path: string): Promise<Array<{ member: Repository; content: Content }>> {
-    const out: Array<{ member: Repository; content: Content }> = [];
-    for (const m of await this.membersFor(path)) {
-      const c = await m.get(path).catch(() => null);
-      if (c) out.push({ member: m, content: c });
-    }
-    return out;
+  async getAll(path: string, opts?: GetOptions): Promise<Array<{ member: Repository; content: Content }>> {
+    const all = await this.walk(path, (m, trail) => m.get(path, { ...opts, groupTrail: trail }), { trail: opts?.groupTrail });
+    return all.map((r) => ({ member: r.member, content: r.value }));
   }
 
   /**
    * Merged metadata, cached in the group's own storage and recomputed when any member's copy
    * changed (the stamp names every member asset and blob that went into it).
    */
-  private async merged(path: string): Promise<Content | null> {
-    const parts = await this.getAll(path);
+  private async merged(path: string, opts?: GetOptions): Promise<Content | null> {
+    const parts = await this.getAll(path, opts);
     if (parts.length === 0) return null;
     if (parts.length === 1) return parts[0].content;
     const stamp = parts.map((p) => `${p.member.name}:${p.content.asset.id}:${p.content.blob.sha256}`).join(',');
@@ -222,11 +269,11 @@ export class GroupRepository extends Repository {
     if (cached && cached.asset.attributes.groupStamp === stamp) return cached;
     const merged = await this.format.mergeMetadata!(path, parts, this);
     if (!merged) return parts[0].content;
-    const { Readable } = await import('node:stream');
     const r = await this.store(path, Readable.from([merged.body]), {
       contentType: merged.contentType,
       kind: 'metadata',
       attributes: { groupStamp: stamp },
+      source: 'group',
     });
     return this.wrap(r.asset, r.blob);
   }
@@ -253,9 +300,7 @@ export class GroupRepository extends Repository {
 
   override async list(dir: string): Promise<DirEntry[]> {
     const seen = new Map<string, DirEntry>();
-    for (const m of await this.members()) {
-      for (const e of await m.list(dir).catch(() => [] as DirEntry[])) if (!seen.has(e.name)) seen.set(e.name, e);
-    }
+    for (const { value } of await this.walk('', (m) => m.list(dir))) for (const e of value) if (!seen.has(e.name)) seen.set(e.name, e);
     return [...seen.values()].sort((a, b) => Number(b.directory) - Number(a.directory) || (a.name < b.name ? -1 : 1));
   }
 }

@@ -65,6 +65,8 @@ export interface Content {
 export interface GetOptions {
   /** Path upstream (passed to the format's upstreamUrl hook); default: the stored path. */
   upstreamPath?: string;
+  /** Groups the read already passed through (the group walk's cycle guard). */
+  groupTrail?: string[];
 }
 
 export interface PutOptions {
@@ -76,6 +78,8 @@ export interface PutOptions {
   expectedSize?: number;
   maxSize?: number;
   expected?: { sha256?: string; sha1?: string; md5?: string };
+  /** What makes the write (default `client`: subject to the hosted write policy). */
+  source?: import('./unit-of-work.js').ChangeSource;
 }
 
 export interface PutResult {
