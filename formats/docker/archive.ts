@@ -41,7 +41,6 @@ import {
 import { blobPath, manifestPath } from './proxy.js';
 import { getBlobContent, resolveManifest } from './group.js';
 import { mayPush, setTag, type Pusher } from './changes.js';
-import { runChange } from '../../src/repository/unit-of-work.js';
 
 const OCTET = 'application/octet-stream';
 const MT_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -423,7 +422,7 @@ function closure(plan: Plan, digest: string, out = new Set<string>()): Set<strin
  * attached (the others duplicate what the repository already has).
  */
 async function commit(p: Pusher, plan: Plan, files: ArchiveFile[]): Promise<Set<ArchiveFile>> {
-  await runChange(p.app, p.repo, { source: 'client', access: p.access, origin: p.origin }, (c) => {
+  await p.repo.change({ source: 'client', access: p.access, origin: p.origin }, (c) => {
     // A retried attempt starts afresh: only what the committed attempt attached counts.
     for (const f of files) f.staged.blobId = f.staged.duplicate = undefined;
     for (const [digest, f] of plan.blobs) {

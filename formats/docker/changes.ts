@@ -1,5 +1,5 @@
 /**
- * Every docker write, each one unit of work of the core (runChange): the core checks the write
+ * Every docker write, each one unit of work of the core (Repository.change): the core checks the write
  * policy once, commits blobs, manifests, tags, their components and referrer rows in one
  * transaction, discards what was staged if it fails, and then calls the maintenance hook. This
  * module only describes the changes; it never touches the database.
@@ -12,7 +12,7 @@ import type { StagedBlob } from '../../src/blob/blob-service.js';
 import type { ContentChange, AssetSource } from '../../src/content/content-change.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { AccessCheck } from '../../src/repository/types.js';
-import { checkWritePolicy, runChange, type ChangeSource, type WriteIntent } from '../../src/repository/unit-of-work.js';
+import { checkWritePolicy, type ChangeSource, type WriteIntent } from '../../src/repository/unit-of-work.js';
 import type { AuditOrigin } from '../../src/security/audit.js';
 import type { Stowage } from '../../src/stowage.js';
 import { tagPath } from './components.js';
@@ -66,7 +66,7 @@ export function removeTag(c: ContentChange, name: string, tag: string): void {
 
 /** A blob asset for bytes staged from the request (adopted by the change), kept when one is there. */
 export async function commitBlob(p: Pusher, digest: string, staged: StagedBlob): Promise<void> {
-  await runChange(p.app, p.repo, { source: 'client', access: p.access, origin: p.origin, adopt: [staged] }, (c) => {
+  await p.repo.change({ source: 'client', access: p.access, origin: p.origin, adopt: [staged] }, (c) => {
     c.put(blobPath(digest), staged, { contentType: OCTET, kind: 'content', ifAbsent: true, attributes: { digest } });
   });
 }
@@ -79,7 +79,7 @@ export async function storeBlob(p: Pusher, digest: string, body: Readable, opts:
 
 /** A blob already stored (another repository's, on the same blob store) becomes this repository's too. */
 export async function mountBlob(app: Stowage, repo: Repository, digest: string, blobId: number, source: ChangeSource = 'client', access?: AccessCheck): Promise<void> {
-  await runChange(app, repo, { source, access }, (c) => {
+  await repo.change({ source, access }, (c) => {
     c.put(blobPath(digest), { blobId }, { contentType: OCTET, kind: 'content', ifAbsent: true, attributes: { digest } });
   });
 }
@@ -101,7 +101,8 @@ export interface ManifestPush {
 export async function commitManifest(p: Pusher, m: ManifestPush): Promise<void> {
   const { app, repo } = p;
   const path = manifestPath(m.name, m.digest);
-  await runChange(app, repo, { source: 'client', access: p.access, origin: p.origin }, async (c) => {
+  // One image's pushes at a time on this node (tags of one image move in order).
+  await repo.change({ source: 'client', access: p.access, origin: p.origin, key: m.name }, async (c) => {
     const existing = await app.content.findAsset(repo.id, path);
     let source: AssetSource;
     if (existing) {
@@ -128,7 +129,7 @@ export async function commitManifest(p: Pusher, m: ManifestPush): Promise<void> 
  */
 export async function deleteManifest(p: Pusher, name: string, digest: string, audit: Record<string, unknown>): Promise<boolean> {
   const { app, repo } = p;
-  const { value } = await runChange(app, repo, { source: 'client', access: p.access, origin: p.origin }, async (c) => {
+  const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const path = manifestPath(name, digest);
     const asset = await app.content.findAsset(repo.id, path);
     const tags = (await app.content.getTags(repo.id, name)).filter((t) => t.target === digest);
@@ -150,7 +151,7 @@ export async function deleteManifest(p: Pusher, name: string, digest: string, au
 /** Deletes one tag (and its component); the manifest stays until GC. False when there was no such tag. */
 export async function deleteTag(p: Pusher, name: string, tag: string, audit: Record<string, unknown>): Promise<boolean> {
   const { app, repo } = p;
-  const { value } = await runChange(app, repo, { source: 'client', access: p.access, origin: p.origin }, async (c) => {
+  const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const target = await app.content.tagTarget(repo.id, name, tag);
     if (target === null) return false;
     c.expectTag(name, tag, target);
@@ -164,7 +165,7 @@ export async function deleteTag(p: Pusher, name: string, tag: string, audit: Rec
 /** Deletes a blob asset of this repository (the bytes stay while another references them). */
 export async function deleteBlob(p: Pusher, digest: string): Promise<boolean> {
   const { app, repo } = p;
-  const { value } = await runChange(app, repo, { source: 'client', access: p.access, origin: p.origin }, async (c) => {
+  const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const asset = await app.content.findAsset(repo.id, blobPath(digest));
     if (!asset) return false;
     c.expectAsset(blobPath(digest), asset.blob_id).deleteAsset(blobPath(digest));

@@ -22,7 +22,6 @@
  */
 import { now } from '../../src/db/db.js';
 import type { AssetView } from '../../src/content/types.js';
-import { runChange } from '../../src/repository/unit-of-work.js';
 import { AppError } from '../../src/errors.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import type { Repository } from '../../src/repository/repository.js';
@@ -31,9 +30,9 @@ import type { TaskType } from '../../src/tasks/task-service.js';
 import { MAX_MANIFEST_BYTES, looksLikeDigest, parseManifest } from './manifest.js';
 import { UploadSessions } from './uploads.js';
 import { unindexReferrer } from './referrers.js';
-import { assetsOf } from './listing.js';
 
 const BLOBS = 'v2/-/blobs/';
+const MANIFESTS_LIKE = 'v2/%/manifests/%';
 const HOUR_MS = 3600_000;
 
 interface ManifestAsset {
@@ -100,28 +99,19 @@ const key = (name: string, digest: string) => `${name}@${digest}`;
 interface Scan {
   manifests: ManifestAsset[];
   blobs: AssetView[];
-  /** The highest asset id seen: rows stored later have higher ids. */
-  lastId: number;
 }
 
-/** The repository's manifests by digest and blob assets (those stored after asset `afterId` only, when given). */
-async function scan(app: Stowage, repo: Repository, afterId = 0): Promise<Scan> {
-  const out: Scan = { manifests: [], blobs: [], lastId: afterId };
-  for await (const a of assetsOf(app, repo, 'v2/', afterId)) {
-    out.lastId = Math.max(out.lastId, a.id);
-    if (a.path.startsWith(BLOBS)) out.blobs.push(a);
-    else {
-      const m = manifestAsset(a);
-      if (m) out.manifests.push(m);
-    }
-  }
-  return out;
+/** The repository's manifests by digest and blob assets. */
+async function scan(app: Stowage, repo: Repository): Promise<Scan> {
+  const manifests = (await app.content.findAssets(repo.id, { pathLike: MANIFESTS_LIKE })).map(manifestAsset).filter((m): m is ManifestAsset => m !== null);
+  return { manifests, blobs: await app.content.findAssets(repo.id, { pathPrefix: BLOBS }) };
 }
 
 /** Collects one hosted repository; the caller runs the blob GC of its store afterwards. */
 export async function collectRepository(app: Stowage, repo: Repository, graceMs: number): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
-  const cutoff = now() - graceMs;
-  const { manifests, blobs, lastId } = await scan(app, repo);
+  const scanStart = now();
+  const cutoff = scanStart - graceMs;
+  const { manifests, blobs } = await scan(app, repo);
   const byKey = new Map(manifests.map((m) => [key(m.name, m.digest), m]));
   const refs = new Map<string, References>();
   for (const m of manifests) refs.set(key(m.name, m.digest), await references(app, m));
@@ -160,15 +150,19 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   for (const m of order) {
     const k = key(m.name, m.digest);
     if (remaining.has(k)) continue;
-    const { value: deleted } = await runChange(app, repo, { source: 'gc' }, async (c) => {
-      // Tagged (or re-pushed) since the scan: keep.
-      if ((await app.content.getTags(repo.id, m.name)).some((t) => t.target === m.digest)) return false;
-      const cur = await app.content.findAsset(repo.id, m.path);
-      if (!cur || cur.id !== m.id || cur.updated_at !== m.updated) return false;
-      c.expectAsset(m.path, m.blobId).deleteAsset(m.path);
+    const { skipped } = await repo.change({ source: 'gc', onConflict: 'skip' }, (c) => {
+      // Locked, then checked in the transaction: still untagged (a push re-tagging it waits, then
+      // finds it gone and stores it again) and unchanged since the scan.
+      c.expectAsset(m.path, m.blobId);
+      c.verify(async (read) => (await read.tags({ scope: m.name, target: m.digest })).length === 0);
+      c.verify(async (read) => {
+        const cur = await read.asset(m.path);
+        return !!cur && cur.id === m.id && cur.updated_at === m.updated;
+      });
+      c.deleteAsset(m.path);
       if (m.subject) unindexReferrer(c, m.name, m.subject, m.digest);
-      return true;
     });
+    const deleted = !skipped;
     if (deleted) {
       manifestsDeleted++;
       continue;
@@ -181,7 +175,6 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   const referenced = new Set<string>();
   for (const k of remaining) for (const d of refs.get(k)?.blobs ?? []) referenced.add(d);
   const seen = new Set(byKey.keys());
-  let after = lastId;
 
   let blobAssetsDeleted = 0;
   for (const b of blobs) {
@@ -189,22 +182,39 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     if (referenced.has(digest)) continue;
     const lastActive = Math.max(b.created_at, b.updated_at, b.last_downloaded ?? 0);
     if (lastActive >= cutoff) continue;
-    // A manifest stored since the scan may need this blob: read what arrived, then delete only
-    // while the asset is untouched (no push or read since the scan).
-    const fresh = await scan(app, repo, after);
-    after = fresh.lastId;
-    for (const m of fresh.manifests) {
-      if (seen.has(key(m.name, m.digest))) continue;
-      seen.add(key(m.name, m.digest));
-      for (const d of (await references(app, m)).blobs) referenced.add(d);
+    // A manifest stored since the scan may need this blob: the delete is skipped while one is
+    // there unread; it is read outside the transaction (no blob I/O while holding it), then retried.
+    let deleted = false;
+    while (!referenced.has(digest)) {
+      const fresh: ManifestAsset[] = [];
+      const { skipped } = await repo.change({ source: 'gc', onConflict: 'skip' }, (c) => {
+        fresh.length = 0;
+        // Locked first: a manifest push expecting this blob waits for the outcome (then fails
+        // cleanly), or committed before, and is then among the manifests read below.
+        c.expectAsset(b.path, b.blob_id);
+        c.verify(async (read) => {
+          const cur = await read.asset(b.path);
+          return !!cur && cur.id === b.id && cur.updated_at === b.updated_at && (cur.last_downloaded === null || cur.last_downloaded < cutoff);
+        });
+        c.verify(async (read) => {
+          for (const a of await read.assets({ pathLike: MANIFESTS_LIKE, changedSince: scanStart })) {
+            const m = manifestAsset(a);
+            if (m && !seen.has(key(m.name, m.digest))) fresh.push(m);
+          }
+          return fresh.length === 0;
+        });
+        c.deleteAsset(b.path);
+      });
+      if (!skipped) {
+        deleted = true;
+        break;
+      }
+      if (fresh.length === 0) break;
+      for (const m of fresh) {
+        seen.add(key(m.name, m.digest));
+        for (const d of (await references(app, m)).blobs) referenced.add(d);
+      }
     }
-    if (referenced.has(digest)) continue;
-    const { value: deleted } = await runChange(app, repo, { source: 'gc' }, async (c) => {
-      const cur = await app.content.findAsset(repo.id, b.path);
-      if (!cur || cur.id !== b.id || cur.updated_at !== b.updated_at || (cur.last_downloaded ?? 0) >= cutoff) return false;
-      c.expectAsset(b.path, cur.blob_id).deleteAsset(b.path);
-      return true;
-    });
     if (deleted) blobAssetsDeleted++;
   }
   return { manifestsDeleted, blobAssetsDeleted };

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { Readable, Transform, pipeline } from 'node:stream';
 import { z } from 'zod';
 import type Koa from 'koa';
@@ -32,7 +31,6 @@ import {
 } from './manifest.js';
 import { referrers, referrersIndex } from './referrers.js';
 import { commitBlob, commitManifest, deleteBlob as deleteBlobAsset, deleteManifest as deleteManifestAsset, deleteTag as deleteTagOf, mayPush, mountBlob, storeBlob as stageAndCommitBlob, type Pusher } from './changes.js';
-import { assetPaths } from './listing.js';
 import { compareVersions, componentOf, isPrerelease } from './components.js';
 import { maintain } from './maintenance.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
@@ -161,7 +159,7 @@ async function ping(req: ContentRequest): Promise<void> {
 
 async function imageNames(app: Stowage, repo: Repository): Promise<string[]> {
   const names = new Set<string>();
-  for await (const p of assetPaths(app, repo)) {
+  for (const { path: p } of await app.content.findAssets(repo.id, { pathLike: 'v2/%/manifests/%' })) {
     const i = p.lastIndexOf('/manifests/');
     if (i > 3) names.add(p.slice(3, i));
   }
@@ -215,7 +213,7 @@ async function getBlob(req: ContentRequest, name: string, digest: string): Promi
     throw new AppError('RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
   }
   await sendContent(req.ctx, content, { contentType: OCTET, headers: { 'Docker-Content-Digest': digest } });
-  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+  req.repo.downloaded(content);
 }
 
 async function deleteBlob(req: ContentRequest, name: string, digest: string): Promise<void> {
@@ -264,7 +262,7 @@ async function startUpload(req: ContentRequest, name: string): Promise<void> {
     await storeBlob(req, digest, ctx.req, len ? Number(len) : undefined);
     return blobCreated(req, name, digest);
   }
-  const s = await sessions(app).create(repo.id, name);
+  const s = await sessions(app).create(repo, name);
   ctx.status = 202;
   uploadHeaders(req, s);
   ctx.set('Content-Length', '0');
@@ -309,21 +307,21 @@ async function patchUpload(req: ContentRequest, name: string, uuid: string): Pro
 }
 
 /**
- * Publishes a finished upload's file under `digest`: the digests were computed as the chunks
- * arrived (a sha512 digest, which the core does not compute, costs one read of the file). On a
- * mismatch nothing is stored.
+ * Publishes a finished upload under `digest`: the digests were computed as the chunks arrived (a
+ * sha512 digest, which the core does not compute, costs one read of the bytes). On a mismatch
+ * nothing is stored.
  */
-async function storeUploaded(req: ContentRequest, digest: string, file: string, d: Digests): Promise<void> {
+async function storeUploaded(req: ContentRequest, digest: string, s: UploadSession, d: Digests): Promise<void> {
   const algo = digestAlgorithm(digest);
   let got = `sha256:${d.sha256}`;
   if (algo !== 'sha256') {
     const h = createHash(algo);
-    for await (const c of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+    for await (const c of await sessions(req.app).read(s)) h.update(c as Buffer);
     got = `${algo}:${h.digest('hex')}`;
   }
   if (got !== digest) throw digestMismatch(digest, got);
   if (await req.repo.local(blobPath(digest))) return;
-  await commitBlob(pusher(req), digest, await req.app.blobs.stageFile(req.repo.blobStoreId, file, d));
+  await commitBlob(pusher(req), digest, await sessions(req.app).stage(s, d));
 }
 
 async function putUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
@@ -340,10 +338,10 @@ async function putUpload(req: ContentRequest, name: string, uuid: string): Promi
   // Refused while a chunk is still arriving: the session stays.
   const d = await refusedAs416(req, s, () => sessions(app).digests(s));
   try {
-    await storeUploaded(req, digest, s.file, d);
+    await storeUploaded(req, digest, s, d);
   } finally {
     // Committed, or refused (nothing stored): either way the session is over.
-    await sessions(app).remove(s.uuid);
+    await sessions(app).remove(s);
   }
   blobCreated(req, name, digest);
 }
@@ -358,7 +356,7 @@ async function uploadStatus(req: ContentRequest, name: string, uuid: string): Pr
 async function cancelUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   requireName(name);
   const s = await sessions(req.app).get(req.repo.id, name, uuid);
-  await sessions(req.app).remove(s.uuid);
+  await sessions(req.app).remove(s);
   req.ctx.status = 204;
 }
 
@@ -372,7 +370,7 @@ async function getManifest(req: ContentRequest, name: string, reference: string)
   const { content, digest } = found;
   const mediaType = String(content.asset.attributes.mediaType ?? content.asset.content_type);
   await sendContent(req.ctx, content, { contentType: mediaType, headers: { 'Docker-Content-Digest': digest, ETag: `"${digest}"` } });
-  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+  req.repo.downloaded(content);
 }
 
 async function putManifest(req: ContentRequest, name: string, reference: string): Promise<void> {

@@ -9,7 +9,6 @@
  * to do here, found by reading, without a transaction.
  */
 import type { CommittedChange } from '../../src/repository/unit-of-work.js';
-import { runChange } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { tagOfPath } from './components.js';
 import { looksLikeDigest } from './manifest.js';
@@ -51,7 +50,7 @@ const nothing = (r: Repairs) => r.untag.length + r.removeTags.length + r.unindex
 
 export async function maintain(change: CommittedChange, app: Stowage): Promise<void> {
   if (nothing(await repairs(change, app))) return;
-  await runChange(app, change.repository, { source: 'maintenance' }, async (c) => {
+  await change.repository.change({ source: 'maintenance' }, async (c) => {
     const r = await repairs(change, app);
     for (const t of r.untag) c.expectTag(t.name, t.tag, t.target).deleteTag(t.name, t.tag);
     for (const t of r.removeTags) {

@@ -19,7 +19,6 @@ import type { UpstreamClient, UpstreamResponse } from '../../src/proxy/upstream-
 import { joinRemote } from '../../src/proxy/upstream-url.js';
 import type { ComponentInput } from '../../src/content/types.js';
 import { componentOf } from './components.js';
-import { runChange } from '../../src/repository/unit-of-work.js';
 import { MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_DOCKER_SCHEMA1, MT_DOCKER_SCHEMA1_SIGNED, MT_OCI_INDEX, MT_OCI_MANIFEST, looksLikeDigest } from './manifest.js';
 
 export interface DockerProxySection {
@@ -189,7 +188,7 @@ export async function proxyTagManifest(app: Stowage, repo: Repository, name: str
   const existing = await app.content.findAsset(repo.id, byDigest);
   if (current !== digest || !existing || existing.blob_id !== c.blob.id) {
     // Concurrent pulls race to record the same tag: the core retries the loser, which then finds it done.
-    await runChange(app, repo, { source: 'proxy' }, (change) => {
+    await repo.change({ source: 'proxy' }, (change) => {
       change.setTag(name, tag, digest);
       change.put(byDigest, { blobId: c.blob.id }, { contentType: c.asset.content_type, kind: 'content', attributes: { digest, mediaType: c.asset.content_type }, lastVerified: Date.now() });
     }).catch((e) => app.log.warn(`Proxy '${repo.name}': could not record ${name}@${digest}: ${(e as Error).message}`));

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digests } from '../../src/blob/digest-stream.js';
+import type { StagedBlob } from '../../src/blob/blob-service.js';
 import type { Stowage } from '../../src/stowage.js';
 import { ociError } from './errors.js';
 
@@ -12,55 +11,52 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export interface UploadSession {
   uuid: string;
   repositoryId: number;
+  /** The blob store receiving the bytes (the repository's when the session began). */
+  storeId: number;
   name: string;
-  file: string;
-  /** Bytes received so far (the size of the staging file). */
+  /** Bytes received so far. */
   size: number;
+  startedAt: number;
+}
+
+interface SessionRow {
+  repositoryId: number;
+  storeId?: number;
+  name: string;
   startedAt: number;
 }
 
 /**
  * Blob upload sessions that survive across requests and nodes: the session row lives in the
- * `properties` table, the bytes received so far in an append-only file under
- * `<dataDir>/tmp/docker-uploads/<uuid>`. Each chunk is hashed as it arrives (a `ChunkedBlob` of
- * the blob service, state in this process; rebuilt from the file on a node that lacks it), so the
- * final PUT only finishes the digests and moves the file into the blob store.
+ * `properties` table, the bytes received so far in the repository's blob store (an upload in
+ * pieces, `BlobAppender`), so any node sharing the database and the store can continue or finish
+ * it; no node keeps state another needs. Each chunk is hashed as it arrives (a `ChunkedBlob`,
+ * state in this process, rebuilt from the store on a node that lacks it), so the final PUT only
+ * finishes the digests and publishes the bytes.
  */
 export class UploadSessions {
-  private readonly dir: string;
-  constructor(private readonly app: Stowage) {
-    this.dir = path.join(app.config.dataDir, 'tmp', 'docker-uploads');
-  }
+  constructor(private readonly app: Stowage) {}
 
-  private file(uuid: string): string {
-    return path.join(this.dir, uuid);
-  }
-
-  async create(repositoryId: number, name: string): Promise<UploadSession> {
+  async create(repo: { id: number; blobStoreId: number }, name: string): Promise<UploadSession> {
     const uuid = randomUUID();
-    await mkdir(this.dir, { recursive: true });
-    const file = this.file(uuid);
-    await writeFile(file, Buffer.alloc(0));
     const startedAt = Date.now();
-    await this.app.content.setProperty(SCOPE, uuid, JSON.stringify({ repositoryId, name, startedAt }));
-    return { uuid, repositoryId, name, file, size: 0, startedAt };
+    const row: SessionRow = { repositoryId: repo.id, storeId: repo.blobStoreId, name, startedAt };
+    await this.app.content.setProperty(SCOPE, uuid, JSON.stringify(row));
+    return { uuid, repositoryId: repo.id, storeId: repo.blobStoreId, name, size: 0, startedAt };
   }
 
   /** The session, or BLOB_UPLOAD_UNKNOWN (also for a session of another repository or image). */
   async get(repositoryId: number, name: string, uuid: string): Promise<UploadSession> {
     const unknown = () => ociError('NOT_FOUND', 'BLOB_UPLOAD_UNKNOWN', `Upload ${uuid} not found`);
     if (!UUID_RE.test(uuid)) throw unknown();
-    const row = await this.app.content.getProperty(SCOPE, uuid);
-    if (!row) throw unknown();
-    const s = JSON.parse(row) as { repositoryId: number; name: string; startedAt: number };
-    if (s.repositoryId !== repositoryId || s.name !== name) throw unknown();
-    const file = this.file(uuid);
-    const size = await stat(file).then(
-      (st) => st.size,
-      () => null,
-    );
-    if (size === null) throw unknown();
-    return { uuid, repositoryId, name, file, size, startedAt: s.startedAt };
+    const value = await this.app.content.getProperty(SCOPE, uuid);
+    if (!value) throw unknown();
+    const s = JSON.parse(value) as SessionRow;
+    // A session begun before uploads moved into the blob store (no storeId) has its bytes on some
+    // node's disk: it cannot be continued.
+    if (s.repositoryId !== repositoryId || s.name !== name || typeof s.storeId !== 'number') throw unknown();
+    const size = await (await this.app.blobStores.driver(s.storeId)).appendedSize(uuid);
+    return { uuid, repositoryId, storeId: s.storeId, name, size, startedAt: s.startedAt };
   }
 
   /**
@@ -69,67 +65,78 @@ export class UploadSessions {
    * of the session is being received).
    */
   async append(session: UploadSession, body: Readable, at?: number): Promise<number> {
-    session.size = await this.app.blobs.chunked.get(session.uuid, session.file).append(body, { at });
+    const chunked = await this.app.blobs.chunkedBlob(session.storeId, session.uuid);
+    session.size = await chunked.append(body, { at });
     return session.size;
   }
 
   /** The digests of every byte received (from the hash state; the bytes are not read again). */
   async digests(session: UploadSession): Promise<Digests> {
-    const d = await this.app.blobs.chunked.get(session.uuid, session.file).finish();
+    const d = await (await this.app.blobs.chunkedBlob(session.storeId, session.uuid)).finish();
     session.size = d.size;
     return d;
   }
 
-  async remove(uuid: string): Promise<void> {
-    this.app.blobs.chunked.remove(uuid);
-    await this.app.content.deleteProperty(SCOPE, uuid);
-    await rm(this.file(uuid), { force: true });
+  /** The bytes received (for a digest the hash state does not keep, e.g. sha512). */
+  async read(session: UploadSession): Promise<Readable> {
+    return (await this.app.blobStores.driver(session.storeId)).readAppended(session.uuid, 0);
+  }
+
+  /** Publishes the finished upload as staged content (consumes it; the session row stays until `remove`). */
+  async stage(session: UploadSession, digests: Digests): Promise<StagedBlob> {
+    return this.app.blobs.stageAppended(session.storeId, session.uuid, digests);
+  }
+
+  async remove(session: Pick<UploadSession, 'uuid' | 'storeId'>): Promise<void> {
+    await this.app.content.deleteProperty(SCOPE, session.uuid);
+    await this.app.blobs.deleteAppended(session.storeId, session.uuid);
   }
 
   /**
-   * Removes sessions idle for `olderThanMs` (no byte received since: the staging file's mtime,
-   * else the start), and staging files no session row names (a crash between the two writes).
-   * A kill -9 mid-PATCH leaves the session row and the bytes appended so far: the session stays
-   * valid (its Range says what arrived, a PUT still verifies the digest) until this purges it.
+   * Removes sessions idle for `olderThanMs` (no byte received since: the last piece's time, else
+   * the start), and uploads in the blob stores that no session row names (a crash between the two
+   * writes). A kill -9 mid-PATCH leaves the session row and the bytes appended so far: the session
+   * stays valid (its Range says what arrived, a PUT still verifies the digest) until this purges it.
    */
   async purge(olderThanMs: number): Promise<{ sessions: number; files: number; bytes: number }> {
     const cutoff = Date.now() - olderThanMs;
     let sessions = 0;
     let files = 0;
     let bytes = 0;
-    const known = new Set<string>();
-    const rows = await this.app.db('properties').where({ scope: SCOPE }).select('key', 'value');
-    for (const r of rows) {
-      const uuid = String(r.key);
-      known.add(uuid);
-      let startedAt = 0;
+    const known = new Map<string, SessionRow | null>();
+    for (const { key: uuid, value } of await this.app.content.listProperties(SCOPE)) {
+      let row: SessionRow | null = null;
       try {
-        startedAt = Number((JSON.parse(String(r.value)) as { startedAt?: number }).startedAt) || 0;
+        row = JSON.parse(value) as SessionRow;
       } catch {
         // An unreadable row is as good as abandoned.
       }
-      const st = UUID_RE.test(uuid) ? await stat(this.file(uuid)).catch(() => null) : null;
-      const lastActive = Math.max(startedAt, st ? st.mtimeMs : 0);
-      if (lastActive >= cutoff) continue;
-      this.app.blobs.chunked.remove(uuid);
-      await this.app.content.deleteProperty(SCOPE, uuid);
-      if (UUID_RE.test(uuid)) await rm(this.file(uuid), { force: true });
-      sessions++;
-      if (st) {
+      known.set(uuid, row);
+    }
+    const seen = new Set<string>();
+    for (const store of await this.app.blobStores.list()) {
+      const driver = await this.app.blobStores.driver(store.id);
+      for await (const u of driver.listAppended()) {
+        const row = known.get(u.id);
+        if (row !== undefined) seen.add(u.id);
+        const lastActive = Math.max(row?.startedAt ?? 0, u.modified.getTime());
+        if (lastActive >= cutoff) continue;
+        // Re-check: a session created since the listing owns its bytes.
+        if (row === undefined && (await this.app.content.getProperty(SCOPE, u.id))) continue;
+        await this.app.blobs.deleteAppended(store.id, u.id);
+        if (row !== undefined) {
+          await this.app.content.deleteProperty(SCOPE, u.id);
+          sessions++;
+        }
         files++;
-        bytes += st.size;
+        bytes += u.size;
       }
     }
-    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
-      if (known.has(name)) continue;
-      const p = path.join(this.dir, name);
-      const st = await stat(p).catch(() => null);
-      if (!st || !st.isFile() || st.mtimeMs >= cutoff) continue;
-      // Re-check: a session created since the listing owns its file.
-      if (UUID_RE.test(name) && (await this.app.content.getProperty(SCOPE, name))) continue;
-      await rm(p, { force: true });
-      files++;
-      bytes += st.size;
+    // Sessions that never received a byte (nothing in any store).
+    for (const [uuid, row] of known) {
+      if (seen.has(uuid) || (row?.startedAt ?? 0) >= cutoff) continue;
+      await this.app.content.deleteProperty(SCOPE, uuid);
+      sessions++;
     }
     return { sessions, files, bytes };
   }

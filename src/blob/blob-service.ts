@@ -6,7 +6,7 @@ import { now, num } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
-import { ChunkedBlobs } from './chunked-blob.js';
+import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
 import type { ByteRange } from './driver.js';
 
 export interface BlobRow {
@@ -62,8 +62,8 @@ export function digestMismatch(digests: Digests, expected: ExpectedDigests | und
 export class BlobService {
   /**
    * Blobs received in pieces (chunked uploads) whose hash state this process holds: append each
-   * piece as it arrives, then `finish` and `stageFile` the file, so every byte is hashed and
-   * written once. The caller owns the file and its id.
+   * piece as it arrives (`chunkedBlob`), then `finish` and `stageAppended`, so every byte is hashed
+   * and written once. The bytes live in the blob store; the caller owns the upload id.
    */
   readonly chunked = new ChunkedBlobs();
 
@@ -109,6 +109,26 @@ export class BlobService {
     const key = newKey();
     await driver.writeFile(key, file);
     return { ...digests, storeId, storageKey: key };
+  }
+
+  /** The upload `id` received in pieces into store `storeId`, with this process's hash state for it. */
+  async chunkedBlob(storeId: number, id: string): Promise<ChunkedBlob> {
+    return this.chunked.get(id, await this.stores.driver(storeId));
+  }
+
+  /** Stages a finished upload in pieces whose digests are known (`ChunkedBlob.finish`): no second hash. */
+  async stageAppended(storeId: number, id: string, digests: Digests): Promise<StagedBlob> {
+    const driver = await this.stores.driver(storeId);
+    const key = newKey();
+    await driver.publishAppended(id, key);
+    this.chunked.remove(id);
+    return { ...digests, storeId, storageKey: key };
+  }
+
+  /** Removes an upload in pieces and its hash state (cancelled, refused or abandoned). */
+  async deleteAppended(storeId: number, id: string): Promise<void> {
+    this.chunked.remove(id);
+    await (await this.stores.driver(storeId)).deleteAppended(id);
   }
 
   /** Inside the caller's transaction: the blob row for the staged bytes (existing content is reused). */

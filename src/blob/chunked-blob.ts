@@ -1,12 +1,8 @@
-import { createReadStream, promises as fs } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { pipeline, type Readable } from 'node:stream';
 import { AppError, isAppError } from '../errors.js';
 import { HashingStream, Hasher, type Digests } from './digest-stream.js';
-import { FileSink } from './ingest-buffers.js';
-
-const MiB = 1024 * 1024;
-/** Hash states kept in memory; beyond this the least recently used idle one is dropped (rebuilt from its file if needed). */
+import type { BlobAppender, BlobDriver } from './driver.js';
+/** Hash states kept in memory; beyond this the least recently used idle one is dropped (rebuilt from the store if needed). */
 const MAX_STATES = 256;
 
 /**
@@ -23,34 +19,38 @@ export class ChunkRefused extends AppError {
 }
 
 /**
- * A blob received in pieces (a chunked upload): each piece is appended to a local file while it
- * is hashed, once, as it arrives; `finish` gives the digests without reading the file again, and
- * the file is then published with `BlobService.stageFile` (a rename on a file store).
+ * A blob received in pieces (a chunked upload): each piece is appended to the upload in the blob
+ * store (`BlobAppender`) while it is hashed, once, as it arrives; `finish` gives the digests without
+ * reading the bytes again, and the upload is then published with `BlobService.stageAppended` (a
+ * rename on a file store, a copy inside S3).
  *
- * The file is the truth; the hash state is a cache in this process. Bytes the state has not seen
- * (appended by another node, or before a restart) are hashed from the file first: correct, just
+ * The store is the truth; the hash state is a cache in this process. Bytes the state has not seen
+ * (appended by another node, or before a restart) are read back and hashed first: correct, just
  * slower. Pieces are received one at a time: a second one while one is in progress is refused.
  */
 export class ChunkedBlob {
   private hasher?: Hasher;
-  /** Bytes of the file the hasher has seen. */
+  /** Bytes of the upload the hasher has seen. */
   private hashed = 0;
   private busy = false;
   private closed = false;
   lastUsed = Date.now();
 
-  constructor(readonly file: string) {}
+  constructor(
+    readonly store: BlobAppender & Pick<BlobDriver, 'returnsIngestBuffers'>,
+    readonly id: string,
+  ) {}
 
   get inProgress(): boolean {
     return this.busy;
   }
 
-  /** Bytes this process hashed from the file rather than as they arrived (catch-ups); for tests and logs. */
+  /** Bytes this process read back from the store rather than as they arrived (catch-ups); for tests and logs. */
   rehashed = 0;
 
   private async lock<T>(fn: () => Promise<T>): Promise<T> {
     if (this.busy) {
-      const size = await fs.stat(this.file).then((s) => s.size, () => 0);
+      const size = await this.store.appendedSize(this.id).catch(() => 0);
       throw new ChunkRefused('Another chunk of this upload is being received; retry when it is complete', size);
     }
     this.busy = true;
@@ -71,15 +71,9 @@ export class ChunkedBlob {
     this.hashed = 0;
   }
 
-  /** Brings the hash state up to the file's current size; returns that size. */
+  /** Brings the hash state up to the upload's current size; returns that size. */
   private async catchUp(): Promise<number> {
-    const size = await fs.stat(this.file).then(
-      (s) => s.size,
-      (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') throw new AppError('NOT_FOUND', 'The upload is gone (cancelled or finished)');
-        throw e;
-      },
-    );
+    const size = await this.store.appendedSize(this.id);
     if (!this.hasher || this.hashed > size) {
       this.drop();
       this.hasher = new Hasher();
@@ -87,7 +81,7 @@ export class ChunkedBlob {
     if (this.hashed < size) {
       const h = this.hasher;
       try {
-        for await (const c of createReadStream(this.file, { start: this.hashed, end: size - 1, highWaterMark: MiB })) {
+        for await (const c of await this.store.readAppended(this.id, this.hashed)) {
           await h.update(c as Buffer);
           this.rehashed += (c as Buffer).length;
         }
@@ -107,8 +101,8 @@ export class ChunkedBlob {
   /**
    * Appends `body`, hashing it on the way. `at`: the offset the piece must start at (else
    * ChunkRefused); `maxSize`: the largest total accepted. Resolves with the new size. On any
-   * failure the bytes that reached the file stay (the size says what arrived); the hash state is
-   * dropped and rebuilt from the file when next needed.
+   * failure the bytes that reached the store may stay (the size says what arrived); the hash state
+   * is dropped and rebuilt from the store when next needed.
    */
   append(body: Readable, opts: { at?: number; maxSize?: number } = {}): Promise<number> {
     return this.lock(async () => {
@@ -122,24 +116,25 @@ export class ChunkedBlob {
       const hash = new HashingStream(
         h,
         (total) => (maxSize !== undefined && total > maxSize ? new AppError('PAYLOAD_TOO_LARGE', `Upload exceeds the limit of ${maxSize} bytes`) : null),
-        true, // into a FileSink
+        this.store.returnsIngestBuffers === true, // into a FileSink
       );
+      let now: number;
       try {
-        await pipeline(body, hash, new FileSink(this.file, 'a'));
+        // pipeline: an error or early end of the body fails the store's write too.
+        now = await this.store.append(this.id, size, pipeline(body, hash, () => undefined));
       } catch (e) {
         this.drop();
         if (isAppError(e)) throw e;
         throw new AppError('BAD_REQUEST', 'Upload chunk aborted before it was complete', { cause: e });
       }
-      const now = (await fs.stat(this.file)).size;
       this.hashed = h.size;
-      // Someone else appended at the same time (another node): the state no longer matches the file.
+      // Someone else appended at the same time (another node): the state no longer matches the store.
       if (now !== h.size) this.drop();
       return now;
     });
   }
 
-  /** The digests of everything received (the file stays where it is). The state is consumed. */
+  /** The digests of everything received (the bytes stay where they are). The state is consumed. */
   finish(): Promise<Digests> {
     return this.lock(async () => {
       await this.catchUp();
@@ -159,19 +154,19 @@ export class ChunkedBlob {
 
 /**
  * The chunked blobs of this process by upload id. Bounded: the least recently used idle state
- * is dropped (its upload continues; the state is rebuilt from the file when it is next used).
+ * is dropped (its upload continues; the state is rebuilt from the store when it is next used).
  */
 export class ChunkedBlobs {
   private readonly map = new Map<string, ChunkedBlob>();
 
-  get(id: string, file: string): ChunkedBlob {
+  get(id: string, store: ChunkedBlob['store']): ChunkedBlob {
     let b = this.map.get(id);
-    if (b && b.file !== file) {
+    if (b && b.store !== store) {
       b.abort();
       b = undefined;
     }
     if (!b) {
-      b = new ChunkedBlob(file);
+      b = new ChunkedBlob(store, id);
       this.map.set(id, b);
       if (this.map.size > MAX_STATES) this.evict();
     }

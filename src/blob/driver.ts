@@ -40,7 +40,36 @@ export interface BlobLister {
   list(prefix?: string): AsyncIterable<BlobEntry>;
 }
 
-export interface BlobDriver extends BlobReader, BlobWriter, BlobDeleter, BlobLister {
+/** An upload received over several requests, perhaps on several nodes: its bytes so far. */
+export interface AppendedEntry {
+  id: string;
+  size: number;
+  /** When the last piece arrived. */
+  modified: Date;
+}
+
+/**
+ * Uploads received in pieces (docker's chunked blob uploads) whose bytes live in the store itself
+ * until they are published, so any node sharing the store can continue or finish them: no upload
+ * state on a node's local disk. Ids are the caller's (`[A-Za-z0-9-]`). The bytes of a piece that
+ * fails midway may or may not count (the size says what arrived).
+ */
+export interface BlobAppender {
+  /** Bytes received so far; 0 for an upload nothing was appended to yet. */
+  appendedSize(id: string): Promise<number>;
+  /** Appends `body` at offset `at`, which must be the current size. Resolves with the new size. */
+  append(id: string, at: number, body: Readable): Promise<number>;
+  /** The upload's bytes from `start` to the end (to rebuild a hash state another node lacks). */
+  readAppended(id: string, start: number): Promise<Readable>;
+  /** Makes the whole upload the blob `key` (atomically) and removes the upload. */
+  publishAppended(id: string, key: string): Promise<void>;
+  /** Removes the upload; absent ones are not an error. */
+  deleteAppended(id: string): Promise<void>;
+  /** Every upload in the store (for the purge of abandoned ones). */
+  listAppended(): AsyncIterable<AppendedEntry>;
+}
+
+export interface BlobDriver extends BlobReader, BlobWriter, BlobDeleter, BlobLister, BlobAppender {
   readonly type: string;
   /** Verifies the store is usable (directory writable, bucket reachable); throws otherwise. */
   check(): Promise<void>;

@@ -1,14 +1,16 @@
-import { close as closeFd, fstat, open as openFd, promises as fs } from 'node:fs';
+import { close as closeFd, createReadStream, fstat, open as openFd, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AppError } from '../errors.js';
 import { FileBody } from './file-body.js';
-import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+import type { AppendedEntry, BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
 import { FileSink } from './ingest-buffers.js';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
+/** Ids of appended uploads: one file name, no path. */
+export const UPLOAD_ID_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
 
 /**
  * Renames `from` to `dest`, creating the parent folders. `delete` prunes empty folders, so one may
@@ -30,14 +32,24 @@ async function publish(from: string, dest: string): Promise<void> {
 
 /**
  * A directory. Bytes go to `<root>/.tmp/` first and are renamed into place, so a key is either
- * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`.
+ * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`. Uploads in
+ * pieces grow in `<root>/.uploads/<id>` (beside the blobs, so every node that shares the store's
+ * directory shares them) and are published with a rename.
  */
 export class FileBlobDriver implements BlobDriver {
   readonly type = 'file';
   private readonly tmpDir: string;
 
+  private readonly uploadsDir: string;
+
   constructor(readonly root: string) {
     this.tmpDir = path.join(root, '.tmp');
+    this.uploadsDir = path.join(root, '.uploads');
+  }
+
+  private upload(id: string): string {
+    if (!UPLOAD_ID_RE.test(id)) throw new AppError('BAD_REQUEST', `Invalid upload id: ${id}`);
+    return path.join(this.uploadsDir, id);
   }
 
   private file(key: string): string {
@@ -158,7 +170,7 @@ export class FileBlobDriver implements BlobDriver {
       }
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const ent of entries) {
-        if (rel === '' && ent.name === '.tmp') continue;
+        if (rel === '' && (ent.name === '.tmp' || ent.name === '.uploads')) continue;
         const key = rel ? `${rel}/${ent.name}` : ent.name;
         if (ent.isDirectory()) {
           if (prefix.startsWith(key + '/') || key.startsWith(prefix) || prefix === '') yield* walk.call(this, path.join(dir, ent.name), key);
@@ -184,6 +196,61 @@ export class FileBlobDriver implements BlobDriver {
       }
     }
     return n;
+  }
+
+  async appendedSize(id: string): Promise<number> {
+    return fs.stat(this.upload(id)).then(
+      (s) => s.size,
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return 0;
+        throw e;
+      },
+    );
+  }
+
+  async append(id: string, at: number, body: Readable): Promise<number> {
+    const file = this.upload(id);
+    const size = await this.appendedSize(id);
+    if (size !== at) {
+      body.resume();
+      throw new AppError('RANGE_NOT_SATISFIABLE', `Upload ${id} has ${size} bytes; a piece at offset ${at} does not follow them`);
+    }
+    await fs.mkdir(this.uploadsDir, { recursive: true });
+    // Appended in place: a piece cut short leaves what arrived (the size tells the client where to resume).
+    await pipeline(body, new FileSink(file, 'a'));
+    return (await fs.stat(file)).size;
+  }
+
+  async readAppended(id: string, start: number): Promise<Readable> {
+    const file = this.upload(id);
+    const size = await this.appendedSize(id);
+    if (start >= size) return Readable.from([]);
+    return createReadStream(file, { start, highWaterMark: 1024 * 1024 });
+  }
+
+  async publishAppended(id: string, key: string): Promise<void> {
+    const file = this.upload(id);
+    const dest = this.file(key);
+    try {
+      await publish(file, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // Nothing was ever appended: the blob is empty.
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await fs.writeFile(dest, Buffer.alloc(0));
+    }
+  }
+
+  async deleteAppended(id: string): Promise<void> {
+    await fs.rm(this.upload(id), { force: true });
+  }
+
+  async *listAppended(): AsyncIterable<AppendedEntry> {
+    for (const name of await fs.readdir(this.uploadsDir).catch(() => [] as string[])) {
+      if (!UPLOAD_ID_RE.test(name)) continue;
+      const s = await fs.stat(path.join(this.uploadsDir, name)).catch(() => null);
+      if (s?.isFile()) yield { id: name, size: s.size, modified: s.mtime };
+    }
   }
 
   async available(): Promise<number | null> {

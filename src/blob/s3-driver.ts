@@ -5,7 +5,8 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { Client, type ClientOptions } from 'minio';
 import { AppError } from '../errors.js';
-import type { BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+import type { AppendedEntry, BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
+import { UPLOAD_ID_RE } from './file-driver.js';
 
 /** Configuration of an `s3` blob store (the `attributes` of its `blob_stores` row). */
 export interface S3Settings {
@@ -31,6 +32,17 @@ const PARTS_PER_STEP = 2_000;
 const CONTENT_TYPE = 'application/octet-stream';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
+/** CopyObject copies at most this much in one request (S3's limit); larger uploads are streamed. */
+const MAX_COPY = 5 * 1024 * MiB;
+/** Folder (under the prefix) of uploads received in pieces: one object per piece, named by its offset. */
+const UPLOADS = '.uploads';
+
+interface Piece {
+  name: string;
+  offset: number;
+  size: number;
+  modified: Date;
+}
 
 function s3Code(e: unknown): string | undefined {
   return (e as { code?: string } | null)?.code;
@@ -228,7 +240,11 @@ export class S3BlobDriver implements BlobDriver {
   }
 
   async write(key: string, body: Readable, size?: number): Promise<number> {
-    const name = this.object(key);
+    return this.writeObject(this.object(key), key, body, size);
+  }
+
+  /** Streams `body` into object `name` (multipart past one part); the object appears only when complete. */
+  private async writeObject(name: string, key: string, body: Readable, size?: number): Promise<number> {
     const base =
       size !== undefined && size > 0 ? Math.min(MAX_PART, Math.max(MIN_PART, Math.ceil(size / MAX_PARTS / MiB) * MiB)) : MIN_PART;
     const partSize = (n: number) => Math.min(MAX_PART, base * 2 ** Math.floor((n - 1) / PARTS_PER_STEP));
@@ -331,7 +347,7 @@ export class S3BlobDriver implements BlobDriver {
       for (const o of res.objects) {
         if (o.name === undefined) continue;
         last = o.name;
-        if (!o.name.startsWith(base)) continue;
+        if (!o.name.startsWith(base) || o.name.startsWith(base + UPLOADS + '/')) continue;
         yield { key: o.name.slice(base.length), size: Number(o.size ?? 0), modified: o.lastModified ?? new Date(0) };
       }
       const truncated = (res.isTruncated as unknown) === true || (res.isTruncated as unknown) === 'true';
@@ -339,6 +355,117 @@ export class S3BlobDriver implements BlobDriver {
       if (!truncated || !next || next === marker) return;
       marker = next;
     }
+  }
+
+  // Uploads in pieces --------------------------------------------------------------------
+  // Each piece is an object of its own (`<prefix>/.uploads/<id>/<offset>`), readable at once, so
+  // a node that did not see the earlier pieces can hash them to continue the upload. Parts of a
+  // multipart upload could not serve that: S3 does not let anyone read them before completion.
+  // Publishing copies inside S3 (CopyObject) when the upload is one piece, the usual case (docker,
+  // podman and skopeo send a layer in one PATCH); several pieces are streamed into the blob through
+  // this node (UploadPartCopy would avoid that on AWS, but s3rver, the S3 the tests run, lacks it).
+
+  private uploadFolder(id: string): string {
+    if (!UPLOAD_ID_RE.test(id)) throw new AppError('BAD_REQUEST', `Invalid upload id: ${id}`);
+    return `${this.prefix ? this.prefix + '/' : ''}${UPLOADS}/${id}/`;
+  }
+
+  private async listObjects(prefix: string): Promise<Array<{ name: string; size: number; modified: Date }>> {
+    const out: Array<{ name: string; size: number; modified: Date }> = [];
+    let marker = '';
+    for (;;) {
+      const res = await this.client.listObjectsQuery(this.bucket, prefix, marker, { Delimiter: '', MaxKeys: 1000 });
+      let last = '';
+      for (const o of res.objects) {
+        if (o.name === undefined) continue;
+        last = o.name;
+        if (o.name.startsWith(prefix)) out.push({ name: o.name, size: Number(o.size ?? 0), modified: o.lastModified ?? new Date(0) });
+      }
+      const truncated = (res.isTruncated as unknown) === true || (res.isTruncated as unknown) === 'true';
+      const next = res.nextMarker || last;
+      if (!truncated || !next || next === marker) return out;
+      marker = next;
+    }
+  }
+
+  /** The pieces that make up the upload, in order, each starting where the previous one ends. */
+  private async pieces(id: string): Promise<Piece[]> {
+    const folder = this.uploadFolder(id);
+    const all = (await this.listObjects(folder))
+      .map((o) => ({ ...o, offset: Number(o.name.slice(folder.length)) }))
+      .filter((p) => Number.isSafeInteger(p.offset))
+      .sort((a, b) => a.offset - b.offset);
+    const out: Piece[] = [];
+    let end = 0;
+    for (const p of all) {
+      if (p.offset !== end) break; // A gap (or a piece two nodes raced on): stop where the bytes are contiguous.
+      out.push(p);
+      end += p.size;
+    }
+    return out;
+  }
+
+  async appendedSize(id: string): Promise<number> {
+    return (await this.pieces(id)).reduce((n, p) => n + p.size, 0);
+  }
+
+  async append(id: string, at: number, body: Readable): Promise<number> {
+    const size = await this.appendedSize(id);
+    if (size !== at) {
+      body.resume();
+      throw new AppError('RANGE_NOT_SATISFIABLE', `Upload ${id} has ${size} bytes; a piece at offset ${at} does not follow them`);
+    }
+    const n = await this.writeObject(this.uploadFolder(id) + String(at).padStart(16, '0'), `upload ${id}`, body);
+    return at + n;
+  }
+
+  async readAppended(id: string, start: number): Promise<Readable> {
+    const pieces = (await this.pieces(id)).filter((p) => p.offset + p.size > start && p.size > 0);
+    const client = this.client;
+    const bucket = this.bucket;
+    async function* concat(): AsyncGenerator<Buffer> {
+      for (const p of pieces) {
+        const skip = Math.max(0, start - p.offset);
+        const res = skip > 0 ? await client.getPartialObject(bucket, p.name, skip) : await client.getObject(bucket, p.name);
+        for await (const c of res) yield c as Buffer;
+      }
+    }
+    return Readable.from(concat(), { objectMode: false });
+  }
+
+  async publishAppended(id: string, key: string): Promise<void> {
+    const name = this.object(key);
+    const pieces = await this.pieces(id);
+    const total = pieces.reduce((n, p) => n + p.size, 0);
+    if (pieces.length === 1 && total <= MAX_COPY) {
+      await this.client.copyObject(this.bucket, name, `/${this.bucket}/${pieces[0].name}`);
+    } else {
+      await this.writeObject(name, key, await this.readAppended(id, 0), total);
+    }
+    await this.deleteAppended(id);
+  }
+
+  async deleteAppended(id: string): Promise<void> {
+    for (const o of await this.listObjects(this.uploadFolder(id))) {
+      await this.client.removeObject(this.bucket, o.name).catch((e: unknown) => {
+        const code = s3Code(e);
+        if (code !== 'NoSuchKey' && code !== 'NotFound') throw e;
+      });
+    }
+  }
+
+  async *listAppended(): AsyncIterable<AppendedEntry> {
+    const folder = `${this.prefix ? this.prefix + '/' : ''}${UPLOADS}/`;
+    const byId = new Map<string, AppendedEntry>();
+    for (const o of await this.listObjects(folder)) {
+      const id = o.name.slice(folder.length).split('/')[0];
+      if (!UPLOAD_ID_RE.test(id)) continue;
+      const e = byId.get(id) ?? { id, size: 0, modified: new Date(0) };
+      e.size += o.size;
+      if (o.modified > e.modified) e.modified = o.modified;
+      byId.set(id, e);
+    }
+    yield* byId.values();
   }
 
   async close(): Promise<void> {

@@ -55,11 +55,11 @@ export abstract class Repository {
   }
 
   /**
-   * Stores a complete local file whose digests are already known (a chunked upload hashed as it
-   * arrived) at `path`: the file is moved into the blob store (renamed where possible), not
-   * hashed again. The file is consumed on success; on failure it may remain (the caller removes it).
+   * Stores at `path` bytes that are already complete and whose digests are known (a chunked upload
+   * hashed as it arrived): `stage` publishes them as a staged blob (a rename or an in-store copy),
+   * called only once the write is allowed; they are not hashed again.
    */
-  async putFile(_path: string, _file: string, _digests: Digests, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
+  async putStaged(_path: string, _stage: () => Promise<StagedBlob>, _digests: Digests, _opts: PutOptions, _access?: AccessCheck): Promise<PutResult> {
     throw new AppError('METHOD_NOT_ALLOWED', `Repository '${this.name}' (${this.type}) does not allow uploads`);
   }
 
@@ -159,7 +159,7 @@ export class HostedRepository extends Repository {
     return this.store(path, body, opts, access);
   }
 
-  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+  override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
     const mismatch = digestMismatch(digests, opts.expected);
     if (mismatch) throw mismatch;
@@ -167,7 +167,7 @@ export class HostedRepository extends Repository {
       throw new AppError('SIZE_INVALID', `Content is ${digests.size} bytes, ${opts.expectedSize} were declared`);
     }
     if (opts.maxSize !== undefined && digests.size > opts.maxSize) throw new AppError('PAYLOAD_TOO_LARGE', `Content exceeds the limit of ${opts.maxSize} bytes`);
-    const staged = await this.app.blobs.stageFile(this.blobStoreId, file, digests);
+    const staged = await stage();
     return this.commitStaged(path, staged, opts, access);
   }
 }
@@ -290,8 +290,8 @@ export class GroupRepository extends Repository {
     return (await this.writableMember()).put(path, body, opts, access);
   }
 
-  override async putFile(path: string, file: string, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    return (await this.writableMember()).putFile(path, file, digests, opts, access);
+  override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
+    return (await this.writableMember()).putStaged(path, stage, digests, opts, access);
   }
 
   override async delete(_path: string): Promise<boolean> {

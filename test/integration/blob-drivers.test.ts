@@ -403,6 +403,68 @@ function conformance(name: string, setup: () => Promise<DriverFixture>, opts: { 
       await Promise.all([...readers, ...writers]);
     });
 
+    // Uploads in pieces (BlobAppender): docker's chunked uploads keep their bytes in the store.
+    let uploadSeq = 0;
+    const freshUpload = () => `up-${Date.now().toString(36)}-${(uploadSeq++).toString(36)}`;
+    const appended = async () => {
+      const out = new Map<string, { size: number; modified: Date }>();
+      for await (const u of d.listAppended()) out.set(u.id, { size: u.size, modified: u.modified });
+      return out;
+    };
+
+    it('appends pieces in order, reads them back from any offset, publishes them as one key', T, async () => {
+      const id = freshUpload();
+      const body = randomBytes(3 * MiB + 17);
+      assert.equal(await d.appendedSize(id), 0);
+      assert.equal(await d.append(id, 0, Readable.from([body.subarray(0, MiB)])), MiB);
+      assert.equal(await d.append(id, MiB, Readable.from([body.subarray(MiB, MiB + 5)])), MiB + 5);
+      assert.equal(await d.append(id, MiB + 5, Readable.from([body.subarray(MiB + 5)])), body.length);
+      assert.equal(await d.appendedSize(id), body.length);
+      assert.deepEqual(await readAll(await d.readAppended(id, 0)), body);
+      assert.deepEqual(await readAll(await d.readAppended(id, MiB + 3)), body.subarray(MiB + 3));
+      assert.equal((await readAll(await d.readAppended(id, body.length))).length, 0);
+      assert.equal((await appended()).get(id)?.size, body.length);
+      // Upload pieces are not blobs: a listing of keys never shows them.
+      assert.ok(!(await collect(d.list(''))).some((e) => e.key.includes(id)));
+      const key = fresh('published');
+      await d.publishAppended(id, key);
+      assert.deepEqual(await readAll(await d.read(key)), body);
+      assert.equal(await d.appendedSize(id), 0);
+      assert.ok(!(await appended()).has(id), 'the upload is gone once published');
+    });
+
+    it('a single-piece upload and an empty upload publish too', T, async () => {
+      const one = freshUpload();
+      const body = randomBytes(70_001);
+      await d.append(one, 0, Readable.from([body]));
+      const k1 = fresh('one-piece');
+      await d.publishAppended(one, k1);
+      assert.deepEqual(await readAll(await d.read(k1)), body);
+      const none = freshUpload();
+      const k2 = fresh('no-piece');
+      await d.publishAppended(none, k2);
+      assert.equal((await d.stat(k2))?.size, 0);
+    });
+
+    it('refuses a piece that does not start where the upload ends; delete removes an upload', T, async () => {
+      const id = freshUpload();
+      await d.append(id, 0, Readable.from([Buffer.alloc(10, 1)]));
+      await assert.rejects(d.append(id, 5, Readable.from([Buffer.alloc(3)])), isAppError('RANGE_NOT_SATISFIABLE'));
+      await assert.rejects(d.append(id, 11, Readable.from([Buffer.alloc(3)])), isAppError('RANGE_NOT_SATISFIABLE'));
+      assert.equal(await d.appendedSize(id), 10);
+      await d.deleteAppended(id);
+      await d.deleteAppended(id);
+      assert.equal(await d.appendedSize(id), 0);
+      assert.ok(!(await appended()).has(id));
+    });
+
+    it('rejects upload ids that are not one plain name', T, async () => {
+      for (const bad of ['../x', 'a/b', '', '.hidden']) {
+        await assert.rejects(d.append(bad, 0, Readable.from([Buffer.from('x')])), isAppError('BAD_REQUEST'));
+        await assert.rejects(d.appendedSize(bad), isAppError('BAD_REQUEST'));
+      }
+    });
+
     it('rejects keys that would escape the store', T, async () => {
       for (const bad of ['../x', 'a/../../x', '/abs', 'a//b', '']) {
         await assert.rejects(d.write(bad, Readable.from([Buffer.from('x')])), isAppError('BAD_REQUEST'));

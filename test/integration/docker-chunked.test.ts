@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN, startServer, type TestServer } from '../helpers/stowage.js';
@@ -74,7 +74,9 @@ function stalledPatch(url: string, first: Buffer, rest: Buffer): { finish(): Pro
 describe('docker chunked uploads, hashed as they arrive (file store)', { timeout: 120_000 }, () => {
   let s: TestServer;
   let dataDir: string;
-  const uploads = () => path.join(dataDir, 'tmp', 'docker-uploads');
+  // Upload bytes live in the blob store (beside the blobs), not in the node's data directory.
+  const uploads = () => path.join(dataDir, 'blobs', 'default', '.uploads');
+  const chunkState = async (uuid: string) => s.app.blobs.chunkedBlob((await s.app.blobStores.require('default')).id, uuid);
 
   before(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'stowage-chunked-'));
@@ -91,7 +93,9 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     const body = randomBytes(5 * MiB + 123);
     const location = await patchAll(s, 'dock', body, 17);
     const uuid = uuidOf(location);
-    const state = s.app.blobs.chunked.get(uuid, path.join(uploads(), uuid));
+    assert.ok(existsSync(path.join(uploads(), uuid)), 'the bytes so far are in the blob store');
+    assert.ok(!existsSync(path.join(dataDir, 'tmp', 'docker-uploads')), 'nothing in the node\'s data directory');
+    const state = await chunkState(uuid);
     assert.equal(state.rehashed, 0, 'no byte was hashed from the session file');
     const put = await s.fetch(withDigest(location, sha256(body)), { method: 'PUT' });
     assert.equal(put.status, 201, await put.text());
@@ -144,7 +148,7 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     const slow = stalledPatch(s.url + location, body.subarray(0, MiB), body.subarray(MiB));
     const uuid = uuidOf(location);
     // Wait until the first chunk's bytes are arriving.
-    for (let i = 0; i < 200 && !s.app.blobs.chunked.get(uuid, path.join(uploads(), uuid)).inProgress; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 200 && !(await chunkState(uuid)).inProgress; i++) await new Promise((r) => setTimeout(r, 20));
     const second = await s.fetch(location, { method: 'PATCH', body: new Uint8Array(body.subarray(0, 10)), headers: { ...OCT, 'Content-Range': '0-9' } });
     assert.equal(second.status, 416);
     assert.equal(((await second.json()) as { errors: Array<{ code: string }> }).errors[0].code, 'BLOB_UPLOAD_INVALID');
@@ -170,7 +174,7 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     s = await startServer({ dataDir });
     const uuid = uuidOf(location);
     location = await patchFrom(s, location, body.subarray(half), 2, half);
-    const state = s.app.blobs.chunked.get(uuid, path.join(uploads(), uuid));
+    const state = await chunkState(uuid);
     assert.equal(state.rehashed, half, 'the bytes received before the restart were hashed from the file once');
     const wrong = await s.fetch(withDigest(location, sha256(body.subarray(1))), { method: 'PUT' });
     assert.equal(wrong.status, 400);
@@ -204,6 +208,14 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
     await s3?.stop();
   });
 
+  const storeId = async () => (await s.app.blobStores.require('bucket1')).id;
+  const chunkState = async (uuid: string) => s.app.blobs.chunkedBlob(await storeId(), uuid);
+  const appendedIn = async () => {
+    const out: Array<{ id: string; size: number }> = [];
+    for await (const u of (await s.app.blobStores.driver(await storeId())).listAppended()) out.push({ id: u.id, size: u.size });
+    return out;
+  };
+
   it('many PATCHes then PUT: the blob lands in the bucket; a wrong digest stores nothing', async () => {
     const body = randomBytes(9 * MiB + 11);
     const location = await patchAll(s, 'ons3', body, 6);
@@ -215,7 +227,8 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
     const row = await s.app.db('blobs').where({ sha256: sha256(body).slice(7) }).first();
     const store = await s.app.db('blob_stores').where({ id: row.store_id }).first();
     assert.equal(store.name, 'bucket1');
-    assert.equal(readdirSync(path.join(s.dataDir, 'tmp', 'docker-uploads')).length, 0);
+    assert.ok(!existsSync(path.join(s.dataDir, 'tmp', 'docker-uploads')), 'nothing on the node\'s disk');
+    assert.deepEqual(await appendedIn(), [], 'the upload\'s pieces are gone from the bucket');
 
     const before = await blobCount(s);
     const other = randomBytes(2 * MiB);
@@ -223,6 +236,22 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
     const bad = await s.fetch(withDigest(loc2, sha256(body.subarray(5))), { method: 'PUT' });
     assert.equal(bad.status, 400);
     assert.equal(await blobCount(s), before);
-    assert.equal(readdirSync(path.join(s.dataDir, 'tmp', 'docker-uploads')).length, 0);
+    assert.deepEqual(await appendedIn(), []);
+  });
+
+  it('the bytes of an upload in progress are in the bucket; another process (node) finishes it', async () => {
+    const body = randomBytes(3 * MiB + 5);
+    const location = await patchAll(s, 'ons3', body.subarray(0, 2 * MiB), 2);
+    const uuid = uuidOf(location);
+    assert.deepEqual((await appendedIn()).map((u) => [u.id, u.size]), [[uuid, 2 * MiB]]);
+    // Forget this process's hash state: the next chunk is hashed after reading the first ones back.
+    s.app.blobs.chunked.remove(uuid);
+    const loc = await patchFrom(s, location, body.subarray(2 * MiB), 1, 2 * MiB);
+    assert.equal((await chunkState(uuid)).rehashed, 2 * MiB);
+    const put = await s.fetch(withDigest(loc, sha256(body)), { method: 'PUT' });
+    assert.equal(put.status, 201, await put.text());
+    const g = await s.fetch(`/repository/ons3/v2/img/blobs/${sha256(body)}`);
+    assert.deepEqual(Buffer.from(await g.arrayBuffer()), body);
+    assert.deepEqual(await appendedIn(), []);
   });
 });

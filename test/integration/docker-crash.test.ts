@@ -115,7 +115,7 @@ for (const db of DATABASES) {
         assert.equal(r.status, 202);
         return { location: new URL(r.headers.get('location')!, child!.url).toString(), uuid: r.headers.get('docker-upload-uuid')! };
       };
-      const uploads = path.join(dataDir, 'tmp', 'docker-uploads');
+      const uploads = path.join(dataDir, 'blobs', 'default', '.uploads');
       const storeTmp = path.join(dataDir, 'blobs', 'default', '.tmp');
       const half = 8 * MiB;
 

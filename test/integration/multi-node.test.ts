@@ -1,19 +1,24 @@
 /**
- * Two Stowage nodes on one PostgreSQL and one shared data directory (the file blob store on a
- * shared volume), as a highly-available deployment runs them: both start at once on an empty
- * database, and everything one node changes — repositories, content, proxy block state, task
- * leases, bearer tokens, upload sessions — the other sees.
+ * Two Stowage nodes, each with a data directory of its own, sharing only PostgreSQL and the blob
+ * store (a file store on a shared volume, and an S3 bucket), as a highly-available deployment runs
+ * them: both start at once on an empty database, and everything one node changes — repositories,
+ * content, proxy block state, task leases, bearer tokens, upload sessions — the other sees. Nothing
+ * one node needs may live in the other's data directory.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDatabase } from '../helpers/postgres.js';
 import { ADMIN, ADMIN_PASSWORD, basic, startServer, type TestServer } from '../helpers/stowage.js';
+import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
+
+/** The one setting every node of a cluster must share (it signs bearer tokens, encrypts secrets). */
+const CLUSTER_ENV = { STOWAGE_SECRET_KEY: 'multi-node-test-secret-key-0123456789' };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -34,15 +39,29 @@ async function eventually(check: () => Promise<void>, ms = 5000): Promise<void> 
 describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
   let a: TestServer;
   let b: TestServer;
-  let dataDir: string;
+  let dirA: string;
+  let dirB: string;
+  let sharedVolume: string;
+  let s3: S3Server;
   let down: http.Server;
 
   before(async () => {
-    dataDir = mkdtempSync(path.join(tmpdir(), 'stowage-2node-'));
+    dirA = mkdtempSync(path.join(tmpdir(), 'stowage-node-a-'));
+    dirB = mkdtempSync(path.join(tmpdir(), 'stowage-node-b-'));
+    sharedVolume = mkdtempSync(path.join(tmpdir(), 'stowage-shared-blobs-'));
     const dbUrl = await createDatabase();
     // Both nodes start at the same moment on an empty database: migrations, the admin user and
     // the default tasks must each be created exactly once, and neither start may fail.
-    [a, b] = await Promise.all([startServer({ dataDir, dbUrl }), startServer({ dataDir, dbUrl })]);
+    [a, b] = await Promise.all([startServer({ dataDir: dirA, dbUrl, env: CLUSTER_ENV }), startServer({ dataDir: dirB, dbUrl, env: CLUSTER_ENV })]);
+    // The blob stores both nodes share: a directory on a shared volume (absolute path), an S3 bucket.
+    const created = await a.fetch('/service/rest/v1/blobstores/file', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'shared', path: sharedVolume }),
+    });
+    assert.equal(created.status, 204, await created.text());
+    s3 = await startS3();
+    await createS3BlobStore((p, i) => a.fetch(p, i), s3, 'bucket', { prefix: 'cluster' });
     // A remote that always fails, for the shared auto-block state.
     down = http.createServer((_req, res) => {
       res.statusCode = 503;
@@ -56,7 +75,8 @@ describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
     await b?.stop({ keepData: true });
     down?.closeAllConnections();
     down?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await s3?.stop();
+    for (const d of [dirA, dirB, sharedVolume]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   it('started together: one admin, one set of default tasks, both answer', async () => {
@@ -73,7 +93,7 @@ describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
     const res = await a.fetch('/service/rest/v1/repositories/raw/hosted', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'shared', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: false, writePolicy: 'ALLOW' } }),
+      body: JSON.stringify({ name: 'shared', online: true, storage: { blobStoreName: 'shared', strictContentTypeValidation: false, writePolicy: 'ALLOW' } }),
     });
     assert.equal(res.status, 201, await res.text());
     const body = randomBytes(300_000);
@@ -102,7 +122,7 @@ describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
       body: JSON.stringify({
         name: 'flaky',
         online: true,
-        storage: { blobStoreName: 'default', strictContentTypeValidation: false },
+        storage: { blobStoreName: 'shared', strictContentTypeValidation: false },
         proxy: { remoteUrl, contentMaxAge: 1440, metadataMaxAge: 1440 },
         negativeCache: { enabled: false, timeToLive: 1 },
         httpClient: { blocked: false, autoBlock: true, connection: { retries: 0, timeout: 5 } },
@@ -153,45 +173,61 @@ describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
     assert.equal(runs, 2);
   });
 
-  it('a bearer token issued by one node is accepted by the other; an upload session moves between nodes', async () => {
-    const res = await a.fetch('/service/rest/v1/repositories/docker/hosted', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        name: 'images',
-        online: true,
-        storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
-        docker: { v1Enabled: false, forceBasicAuth: false },
-      }),
-    });
-    assert.equal(res.status, 201, await res.text());
-    const tokenRes = await a.fetch('/v2/token?service=stowage&scope=' + encodeURIComponent('repository:images/app:pull,push'), { auth: basic('admin', ADMIN_PASSWORD) });
-    const tokenText = await tokenRes.text();
-    assert.equal(tokenRes.status, 200, tokenText);
-    const { token } = JSON.parse(tokenText) as { token: string };
-    const bearer = `Bearer ${token}`;
+  for (const store of ['shared', 'bucket']) {
+    it(`a bearer token issued by one node is accepted by the other; a chunked push moves between nodes (${store} blob store)`, async () => {
+      const repo = `images-${store}`;
+      const res = await a.fetch('/service/rest/v1/repositories/docker/hosted', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          name: repo,
+          online: true,
+          storage: { blobStoreName: store, strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+          docker: { v1Enabled: false, forceBasicAuth: false },
+        }),
+      });
+      assert.equal(res.status, 201, await res.text());
+      const tokenRes = await a.fetch('/v2/token?service=stowage&scope=' + encodeURIComponent(`repository:${repo}/app:pull,push`), { auth: basic('admin', ADMIN_PASSWORD) });
+      const tokenText = await tokenRes.text();
+      assert.equal(tokenRes.status, 200, tokenText);
+      const { token } = JSON.parse(tokenText) as { token: string };
+      const bearer = `Bearer ${token}`;
 
-    // Start a chunked upload on A, send the first chunk to A and the second to B, finish on A.
-    const blob = randomBytes(200_000);
-    const digest = `sha256:${sha256(blob)}`;
-    let r = await eventually2(() => b.fetch('/v2/images/app/blobs/uploads/', { method: 'POST', auth: bearer }), 202);
-    let location = r.headers.get('location')!;
-    const rel = (u: string) => (u.startsWith('http') ? new URL(u).pathname + new URL(u).search : u);
-    r = await a.fetch(rel(location), { method: 'PATCH', auth: bearer, body: blob.subarray(0, 100_000), headers: { 'Content-Range': '0-99999', 'Content-Type': 'application/octet-stream' } });
-    assert.equal(r.status, 202, await r.text());
-    location = r.headers.get('location')!;
-    r = await b.fetch(rel(location), { method: 'PATCH', auth: bearer, body: blob.subarray(100_000), headers: { 'Content-Range': '100000-199999', 'Content-Type': 'application/octet-stream' } });
-    assert.equal(r.status, 202, await r.text());
-    location = r.headers.get('location')!;
-    const sep = location.includes('?') ? '&' : '?';
-    r = await a.fetch(rel(location) + `${sep}digest=${digest}`, { method: 'PUT', auth: bearer });
-    assert.equal(r.status, 201, await r.text());
-    const pulled = await b.fetch(`/v2/images/app/blobs/${digest}`, { auth: bearer });
-    assert.equal(pulled.status, 200);
-    assert.equal(sha256(Buffer.from(await pulled.arrayBuffer())), sha256(blob));
-    // Basic still works alongside.
-    assert.equal((await b.fetch(`/v2/images/app/blobs/${digest}`, { method: 'HEAD', auth: ADMIN })).status, 200);
-  });
+      // Start a chunked upload on B, send the first chunk to A and the second to B, finish on A.
+      const blob = randomBytes(3 * 1024 * 1024 + 7);
+      const cut = 2 * 1024 * 1024;
+      const digest = `sha256:${sha256(blob)}`;
+      let r = await eventually2(() => b.fetch(`/v2/${repo}/app/blobs/uploads/`, { method: 'POST', auth: bearer }), 202);
+      let location = r.headers.get('location')!;
+      const rel = (u: string) => (u.startsWith('http') ? new URL(u).pathname + new URL(u).search : u);
+      r = await a.fetch(rel(location), { method: 'PATCH', auth: bearer, body: blob.subarray(0, cut), headers: { 'Content-Range': `0-${cut - 1}`, 'Content-Type': 'application/octet-stream' } });
+      assert.equal(r.status, 202, await r.text());
+      location = r.headers.get('location')!;
+      // B never saw the first chunk: it reads those bytes back from the shared store to hash them.
+      r = await b.fetch(rel(location), {
+        method: 'PATCH',
+        auth: bearer,
+        body: blob.subarray(cut),
+        headers: { 'Content-Range': `${cut}-${blob.length - 1}`, 'Content-Type': 'application/octet-stream' },
+      });
+      assert.equal(r.status, 202, await r.text());
+      assert.equal(r.headers.get('range'), `0-${blob.length - 1}`);
+      location = r.headers.get('location')!;
+      const status = await a.fetch(rel(location), { auth: bearer });
+      assert.equal(status.status, 204);
+      assert.equal(status.headers.get('range'), `0-${blob.length - 1}`, 'A sees every byte B received');
+      const sep = location.includes('?') ? '&' : '?';
+      r = await a.fetch(rel(location) + `${sep}digest=${digest}`, { method: 'PUT', auth: bearer });
+      assert.equal(r.status, 201, await r.text());
+      const pulled = await b.fetch(`/v2/${repo}/app/blobs/${digest}`, { auth: bearer });
+      assert.equal(pulled.status, 200);
+      assert.equal(sha256(Buffer.from(await pulled.arrayBuffer())), sha256(blob));
+      // Basic still works alongside.
+      assert.equal((await b.fetch(`/v2/${repo}/app/blobs/${digest}`, { method: 'HEAD', auth: ADMIN })).status, 200);
+      // Nothing of the upload was kept in either node's data directory.
+      for (const dir of [dirA, dirB]) assert.deepEqual(filesUnder(path.join(dir, 'tmp')), [], `${dir}/tmp holds upload bytes`);
+    });
+  }
 });
 
 /** Retries a request until it answers `status` (the other node's repository cache catching up). */
@@ -206,4 +242,12 @@ async function eventually2(req: () => Promise<Response>, status: number, ms = 50
     await r.arrayBuffer();
     await sleep(100);
   }
+}
+
+/** Every file below `dir` (none when it does not exist). */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath ?? e.path, e.name));
 }

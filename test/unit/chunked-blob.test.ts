@@ -1,21 +1,23 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ChunkRefused, ChunkedBlob, ChunkedBlobs } from '../../src/blob/chunked-blob.js';
 import { Hasher } from '../../src/blob/digest-stream.js';
+import { FileBlobDriver } from '../../src/blob/file-driver.js';
 
 const hex = (algo: string, data: Buffer) => createHash(algo).update(data).digest('hex');
 const dir = mkdtempSync(path.join(tmpdir(), 'stowage-chunked-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+const store = new FileBlobDriver(dir);
 let n = 0;
-const newFile = () => {
-  const f = path.join(dir, `f${n++}`);
-  writeFileSync(f, '');
-  return f;
+/** A new upload in the store: its id, and the file the file driver keeps its bytes in. */
+const newUpload = () => {
+  const id = `u${n++}`;
+  return { id, file: path.join(dir, '.uploads', id) };
 };
 const expectAll = (d: { sha256: string; sha1: string; md5: string; size: number }, data: Buffer) =>
   assert.deepEqual(d, { sha256: hex('sha256', data), sha1: hex('sha1', data), md5: hex('md5', data), size: data.length });
@@ -37,8 +39,8 @@ describe('Hasher', () => {
 describe('ChunkedBlob', () => {
   it('appends pieces, hashing them as they arrive, and checks the offset', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 5);
-    const file = newFile();
-    const b = new ChunkedBlob(file);
+    const { id, file } = newUpload();
+    const b = new ChunkedBlob(store, id);
     assert.equal(await b.append(Readable.from([data.subarray(0, 1000)]), { at: 0 }), 1000);
     await assert.rejects(b.append(Readable.from([data.subarray(1000)]), { at: 0 }), (e) => e instanceof ChunkRefused && e.size === 1000);
     assert.equal(await b.append(Readable.from([data.subarray(1000)]), { at: 1000 }), data.length);
@@ -47,11 +49,11 @@ describe('ChunkedBlob', () => {
     assert.deepEqual(readFileSync(file), data);
   });
 
-  it('hashes from the file what it has not seen: a new process, or bytes appended elsewhere', async () => {
+  it('hashes from the store what it has not seen: a new process, or bytes appended elsewhere', async () => {
     const data = randomBytes(1024 * 1024 + 3);
-    const file = newFile();
-    appendFileSync(file, data.subarray(0, 500_000));
-    const b = new ChunkedBlob(file);
+    const { id, file } = newUpload();
+    await store.append(id, 0, Readable.from([data.subarray(0, 500_000)]));
+    const b = new ChunkedBlob(store, id);
     await b.append(Readable.from([data.subarray(500_000, 600_000)]));
     assert.equal(b.rehashed, 500_000);
     appendFileSync(file, data.subarray(600_000)); // "another node"
@@ -59,9 +61,9 @@ describe('ChunkedBlob', () => {
     assert.equal(b.rehashed, data.length - 100_000);
   });
 
-  it('refuses a second piece while one is arriving; a failed piece leaves the state rebuilt from the file', async () => {
-    const file = newFile();
-    const b = new ChunkedBlob(file);
+  it('refuses a second piece while one is arriving; a failed piece leaves the state rebuilt from the store', async () => {
+    const { id, file } = newUpload();
+    const b = new ChunkedBlob(store, id);
     const slow = new PassThrough();
     const first = b.append(slow);
     slow.write(Buffer.alloc(10, 1));
@@ -76,18 +78,17 @@ describe('ChunkedBlob', () => {
   });
 
   it('a limit on the total size', async () => {
-    const b = new ChunkedBlob(newFile());
+    const b = new ChunkedBlob(store, newUpload().id);
     await b.append(Readable.from([Buffer.alloc(60)]), { maxSize: 100 });
     await assert.rejects(b.append(Readable.from([Buffer.alloc(60)]), { maxSize: 100 }), { code: 'PAYLOAD_TOO_LARGE' });
   });
 
   it('ChunkedBlobs keeps one state per id and forgets removed ones', () => {
     const reg = new ChunkedBlobs();
-    const f = newFile();
-    const a = reg.get('x', f);
-    assert.equal(reg.get('x', f), a);
+    const a = reg.get('x', store);
+    assert.equal(reg.get('x', store), a);
     reg.remove('x');
-    assert.notEqual(reg.get('x', f), a);
+    assert.notEqual(reg.get('x', store), a);
     assert.equal(reg.size, 1);
   });
 });
