@@ -341,7 +341,7 @@ async function putUpload(req: ContentRequest, name: string, uuid: string): Promi
     await storeUploaded(req, digest, s, d);
   } finally {
     // Committed, or refused (nothing stored): either way the session is over.
-    await sessions(app).remove(s);
+    await sessions(app).remove(repo, s);
   }
   blobCreated(req, name, digest);
 }
@@ -356,7 +356,7 @@ async function uploadStatus(req: ContentRequest, name: string, uuid: string): Pr
 async function cancelUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   requireName(name);
   const s = await sessions(req.app).get(req.repo.id, name, uuid);
-  await sessions(req.app).remove(s);
+  await sessions(req.app).remove(req.repo, s);
   req.ctx.status = 204;
 }
 
