@@ -4,8 +4,8 @@
  * Pushed with skopeo, listed and searched through the REST API as Nexus automation does, every
  * `downloadUrl` fetched, a tag deleted as a component (and as an asset), then the docker GC task
  * reclaims what only that tag used. Also: re-pushing a tag moves its component, deleting a
- * manifest by digest removes the components of its tags, and the migration gives components to
- * tags stored before. SQLite and PostgreSQL.
+ * manifest by digest removes the components of its tags, a proxy's cached tags are components
+ * too, and the migration gives components to tags stored before. SQLite and PostgreSQL.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_PASSWORD, DATABASES, runTask, startServer, type TestServer } from '../helpers/stowage.js';
 import { skopeo } from '../helpers/oci.js';
+import { startRegistry, type Registry } from '../helpers/registry.js';
 import { up as migrateComponents } from '../../migrations/20261201_020_docker_components.js';
 
 const run = promisify(execFile);
@@ -268,6 +269,43 @@ for (const db of DATABASES) {
       // Deleting a tag through the registry API removes its component too.
       assert.equal((await s.fetch(`/repository/${REPO}/v2/team/digest/manifests/r`, { method: 'DELETE' })).status, 202);
       assert.deepEqual(await versions('team/digest'), []);
+    });
+
+    it('a proxy shows the tags it cached as components; deleting one refetches it', async () => {
+      const A = image('a');
+      const registry: Registry = await startRegistry(path.join(work, `registry-${db}`));
+      try {
+        const up = await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:a`, `docker://${registry.host}/team/prox:1`);
+        assert.ok(up.ok, up.stderr);
+        await s.repo('docker', 'proxy', {
+          name: 'dcproxy',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true },
+          proxy: { remoteUrl: registry.url, contentMaxAge: 1440, metadataMaxAge: 1440 },
+          negativeCache: { enabled: false, timeToLive: 1 },
+          httpClient: { blocked: false, autoBlock: false },
+          docker: { v1Enabled: false, forceBasicAuth: true },
+          dockerProxy: { indexType: 'REGISTRY' },
+        });
+        const out = path.join(work, `proxy-pull-${db}`);
+        const pulled = await skopeo('copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${host}/dcproxy/team/prox:1`, `oci:${out}:x`);
+        assert.ok(pulled.ok, pulled.stderr);
+        const comps = await components('dcproxy');
+        assert.deepEqual(
+          comps.map((c) => [c.name, c.version, c.assets.map((a) => a.path)]),
+          [['team/prox', '1', ['v2/team/prox/manifests/1']]],
+        );
+        assert.deepEqual(await downloads(comps[0].assets[0]), blob(A.manifest));
+        const layer = await getJson<Page<AssetXO>>(`/search/assets?repository=dcproxy&sha256=${A.layers[1].slice(7)}`);
+        assert.equal(layer.items.length, 1);
+        await downloads(layer.items[0]);
+        assert.equal((await s.fetch(`${API}/components/${comps[0].id}`, { method: 'DELETE' })).status, 204);
+        assert.deepEqual(await components('dcproxy'), []);
+        assert.equal(await inspectDigest(`dcproxy/team/prox:1`), A.manifest, 'fetched again from upstream');
+        assert.deepEqual(await versions('team/prox', 'dcproxy'), ['1']);
+      } finally {
+        await registry.stop();
+      }
     });
 
     it('the migration gives components to tags stored without them', async () => {
