@@ -41,6 +41,7 @@ import {
 import { blobPath, manifestPath } from './proxy.js';
 import { getBlobContent, resolveManifest } from './group.js';
 import { mayPush, setTag, type Pusher } from './changes.js';
+import { indexReferrer } from './referrers.js';
 
 const OCTET = 'application/octet-stream';
 const MT_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -436,6 +437,7 @@ async function commit(p: Pusher, plan: Plan, files: ArchiveFile[]): Promise<Set<
         stored.add(path);
         const m = plan.manifests.get(d)!;
         c.put(path, m.file!.staged, { contentType: m.mediaType, kind: 'content', ifAbsent: true, attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}) } });
+        if (m.subject) indexReferrer(c, img.name, m.subject, d);
       }
       if (img.tag) {
         const m = plan.manifests.get(img.digest)!;

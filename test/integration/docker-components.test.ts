@@ -271,6 +271,20 @@ for (const db of DATABASES) {
       assert.deepEqual(await versions('team/digest'), []);
     });
 
+    it('an image archive upload creates the components of its tags', async () => {
+      const file = path.join(work, `archive-${db}.tar`);
+      const saved = await skopeo('copy', `oci:${layout}:b`, `docker-archive:${file}:team/arch:1`);
+      assert.ok(saved.ok, saved.stderr);
+      const r = await s.fetch(`${API}/docker/archive?repository=${REPO}`, { method: 'POST', body: new Uint8Array(readFileSync(file)), headers: { 'Content-Type': 'application/x-tar' } });
+      assert.equal(r.status, 201, await r.text());
+      const c = (await components()).filter((x) => x.name === 'team/arch');
+      assert.deepEqual(
+        c.map((x) => [x.version, x.assets.map((a) => a.path)]),
+        [['1', ['v2/team/arch/manifests/1']]],
+      );
+      assert.equal(await inspectDigest(`${REPO}/team/arch:1`), 'sha256:' + c[0].assets[0].checksum.sha256);
+    });
+
     it('a proxy shows the tags it cached as components; deleting one refetches it', async () => {
       const A = image('a');
       const registry: Registry = await startRegistry(path.join(work, `registry-${db}`));
