@@ -1,19 +1,17 @@
 /**
  * Writes to an npm hosted repository (publish, deprecate, unpublish, dist-tags). The packument
  * is the stored source of truth (a metadata asset at `<name>`), tarballs are content assets at
- * `<name>/-/<file>` with a component (scope, name, version). Every change is: stage new bytes →
- * one transaction (the packument must still be the one read, else retry; write policy; tarball,
- * packument and dist-tag rows) → settle, or discard on failure: nothing partial is ever visible.
+ * `<name>/-/<file>` with a component (scope, name, version). Every change is one change of the
+ * package through the core's unit of work (package-change.ts): write policy, one transaction,
+ * retry while another writer changed the package first; nothing partial is ever visible.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AppError } from '../../src/errors.js';
 import { readSmall, type StagedBlob } from '../../src/blob/blob-service.js';
-import { isUniqueViolation, type Tx } from '../../src/db/db.js';
 import type { ContentRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
-import type { Stowage } from '../../src/stowage.js';
-import { readPackument } from './documents.js';
+import { changePackage, currentPackument } from './package-change.js';
 import { scanPublishBody, type ScannedPublish } from './publish-body.js';
 import {
   NpmInputError,
@@ -36,11 +34,6 @@ const MAX_DOCUMENT_BYTES = 32 * 1024 * 1024;
 /** Largest tarball accepted. */
 const MAX_TARBALL_BYTES = 2 * 1024 * 1024 * 1024;
 const OCTET = 'application/octet-stream';
-const JSON_TYPE = 'application/json';
-
-class Changed extends Error {}
-/** Tries of one change when other nodes keep committing changes of the same package first. */
-const MAX_ATTEMPTS = 30;
 
 /** The hosted repository a write addressed to `req.repo` lands in (a group's writable member). */
 export async function writeTarget(req: ContentRequest): Promise<Repository> {
@@ -49,110 +42,12 @@ export async function writeTarget(req: ContentRequest): Promise<Repository> {
   if (repo.type !== 'hosted' || repo.format !== req.repo.format) {
     throw new AppError('METHOD_NOT_ALLOWED', `Repository '${repo.name}' (${repo.type}) does not accept publishing`);
   }
-  if (repo.config.storage.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${repo.name}`);
   return repo;
 }
 
-async function current(repo: Repository, name: string): Promise<{ doc: Packument | null; assetId: number | null; blobId: number | null }> {
-  const c = await repo.local(name);
-  if (!c) return { doc: null, assetId: null, blobId: null };
-  return { doc: await readPackument(c), assetId: c.asset.id, blobId: c.blob.id };
-}
-
-async function stageJson(app: Stowage, repo: Repository, doc: unknown): Promise<StagedBlob> {
-  return app.blobs.stage(repo.blobStoreId, Readable.from([Buffer.from(JSON.stringify(doc))]));
-}
-
-async function syncTags(app: Stowage, tx: Tx, repo: Repository, name: string, before: Record<string, string>, after: Record<string, string>): Promise<void> {
-  for (const t of Object.keys(before)) if (!(t in after)) await app.content.deleteTag(tx, repo.id, name, t);
-  for (const [t, v] of Object.entries(after)) if (before[t] !== v) await app.content.setTag(tx, repo.id, name, t, v);
-}
-
-/** Changes of one package on this node run one at a time (across nodes the optimistic check decides). */
-const queues = new Map<string, Promise<unknown>>();
-function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const prev = queues.get(key) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return run;
-}
-
-/**
- * Read the packument, compute the change, commit it only if the packument is still the one read
- * (another node may have committed a change of the same package meanwhile: then compute again).
- */
-function change(
-  app: Stowage,
-  repo: Repository,
-  name: string,
-  compute: Parameters<typeof changeOnce>[3],
-): Promise<Packument | null> {
-  return serialized(`${repo.id}\n${name}`, () => changeOnce(app, repo, name, compute));
-}
-
-async function changeOnce(
-  app: Stowage,
-  repo: Repository,
-  name: string,
-  compute: (doc: Packument | null) => { doc: Packument | null; tarball?: { staged: StagedBlob; file: string; version: string; description?: unknown }; removeFiles?: string[] },
-): Promise<Packument | null> {
-  for (let attempt = 0; ; attempt++) {
-    const cur = await current(repo, name);
-    const next = compute(cur.doc);
-    const docStaged = next.doc ? await stageJson(app, repo, next.doc) : null;
-    const staged = [next.tarball?.staged, docStaged].filter((s): s is StagedBlob => !!s);
-    try {
-      await app.db.transaction(async (tx) => {
-        // The packument must still be the one read. The row is locked (PostgreSQL: a concurrent
-        // writer waits, then reads the committed row and retries; SQLite runs one writer at a
-        // time); a first publish racing another first publish loses on the unique path instead.
-        if (cur.assetId !== null) {
-          const row = await tx('assets').where({ id: cur.assetId }).forUpdate().first('blob_id');
-          if (!row || Number(row.blob_id) !== cur.blobId) throw new Changed();
-        } else if (await app.content.findAsset(repo.id, name, tx)) throw new Changed();
-        if (next.tarball) {
-          const t = next.tarball;
-          const blob = await app.blobs.attach(tx, t.staged);
-          const { scope, bare } = splitName(name);
-          await app.content.putAsset(tx, {
-            repositoryId: repo.id,
-            path: tarballPath(name, t.file),
-            blobId: blob.id,
-            contentType: OCTET,
-            kind: 'content',
-            component: { namespace: scope ?? '', name: bare, version: t.version, attributes: typeof t.description === 'string' ? { description: t.description } : undefined },
-            attributes: { packageName: name, version: t.version },
-          });
-        }
-        for (const f of next.removeFiles ?? []) await app.content.deleteAsset(repo.id, tarballPath(name, f), tx);
-        if (next.doc) {
-          const blob = await app.blobs.attach(tx, docStaged!);
-          await app.content.putAsset(tx, { repositoryId: repo.id, path: name, blobId: blob.id, contentType: JSON_TYPE, kind: 'metadata', attributes: { packageName: name } });
-        } else if (cur.assetId) {
-          await app.content.deleteAsset(repo.id, name, tx);
-        }
-        await syncTags(app, tx, repo, name, cur.doc?.['dist-tags'] ?? {}, next.doc?.['dist-tags'] ?? {});
-      });
-    } catch (err) {
-      const e = isUniqueViolation(err) ? new Changed() : err;
-      if (docStaged) await app.blobs.discard(docStaged);
-      // Another node committed first: read again, after a random pause that grows (capped), so
-      // two busy nodes do not keep colliding.
-      if (e instanceof Changed && attempt < MAX_ATTEMPTS) {
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(250, 5 * 2 ** attempt)));
-        continue;
-      }
-      if (next.tarball) await app.blobs.discard(next.tarball.staged);
-      if (e instanceof Changed) throw new AppError('CONFLICT', `Package ${name} is being changed concurrently; try again`);
-      throw e;
-    }
-    for (const s of staged) await app.blobs.settle(s);
-    return next.doc;
-  }
+/** A change of package `name` made by the request's principal (write policy, edit on overwrite, audit origin). */
+function change(req: ContentRequest, repo: Repository, name: string, compute: Parameters<typeof changePackage>[3], adopt?: StagedBlob[]) {
+  return changePackage(repo, name, { source: 'client', access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip }, adopt }, compute);
 }
 
 function inputError(e: unknown): never {
@@ -226,12 +121,11 @@ interface Tarball {
   staged: StagedBlob;
   sha512: string;
   size: number;
-  /** Set once the publish committed (the staged bytes are then the blob's, or settled away). */
+  /** Set once the unit of work owns the staged bytes (it settles them with the commit or discards them). */
   committed?: boolean;
 }
 
 async function publish(req: ContentRequest, repo: Repository, name: string, body: unknown, tarball: Tarball): Promise<number> {
-  const { app } = req;
   const bad = invalidName(name, true);
   if (bad) throw new AppError('BAD_REQUEST', `Invalid package name "${name}": ${bad}`);
   let p: ReturnType<typeof parsePublish>;
@@ -259,46 +153,43 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   if (typeof dist.shasum === 'string' && dist.shasum.toLowerCase() !== staged.sha1) {
     throw new AppError('BAD_REQUEST', `Tarball shasum mismatch for ${name}@${p.version}: dist.shasum is ${dist.shasum} but the tarball is ${staged.sha1}`);
   }
-  const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
-  const refuse = (doc: Packument | null) => {
-    if (doc?.versions[p.version] && policy !== 'ALLOW') {
-      throw new AppError('WRITE_POLICY', `You cannot publish over the previously published versions: ${p.version}.`);
-    }
-  };
-  const before = await current(repo, name);
-  refuse(before.doc);
-  if (before.doc?.versions[p.version]) await req.access.require('edit');
   if (!dist.shasum) dist.shasum = staged.sha1;
   if (!dist.integrity) dist.integrity = `sha512-${sha512}`;
   const at = new Date();
-  try {
-    await change(app, repo, name, (doc) => {
-      refuse(doc);
+  const { scope, bare } = splitName(name);
+  // From here the unit of work owns the staged tarball (settled with the commit, else discarded).
+  tarball.committed = true;
+  await change(
+    req,
+    repo,
+    name,
+    (cur, c) => {
+      let next: Packument;
       try {
-        return {
-          doc: applyPublish(doc, name, p, at),
-          tarball: { staged, file: p.attachment.file, version: p.version, description: p.manifest.description },
-        };
+        next = applyPublish(cur.doc, name, p, at);
       } catch (e) {
         inputError(e);
       }
-    });
-  } catch (e) {
-    await app.blobs.discard(staged);
-    throw e;
-  }
-  tarball.committed = true;
-  await app.audit.record(
-    { principal: req.principal, remoteAddress: req.ctx.ip },
-    { domain: 'repository.component', type: 'created', context: `${name}@${p.version}`, attributes: { repository: repo.name, format: 'npm', name, version: p.version } },
+      c.put(tarballPath(name, p.attachment.file), staged, {
+        contentType: OCTET,
+        kind: 'content',
+        component: { namespace: scope ?? '', name: bare, version: p.version, attributes: typeof p.manifest.description === 'string' ? { description: p.manifest.description } : undefined },
+        attributes: { packageName: name, version: p.version },
+        // Publishing a version the packument lists is an overwrite, whatever its file is called.
+        overwrite: !!cur.doc?.versions[p.version],
+        refusal: `You cannot publish over the previously published versions: ${p.version}.`,
+      });
+      c.audit({ domain: 'repository.component', type: 'created', context: `${name}@${p.version}`, attributes: { name, version: p.version } });
+      return next;
+    },
+    [staged],
   );
   return 200;
 }
 
 /** Deprecate / undeprecate, or unpublish of versions (the packument without them). */
 async function update(req: ContentRequest, repo: Repository, name: string, body: unknown): Promise<number> {
-  const { app } = req;
-  const cur = await current(repo, name);
+  const cur = await currentPackument(repo, name);
   if (!cur.doc) throw new AppError('NOT_FOUND', `Package ${name} not found in ${repo.name}`);
   let probe: { removed: string[] };
   try {
@@ -308,13 +199,13 @@ async function update(req: ContentRequest, repo: Repository, name: string, body:
   }
   if (probe.removed.length > 0) await req.access.require('delete');
   else await req.access.require('edit');
-  await change(app, repo, name, (doc) => {
+  await change(req, repo, name, ({ doc }, c) => {
     if (!doc) throw new AppError('NOT_FOUND', `Package ${name} not found in ${repo.name}`);
     try {
       const { doc: next, removed } = applyUpdate(doc, body, new Date());
-      const files = removed.map((v) => tarballBasename(doc.versions[v]?.dist?.tarball, name, v));
+      for (const v of removed) c.deleteAsset(tarballPath(name, tarballBasename(doc.versions[v]?.dist?.tarball, name, v)));
       // The last version gone: the package is gone.
-      return { doc: Object.keys(next.versions).length === 0 ? null : next, removeFiles: files };
+      return Object.keys(next.versions).length === 0 ? null : next;
     } catch (e) {
       inputError(e);
     }
@@ -325,16 +216,12 @@ async function update(req: ContentRequest, repo: Repository, name: string, body:
 /** `DELETE /<name>/-rev/<rev>`: the whole package. */
 export async function unpublishPackage(req: ContentRequest, name: string): Promise<void> {
   const repo = await writeTarget(req);
-  const cur = await current(repo, name);
-  if (!cur.doc) throw new AppError('NOT_FOUND', `Package ${name} not found in ${repo.name}`);
-  await change(req.app, repo, name, (doc) => {
+  await change(req, repo, name, ({ doc }, c) => {
     if (!doc) throw new AppError('NOT_FOUND', `Package ${name} not found in ${repo.name}`);
-    return { doc: null, removeFiles: Object.entries(doc.versions).map(([v, m]) => tarballBasename(m?.dist?.tarball, name, v)) };
+    for (const [v, m] of Object.entries(doc.versions)) c.deleteAsset(tarballPath(name, tarballBasename(m?.dist?.tarball, name, v)));
+    c.audit({ domain: 'repository.component', type: 'deleted', context: name, attributes: { name } });
+    return null;
   });
-  await req.app.audit.record(
-    { principal: req.principal, remoteAddress: req.ctx.ip },
-    { domain: 'repository.component', type: 'deleted', context: name, attributes: { repository: repo.name, format: 'npm', name } },
-  );
 }
 
 /**
@@ -343,21 +230,21 @@ export async function unpublishPackage(req: ContentRequest, name: string): Promi
  */
 export async function deleteTarball(req: ContentRequest, name: string, file: string): Promise<void> {
   const repo = await writeTarget(req);
-  const cur = await current(repo, name);
+  const cur = await currentPackument(repo, name);
   const version = versionOfFile(name, file);
   if (cur.doc && version && cur.doc.versions[version]) {
     throw new AppError('BAD_REQUEST', `${name}@${version} is still published; unpublish the version first`);
   }
-  await repo.delete(tarballPath(name, file));
+  await repo.delete(tarballPath(name, file), { access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } });
 }
 
 /** `PUT|DELETE /-/package/<name>/dist-tags/<tag>`. */
 export async function changeDistTag(req: ContentRequest, name: string, tag: string, version: string | null): Promise<Record<string, string>> {
   const repo = await writeTarget(req);
-  const doc = await change(req.app, repo, name, (d) => {
+  const { value: doc } = await change(req, repo, name, ({ doc: d }) => {
     if (!d) throw new AppError('NOT_FOUND', `Package ${name} not found in ${repo.name}`);
     try {
-      return { doc: setDistTag(d, tag, version, new Date()) };
+      return setDistTag(d, tag, version, new Date());
     } catch (e) {
       inputError(e);
     }

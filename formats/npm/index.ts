@@ -13,6 +13,8 @@ import { readPackument, repositoryUrl, sendJson, sendPackument, wantsCorgi } fro
 import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
+import { maintainPackuments } from './maintenance.js';
+import { compareVersions, isPrerelease } from './versions.js';
 import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl } from './proxy.js';
 
 const FORMAT = 'npm';
@@ -167,17 +169,13 @@ async function getTarball(req: ContentRequest, name: string, file: string): Prom
   const c = await req.repo.get(`${name}/-/${file}`);
   if (!c) throw new AppError('NOT_FOUND', `Not found: ${name}/-/${file}`);
   await sendContent(req.ctx, c, { contentType: 'application/octet-stream' });
-  if (!c.pending) void req.app.content.markDownloaded(c.asset).catch(() => undefined);
+  req.repo.downloaded(c);
 }
 
 /** Repositories whose components a search covers (a group: its members, nested groups too). */
-async function searchScope(repo: Repository, seen = new Set<string>()): Promise<number[]> {
-  if (seen.has(repo.name)) return [];
-  seen.add(repo.name);
+async function searchScope(repo: Repository): Promise<number[]> {
   if (repo.type !== 'group') return [repo.id];
-  const ids: number[] = [];
-  for (const m of await (repo as GroupRepository).members()) if (m.format === repo.format) ids.push(...(await searchScope(m, seen)));
-  return ids;
+  return (await (repo as GroupRepository).leaves()).map((m) => m.id);
 }
 
 /** `GET -/v1/search?text=&size=&from=`: packages of the repository's components whose name holds the text. */
@@ -231,4 +229,8 @@ export const npm: FormatPlugin = {
   proxyAsset: (path) => proxyAsset(path),
   mergeMetadata: (path, parts) => mergeMetadata(path, parts),
   groupMembers,
+  maintain: maintainPackuments,
+  compareVersions,
+  isPrerelease,
+  componentOf: (path) => proxyAsset(path).component ?? null,
 };

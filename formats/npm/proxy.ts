@@ -76,16 +76,10 @@ export function groupMembers(path: string, members: Repository[], group: Reposit
 }
 
 /** The first proxy reachable from a repository (a group's members in order, nested groups too). */
-async function firstProxy(repo: Repository, seen = new Set<string>()): Promise<Repository | null> {
+async function firstProxy(repo: Repository): Promise<Repository | null> {
   if (repo.type === 'proxy') return repo;
-  if (repo.type !== 'group' || seen.has(repo.name)) return null;
-  seen.add(repo.name);
-  for (const m of await (repo as GroupRepository).members()) {
-    if (m.format !== repo.format) continue;
-    const p = await firstProxy(m, seen);
-    if (p) return p;
-  }
-  return null;
+  if (repo.type !== 'group') return null;
+  return (await (repo as GroupRepository).leaves()).find((m) => m.type === 'proxy') ?? null;
 }
 
 const AUDIT_TIMEOUT_MS = 30_000;

@@ -86,6 +86,9 @@ export const raw: FormatPlugin = {
   ],
   planUpload: planRawUpload,
   componentOf: rawComponent,
+  // Raw components have no versions: none orders before another, none is a prerelease.
+  compareVersions: () => 0,
+  isPrerelease: () => false,
   proxyAsset: (path, upstream) => ({ contentType: upstream.contentType ?? rawContentType(path), component: rawComponent(path) }),
   classify(ctx, path) {
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';

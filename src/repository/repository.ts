@@ -5,7 +5,7 @@ import { digestMismatch, type BlobRow, type StagedBlob } from '../blob/blob-serv
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
-import type { FormatPlugin } from './format.js';
+import type { FormatPlugin, MergeInput } from './format.js';
 import type { AccessCheck, Content, GetOptions, PutOptions, PutResult, RepositoryConfig, RepositoryType } from './types.js';
 import type { AuditEvent, AuditOrigin } from '../security/audit.js';
 import { checkWritePolicy, putResult, runChange, type ChangeOptions, type ChangeOutcome, type ChangeSource } from './unit-of-work.js';
@@ -261,13 +261,23 @@ export class GroupRepository extends Repository {
    * changed (the stamp names every member asset and blob that went into it).
    */
   private async merged(path: string, opts?: GetOptions): Promise<Content | null> {
-    const parts = await this.getAll(path, opts);
+    let parts = await this.getAll(path, opts);
     if (parts.length === 0) return null;
     if (parts.length === 1) return parts[0].content;
-    const stamp = parts.map((p) => `${p.member.name}:${p.content.asset.id}:${p.content.blob.sha256}`).join(',');
+    let stamp = parts.map((p) => `${p.member.name}:${p.content.asset.id}:${p.content.blob.sha256}`).join(',');
     const cached = await this.local(path);
     if (cached && cached.asset.attributes.groupStamp === stamp) return cached;
-    const merged = await this.format.mergeMetadata!(path, parts, this);
+    let merged: Awaited<ReturnType<NonNullable<FormatPlugin['mergeMetadata']>>>;
+    try {
+      merged = await this.format.mergeMetadata!(path, parts, this);
+    } catch (e) {
+      // A member's document the format cannot read (a broken remote's error page) is that
+      // member failing: found by merging each alone, logged and left out like any failure.
+      parts = await this.walkParts(path, parts, e);
+      if (parts.length === 1) return parts[0].content;
+      stamp = parts.map((p) => `${p.member.name}:${p.content.asset.id}:${p.content.blob.sha256}`).join(',');
+      merged = await this.format.mergeMetadata!(path, parts, this);
+    }
     if (!merged) return parts[0].content;
     const r = await this.store(path, Readable.from([merged.body]), {
       contentType: merged.contentType,
@@ -276,6 +286,21 @@ export class GroupRepository extends Repository {
       source: 'group',
     });
     return this.wrap(r.asset, r.blob);
+  }
+
+  /** The parts the format can merge on their own; the others are logged. Throws `failure` when none is left. */
+  private async walkParts(path: string, parts: MergeInput[], failure: unknown): Promise<MergeInput[]> {
+    const usable: MergeInput[] = [];
+    for (const p of parts) {
+      try {
+        await this.format.mergeMetadata!(path, [p], this);
+        usable.push(p);
+      } catch (e) {
+        this.app.log.warn(`Group '${this.name}': member '${p.member.name}' failed for ${path}, skipped:`, (e as Error).message ?? e);
+      }
+    }
+    if (usable.length === 0) throw failure;
+    return usable;
   }
 
   async writableMember(): Promise<Repository> {

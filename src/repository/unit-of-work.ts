@@ -68,10 +68,15 @@ class Changed extends Error {}
 const MAX_ATTEMPTS = 30;
 const SYSTEM: AuditOrigin = { principal: null, remoteAddress: '' };
 
-/** Changes with the same key run one at a time on this node (across nodes the expectations decide). */
-const queues = new Map<string, Promise<unknown>>();
-function serialized<T>(key: string | undefined, fn: () => Promise<T>): Promise<T> {
+/**
+ * Changes with the same key run one at a time on this node (across nodes the expectations
+ * decide). One queue map per application (tests run several in one process).
+ */
+const queuesOf = new WeakMap<Stowage, Map<string, Promise<unknown>>>();
+function serialized<T>(app: Stowage, key: string | undefined, fn: () => Promise<T>): Promise<T> {
   if (key === undefined) return fn();
+  let queues = queuesOf.get(app);
+  if (!queues) queuesOf.set(app, (queues = new Map()));
   const prev = queues.get(key) ?? Promise.resolve();
   const run = prev.then(fn, fn);
   const tail = run.catch(() => undefined);
@@ -148,7 +153,11 @@ export function runChange<T>(
   opts: ChangeOptions,
   compute: (change: ContentChange) => T | Promise<T>,
 ): Promise<ChangeOutcome<T>> {
-  return serialized(opts.key === undefined ? undefined : `${repo.id}\n${opts.key}`, () => attempt(app, repo, opts, compute));
+  return serialized(app, opts.key === undefined ? undefined : `${repo.id}\n${opts.key}`, () => attempt(app, repo, opts, compute)).then(async (outcome) => {
+    // Outside the key's queue: the hook's own change of the same key would wait for this one.
+    if (opts.source !== 'maintenance' && !outcome.skipped) await maintain(app, outcome.committed);
+    return outcome;
+  });
 }
 
 async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, compute: (change: ContentChange) => T | Promise<T>): Promise<ChangeOutcome<T>> {
@@ -189,7 +198,6 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
       change.propertySets.length + change.propertyDeletes.length > 0;
     // Nothing was there to change (a delete of what another request deleted first): nothing to record.
     if (changed) for (const event of change.auditEvents) await app.audit.record(opts.origin ?? SYSTEM, { ...event, attributes: { repository: repo.name, format: repo.format.name, ...event.attributes } });
-    if (opts.source !== 'maintenance') await maintain(app, committed);
     return { value, committed, skipped: false };
   }
 }
