@@ -6,6 +6,8 @@ import * as m004 from './20261122_004_users.js';
 import * as m005 from './20261122_005_proxy_state.js';
 import * as m006 from './20261122_006_tasks.js';
 import * as m007 from './20261122_007_security.js';
+import * as m010 from './20261201_010_task_runs.js';
+import * as m011 from './20261201_011_task_schedules.js';
 import * as m020 from './20261201_020_docker_components.js';
 
 interface Migration {
@@ -22,6 +24,8 @@ const migrations: Array<[string, Migration]> = [
   ['20261122_005_proxy_state', m005],
   ['20261122_006_tasks', m006],
   ['20261122_007_security', m007],
+  ['20261201_010_task_runs', m010],
+  ['20261201_011_task_schedules', m011],
   ['20261201_020_docker_components', m020],
 ];
 

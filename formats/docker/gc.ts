@@ -26,7 +26,7 @@ import { AppError } from '../../src/errors.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
-import type { TaskType } from '../../src/tasks/task-service.js';
+import type { TaskRunContext, TaskType } from '../../src/tasks/task-service.js';
 import { MAX_MANIFEST_BYTES, looksLikeDigest, parseManifest } from './manifest.js';
 import { UploadSessions } from './uploads.js';
 import { unindexReferrer } from './referrers.js';
@@ -108,7 +108,7 @@ async function scan(app: Stowage, repo: Repository): Promise<Scan> {
 }
 
 /** Collects one hosted repository; the caller runs the blob GC of its store afterwards. */
-export async function collectRepository(app: Stowage, repo: Repository, graceMs: number): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
+export async function collectRepository(app: Stowage, repo: Repository, graceMs: number, signal?: AbortSignal): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
   const scanStart = now();
   const cutoff = scanStart - graceMs;
   const { manifests, blobs } = await scan(app, repo);
@@ -148,6 +148,7 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   let manifestsDeleted = 0;
   const remaining = new Set(kept);
   for (const m of order) {
+    signal?.throwIfAborted();
     const k = key(m.name, m.digest);
     if (remaining.has(k)) continue;
     const { skipped } = await repo.change({ source: 'gc', onConflict: 'skip' }, (c) => {
@@ -178,6 +179,7 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
 
   let blobAssetsDeleted = 0;
   for (const b of blobs) {
+    signal?.throwIfAborted();
     const digest = b.path.slice(BLOBS.length);
     if (referenced.has(digest)) continue;
     const lastActive = Math.max(b.created_at, b.updated_at, b.last_downloaded ?? 0);
@@ -242,20 +244,23 @@ async function dockerRepositories(app: Stowage, name: unknown): Promise<Reposito
   return (await app.repositories.list()).filter((r) => r.format.name === 'docker' && r.type === 'hosted');
 }
 
-export async function dockerGc(app: Stowage, attributes: Record<string, unknown>): Promise<GcResult> {
+export async function dockerGc(app: Stowage, attributes: Record<string, unknown>, ctx?: TaskRunContext): Promise<GcResult> {
   const graceMs = graceOf(attributes);
   const repos = await dockerRepositories(app, attributes.repositoryName);
   const result: GcResult = { repositories: repos.length, manifestsDeleted: 0, blobAssetsDeleted: 0, blobsDeleted: 0, bytesReclaimed: 0 };
   const stores = new Set<number>();
-  for (const repo of repos) {
-    const r = await collectRepository(app, repo, graceMs);
+  ctx?.progress(0, repos.length);
+  for (const [i, repo] of repos.entries()) {
+    const r = await collectRepository(app, repo, graceMs, ctx?.signal);
     result.manifestsDeleted += r.manifestsDeleted;
     result.blobAssetsDeleted += r.blobAssetsDeleted;
     stores.add(repo.blobStoreId);
+    ctx?.log(`${repo.name}: deleted ${r.manifestsDeleted} manifests and ${r.blobAssetsDeleted} blob assets`);
+    ctx?.progress(i + 1, repos.length);
   }
   // Bytes go only once no asset of any repository (any format) on the store references them.
   for (const storeId of stores) {
-    const g = await app.blobs.gc(graceMs, storeId);
+    const g = await app.blobs.gc(graceMs, storeId, ctx?.signal);
     result.blobsDeleted += g.blobsDeleted;
     result.bytesReclaimed += g.bytesReclaimed;
   }
@@ -265,8 +270,13 @@ export async function dockerGc(app: Stowage, attributes: Record<string, unknown>
 export const dockerGcTask: TaskType = {
   id: 'repository.docker.gc',
   name: 'Docker - Delete unused manifests and images',
-  async run(app, attributes) {
-    const r = await dockerGc(app, attributes);
+  properties: [
+    { id: 'repositoryName', label: 'Repository', type: 'repository', help: 'A hosted docker repository (all of them when empty)' },
+    { id: 'deployOffset', label: 'Deploy offset in hours', type: 'number', min: 0, default: 24, help: 'Keep manifests and blobs pushed or read within this many hours' },
+    { id: 'graceSeconds', label: 'Grace period (seconds)', type: 'number', min: 0, help: 'Overrides deployOffset, in seconds (Stowage)' },
+  ],
+  async run(app, attributes, ctx) {
+    const r = await dockerGc(app, attributes, ctx);
     return (
       `Deleted ${r.manifestsDeleted} unused manifests and ${r.blobAssetsDeleted} unreferenced blob assets in ${r.repositories} docker repositories; ` +
       `${r.blobsDeleted} blobs removed from the blob store; reclaimed ${r.bytesReclaimed} bytes`
@@ -278,6 +288,7 @@ export const dockerUploadPurgeTask: TaskType = {
   id: 'repository.docker.upload-purge',
   name: 'Docker - Delete incomplete uploads',
   defaultInstance: { intervalSeconds: 24 * 3600, attributes: { age: 24 } },
+  properties: [{ id: 'age', label: 'Age in hours', type: 'number', min: 0, default: 24, help: 'Delete uploads not touched for this many hours' }],
   async run(app, attributes) {
     const hours = attributes.age === undefined ? 24 : Number(attributes.age);
     if (!Number.isFinite(hours) || hours < 0) throw new AppError('BAD_REQUEST', `age: expected hours ≥ 0, got ${String(attributes.age)}`);

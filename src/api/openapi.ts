@@ -187,8 +187,54 @@ function schemasFor(formats: FormatPlugin[]): Json {
     ComponentXO: obj({ id: str, repository: str, format: str, group: nstr, name: str, version: nstr, assets: { type: 'array', items: ref('AssetXO') } }),
     PageComponentXO: page('ComponentXO'),
     PageAssetXO: page('AssetXO'),
-    TaskXO: obj({ id: str, name: str, type: str, message: nstr, currentState: str, lastRunResult: nstr, nextRun: { type: 'string', format: 'date-time', nullable: true }, lastRun: { type: 'string', format: 'date-time', nullable: true } }),
+    FrequencyXO: obj(
+      {
+        schedule: { type: 'string', enum: ['manual', 'once', 'hourly', 'daily', 'weekly', 'monthly', 'cron'] },
+        startDate: { type: 'integer', format: 'int64', description: 'Epoch milliseconds (seconds and ISO 8601 accepted). Next runs are computed in UTC.' },
+        timeZoneOffset: { type: 'string', description: 'Accepted and ignored: schedules are UTC' },
+        recurringDays: { type: 'array', items: { type: 'integer' }, description: 'weekly: 1–7 (1 = Sunday); monthly: 1–31, 999 = last day' },
+        cronExpression: { type: 'string', description: 'Quartz 6/7 fields (`0 0 1 * * ?`) or Unix 5 fields' },
+      },
+      ['schedule'],
+    ),
+    TaskTemplateXO: obj(
+      { type: str, name: str, enabled: bool, frequency: ref('FrequencyXO'), properties: { type: 'object', additionalProperties: { type: 'string' }, description: 'As listed by GET /tasks/types' } },
+      ['name'],
+    ),
+    TaskXO: obj({
+      id: str,
+      name: str,
+      type: str,
+      enabled: bool,
+      message: nstr,
+      currentState: { type: 'string', enum: ['WAITING', 'RUNNING'] },
+      lastRunResult: { type: 'string', enum: ['OK', 'FAILED', 'CANCELED', 'INTERRUPTED'], nullable: true },
+      nextRun: { type: 'string', format: 'date-time', nullable: true },
+      lastRun: { type: 'string', format: 'date-time', nullable: true },
+      frequency: ref('FrequencyXO'),
+      properties: { type: 'object', additionalProperties: { type: 'string' } },
+      progress: { ...obj({ processed: int, total: { ...int, nullable: true } }), nullable: true, description: 'While it runs' },
+    }),
     PageTaskXO: page('TaskXO'),
+    TaskTypeXO: obj({
+      type: str,
+      name: str,
+      properties: {
+        type: 'array',
+        items: obj({ id: str, label: str, type: { type: 'string', enum: ['string', 'number', 'boolean', 'repository', 'blobstore'] }, required: bool, default: { nullable: true }, help: nstr }),
+      },
+    }),
+    TaskRunXO: obj({
+      id: str,
+      node: str,
+      started: { type: 'string', format: 'date-time' },
+      ended: { type: 'string', format: 'date-time', nullable: true },
+      result: { type: 'string', enum: ['RUNNING', 'OK', 'FAILED', 'CANCELED', 'INTERRUPTED'] },
+      message: nstr,
+      processed: int,
+      total: { ...int, nullable: true },
+    }),
+    PageTaskRunXO: page('TaskRunXO'),
   };
 }
 
@@ -348,15 +394,52 @@ function pathsFor(formats: FormatPlugin[]): Json {
     },
 
     '/v1/tasks': {
-      get: op('Tasks', 'List scheduled tasks', 'nx-tasks-read', { parameters: [query('type', 'Only tasks of this type id')], responses: responses({ '200': R.ok(ref('PageTaskXO')) }) }),
+      get: op('Tasks', 'List scheduled tasks', 'nx-tasks-read', {
+        parameters: [query('type', 'Only tasks of this type id'), ...paging],
+        responses: responses({ '200': R.ok(ref('PageTaskXO')) }, ['badRequest']),
+      }),
+      post: op('Tasks', 'Create a task', 'nx-tasks-create', {
+        requestBody: { required: true, ...json(ref('TaskTemplateXO')) },
+        responses: responses({ '201': R.ok(ref('TaskXO'), 'Created') }, ['badRequest']),
+      }),
+    },
+    '/v1/tasks/types': {
+      get: op('Tasks', 'Task types and their properties', 'nx-tasks-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('TaskTypeXO') }) }) }),
     },
     '/v1/tasks/{id}': {
-      get: op('Tasks', 'A task', 'nx-tasks-read', { parameters: [path('id', 'Task id')], responses: responses({ '200': R.ok(ref('TaskXO')) }, ['notFound']) }),
+      get: op('Tasks', 'A task (with its progress while it runs)', 'nx-tasks-read', { parameters: [path('id', 'Task id')], responses: responses({ '200': R.ok(ref('TaskXO')) }, ['notFound']) }),
+      put: op('Tasks', 'Update a task (its type cannot change)', 'nx-tasks-update', {
+        parameters: [path('id', 'Task id')],
+        requestBody: { required: true, ...json(ref('TaskTemplateXO')) },
+        responses: responses({ '200': R.ok(ref('TaskXO')) }, ['badRequest', 'notFound']),
+      }),
+      delete: op('Tasks', 'Delete a task and its runs', 'nx-tasks-delete', {
+        parameters: [path('id', 'Task id')],
+        responses: responses({ '204': R.noContent, '409': { description: 'The task is running' } }, ['notFound']),
+      }),
     },
     '/v1/tasks/{id}/run': {
-      post: op('Tasks', 'Start a task now (returns at once; poll the task for its result)', 'nx-tasks-run', {
+      post: op('Tasks', 'Start a task now (returns once started; poll the task for its result)', 'nx-tasks-run', {
         parameters: [path('id', 'Task id')],
         responses: responses({ '204': R.noContent, '405': { description: 'Task is disabled' } }, ['notFound']),
+      }),
+    },
+    '/v1/tasks/{id}/stop': {
+      post: op('Tasks', 'Stop a running task (on whichever node runs it; the run ends CANCELED)', 'nx-tasks-stop', {
+        parameters: [path('id', 'Task id')],
+        responses: responses({ '204': R.noContent, '409': { description: 'The task is not running' } }, ['notFound']),
+      }),
+    },
+    '/v1/tasks/{id}/runs': {
+      get: op('Tasks', 'Runs of a task, newest first', 'nx-tasks-read', {
+        parameters: [path('id', 'Task id'), ...paging],
+        responses: responses({ '200': R.ok(ref('PageTaskRunXO')) }, ['badRequest', 'notFound']),
+      }),
+    },
+    '/v1/tasks/{id}/runs/{runId}/log': {
+      get: op('Tasks', 'The log of a run (one `<ISO time> <line>` per line)', 'nx-tasks-read', {
+        parameters: [path('id', 'Task id'), path('runId', 'Run id')],
+        responses: responses({ '200': { description: 'The log', content: { 'text/plain': { schema: str } } } }, ['notFound']),
       }),
     },
   };

@@ -228,12 +228,14 @@ export class BlobService {
    * store that no row names (left by a crash between publish and commit) and are older than the
    * grace. Rows go first, in their own commit; bytes only after it.
    */
-  async gc(graceMs: number, storeId?: number): Promise<{ blobsDeleted: number; bytesReclaimed: number; orphansDeleted: number }> {
+  async gc(graceMs: number, storeId?: number, signal?: AbortSignal): Promise<{ blobsDeleted: number; bytesReclaimed: number; orphansDeleted: number }> {
     const cutoff = now() - graceMs;
     let blobsDeleted = 0;
     let bytesReclaimed = 0;
     let orphansDeleted = 0;
     for (;;) {
+      // A stopped task ends between batches; what was deleted so far stays deleted.
+      signal?.throwIfAborted();
       const q = this.db<BlobRow>('blobs')
         .where('touched_at', '<', cutoff)
         .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')))
@@ -265,6 +267,7 @@ export class BlobService {
     }
     const storeIds = storeId !== undefined ? [storeId] : (await this.db('blob_stores').select('id')).map((r) => num(r.id));
     for (const sid of storeIds) {
+      signal?.throwIfAborted();
       const driver = await this.stores.driver(sid);
       // Partial uploads a crash (kill -9, power loss) left in the driver's temp area.
       orphansDeleted += (await driver.sweepTemp?.(graceMs)) ?? 0;

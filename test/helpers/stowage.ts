@@ -166,11 +166,17 @@ export function readAdminPasswordFile(dataDir: string): string {
 }
 
 /**
- * Creates a one-off task of `type` (the REST API has no create; Nexus neither), runs it through
+ * Creates a one-off manual task of `type` through `POST /service/rest/v1/tasks`, runs it through
  * `POST /service/rest/v1/tasks/{id}/run` and waits for it; returns its message (asserting it succeeded).
  */
 export async function runTask(s: TestServer, type: string, attributes: Record<string, unknown>): Promise<string> {
-  const t = await s.app.tasks.create(`${type} (test ${Math.random().toString(36).slice(2, 8)})`, type, 0, attributes);
+  const created = await s.fetch('/service/rest/v1/tasks', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type, name: `${type} (test ${Math.random().toString(36).slice(2, 8)})`, frequency: { schedule: 'manual' }, properties: attributes }),
+  });
+  if (created.status !== 201) throw new Error(`creating task ${type}: ${created.status} ${await created.text()}`);
+  const t = { task_id: ((await created.json()) as { id: string }).id };
   const run = await s.fetch(`/service/rest/v1/tasks/${t.task_id}/run`, { method: 'POST' });
   if (run.status !== 204) throw new Error(`running task ${type}: ${run.status} ${await run.text()}`);
   for (let i = 0; i < 600; i++) {
