@@ -72,7 +72,7 @@ export async function commitBlob(p: Pusher, digest: string, staged: StagedBlob):
 }
 
 /** Streams a blob into the repository's store (hashed once, verified) and commits it. */
-export async function storeBlob(p: Pusher, digest: string, body: Readable, opts: { expectedSize?: number; expected?: { sha256?: string } }): Promise<void> {
+export async function stageAndCommitBlob(p: Pusher, digest: string, body: Readable, opts: { expectedSize?: number; expected?: { sha256?: string } }): Promise<void> {
   const staged = await p.app.blobs.stage(p.repo.blobStoreId, body, opts);
   await commitBlob(p, digest, staged);
 }
@@ -127,7 +127,7 @@ export async function commitManifest(p: Pusher, m: ManifestPush): Promise<void> 
  * Deletes a manifest by digest with every tag naming it (and their components) and its referrer
  * row. False when there was neither manifest nor tag.
  */
-export async function deleteManifest(p: Pusher, name: string, digest: string, audit: Record<string, unknown>): Promise<boolean> {
+export async function deleteManifestAndTags(p: Pusher, name: string, digest: string, audit: Record<string, unknown>): Promise<boolean> {
   const { app, repo } = p;
   const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const path = manifestPath(name, digest);
@@ -149,7 +149,7 @@ export async function deleteManifest(p: Pusher, name: string, digest: string, au
 }
 
 /** Deletes one tag (and its component); the manifest stays until GC. False when there was no such tag. */
-export async function deleteTag(p: Pusher, name: string, tag: string, audit: Record<string, unknown>): Promise<boolean> {
+export async function untag(p: Pusher, name: string, tag: string, audit: Record<string, unknown>): Promise<boolean> {
   const { app, repo } = p;
   const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const target = await app.content.tagTarget(repo.id, name, tag);
@@ -163,7 +163,7 @@ export async function deleteTag(p: Pusher, name: string, tag: string, audit: Rec
 }
 
 /** Deletes a blob asset of this repository (the bytes stay while another references them). */
-export async function deleteBlob(p: Pusher, digest: string): Promise<boolean> {
+export async function deleteBlobAsset(p: Pusher, digest: string): Promise<boolean> {
   const { app, repo } = p;
   const { value } = await repo.change({ source: 'client', access: p.access, origin: p.origin }, async (c) => {
     const asset = await app.content.findAsset(repo.id, blobPath(digest));

@@ -13,7 +13,7 @@ import type { Stowage } from '../../src/stowage.js';
 import { isValidDigest, isValidTag, looksLikeDigest } from './manifest.js';
 import { hostedManifest, hostedTagTarget } from './manifest-cache.js';
 import { blobPath, manifestPath, proxyTagManifest, proxyTags, tagsPath, upstreamBlobPath } from './proxy.js';
-import { mountBlob, storeBlob } from './changes.js';
+import { mountBlob, stageAndCommitBlob } from './changes.js';
 
 const group = (repo: Repository) => repo as GroupRepository;
 
@@ -111,7 +111,7 @@ export async function mountFromGroup(req: ContentRequest, name: string, digest: 
     await mountBlob(app, repo, digest, c.blob.id, 'client', req.access);
   } else {
     const pusher = { app, repo, access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } };
-    await storeBlob(pusher, digest, await c.open(), { expected: digest.startsWith('sha256:') ? { sha256: digest.slice(7) } : undefined });
+    await stageAndCommitBlob(pusher, digest, await c.open(), { expected: digest.startsWith('sha256:') ? { sha256: digest.slice(7) } : undefined });
   }
   return true;
 }

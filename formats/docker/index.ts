@@ -30,7 +30,7 @@ import {
   referrerArtifactType,
 } from './manifest.js';
 import { referrers, referrersIndex } from './referrers.js';
-import { commitBlob, commitManifest, deleteBlob as deleteBlobAsset, deleteManifest as deleteManifestAsset, deleteTag as deleteTagOf, mayPush, mountBlob, storeBlob as stageAndCommitBlob, type Pusher } from './changes.js';
+import { commitBlob, commitManifest, deleteBlobAsset, deleteManifestAndTags, mayPush, mountBlob, stageAndCommitBlob, untag, type Pusher } from './changes.js';
 import { compareVersions, componentOf, isPrerelease } from './components.js';
 import { maintain } from './maintenance.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
@@ -451,8 +451,8 @@ async function deleteManifest(req: ContentRequest, name: string, reference: stri
   const unknown = () => ociError('NOT_FOUND', 'MANIFEST_UNKNOWN', `Manifest unknown: ${name}:${reference}`);
   const audit = { name, reference };
   if (looksLikeDigest(reference)) {
-    if (!isValidDigest(reference) || !(await deleteManifestAsset(pusher(req), name, reference, audit))) throw unknown();
-  } else if (!isValidTag(reference) || !(await deleteTagOf(pusher(req), name, reference, audit))) {
+    if (!isValidDigest(reference) || !(await deleteManifestAndTags(pusher(req), name, reference, audit))) throw unknown();
+  } else if (!isValidTag(reference) || !(await untag(pusher(req), name, reference, audit))) {
     throw unknown();
   }
   ctx.status = 202;
