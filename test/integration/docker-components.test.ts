@@ -322,6 +322,21 @@ for (const db of DATABASES) {
       }
     });
 
+    it('the core write policy: DENY refuses pushes and deletes, nothing is stored', async () => {
+      await s.repo('docker', 'hosted', { name: 'dcdeny', storage: { blobStoreName: 'default', writePolicy: 'DENY' }, docker: { v1Enabled: false, forceBasicAuth: true } });
+      const r = await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:a`, `docker://${host}/dcdeny/team/app:1`);
+      assert.ok(!r.ok);
+      assert.match(r.stderr, /read only|denied/i, r.stderr);
+      const body = Buffer.from('a blob');
+      const post = await s.fetch(`/repository/dcdeny/v2/team/app/blobs/uploads/?digest=${sha256(body)}`, { method: 'POST', body });
+      assert.equal(post.status, 403);
+      assert.match(await post.text(), /DENIED.*read only/);
+      const del = await s.fetch(`/repository/dcdeny/v2/team/app/manifests/1`, { method: 'DELETE' });
+      assert.equal(del.status, 403);
+      assert.deepEqual((await getJson<Page<AssetXO>>(`/assets?repository=dcdeny`)).items, []);
+      assert.deepEqual(await components('dcdeny'), []);
+    });
+
     it('the migration gives components to tags stored without them', async () => {
       const B = image('b');
       await push('b', `${REPO}/team/old:1`);
