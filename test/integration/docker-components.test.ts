@@ -266,6 +266,13 @@ for (const db of DATABASES) {
       assert.deepEqual(await versions('team/digest'), ['r']);
       assert.deepEqual(await listTags(`${REPO}/team/digest`), ['r']);
       assert.equal((await s.fetch(`/repository/${REPO}/v2/team/digest/manifests/${A.manifest}`, { method: 'HEAD' })).status, 404);
+      // The same through the REST API: the manifest's asset deleted, the maintenance hook removes its tags.
+      await push('a', `${REPO}/team/digest:s`);
+      await push('a', `${REPO}/team/digest:t`);
+      const byDigest = (await getJson<Page<AssetXO>>(`/search/assets?repository=${REPO}&sha256=${A.manifest.slice(7)}`)).items.find((a) => a.path === `v2/team/digest/manifests/${A.manifest}`)!;
+      assert.equal((await s.fetch(`${API}/assets/${byDigest.id}`, { method: 'DELETE' })).status, 204);
+      assert.deepEqual(await versions('team/digest'), ['r']);
+      assert.deepEqual(await listTags(`${REPO}/team/digest`), ['r']);
       // Deleting a tag through the registry API removes its component too.
       assert.equal((await s.fetch(`/repository/${REPO}/v2/team/digest/manifests/r`, { method: 'DELETE' })).status, 202);
       assert.deepEqual(await versions('team/digest'), []);
