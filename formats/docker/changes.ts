@@ -12,7 +12,7 @@ import type { StagedBlob } from '../../src/blob/blob-service.js';
 import type { ContentChange, AssetSource } from '../../src/content/content-change.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { AccessCheck } from '../../src/repository/types.js';
-import { checkWritePolicy, type ChangeSource, type WriteIntent } from '../../src/repository/unit-of-work.js';
+import { checkWritePolicy, type WriteIntent } from '../../src/repository/unit-of-work.js';
 import type { AuditOrigin } from '../../src/security/audit.js';
 import type { Stowage } from '../../src/stowage.js';
 import { tagPath } from './components.js';
@@ -78,8 +78,8 @@ export async function stageAndCommitBlob(p: Pusher, digest: string, body: Readab
 }
 
 /** A blob already stored (another repository's, on the same blob store) becomes this repository's too. */
-export async function mountBlob(app: Stowage, repo: Repository, digest: string, blobId: number, source: ChangeSource = 'client', access?: AccessCheck): Promise<void> {
-  await repo.change({ source, access }, (c) => {
+export async function mountBlob(repo: Repository, digest: string, blobId: number, access?: AccessCheck): Promise<void> {
+  await repo.change({ source: 'client', access }, (c) => {
     c.put(blobPath(digest), { blobId }, { contentType: OCTET, kind: 'content', ifAbsent: true, attributes: { digest } });
   });
 }

@@ -108,7 +108,7 @@ export async function mountFromGroup(req: ContentRequest, name: string, digest: 
   if (!hit) return false;
   const c = hit.value.pending ? await hit.value.pending.stored : hit.value;
   if (c.blob.store_id === repo.blobStoreId) {
-    await mountBlob(app, repo, digest, c.blob.id, 'client', req.access);
+    await mountBlob(repo, digest, c.blob.id, req.access);
   } else {
     const pusher = { app, repo, access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } };
     await stageAndCommitBlob(pusher, digest, await c.open(), { expected: digest.startsWith('sha256:') ? { sha256: digest.slice(7) } : undefined });

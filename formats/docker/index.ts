@@ -68,10 +68,6 @@ function base(req: ContentRequest): string {
   return req.rootRoute ? `/v2/${shown}/` : `/repository/${shown}/v2/`;
 }
 
-function section(repo: Repository): DockerSection {
-  return { v1Enabled: false, forceBasicAuth: true, ...(repo.section<DockerSection>('docker') ?? {}) };
-}
-
 function requireName(name: string): void {
   if (!isValidName(name)) throw ociError('BAD_REQUEST', 'NAME_INVALID', `Invalid repository name: ${name}`);
 }
@@ -245,7 +241,7 @@ async function tryMount(req: ContentRequest, digest: string, from: string | unde
   }
   const content = await source.local(blobPath(digest));
   if (!content) return false;
-  await mountBlob(app, repo, digest, content.blob.id, 'client', req.access);
+  await mountBlob(repo, digest, content.blob.id, req.access);
   return true;
 }
 
