@@ -40,6 +40,6 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** No tag is a prerelease: a tag is a name, not a version. */
-export function isPrerelease(_version: string): boolean {
+export function isPrerelease(): boolean {
   return false;
 }

@@ -73,7 +73,7 @@ export function upstreamUrl(remoteUrl: string, path: string, repo?: Repository):
 }
 
 /** A cached tag manifest is the image's component (name, tag), as in hosted repositories. */
-export function proxyAsset(path: string, _upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null } {
+export function proxyAsset(path: string): { contentType?: string; component?: ComponentInput | null } {
   if (path.startsWith('v2/-/blobs/')) return { contentType: OCTET };
   if (TAGS_RE.test(path)) return { contentType: 'application/json' };
   if (REFERRERS_RE.test(path)) return { contentType: MT_OCI_INDEX };
