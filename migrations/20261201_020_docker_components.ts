@@ -67,12 +67,16 @@ function mediaTypeOf(attributes: unknown): string | undefined {
   }
 }
 
-/** Back to tags without components: the tag assets and the components go, the tags stay. */
+/**
+ * Back to tags without components: the components go, the tags stay. A hosted repository's tag
+ * assets go too (derived from the tags); a proxy's are its cached upstream manifests and stay.
+ */
 export async function down(knex: Knex): Promise<void> {
-  const repos = (await knex('repositories').where({ format: 'docker' }).select('id')).map((r) => r.id);
+  const repos = await knex('repositories').where({ format: 'docker' }).select('id', 'type');
   if (repos.length === 0) return;
-  const components = knex('components').whereIn('repository_id', repos).select('id');
-  await knex('assets').whereIn('component_id', components).whereNotIn('kind', ['metadata']).delete();
-  await knex('assets').whereIn('component_id', components).update({ component_id: null });
-  await knex('components').whereIn('repository_id', repos).delete();
+  const ids = repos.map((r) => r.id);
+  const hosted = repos.filter((r) => r.type === 'hosted').map((r) => r.id);
+  if (hosted.length > 0) await knex('assets').whereIn('repository_id', hosted).whereNotNull('component_id').delete();
+  await knex('assets').whereIn('repository_id', ids).whereNotNull('component_id').update({ component_id: null });
+  await knex('components').whereIn('repository_id', ids).delete();
 }

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { ADMIN_PASSWORD, DATABASES, runTask, startServer, type TestServer } from '../helpers/stowage.js';
 import { skopeo } from '../helpers/oci.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
-import { up as migrateComponents } from '../../migrations/20261201_020_docker_components.js';
+import { down as unmigrateComponents, up as migrateComponents } from '../../migrations/20261201_020_docker_components.js';
 
 const run = promisify(execFile);
 const API = '/service/rest/v1';
@@ -365,6 +365,13 @@ for (const db of DATABASES) {
       // Running it again changes nothing.
       await migrateComponents(s.app.db);
       assert.equal((await components()).filter((x) => x.name === 'team/old').length, 1);
+      // Down: the components and tag assets go, the tags stay (pulls by tag still work).
+      await unmigrateComponents(s.app.db);
+      assert.deepEqual(await components(), []);
+      assert.equal((await getJson<Page<AssetXO>>(`/search/assets?repository=${REPO}&sha256=${B.manifest.slice(7)}`)).items.filter((a) => a.path === tagPath).length, 0);
+      assert.equal(await inspectDigest(`${REPO}/team/old:1`), B.manifest);
+      await migrateComponents(s.app.db);
+      assert.deepEqual(await versions('team/old'), ['1']);
     });
   });
 }
