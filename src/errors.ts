@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'OFFLINE'
   | 'BAD_GATEWAY'
   | 'UPSTREAM_TIMEOUT'
+  | 'INSUFFICIENT_STORAGE'
   | 'INTERNAL';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -38,6 +39,7 @@ const STATUS: Record<ErrorCode, number> = {
   OFFLINE: 503,
   BAD_GATEWAY: 502,
   UPSTREAM_TIMEOUT: 504,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
 };
 
@@ -68,6 +70,24 @@ export const badRequest = (message: string, detail?: Record<string, unknown>) =>
 export const notFound = (message = 'Not found') => new AppError('NOT_FOUND', message);
 export const conflict = (message: string) => new AppError('CONFLICT', message);
 export const forbidden = (message = 'Forbidden') => new AppError('FORBIDDEN', message);
+
+/** errno codes, SQLite and PostgreSQL (53100 disk_full) codes that mean the disk or a quota is full. */
+const OUT_OF_SPACE = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL', '53100']);
+
+/**
+ * A full disk or quota (from the filesystem, SQLite or PostgreSQL, also as the cause of another
+ * error) as a 507 the client can read; null for any other error. Not the client's fault, and not
+ * an internal error either: freeing space (deleting content, GC) fixes it.
+ */
+export function outOfSpace(e: unknown): AppError | null {
+  for (let cur = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && OUT_OF_SPACE.has(code)) {
+      return new AppError('INSUFFICIENT_STORAGE', `Not enough storage space to store this (${code}); free space or delete content, then retry`, { cause: e });
+    }
+  }
+  return null;
+}
 
 export function isAppError(e: unknown): e is AppError {
   return e instanceof AppError;

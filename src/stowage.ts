@@ -54,7 +54,7 @@ export class Stowage {
     this.audit = new Audit(db, config.dataDir, (e) => this.log.error('Audit record failed', e));
     this.formats = new Map(allFormats.map((f) => [f.name, f]));
     this.blobStores = new BlobStores(db, config.dataDir, this.secrets);
-    this.blobs = new BlobService(db, this.blobStores);
+    this.blobs = new BlobService(db, this.blobStores, { dataDir: config.dataDir, minFreeBytes: config.blobs.minFreeBytes, reserveBytes: config.blobs.reserveBytes });
     this.content = new ContentService(db);
     this.repositories = new RepositoryManager(db, this.formats, this);
     this.security = new Security(db, this.content, config.anonymousAccess, {
@@ -103,6 +103,7 @@ export class Stowage {
       await db.destroy();
       throw e;
     }
+    app.blobs.start();
     return app;
   }
 
@@ -136,6 +137,7 @@ export class Stowage {
     this.tasks.stop();
     await this.proxy.close();
     await this.blobStores.close();
+    this.blobs.close();
     await this.db.destroy();
   }
 }

@@ -38,7 +38,7 @@ import { ChunkRefused } from '../../src/blob/chunked-blob.js';
 import type { Digests } from '../../src/blob/digest-stream.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { archiveRoutes } from './archive.js';
-import { dockerProxySection, isMetadata, proxyAsset, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
+import { dockerProxySection, isMetadata, proxyAsset, proxyExpected, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
 
 export interface DockerSection {
@@ -594,6 +594,7 @@ export const docker: FormatPlugin = {
   upstreamHeaders,
   upstreamChallenge,
   proxyAsset,
+  proxyExpected,
   maintain,
   compareVersions,
   isPrerelease,

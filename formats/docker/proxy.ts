@@ -80,6 +80,14 @@ export function proxyAsset(path: string): { contentType?: string; component?: Co
   return { component: componentOf(path) };
 }
 
+const BY_DIGEST_RE = /(?:^|\/)(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
+
+/** Content addressed by a sha256 digest must hash to it: a body cut short or altered upstream is refused. */
+export async function proxyExpected(path: string): Promise<{ sha256: string } | null> {
+  const m = BY_DIGEST_RE.exec(path);
+  return m ? { sha256: m[1] } : null;
+}
+
 // ---- upstream token flow ---------------------------------------------------------------
 
 interface CachedToken {

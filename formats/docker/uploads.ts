@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Digests } from '../../src/blob/digest-stream.js';
 import type { StagedBlob } from '../../src/blob/blob-service.js';
 import type { Repository } from '../../src/repository/repository.js';
+import { changeProperties } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { ociError } from './errors.js';
 
@@ -96,14 +97,13 @@ export class UploadSessions {
   }
 
   /**
-   * Purge: deletes a session row, as a change of its repository. The row of a repository deleted
-   * meanwhile (or an unreadable one) cannot be: it stays, small and never used again.
+   * Purge: deletes a session row, as a change of its repository; the row of a repository deleted
+   * meanwhile (or an unreadable one) as a property of no repository.
    */
-  private async forget(repositoryId: number | undefined, uuid: string): Promise<boolean> {
+  private async forget(repositoryId: number | undefined, uuid: string): Promise<void> {
     const repo = (await this.app.repositories.list()).find((r) => r.id === repositoryId);
-    if (!repo) return false;
-    await repo.change({ source: 'gc' }, (c) => c.deleteProperty(SCOPE, uuid));
-    return true;
+    if (repo) await repo.change({ source: 'gc' }, (c) => c.deleteProperty(SCOPE, uuid));
+    else await changeProperties(this.app, (c) => c.delete(SCOPE, uuid));
   }
 
   /**
@@ -138,7 +138,10 @@ export class UploadSessions {
         // Re-check: a session created since the listing owns its bytes.
         if (row === undefined && (await this.app.content.getProperty(SCOPE, u.id))) continue;
         await this.app.blobs.deleteAppended(store.id, u.id);
-        if (row !== undefined && (await this.forget(row?.repositoryId, u.id))) sessions++;
+        if (row !== undefined) {
+          await this.forget(row?.repositoryId, u.id);
+          sessions++;
+        }
         files++;
         bytes += u.size;
       }
@@ -146,7 +149,8 @@ export class UploadSessions {
     // Sessions that never received a byte (nothing in any store).
     for (const [uuid, row] of known) {
       if (seen.has(uuid) || (row?.startedAt ?? 0) >= cutoff) continue;
-      if (await this.forget(row?.repositoryId, uuid)) sessions++;
+      await this.forget(row?.repositoryId, uuid);
+      sessions++;
     }
     return { sessions, files, bytes };
   }

@@ -13,6 +13,9 @@ import type { ContentRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import { changePackage, currentPackument } from './package-change.js';
 import { scanPublishBody, type ScannedPublish } from './publish-body.js';
+import { own, parseClientJson } from './safe-json.js';
+import { searchAttributes } from './search.js';
+import { tarballRefusal } from './validate.js';
 import {
   NpmInputError,
   applyPublish,
@@ -69,8 +72,9 @@ export async function readJsonBody(req: ContentRequest, max = MAX_PUBLISH_BYTES)
   if (declared > max) throw new AppError('PAYLOAD_TOO_LARGE', `Request body of ${declared} bytes exceeds the limit of ${max} bytes`);
   const buf = await readSmall(req.ctx.req, max);
   try {
-    return JSON.parse(buf.toString('utf8'));
-  } catch {
+    return parseClientJson(buf.toString('utf8'));
+  } catch (e) {
+    if (e instanceof NpmInputError) throw new AppError('BAD_REQUEST', `Request body refused: ${e.message}`);
     throw new AppError('BAD_REQUEST', 'Request body is not valid JSON');
   }
 }
@@ -95,7 +99,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
   }
   let tarball: Tarball | null = null;
   if (scanned.attachment) {
-    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size };
+    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size, head: scanned.attachment.head };
   } else {
     // A body the scanner did not recognise the tarball in (unusual key order): decode it here.
     const atts = (scanned.doc as { _attachments?: Record<string, { data?: unknown }> } | null)?._attachments ?? {};
@@ -103,7 +107,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
     if (inline) {
       const buf = Buffer.from(inline[1].data as string, 'base64');
       inline[1].data = '';
-      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length };
+      tarball = { staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])), sha512: createHash('sha512').update(buf).digest('base64'), size: buf.length, head: buf.subarray(0, 512) };
     }
   }
   if (!tarball) return update(req, repo, name, scanned.doc);
@@ -121,6 +125,8 @@ interface Tarball {
   staged: StagedBlob;
   sha512: string;
   size: number;
+  /** The first decoded bytes (what the content type check reads). */
+  head: Buffer;
   /** Set once the unit of work owns the staged bytes (it settles them with the commit or discards them). */
   committed?: boolean;
 }
@@ -136,6 +142,8 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
   }
   const { staged, sha512 } = tarball;
   if (tarball.size === 0) throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is empty`);
+  const refusal = tarballRefusal(repo.config, name, p.version, p.attachment.file, tarball.head);
+  if (refusal) throw new AppError('BAD_REQUEST', refusal);
   if (p.attachment.length !== null && p.attachment.length !== tarball.size) {
     throw new AppError('BAD_REQUEST', `Tarball of ${name}@${p.version} is ${tarball.size} bytes but its attachment declares ${p.attachment.length}`);
   }
@@ -173,10 +181,10 @@ async function publish(req: ContentRequest, repo: Repository, name: string, body
       c.put(tarballPath(name, p.attachment.file), staged, {
         contentType: OCTET,
         kind: 'content',
-        component: { namespace: scope ?? '', name: bare, version: p.version, attributes: typeof p.manifest.description === 'string' ? { description: p.manifest.description } : undefined },
+        component: { namespace: scope ?? '', name: bare, version: p.version, attributes: searchAttributes(p.manifest, req.principal?.anonymous ? null : (req.principal?.userId ?? null)) },
         attributes: { packageName: name, version: p.version },
         // Publishing a version the packument lists is an overwrite, whatever its file is called.
-        overwrite: !!cur.doc?.versions[p.version],
+        overwrite: !!(cur.doc && own(cur.doc.versions, p.version)),
         refusal: `You cannot publish over the previously published versions: ${p.version}.`,
       });
       c.audit({ domain: 'repository.component', type: 'created', context: `${name}@${p.version}`, attributes: { name, version: p.version } });
@@ -232,7 +240,7 @@ export async function deleteTarball(req: ContentRequest, name: string, file: str
   const repo = await writeTarget(req);
   const cur = await currentPackument(repo, name);
   const version = versionOfFile(name, file);
-  if (cur.doc && version && cur.doc.versions[version]) {
+  if (cur.doc && version && own(cur.doc.versions, version)) {
     throw new AppError('BAD_REQUEST', `${name}@${version} is still published; unpublish the version first`);
   }
   await repo.delete(tarballPath(name, file), { access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } });

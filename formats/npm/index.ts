@@ -15,7 +15,10 @@ import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackag
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
 import { maintainPackuments } from './maintenance.js';
 import { compareVersions, isPrerelease } from './versions.js';
-import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl } from './proxy.js';
+import { proxyExpected } from './proxy-expected.js';
+import { own } from './safe-json.js';
+import { searchPackage } from './search.js';
+import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, proxyAsset, upstreamHeaders, upstreamUrl, validateMetadata } from './proxy.js';
 
 const FORMAT = 'npm';
 
@@ -134,8 +137,9 @@ async function special(req: ContentRequest, rest: string): Promise<void> {
     if (m === 'DELETE') return sendJson(ctx, 200, await changeDistTag(req, name, tag, null));
     if (m === 'GET') {
       const doc = await packumentOf(req, name);
-      if (!(tag in doc['dist-tags'])) throw new AppError('NOT_FOUND', `No dist-tag ${tag} on ${name}`);
-      return sendJson(ctx, 200, doc['dist-tags'][tag]);
+      const version = own(doc['dist-tags'], tag);
+      if (version === undefined) throw new AppError('NOT_FOUND', `No dist-tag ${tag} on ${name}`);
+      return sendJson(ctx, 200, version);
     }
     return notAllowed(m, 'GET, PUT, DELETE');
   }
@@ -158,8 +162,8 @@ async function getPackument(req: ContentRequest, name: string): Promise<void> {
 
 async function getVersion(req: ContentRequest, name: string, spec: string): Promise<void> {
   const doc = rewriteTarballs(await packumentOf(req, name), repositoryUrl(req));
-  const version = doc['dist-tags'][spec] ?? spec;
-  const man = doc.versions[version];
+  const version = own(doc['dist-tags'], spec) ?? spec;
+  const man = own(doc.versions, version);
   if (!man) throw new AppError('NOT_FOUND', `No version or tag ${spec} of ${name}`);
   sendJson(req.ctx, 200, man);
 }
@@ -185,7 +189,7 @@ async function search(req: ContentRequest): Promise<void> {
   const size = Math.min(250, Math.max(1, Number(q.get('size')) || 20));
   const from = Math.max(0, Number(q.get('from')) || 0);
   const ids = await searchScope(req.repo);
-  const latest = new Map<string, { namespace: string; name: string; version: string; created: number; description?: string }>();
+  const latest = new Map<string, { namespace: string; version: string; created: number; attributes: Record<string, unknown> }>();
   let token: string | null = null;
   let scanned = 0;
   do {
@@ -194,7 +198,7 @@ async function search(req: ContentRequest): Promise<void> {
       const full = c.namespace ? `@${c.namespace}/${c.name}` : c.name;
       const prev = latest.get(full);
       if (!prev || c.created_at >= prev.created) {
-        latest.set(full, { namespace: c.namespace, name: c.name, version: c.version, created: c.created_at, description: c.attributes.description as string | undefined });
+        latest.set(full, { namespace: c.namespace, version: c.version, created: c.created_at, attributes: c.attributes ?? {} });
       }
     }
     token = page.continuationToken;
@@ -202,14 +206,7 @@ async function search(req: ContentRequest): Promise<void> {
   } while (token && scanned < 20_000);
   const all = [...latest.entries()].sort(([a], [b]) => (a === text ? -1 : b === text ? 1 : a < b ? -1 : 1));
   const objects = all.slice(from, from + size).map(([full, c]) => ({
-    package: {
-      name: full,
-      scope: c.namespace || 'unscoped',
-      version: c.version,
-      description: c.description ?? '',
-      date: new Date(c.created).toISOString(),
-      links: {},
-    },
+    package: searchPackage(full, c),
     score: { final: 1, detail: { quality: 1, popularity: 1, maintenance: 1 } },
     searchScore: 1,
   }));
@@ -227,6 +224,8 @@ export const npm: FormatPlugin = {
   upstreamUrl: (remote, path) => upstreamUrl(remote, path),
   upstreamHeaders: () => upstreamHeaders(),
   proxyAsset: (path) => proxyAsset(path),
+  proxyExpected,
+  validateMetadata: (path, open) => validateMetadata(path, open),
   mergeMetadata: (path, parts) => mergeMetadata(path, parts),
   groupMembers,
   maintain: maintainPackuments,

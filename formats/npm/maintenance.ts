@@ -11,6 +11,7 @@ import type { CommittedChange } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { changePackage } from './package-change.js';
 import { nextRev, tarballBasename, tarballPath, type Packument } from './packument.js';
+import { own } from './safe-json.js';
 import { highestVersion } from './versions.js';
 
 /** The packages whose tarballs or version components a change removed. */
@@ -50,7 +51,7 @@ export function withoutVersions(existing: Packument, gone: string[], at: Date): 
   }
   const left = Object.keys(doc.versions);
   if (left.length === 0) return null;
-  for (const [tag, v] of Object.entries(doc['dist-tags'])) if (!doc.versions[v]) delete doc['dist-tags'][tag];
+  for (const [tag, v] of Object.entries(doc['dist-tags'])) if (!own(doc.versions, v)) delete doc['dist-tags'][tag];
   if (!doc['dist-tags'].latest) doc['dist-tags'].latest = highestVersion(left)!;
   doc.time = { ...(doc.time ?? {}), modified: at.toISOString() };
   doc._rev = nextRev(existing._rev, 'maintain' + gone.join(','));

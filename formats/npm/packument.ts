@@ -1,3 +1,6 @@
+import semver from 'semver';
+import { FORBIDDEN_KEYS, checkMapKeys, dropForbiddenKeys, own, parseForeignJson } from './safe-json.js';
+
 /**
  * npm documents as pure functions (protocols.md §2.2): package names and paths, the packument
  * ("full" document) and its abbreviated "corgi" form, tarball URL rewriting, the publish merge
@@ -30,6 +33,18 @@ export interface Packument {
 }
 
 export class NpmInputError extends Error {}
+
+/** Why `v` is not a version npm can publish (strict semver, no `v` prefix), or null. */
+export function invalidVersion(v: string): string | null {
+  if (v.length > 256 || !/^\d[0-9A-Za-z.+-]*$/.test(v) || semver.parse(v) === null) return `invalid version: "${v}" is not a semantic version (like 1.0.0)`;
+  return null;
+}
+
+/** Why `tag` cannot name a dist-tag (empty, not URL-safe, a version or range, a prototype member), or null. */
+export function invalidTag(tag: string): string | null {
+  if (!tag || /^v?\d/.test(tag) || encodeURIComponent(tag) !== tag || FORBIDDEN_KEYS.has(tag)) return `invalid dist-tag name: ${tag}`;
+  return null;
+}
 
 /** npm's rules for new package names (validate-npm-package-name), lenient on case for reads. */
 const NAME_RE = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9~-][a-z0-9._~-]*$/i;
@@ -107,7 +122,7 @@ export function tarballUrl(repoUrl: string, name: string, file: string): string 
 export function rewriteTarballs(doc: Packument, repoUrl: string): Packument {
   const versions: Record<string, VersionDoc> = {};
   for (const [v, man] of Object.entries(doc.versions ?? {})) {
-    if (!man || typeof man !== 'object') continue;
+    if (!man || typeof man !== 'object' || FORBIDDEN_KEYS.has(v)) continue;
     const dist = { ...(man.dist ?? {}) };
     dist.tarball = tarballUrl(repoUrl, doc.name, tarballBasename(dist.tarball, doc.name, v));
     versions[v] = { ...man, dist };
@@ -144,6 +159,7 @@ const CORGI_VERSION_FIELDS = [
 export function abbreviate(doc: Packument): Record<string, unknown> {
   const versions: Record<string, Record<string, unknown>> = {};
   for (const [v, man] of Object.entries(doc.versions ?? {})) {
+    if (!man || typeof man !== 'object' || FORBIDDEN_KEYS.has(v)) continue;
     const out: Record<string, unknown> = {};
     for (const f of CORGI_VERSION_FIELDS) if (man[f] !== undefined) out[f] = man[f];
     // npm decides on running install scripts from this flag when the corgi lacks `scripts`.
@@ -178,6 +194,7 @@ export interface PublishAttachment {
 export function parsePublish(body: unknown, name: string): { version: string; manifest: VersionDoc; attachment: PublishAttachment; tags: Record<string, string>; extra: Record<string, unknown> } {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new NpmInputError('publish body must be a JSON object');
   const b = body as Record<string, unknown>;
+  checkMapKeys(b);
   if (b.name !== undefined && b.name !== name) throw new NpmInputError(`package name in the body (${String(b.name)}) does not match the URL (${name})`);
   const versions = b.versions as Record<string, VersionDoc> | undefined;
   if (!versions || typeof versions !== 'object') throw new NpmInputError('publish body has no versions');
@@ -188,7 +205,8 @@ export function parsePublish(body: unknown, name: string): { version: string; ma
   if (!manifest || typeof manifest !== 'object') throw new NpmInputError(`version ${version} is not an object`);
   if (manifest.version !== undefined && manifest.version !== version) throw new NpmInputError(`version key ${version} does not match its manifest's version ${String(manifest.version)}`);
   if (manifest.name !== undefined && manifest.name !== name) throw new NpmInputError(`manifest name ${String(manifest.name)} does not match the package ${name}`);
-  if (!/^[0-9A-Za-z.+-]+$/.test(version) || version.length > 256) throw new NpmInputError(`invalid version: ${version}`);
+  const badVersion = invalidVersion(version);
+  if (badVersion) throw new NpmInputError(badVersion);
   const atts = b._attachments as Record<string, { data?: unknown; length?: unknown }> | undefined;
   if (!atts || typeof atts !== 'object') throw new NpmInputError('publish body has no _attachments (the tarball)');
   const tgz = Object.entries(atts).filter(([k]) => k.endsWith('.tgz'));
@@ -200,6 +218,8 @@ export function parsePublish(body: unknown, name: string): { version: string; ma
   const tags: Record<string, string> = {};
   for (const [t, v] of Object.entries((b['dist-tags'] as Record<string, unknown>) ?? {})) {
     if (typeof v !== 'string') throw new NpmInputError(`dist-tag ${t} must name a version`);
+    const badTag = invalidTag(t);
+    if (badTag) throw new NpmInputError(badTag);
     tags[t] = v;
   }
   const extra: Record<string, unknown> = {};
@@ -222,8 +242,12 @@ export function applyPublish(existing: Packument | null, name: string, p: Return
   const doc: Packument = existing ? structuredClone(existing) : { _id: name, name, 'dist-tags': {}, versions: {}, time: { created: now } };
   const { readme, ...manifest } = p.manifest as VersionDoc & { readme?: unknown };
   doc.versions[p.version] = { ...manifest, name, version: p.version, _id: `${name}@${p.version}`, dist: { ...p.attachment.dist, tarball: p.attachment.file } };
-  for (const [t, v] of Object.entries(p.tags)) doc['dist-tags'][t] = v;
-  if (!doc['dist-tags'].latest) doc['dist-tags'].latest = p.version;
+  for (const [t, v] of Object.entries(p.tags)) {
+    // A tag naming a version the document does not hold would break every install of the tag.
+    if (!own(doc.versions, v)) throw new NpmInputError(`dist-tag ${t} points at ${v}, which is not a version of ${name} (publishing ${p.version})`);
+    doc['dist-tags'][t] = v;
+  }
+  if (!own(doc['dist-tags'], 'latest')) doc['dist-tags'].latest = p.version;
   // Top-level fields (description, readme, maintainers…) follow the newest publish.
   for (const [k, v] of Object.entries(p.extra)) doc[k] = v;
   if (typeof readme === 'string' && doc.readme === undefined) doc.readme = readme;
@@ -241,12 +265,13 @@ export function applyPublish(existing: Packument | null, name: string, p: Return
 export function applyUpdate(existing: Packument, body: unknown, at: Date): { doc: Packument; removed: string[] } {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new NpmInputError('body must be a JSON object');
   const b = body as Partial<Packument>;
-  if (!b.versions || typeof b.versions !== 'object') throw new NpmInputError('body has no versions');
+  checkMapKeys(b);
+  if (!b.versions || typeof b.versions !== 'object' || Array.isArray(b.versions)) throw new NpmInputError('body has no versions');
   for (const v of Object.keys(b.versions)) {
-    if (!existing.versions[v]) throw new NpmInputError(`version ${v} does not exist; publish it with its tarball`);
+    if (!own(existing.versions, v)) throw new NpmInputError(`version ${v} does not exist; publish it with its tarball`);
   }
   const doc = structuredClone(existing);
-  const removed = Object.keys(existing.versions).filter((v) => !(v in b.versions!));
+  const removed = Object.keys(existing.versions).filter((v) => !Object.hasOwn(b.versions!, v));
   for (const v of removed) {
     delete doc.versions[v];
     if (doc.time) delete doc.time[v];
@@ -258,8 +283,8 @@ export function applyUpdate(existing: Packument, body: unknown, at: Date): { doc
   }
   const tags = (b['dist-tags'] && typeof b['dist-tags'] === 'object' ? b['dist-tags'] : doc['dist-tags']) as Record<string, string>;
   doc['dist-tags'] = {};
-  for (const [t, v] of Object.entries(tags)) if (typeof v === 'string' && doc.versions[v]) doc['dist-tags'][t] = v;
-  if (!doc['dist-tags'].latest) {
+  for (const [t, v] of Object.entries(tags)) if (typeof v === 'string' && own(doc.versions, v)) doc['dist-tags'][t] = v;
+  if (!own(doc['dist-tags'], 'latest')) {
     const newest = latestOf(Object.keys(doc.versions), doc.time);
     if (newest) doc['dist-tags'].latest = newest;
   }
@@ -273,19 +298,24 @@ export function applyUpdate(existing: Packument, body: unknown, at: Date): { doc
 function latestOf(versions: string[], time: Record<string, string> | undefined): string | null {
   if (versions.length === 0) return null;
   let best = versions[versions.length - 1];
-  for (const v of versions) if (time?.[v] && time?.[best] && time[v] > time[best]) best = v;
+  for (const v of versions) {
+    const tv = own(time, v);
+    const tb = own(time, best);
+    if (tv && tb && tv > tb) best = v;
+  }
   return best;
 }
 
 /** Sets or removes one dist-tag; refuses a tag naming no version, or a semver-range-like tag name. */
 export function setDistTag(doc: Packument, tag: string, version: string | null, at: Date): Packument {
-  if (!tag || /^v?\d/.test(tag) || encodeURIComponent(tag) !== tag) throw new NpmInputError(`invalid dist-tag name: ${tag}`);
+  const badTag = invalidTag(tag);
+  if (badTag) throw new NpmInputError(badTag);
   const out = structuredClone(doc);
   if (version === null) {
     if (tag === 'latest') throw new NpmInputError('the latest tag cannot be removed');
     delete out['dist-tags'][tag];
   } else {
-    if (!out.versions[version]) throw new NpmInputError(`version ${version} of ${doc.name} does not exist`);
+    if (!own(out.versions, version)) throw new NpmInputError(`version ${version} of ${doc.name} does not exist`);
     out['dist-tags'][tag] = version;
   }
   out.time = { ...(out.time ?? {}), modified: at.toISOString() };
@@ -305,12 +335,12 @@ export function mergePackuments(docs: Packument[]): Packument {
   const out: Packument = { ...first, 'dist-tags': {}, versions: {}, time: {} };
   let modified = '';
   for (const d of docs) {
-    for (const [v, man] of Object.entries(d.versions ?? {})) if (!(v in out.versions)) out.versions[v] = man;
-    for (const [t, v] of Object.entries(d['dist-tags'] ?? {})) if (!(t in out['dist-tags'])) out['dist-tags'][t] = v;
+    for (const [v, man] of Object.entries(d.versions ?? {})) if (!FORBIDDEN_KEYS.has(v) && !Object.hasOwn(out.versions, v)) out.versions[v] = man;
+    for (const [t, v] of Object.entries(d['dist-tags'] ?? {})) if (!FORBIDDEN_KEYS.has(t) && !Object.hasOwn(out['dist-tags'], t)) out['dist-tags'][t] = v;
     for (const [k, v] of Object.entries(d.time ?? {})) {
       if (k === 'modified') {
         if (v > modified) modified = v;
-      } else if (!(k in out.time!)) out.time![k] = v;
+      } else if (!FORBIDDEN_KEYS.has(k) && !Object.hasOwn(out.time!, k)) out.time![k] = v;
     }
   }
   if (modified) out.time!.modified = modified;
@@ -322,14 +352,16 @@ export function mergePackuments(docs: Packument[]): Packument {
 export function parsePackument(text: string): Packument {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = parseForeignJson(text);
   } catch {
     throw new NpmInputError('package document is not valid JSON');
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new NpmInputError('package document is not an object');
   const d = doc as Packument;
   if (typeof d.name !== 'string') throw new NpmInputError('package document has no name');
-  if (!d.versions || typeof d.versions !== 'object') d.versions = {};
-  if (!d['dist-tags'] || typeof d['dist-tags'] !== 'object') d['dist-tags'] = {};
+  if (!d.versions || typeof d.versions !== 'object' || Array.isArray(d.versions)) d.versions = {};
+  if (!d['dist-tags'] || typeof d['dist-tags'] !== 'object' || Array.isArray(d['dist-tags'])) d['dist-tags'] = {};
+  if (d.time !== undefined && (!d.time || typeof d.time !== 'object' || Array.isArray(d.time))) delete d.time;
+  dropForbiddenKeys(d);
   return d;
 }

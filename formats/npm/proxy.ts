@@ -10,8 +10,9 @@ import { AppError } from '../../src/errors.js';
 import type { ContentRequest, MergeInput } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { ComponentInput } from '../../src/content/types.js';
-import { readPackument, sendJson } from './documents.js';
-import { mergePackuments, parsePackagePath, splitName, versionOfFile, type Packument } from './packument.js';
+import { readSmall } from '../../src/blob/blob-service.js';
+import { MAX_DOCUMENT_BYTES, readPackument, sendJson } from './documents.js';
+import { NpmInputError, mergePackuments, parsePackagePath, parsePackument, splitName, versionOfFile, type Packument } from './packument.js';
 
 /**
  * The `npm` section: Nexus's proxy fields (`removeNonCataloged`, `removeQuarantined`; accepted,
@@ -46,6 +47,30 @@ export function upstreamUrl(remoteUrl: string, path: string): string {
 /** Always the full document upstream (the abbreviated one is derived): `npm view` needs `time`. */
 export function upstreamHeaders(): Record<string, string> {
   return { Accept: 'application/json' };
+}
+
+/**
+ * A packument from upstream is usable when it parses and names the package asked for: a portal's
+ * HTML page or a document cut short answered with 200 is refused rather than cached.
+ */
+export async function validateMetadata(path: string, open: () => Promise<Readable>): Promise<string | null> {
+  const p = parsePackagePath(path);
+  if (!p || p.rest.length !== 0) return null;
+  let text: string;
+  try {
+    text = (await readSmall(await open(), MAX_DOCUMENT_BYTES)).toString('utf8');
+  } catch (e) {
+    if (e instanceof AppError && e.code === 'PAYLOAD_TOO_LARGE') return `package document larger than ${MAX_DOCUMENT_BYTES} bytes`;
+    throw e;
+  }
+  try {
+    const doc = parsePackument(text);
+    if (doc.name.toLowerCase() !== p.name.toLowerCase()) return `it is the document of "${doc.name}", not of "${p.name}"`;
+  } catch (e) {
+    if (e instanceof NpmInputError) return e.message;
+    throw e;
+  }
+  return null;
 }
 
 export function proxyAsset(path: string): { contentType?: string; component?: ComponentInput | null } {

@@ -8,6 +8,8 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { AppError } from '../../src/errors.js';
+import { NpmInputError } from './packument.js';
+import { parseClientJson } from './safe-json.js';
 
 export interface StreamedAttachment {
   /** The `_attachments` key (e.g. `@scope/name-1.0.0.tgz`). */
@@ -19,7 +21,8 @@ export interface StreamedAttachment {
 export interface ScannedPublish {
   /** The document with the tarball's `data` emptied. */
   doc: unknown;
-  attachment: { key: string; size: number; sha512: string } | null;
+  /** `head`: the tarball's first bytes, for the content type check. */
+  attachment: { key: string; size: number; sha512: string; head: Buffer } | null;
 }
 
 interface Frame {
@@ -28,6 +31,8 @@ interface Frame {
   expectKey: boolean;
 }
 
+/** Decoded tarball bytes kept for the content type check (as many as the core's guard reads). */
+const HEAD_BYTES = 512;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
@@ -50,7 +55,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
   let keyParts: Buffer[] | null = null;
   let keyFrom = 0;
   let keySize = 0;
-  let streaming: { out: PassThrough; key: string; carry: string; size: number; hash: ReturnType<typeof createHash> } | null = null;
+  let streaming: { out: PassThrough; key: string; carry: string; size: number; hash: ReturnType<typeof createHash>; head: Buffer[] } | null = null;
   let result: ScannedPublish['attachment'] = null;
 
   const fail = (msg: string): never => {
@@ -65,6 +70,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
     streaming.carry = all.slice(usable);
     if (usable === 0) return;
     const buf = Buffer.from(all.slice(0, usable), 'base64');
+    if (streaming.size < HEAD_BYTES) streaming.head.push(buf.subarray(0, HEAD_BYTES - streaming.size));
     streaming.size += buf.length;
     streaming.hash.update(buf);
     const out = streaming.out;
@@ -103,7 +109,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
             break;
           }
           if (streaming.carry.length > 0) await emit('===='.slice(0, 4 - streaming.carry.length));
-          result = { key: streaming.key, size: streaming.size, sha512: streaming.hash.digest('base64') };
+          result = { key: streaming.key, size: streaming.size, sha512: streaming.hash.digest('base64'), head: Buffer.concat(streaming.head) };
           streaming.out.end();
           streaming = null;
           inString = false;
@@ -166,7 +172,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
               if (result) fail('more than one tarball attachment');
               keep(chunk.subarray(segStart, i + 1));
               const out = new PassThrough();
-              streaming = { out, key: stack[1].key, carry: '', size: 0, hash: createHash('sha512') };
+              streaming = { out, key: stack[1].key, carry: '', size: 0, hash: createHash('sha512'), head: [] };
               onAttachment({ key: stack[1].key, stream: out });
               segStart = i + 1;
             }
@@ -192,8 +198,9 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.concat(rest).toString('utf8'));
-  } catch {
+    doc = parseClientJson(Buffer.concat(rest).toString('utf8'));
+  } catch (e) {
+    if (e instanceof NpmInputError) throw new AppError('BAD_REQUEST', `Publish body refused: ${e.message}`);
     fail('syntax error');
   }
   return { doc, attachment: result };

@@ -2,6 +2,14 @@ import Router from '@koa/router';
 import type { Stowage } from '../stowage.js';
 import { requireApp } from '../http/auth.js';
 
+async function firstLow(app: Stowage, stores: Array<{ id: number; name: string }>): Promise<string | null> {
+  for (const s of stores) {
+    const low = await app.blobs.lowSpace(s.id);
+    if (low) return `Blob store ${s.name} is not writable: ${low}`;
+  }
+  return null;
+}
+
 /** `/status` (readable), `/status/writable` (can write), `/status/check` (system checks, needs nx-metrics-all). */
 export function statusRoutes(app: Stowage): Router {
   const r = new Router();
@@ -14,6 +22,14 @@ export function statusRoutes(app: Stowage): Router {
     await app.db.raw('select 1');
     const stores = await app.blobStores.list();
     for (const s of stores) await (await app.blobStores.driver(s.id)).check();
+    // Nearly full is not writable: uploads are refused (507) below the threshold.
+    const low = (await app.blobs.lowSpace()) ?? (await firstLow(app, stores));
+    if (low) {
+      ctx.status = 503;
+      ctx.set('Content-Type', 'text/plain; charset=utf-8');
+      ctx.body = low + '\n';
+      return;
+    }
     ctx.status = 200;
     ctx.body = '';
   });
@@ -36,9 +52,16 @@ export function statusRoutes(app: Stowage): Router {
       await app.db.raw('select 1');
       return 'The database is reachable';
     });
+    await run('Free space', async () => {
+      const low = await app.blobs.lowSpace();
+      if (low) throw new Error(low);
+      return 'The data directory has enough free space';
+    });
     for (const s of await app.blobStores.list()) {
       await run(`Blob store ${s.name}`, async () => {
         await (await app.blobStores.driver(s.id)).check();
+        const low = await app.blobs.lowSpace(s.id);
+        if (low) throw new Error(`Blob store ${s.name} is not writable: ${low}`);
         return `Blob store ${s.name} is writable`;
       });
     }

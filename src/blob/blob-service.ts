@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable, finished } from 'node:stream';
 import type { Db, Tx } from '../db/db.js';
@@ -8,6 +9,8 @@ import type { BlobStores } from './blob-stores.js';
 import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
 import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
 import type { ByteRange } from './driver.js';
+import { IngestOwner } from './ingest-owner.js';
+import { SpaceReserve } from './space-reserve.js';
 
 export interface BlobRow {
   id: number;
@@ -41,9 +44,10 @@ export interface StagedBlob extends Digests {
   duplicate?: boolean;
 }
 
-function newKey(): string {
+/** A fresh storage key; it ends with the tag of its writer, so GC can tell an ingest in flight (IngestOwner). */
+function newKey(owner: IngestOwner): string {
   const id = randomBytes(16).toString('hex');
-  return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`;
+  return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}-${owner.tag}`;
 }
 
 function normaliseRow(r: BlobRow): BlobRow {
@@ -59,18 +63,83 @@ export function digestMismatch(digests: Digests, expected: ExpectedDigests | und
   return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which]}`) : null;
 }
 
+/**
+ * Where new bytes land besides the blob store: the data directory holds the SQLite database, its
+ * WAL, upload sessions and proxy spools.
+ */
+export interface SpaceLimits {
+  dataDir?: string;
+  /** Free bytes below which new content is refused (0: never). */
+  minFreeBytes: number;
+  /** Size of the reserve file kept in the data directory for deletes on a full disk (0: none). */
+  reserveBytes?: number;
+}
+
 export class BlobService {
   /**
    * Blobs received in pieces (chunked uploads) whose hash state this process holds: append each
    * piece as it arrives (`chunkedBlob`), then `finish` and `stageAppended`, so every byte is hashed
-   * and written once. The bytes live in the blob store; the caller owns the upload id.
+   * and written once. The bytes live in the blob store; the caller owns the upload id. Each piece
+   * needs the store's space (`ensureSpace`).
    */
   readonly chunked = new ChunkedBlobs();
+  /** Keys staged and not yet settled or discarded: GC keeps their bytes whatever its grace. */
+  private readonly staging = new IngestOwner();
 
   constructor(
     private readonly db: Db,
     readonly stores: BlobStores,
-  ) {}
+    private readonly space: SpaceLimits = { minFreeBytes: 0 },
+  ) {
+    if (space.dataDir && space.reserveBytes) this.reserve = new SpaceReserve(space.dataDir, space.reserveBytes, space.minFreeBytes);
+  }
+
+  private readonly reserve?: SpaceReserve;
+
+  /** Starts keeping the space reserve (see SpaceReserve). */
+  start(): void {
+    this.reserve?.start();
+  }
+
+  close(): void {
+    this.reserve?.stop();
+  }
+
+  /**
+   * Why new content cannot be written now (the data directory or the file blob store `storeId`
+   * has less than `minFreeBytes` free), or null. Writes stop at a threshold rather than at a full
+   * disk so the database always has room to commit the deletes that free space: SQLite needs free
+   * pages for its WAL even to delete. The threshold is the first line (it holds for every node,
+   * and `incoming` refuses a declared size before a byte is read); the space reserve covers what
+   * it cannot: concurrent uploads overshooting it and other programs filling the disk.
+   */
+  async lowSpace(storeId?: number, incoming = 0): Promise<string | null> {
+    const min = this.space.minFreeBytes;
+    if (min <= 0 && !this.reserve) return null;
+    const why = (where: string, free: number, adding: number) =>
+      adding > 0 && free >= min
+        ? `${where} has ${free} bytes free; storing ${adding} more would leave less than the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`
+        : `${where} has ${free} bytes free, below the minimum of ${min} (STOWAGE_BLOB_MIN_FREE)`;
+    if (this.space.dataDir) {
+      const s = await fs.statfs(this.space.dataDir).catch(() => null);
+      const free = s ? s.bavail * s.bsize : null;
+      if (free !== null) void this.reserve?.check(free);
+      if (free !== null && free < min) return why('The data directory', free, 0);
+    }
+    if (min <= 0) return null;
+    if (storeId !== undefined) {
+      // A declared size counts against the store it goes to: refused before a byte is read.
+      const free = (await (await this.stores.driver(storeId)).available?.()) ?? null;
+      if (free !== null && free - incoming < min) return why('The blob store', free, incoming);
+    }
+    return null;
+  }
+
+  /** Refuses new content (507) while space is below the threshold, or would be after `incoming` bytes; see `lowSpace`. */
+  async ensureSpace(storeId?: number, incoming = 0): Promise<void> {
+    const why = await this.lowSpace(storeId, incoming);
+    if (why) throw new AppError('INSUFFICIENT_STORAGE', `Not enough storage space: ${why}. Delete content (and run the blob GC task) to free space`);
+  }
 
   /** Streams `body` into the store while hashing it once; verifies sizes and expected digests. */
   async stage(
@@ -79,7 +148,6 @@ export class BlobService {
     opts: DigestLimits & { expected?: ExpectedDigests } = {},
   ): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey();
     const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
     // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
@@ -91,8 +159,17 @@ export class BlobService {
     // The driver's pipeline reports the error; until it attaches (it may await a mkdir first) this
     // keeps an early abort from being an unhandled 'error' event, which would end the process.
     digest.on('error', () => undefined);
+    // After the listeners above: a caller that destroys the body on this refusal must not leave an unhandled 'error'.
+    await this.ensureSpace(storeId, opts.expectedSize ?? 0);
+    const key = newKey(this.staging);
+    this.staging.add(key);
     const hashed = body.pipe(digest);
-    await driver.write(key, hashed, opts.expectedSize);
+    try {
+      await driver.write(key, hashed, opts.expectedSize);
+    } catch (e) {
+      this.staging.delete(key);
+      throw e;
+    }
     const d = digest.digests();
     const staged: StagedBlob = { ...d, storeId, storageKey: key };
     const mismatch = digestMismatch(d, opts.expected);
@@ -106,21 +183,33 @@ export class BlobService {
   /** Stages a complete local file whose digests are already known (a proxy spool): no second hash. */
   async stageFile(storeId: number, file: string, digests: Digests): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey();
-    await driver.writeFile(key, file);
+    const key = newKey(this.staging);
+    this.staging.add(key);
+    try {
+      await driver.writeFile(key, file);
+    } catch (e) {
+      this.staging.delete(key);
+      throw e;
+    }
     return { ...digests, storeId, storageKey: key };
   }
 
   /** The upload `id` received in pieces into store `storeId`, with this process's hash state for it. */
   async chunkedBlob(storeId: number, id: string): Promise<ChunkedBlob> {
-    return this.chunked.get(id, await this.stores.driver(storeId));
+    return this.chunked.get(id, await this.stores.driver(storeId), () => this.ensureSpace(storeId));
   }
 
   /** Stages a finished upload in pieces whose digests are known (`ChunkedBlob.finish`): no second hash. */
   async stageAppended(storeId: number, id: string, digests: Digests): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const key = newKey();
-    await driver.publishAppended(id, key);
+    const key = newKey(this.staging);
+    this.staging.add(key);
+    try {
+      await driver.publishAppended(id, key);
+    } catch (e) {
+      this.staging.delete(key);
+      throw e;
+    }
     this.chunked.remove(id);
     return { ...digests, storeId, storageKey: key };
   }
@@ -174,12 +263,15 @@ export class BlobService {
 
   /** After a successful commit: bytes that duplicated an existing blob are removed. */
   async settle(staged: StagedBlob): Promise<void> {
+    // Committed: the row protects the bytes from now on (dropped only after the commit, see gc).
+    this.staging.delete(staged.storageKey);
     if (staged.duplicate) await this.deleteKey(staged.storeId, staged.storageKey);
   }
 
   /** After a failed transaction (or a rejected upload): the staged bytes are removed. */
   async discard(staged: StagedBlob): Promise<void> {
     await this.deleteKey(staged.storeId, staged.storageKey);
+    this.staging.delete(staged.storageKey);
   }
 
   /**
@@ -226,7 +318,8 @@ export class BlobService {
   /**
    * Removes blobs no asset references and nobody touched within `graceMs`, then bytes in the
    * store that no row names (left by a crash between publish and commit) and are older than the
-   * grace. Rows go first, in their own commit; bytes only after it.
+   * grace. Rows go first, in their own commit; bytes only after it. Bytes of an ingest still in
+   * flight (temp files, staged keys not yet committed) are never removed, whatever the grace.
    */
   async gc(graceMs: number, storeId?: number, signal?: AbortSignal): Promise<{ blobsDeleted: number; bytesReclaimed: number; orphansDeleted: number }> {
     const cutoff = now() - graceMs;
@@ -271,8 +364,11 @@ export class BlobService {
       const driver = await this.stores.driver(sid);
       // Partial uploads a crash (kill -9, power loss) left in the driver's temp area.
       orphansDeleted += (await driver.sweepTemp?.(graceMs)) ?? 0;
-      let batch: { key: string; size: number }[] = [];
+      let batch: { key: string; size: number; modified: number }[] = [];
       const flush = async () => {
+        // Ingests in flight are judged before the database is asked: a staged key leaves `staging`
+        // only after its commit, so one that is not open here and has no row is garbage.
+        batch = batch.filter((b) => this.staging.collectable(b.key, b.modified, graceMs));
         if (batch.length === 0) return;
         const known = new Set(
           (await this.db('blobs').where({ store_id: sid }).whereIn('storage_key', batch.map((b) => b.key)).select('storage_key')).map(
@@ -290,7 +386,7 @@ export class BlobService {
       };
       for await (const e of driver.list('content/')) {
         if (e.modified.getTime() >= cutoff) continue;
-        batch.push({ key: e.key, size: e.size });
+        batch.push({ key: e.key, size: e.size, modified: e.modified.getTime() });
         if (batch.length >= 500) await flush();
       }
       await flush();

@@ -1,5 +1,5 @@
 import { pipeline, type Readable } from 'node:stream';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError, outOfSpace } from '../errors.js';
 import { HashingStream, Hasher, type Digests } from './digest-stream.js';
 import type { BlobAppender, BlobDriver } from './driver.js';
 /** Hash states kept in memory; beyond this the least recently used idle one is dropped (rebuilt from the store if needed). */
@@ -39,6 +39,8 @@ export class ChunkedBlob {
   constructor(
     readonly store: BlobAppender & Pick<BlobDriver, 'returnsIngestBuffers'>,
     readonly id: string,
+    /** Throws when no new bytes may be written (the disk is nearly full). */
+    private readonly guard: () => Promise<void> = async () => undefined,
   ) {}
 
   get inProgress(): boolean {
@@ -111,6 +113,7 @@ export class ChunkedBlob {
         body.resume();
         throw new ChunkRefused(`Chunk must start at offset ${size}`, size);
       }
+      await this.guard();
       const h = this.hasher!;
       const { maxSize } = opts;
       const hash = new HashingStream(
@@ -125,6 +128,9 @@ export class ChunkedBlob {
       } catch (e) {
         this.drop();
         if (isAppError(e)) throw e;
+        // The server's fault, not the client's (the store dropped the piece's bytes, see append).
+        const full = outOfSpace(e);
+        if (full) throw full;
         throw new AppError('BAD_REQUEST', 'Upload chunk aborted before it was complete', { cause: e });
       }
       this.hashed = h.size;
@@ -159,14 +165,14 @@ export class ChunkedBlob {
 export class ChunkedBlobs {
   private readonly map = new Map<string, ChunkedBlob>();
 
-  get(id: string, store: ChunkedBlob['store']): ChunkedBlob {
+  get(id: string, store: ChunkedBlob['store'], guard?: () => Promise<void>): ChunkedBlob {
     let b = this.map.get(id);
     if (b && b.store !== store) {
       b.abort();
       b = undefined;
     }
     if (!b) {
-      b = new ChunkedBlob(store, id);
+      b = new ChunkedBlob(store, id, guard);
       this.map.set(id, b);
       if (this.map.size > MAX_STATES) this.evict();
     }

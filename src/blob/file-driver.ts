@@ -3,10 +3,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { AppError } from '../errors.js';
+import { AppError, outOfSpace } from '../errors.js';
 import { FileBody } from './file-body.js';
 import type { AppendedEntry, BlobDriver, BlobEntry, BlobStat, ByteRange } from './driver.js';
 import { FileSink } from './ingest-buffers.js';
+import { HEARTBEAT_MS, IngestOwner } from './ingest-owner.js';
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 /** Ids of appended uploads: one file name, no path. */
@@ -32,13 +33,17 @@ async function publish(from: string, dest: string): Promise<void> {
 
 /**
  * A directory. Bytes go to `<root>/.tmp/` first and are renamed into place, so a key is either
- * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`. Uploads in
- * pieces grow in `<root>/.uploads/<id>` (beside the blobs, so every node that shares the store's
+ * absent or complete, even across kill -9. Stale temp files are swept by `sweepTemp`; temp files
+ * being written carry this driver's tag and are never swept (see IngestOwner). Uploads in pieces
+ * grow in `<root>/.uploads/<id>` (beside the blobs, so every node that shares the store's
  * directory shares them) and are published with a rename.
  */
 export class FileBlobDriver implements BlobDriver {
   readonly type = 'file';
   private readonly tmpDir: string;
+  /** Temp files this driver is writing (full paths). */
+  private readonly writing = new IngestOwner();
+  private heartbeat?: NodeJS.Timeout;
 
   private readonly uploadsDir: string;
 
@@ -60,7 +65,23 @@ export class FileBlobDriver implements BlobDriver {
   }
 
   private tmpFile(): string {
-    return path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    return path.join(this.tmpDir, `${randomBytes(8).toString('hex')}-${this.writing.tag}`);
+  }
+
+  /** Marks a temp file as being written until `done`; another node's GC sees its mtime kept recent. */
+  private opened(tmp: string): () => void {
+    this.writing.add(tmp);
+    this.heartbeat ??= setInterval(() => {
+      const t = new Date();
+      for (const f of this.writing.names()) fs.utimes(f, t, t).catch(() => undefined);
+    }, HEARTBEAT_MS).unref();
+    return () => {
+      this.writing.delete(tmp);
+      if (this.writing.size === 0 && this.heartbeat) {
+        clearInterval(this.heartbeat);
+        this.heartbeat = undefined;
+      }
+    };
   }
 
   async check(): Promise<void> {
@@ -113,6 +134,7 @@ export class FileBlobDriver implements BlobDriver {
     const dest = this.file(key);
     await fs.mkdir(this.tmpDir, { recursive: true });
     const tmp = this.tmpFile();
+    const done = this.opened(tmp);
     const out = new FileSink(tmp);
     try {
       await pipeline(body, out);
@@ -121,6 +143,8 @@ export class FileBlobDriver implements BlobDriver {
     } catch (e) {
       await fs.rm(tmp, { force: true });
       throw e;
+    } finally {
+      done();
     }
   }
 
@@ -133,12 +157,15 @@ export class FileBlobDriver implements BlobDriver {
       // Another filesystem: copy to our temp dir, then rename, so the publish stays atomic.
       await fs.mkdir(this.tmpDir, { recursive: true });
       const tmp = this.tmpFile();
+      const done = this.opened(tmp);
       try {
         await fs.copyFile(file, tmp);
         await publish(tmp, dest);
       } catch (err) {
         await fs.rm(tmp, { force: true });
         throw err;
+      } finally {
+        done();
       }
       await fs.rm(file, { force: true });
     }
@@ -183,14 +210,14 @@ export class FileBlobDriver implements BlobDriver {
     yield* walk.call(this, this.root, '');
   }
 
-  /** Removes temp files older than `olderThanMs` (left by crashes). Returns how many. */
+  /** Removes temp files older than `olderThanMs` that no write will finish (left by crashes). Returns how many. */
   async sweepTemp(olderThanMs: number): Promise<number> {
     let n = 0;
     const entries = await fs.readdir(this.tmpDir).catch(() => [] as string[]);
     for (const name of entries) {
       const p = path.join(this.tmpDir, name);
       const s = await fs.stat(p).catch(() => null);
-      if (s && Date.now() - s.mtimeMs > olderThanMs) {
+      if (s && this.writing.collectable(p, s.mtimeMs, olderThanMs)) {
         await fs.rm(p, { force: true });
         n++;
       }
@@ -216,8 +243,14 @@ export class FileBlobDriver implements BlobDriver {
       throw new AppError('RANGE_NOT_SATISFIABLE', `Upload ${id} has ${size} bytes; a piece at offset ${at} does not follow them`);
     }
     await fs.mkdir(this.uploadsDir, { recursive: true });
-    // Appended in place: a piece cut short leaves what arrived (the size tells the client where to resume).
-    await pipeline(body, new FileSink(file, 'a'));
+    // Appended in place: a piece cut short leaves what arrived (the size tells the client where to
+    // resume), except on a full disk: then the piece leaves nothing, so its space is free again.
+    try {
+      await pipeline(body, new FileSink(file, 'a'));
+    } catch (e) {
+      if (outOfSpace(e)) await fs.truncate(file, at).catch(() => undefined);
+      throw e;
+    }
     return (await fs.stat(file)).size;
   }
 

@@ -47,6 +47,13 @@ export const ConfigSchema = z.object({
     gcGraceSeconds: durationSeconds,
     /** How often the blob GC task runs (0 = only when run by hand). */
     gcIntervalSeconds: durationSeconds,
+    /**
+     * Below this many free bytes (on a file blob store's filesystem or the data directory's) new
+     * content is refused with 507 and the store reports itself unwritable.
+     */
+    minFreeBytes: numeric(z.number().int().min(0)),
+    /** A file of this size in the data directory, given back when the disk is full so deletes can still commit (0: none). */
+    reserveBytes: numeric(z.number().int().min(0)),
   }),
   proxy: z.object({
     /** Upstream timeout when a repository sets none, seconds. */
@@ -82,6 +89,8 @@ const ENV: Record<string, string[]> = {
   STOWAGE_ANONYMOUS: ['anonymousAccess'],
   STOWAGE_BLOB_GC_GRACE: ['blobs', 'gcGraceSeconds'],
   STOWAGE_BLOB_GC_INTERVAL: ['blobs', 'gcIntervalSeconds'],
+  STOWAGE_BLOB_MIN_FREE: ['blobs', 'minFreeBytes'],
+  STOWAGE_SPACE_RESERVE: ['blobs', 'reserveBytes'],
   STOWAGE_PROXY_TIMEOUT: ['proxy', 'defaultTimeoutSeconds'],
   STOWAGE_PROXY_AUTOBLOCK_INITIAL: ['proxy', 'autoBlockInitialSeconds'],
   STOWAGE_PROXY_AUTOBLOCK_MAX: ['proxy', 'autoBlockMaxSeconds'],
@@ -107,7 +116,7 @@ function defaults(): Record<string, unknown> {
     dataDir: './data',
     http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false, sendfile: true },
     anonymousAccess: true,
-    blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600 },
+    blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600, minFreeBytes: 64 * 1024 * 1024, reserveBytes: 8 * 1024 * 1024 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
     log: { level: 'info' },
     formatPorts: {},

@@ -388,11 +388,6 @@ export class ContentService {
     return (await query.orderBy(['scope', 'name']).select('scope', 'name', 'target')).map((r) => ({ scope: String(r.scope), name: String(r.name), target: String(r.target) }));
   }
 
-  /** Every property of a scope. */
-  async listProperties(scope: string): Promise<Array<{ key: string; value: string }>> {
-    return (await this.db('properties').where({ scope }).select('key', 'value')).map((r) => ({ key: String(r.key), value: String(r.value) }));
-  }
-
   /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */
   async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string): Promise<void> {
     const t = now();
@@ -426,6 +421,11 @@ export class ContentService {
   async getProperty(scope: string, key: string): Promise<string | undefined> {
     const r = await this.db('properties').where({ scope, key }).first('value');
     return r ? String(r.value) : undefined;
+  }
+
+  /** Every property of a scope (small scopes: upload sessions and the like). */
+  async listProperties(scope: string): Promise<Array<{ key: string; value: string }>> {
+    return (await this.db('properties').where({ scope }).select('key', 'value')).map((r) => ({ key: String(r.key), value: String(r.value) }));
   }
 
   async deleteProperty(scope: string, key: string, q: Q = this.db): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError, outOfSpace } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export type ErrorRenderer = (ctx: Koa.Context, err: AppError) => void;
@@ -15,9 +15,11 @@ export const renderDefault: ErrorRenderer = (ctx, err) => {
   ctx.body = err.message + '\n';
 };
 
-/** Errors from parsers and the platform that are the client's fault. */
+/** Errors from parsers and the platform that are the client's fault, and a full disk (507). */
 function classify(e: unknown): AppError | null {
   if (isAppError(e)) return e;
+  const full = outOfSpace(e);
+  if (full) return full;
   const err = e as { status?: number; expose?: boolean; message?: string; code?: string; type?: string };
   if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.code === 'ECONNRESET' || err?.message === 'aborted') {
     return new AppError('BAD_REQUEST', 'Request body was not received completely');

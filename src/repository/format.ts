@@ -1,4 +1,5 @@
 import type Koa from 'koa';
+import type { Readable } from 'node:stream';
 import type { AppError } from '../errors.js';
 import type { Principal } from '../security/principal.js';
 import type { FormatSection } from './config-schema.js';
@@ -74,6 +75,13 @@ export interface ApiRoute {
   handler(ctx: Koa.Context, app: Stowage): Promise<void>;
   /** Its OpenAPI 3 operation object (summary, description, parameters, requestBody, responses). */
   openapi: Record<string, unknown>;
+}
+
+/** What a format's metadata states about a file before it is fetched (npm `dist.shasum`, a docker digest). */
+export interface ExpectedContent {
+  size?: number;
+  sha256?: string;
+  sha1?: string;
 }
 
 export interface MergeInput {
@@ -154,6 +162,19 @@ export interface FormatPlugin {
    * upstream's). Default: upstream's Content-Type, no component.
    */
   proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null };
+  /**
+   * The size or digest `path` must have, as the format's metadata states it (a cached packument's
+   * `dist.shasum`, the digest in a blob's path), or null. A proxy refuses a body that differs, and
+   * only a body verified this way (or by its own framing) becomes a permanent cache entry.
+   */
+  proxyExpected?(path: string, repo: Repository): Promise<ExpectedContent | null>;
+  /**
+   * Whether a metadata document (fetched from upstream, or cached) is one the format can use: null
+   * when it is, else why not. A body refused is never cached (the client gets a 502 naming the
+   * reason, or the last usable copy); a cached copy refused counts as stale and is fetched again.
+   * Without the hook every body is accepted.
+   */
+  validateMetadata?(path: string, open: () => Promise<Readable>): Promise<string | null>;
 
   // Content lifecycle -------------------------------------------------------------------
   /**

@@ -1,11 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { LRUCache } from 'lru-cache';
 import type { BlobRow } from '../blob/blob-service.js';
-import { DigestStream } from '../blob/digest-stream.js';
+import { DigestStream, type Digests } from '../blob/digest-stream.js';
 import type { AssetKind, AssetRow, ComponentInput } from '../content/types.js';
 import { AppError } from '../errors.js';
 import type { FlightResult } from '../proxy/single-flight.js';
 import { Spool } from '../proxy/spool.js';
+import { GzipEndCheck, expectedMismatch, isCloseDelimited, verifiable } from '../proxy/body-check.js';
+import type { ExpectedContent } from './format.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
 import { Repository, type DeleteOptions } from './repository.js';
@@ -15,6 +18,8 @@ import type { Content, GetOptions } from './types.js';
 interface UpstreamValidators {
   etag: string | null;
   lastModified: string | null;
+  /** The body ended with the connection and nothing proved it whole: revalidated like metadata. */
+  unverified?: boolean;
 }
 
 /** What the store step writes for a fetched body. */
@@ -30,11 +35,13 @@ type Flight = FlightResult<Content | null>;
 const MINUTE = 60_000;
 /** Unwanted bodies (error pages) up to this size are read to keep the connection alive. */
 const DRAIN_MAX = 256 * 1024;
+/** Metadata blobs (`<format>\n<sha256>`) the format's validateMetadata accepted: checked once per node. */
+const usableMetadata = new LRUCache<string, true>({ max: 10_000 });
 
 /**
  * A cache of a remote, written once for every format (formats supply hooks: isMetadata,
  * upstreamUrl, proxyAsset). Reading a path goes, top to bottom:
- *   fresh cached copy → serve it
+ *   fresh cached copy (metadata: one the format can use) → serve it
  *   otherwise, once per path and node (single-flight):
  *     negative cache hit → not found (or the stale copy)
  *     remote blocked (manually, or auto-blocked after failures) → the stale copy, else 502
@@ -48,7 +55,7 @@ const DRAIN_MAX = 256 * 1024;
 export class ProxyRepository extends Repository {
   async get(path: string, opts?: GetOptions): Promise<Content | null> {
     const cached = await this.local(path);
-    if (cached && this.isFresh(cached.asset, path)) return cached;
+    if (cached && this.isFresh(cached.asset, path) && (await this.usable(cached, path))) return cached;
     return this.app.proxy.flights.run(`${this.id}\n${path}`, () => this.refresh(path, opts?.upstreamPath ?? path));
   }
 
@@ -62,7 +69,7 @@ export class ProxyRepository extends Repository {
   isFresh(asset: AssetRow, path: string, at = Date.now()): boolean {
     if (asset.last_verified === null) return false; // never verified, or invalidated
     const p = this.config.proxy;
-    const minutes = (this.format.isMetadata?.(path) ? p?.metadataMaxAge : p?.contentMaxAge) ?? 1440;
+    const minutes = (this.format.isMetadata?.(path) || unverified(asset) ? p?.metadataMaxAge : p?.contentMaxAge) ?? 1440;
     if (minutes < 0) return true;
     return at - asset.last_verified < minutes * MINUTE;
   }
@@ -75,8 +82,10 @@ export class ProxyRepository extends Repository {
   /** The single-flight leader's work for a stale or missing path. */
   private async refresh(path: string, upstreamPath: string): Promise<Flight> {
     const { state } = this.app.proxy;
-    // A flight that ended a moment ago may have stored it.
-    const cached = await this.local(path);
+    // A flight that ended a moment ago may have stored it. A copy the format cannot use is as
+    // good as none: not served stale, and no validators sent (a 304 would keep it).
+    const local = await this.local(path);
+    const cached = local && (await this.usable(local, path)) ? local : null;
     if (cached && this.isFresh(cached.asset, path)) return { value: cached };
     if (await state.isMissing(this.id, path)) return { value: cached };
 
@@ -178,17 +187,34 @@ export class ProxyRepository extends Repository {
       error: (m) => (refused = this.gatewayError(`${res.url} sent content that does not fit: ${m}`, path)),
       onDecision: decide,
     });
+    // A close-delimited body may have been cut short: its gzip trailer, if it has one, tells.
+    const gzip = isCloseDelimited(res.headers) ? new GzipEndCheck() : null;
+    const expected = this.expectedContent(path);
     const stored = (async (): Promise<Content> => {
       try {
         try {
-          await (guard ? pipeline(res.body, guard, digest, spool.writer()) : pipeline(res.body, digest, spool.writer()));
+          await pipeline([res.body, ...(guard ? [guard] : []), ...(gzip ? [gzip] : []), digest, spool.writer()]);
         } catch (e) {
           spool.fail(refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path));
           throw refused ?? e;
         }
+        // Readers wait at the end of the spool until the body is judged: a refused one fails them.
+        const verdict = this.judgeBody(path, res, digest.digests(), await expected, gzip);
+        if (verdict instanceof AppError) {
+          spool.fail(verdict);
+          throw verdict;
+        }
         spool.complete();
+        const attributes = verdict === 'unverified' ? { upstream: { etag: null, lastModified: null, unverified: true } } : meta.attributes;
+        if (verdict === 'unverified') this.app.log.warn(`Proxy '${this.name}': ${res.url} ended with its connection and could not be verified; it is revalidated after metadataMaxAge`);
+        if (meta.kind === 'metadata') {
+          // A portal page or a document cut short, answered with 200, would be served as fresh.
+          const why = await this.format.validateMetadata?.(path, () => Promise.resolve(spool.reader()!));
+          if (why) throw (refused = this.gatewayError(`${res.url} sent a document that cannot be used: ${why}`, path));
+        }
         const staged = await this.app.blobs.stageFile(this.blobStoreId, spool.path, digest.digests());
-        const r = await this.commitStaged(path, staged, { ...meta, lastVerified: Date.now(), source: 'proxy' });
+        const r = await this.commitStaged(path, staged, { ...meta, attributes, lastVerified: Date.now(), source: 'proxy' });
+        if (meta.kind === 'metadata' && this.format.validateMetadata) usableMetadata.set(`${this.format.name}\n${r.blob.sha256}`, true);
         return this.wrap(r.asset, r.blob);
       } finally {
         spool.release();
@@ -201,7 +227,7 @@ export class ProxyRepository extends Repository {
       try {
         return { value: await stored };
       } catch (e) {
-        return { value: this.stale(cached, path, this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
+        return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${(e as Error).message}`, path)) };
       }
     }
     if (guard) {
@@ -210,6 +236,43 @@ export class ProxyRepository extends Repository {
       if (failed) return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${failed.message}`, path)) };
     }
     return { value: this.pending(path, res, spool, stored, meta), hold: stored };
+  }
+
+  /** The format's statement of what `path` must be (never fails the fetch: a broken hook just verifies nothing). */
+  private async expectedContent(path: string): Promise<ExpectedContent | null> {
+    try {
+      return (await this.format.proxyExpected?.(path, this)) ?? null;
+    } catch (e) {
+      this.app.log.warn(`Proxy '${this.name}': could not tell what '${path}' should be: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * A received body: refused (it differs from what the format's metadata states, or its gzip
+   * stream stops before the end), 'verified', or 'unverified' (it ended with the connection and
+   * nothing could prove it whole: cached, but not as a permanent entry).
+   */
+  private judgeBody(path: string, res: UpstreamResponse, d: Digests, expected: ExpectedContent | null, gzip: GzipEndCheck | null): AppError | 'verified' | 'unverified' {
+    const wrong = expectedMismatch(d, expected);
+    if (wrong) return this.gatewayError(`${res.url} sent a body that does not match the format's metadata (${wrong})`, path);
+    if (!gzip) return 'verified';
+    if (gzip.result === 'truncated') return this.gatewayError(`${res.url} closed the connection before the end of the gzip stream (${d.size} bytes received)`, path);
+    return gzip.result === 'complete' || verifiable(expected) ? 'verified' : 'unverified';
+  }
+
+  /** Whether a cached copy may be served: metadata only when the format can use it (checked once per blob). */
+  private async usable(c: Content, path: string): Promise<boolean> {
+    if (!this.format.validateMetadata || c.pending || c.asset.kind !== 'metadata') return true;
+    const key = `${this.format.name}\n${c.blob.sha256}`;
+    if (usableMetadata.has(key)) return true;
+    const why = await this.format.validateMetadata(path, () => c.open());
+    if (why) {
+      this.app.log.warn(`Proxy '${this.name}': the cached '${path}' cannot be used (${why}); fetching it again`);
+      return false;
+    }
+    usableMetadata.set(key, true);
+    return true;
   }
 
   private storeMeta(path: string, res: UpstreamResponse): StoreMeta {
@@ -271,6 +334,10 @@ export class ProxyRepository extends Repository {
     this.app.log.warn(`${err.message}; serving the stale cached copy`);
     return cached;
   }
+}
+
+function unverified(asset: AssetRow): boolean {
+  return (asset.attributes.upstream as Partial<UpstreamValidators> | undefined)?.unverified === true;
 }
 
 function validators(asset: AssetRow): UpstreamValidators | null {

@@ -144,11 +144,8 @@ export interface DeleteOptions {
   audit?: AuditEvent;
 }
 
+/** Stores what clients upload; the write policy is the unit of work's (checkWritePolicy). */
 export class HostedRepository extends Repository {
-  get writePolicy() {
-    return this.config.storage.writePolicy ?? 'ALLOW_ONCE';
-  }
-
   async get(path: string): Promise<Content | null> {
     return this.local(path);
   }
@@ -203,13 +200,12 @@ export class GroupRepository extends Repository {
   /**
    * The member walk: `visit` each member consulted for `path` in order (nested groups are
    * visited as members; `trail` carries the groups already entered, so a cycle ends), until
-   * `first` and a member answered non-null. A member that fails is logged and skipped; when no
-   * member answered, the first failure is thrown (a remote being down is not "not found").
+   * `first` and a member answered non-null. A member that fails is logged and skipped: it never
+   * hides what the others have, and a miss everywhere stays a miss (404), as in Nexus.
    */
   async walk<T>(path: string, visit: (member: Repository, trail: string[]) => Promise<T | null>, opts: { first?: boolean; trail?: string[] } = {}): Promise<MemberResult<T>[]> {
     const trail = [...(opts.trail ?? []), this.name];
     const out: MemberResult<T>[] = [];
-    let failure: unknown;
     for (const m of await this.membersFor(path)) {
       if (trail.includes(m.name)) continue;
       let value: T | null;
@@ -217,14 +213,12 @@ export class GroupRepository extends Repository {
         value = await visit(m, trail);
       } catch (e) {
         this.app.log.warn(`Group '${this.name}': member '${m.name}' failed for ${path || '/'}, skipped:`, (e as Error).message ?? e);
-        failure ??= e;
         continue;
       }
       if (value === null) continue;
       out.push({ member: m, value });
       if (opts.first) break;
     }
-    if (out.length === 0 && failure !== undefined) throw failure;
     return out;
   }
 

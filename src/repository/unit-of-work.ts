@@ -166,6 +166,8 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
     const change = new ContentChange(repo.id, repo.blobStoreId, app.blobs);
     let value: T;
     let committed: CommittedChange;
+    /** Staged blobs this attempt's transaction made blob rows of (or folded into existing ones). */
+    const attached = new Map<StagedBlob, BlobRow>();
     try {
       value = await compute(change);
       const present = await checkWritePolicy(
@@ -175,7 +177,7 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
         { puts: change.puts, tags: change.tagSets, deletes: change.assetDeletes.length + change.assetIdDeletes.length + change.componentDeletes.length + change.tagDeletes.length > 0 },
         opts.access,
       );
-      committed = await app.db.transaction((tx) => write(app, tx, repo, opts.source, change, present));
+      committed = await app.db.transaction((tx) => write(app, tx, repo, opts.source, change, present, attached));
     } catch (err) {
       await discardAll(app, change.staged);
       const e = isUniqueViolation(err) ? new Changed() : err;
@@ -192,7 +194,8 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
       if (e instanceof Changed) throw new AppError('CONFLICT', `Content of ${repo.name} is being changed concurrently; try again`);
       throw e;
     }
-    for (const s of [...adopted, ...change.staged]) await app.blobs.settle(s);
+    // Staged bytes the commit did not use (a put skipped by `ifAbsent`) are not kept either.
+    for (const s of [...adopted, ...change.staged]) await (attached.has(s) ? app.blobs.settle(s) : app.blobs.discard(s));
     const changed =
       committed.assetsPut.length + committed.assetsDeleted.length + committed.componentsDeleted.length + committed.tagsSet.length + committed.tagsDeleted.length > 0 ||
       change.propertySets.length + change.propertyDeletes.length > 0;
@@ -222,7 +225,15 @@ async function maintain(app: Stowage, c: CommittedChange): Promise<void> {
   }
 }
 
-async function write(app: Stowage, tx: Tx, repo: Repository, source: ChangeSource, change: ContentChange, present: Set<string>): Promise<CommittedChange> {
+async function write(
+  app: Stowage,
+  tx: Tx,
+  repo: Repository,
+  source: ChangeSource,
+  change: ContentChange,
+  present: Set<string>,
+  rows: Map<StagedBlob, BlobRow>,
+): Promise<CommittedChange> {
   const out = emptyChange(repo, source);
   for (const x of change.expectations) {
     if ('path' in x) {
@@ -278,7 +289,6 @@ async function write(app: Stowage, tx: Tx, repo: Repository, source: ChangeSourc
     if (row) deleted(await app.content.removeAsset(tx, repo.id, String(row.path)));
   }
   for (const path of change.assetDeletes) deleted(await app.content.removeAsset(tx, repo.id, path));
-  const rows = new Map<StagedBlob, BlobRow>();
   for (const p of change.puts) {
     if (p.ifAbsent && (await app.content.findAsset(repo.id, p.path, tx))) continue;
     const blobId = await blobOf(app, tx, p, rows);
@@ -330,3 +340,23 @@ export async function putResult(app: Stowage, committed: CommittedChange, path: 
 }
 
 export { ContentChange };
+
+/**
+ * Properties that belong to no repository (or to one that is gone: an upload session whose
+ * repository was deleted), set and deleted in one transaction. No write policy, no hook: they are
+ * not content.
+ */
+export async function changeProperties(
+  app: Stowage,
+  describe: (c: { set(scope: string, key: string, value: string): void; delete(scope: string, key: string): void }) => void,
+): Promise<void> {
+  const ops: Array<{ scope: string; key: string; value?: string }> = [];
+  describe({ set: (scope, key, value) => void ops.push({ scope, key, value }), delete: (scope, key) => void ops.push({ scope, key }) });
+  if (ops.length === 0) return;
+  await app.db.transaction(async (tx) => {
+    for (const o of ops) {
+      if (o.value === undefined) await app.content.deleteProperty(o.scope, o.key, tx);
+      else await app.content.setProperty(o.scope, o.key, o.value, tx);
+    }
+  });
+}

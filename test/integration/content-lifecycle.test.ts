@@ -13,6 +13,7 @@ import { DATABASES, basic, startServer, type TestServer } from '../helpers/stowa
 import { NpmClient } from '../helpers/npm-cli.js';
 import { publish } from '../helpers/npm-gen.js';
 import type { Repository } from '../../src/repository/repository.js';
+import { changeProperties } from '../../src/repository/unit-of-work.js';
 
 const API = '/service/rest/v1';
 
@@ -178,9 +179,60 @@ for (const db of DATABASES) {
       assert.ok(warnings.some((w) => /npm-all.*npm-broken/.test(w)), `a warning names the broken member: ${warnings.join('\n')}`);
       assert.ok(warnings.some((w) => /npm-all.*npm-down/.test(w)), `a warning names the unreachable member: ${warnings.join('\n')}`);
       assert.ok(warnings.some((w) => /npm-all.*npm-garbage/.test(w)), `a warning names the member serving an error page: ${warnings.join('\n')}`);
-      // Nobody has it: the members' failure is the answer, not a silent 404.
-      const missing = await s.fetch('/repository/npm-all/nobody-has-this');
-      assert.equal(missing.status, 502, await missing.text());
+      // A miss everywhere stays a miss.
+      const missing = await s.fetch('/repository/npm-all/nobody-has-this/-/nobody-has-this-1.0.0.tgz');
+      assert.ok(missing.status === 404, `${missing.status} ${await missing.text()}`);
+    });
+
+    it('write policy in one place: DENY and overwrite without edit refused for raw PUT, multipart upload and npm publish; nothing stored', async () => {
+      await s.repo('raw', 'hosted', { name: 'open', storage: { writePolicy: 'ALLOW' } });
+      await s.repo('raw', 'hosted', { name: 'closed', storage: { writePolicy: 'DENY' } });
+      await s.repo('npm', 'hosted', { name: 'npm-open', storage: { writePolicy: 'ALLOW' } });
+      await s.app.security.roles.create({
+        id: 'adder',
+        privileges: ['nx-component-upload', 'nx-repository-view-*-*-add', 'nx-repository-view-*-*-read', 'nx-repository-view-*-*-browse'],
+      });
+      await s.app.security.users.create({ userId: 'adder', password: 'adder-pw', roles: ['adder'] });
+      const ADDER = basic('adder', 'adder-pw');
+      const form = (files: Record<string, string>) => {
+        const f = new FormData();
+        let i = 0;
+        for (const [name, body] of Object.entries(files)) {
+          i++;
+          f.append(`raw.asset${i}`, new Blob([body]));
+          f.append(`raw.asset${i}.filename`, name);
+        }
+        return f;
+      };
+      const upload = (repo: string, files: Record<string, string>, auth?: string) =>
+        s.fetch(`${API}/components?repository=${repo}`, { method: 'POST', body: form(files), auth });
+
+      // DENY: raw PUT, upload and DELETE refused, nothing stored.
+      const put = await s.fetch('/repository/closed/a.txt', { method: 'PUT', body: 'a' });
+      assert.equal(put.status, 400);
+      assert.match(await put.text(), /read only/);
+      const denied = await upload('closed', { 'b.txt': 'b' });
+      assert.equal(denied.status, 400);
+      assert.match(await denied.text(), /read only/);
+      assert.equal((await s.fetch(`${API}/assets?repository=closed`).then((r) => r.json())).items.length, 0);
+
+      // ALLOW: a new file needs add; replacing one needs edit too (raw PUT, and the whole upload).
+      assert.equal((await s.fetch('/repository/open/x.txt', { method: 'PUT', body: 'first', auth: ADDER })).status, 201);
+      assert.equal((await s.fetch('/repository/open/x.txt', { method: 'PUT', body: 'second', auth: ADDER })).status, 403);
+      const mixed = await upload('open', { 'new.txt': 'new', 'x.txt': 'third' }, ADDER);
+      assert.equal(mixed.status, 403, await mixed.text());
+      assert.equal((await s.fetch('/repository/open/new.txt')).status, 404, 'nothing of a refused upload is stored');
+      assert.equal(await (await s.fetch('/repository/open/x.txt')).text(), 'first');
+      assert.equal((await upload('open', { 'x.txt': 'by admin' })).status, 204);
+      assert.equal(await (await s.fetch('/repository/open/x.txt')).text(), 'by admin');
+
+      // npm under ALLOW: republishing a version is an overwrite (edit), a new version is not.
+      const npmReg = `${s.url}/repository/npm-open/`;
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.0' }, ADDER)).status, 200);
+      const again = await publish(npmReg, { name: 'over', version: '1.0.0', files: { 'extra.js': '1' } }, ADDER);
+      assert.equal(again.status, 403, await again.text());
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.1' }, ADDER)).status, 200);
+      assert.equal((await publish(npmReg, { name: 'over', version: '1.0.0', files: { 'extra.js': '1' } }, basic('admin', 'admin-test-pw'))).status, 200);
     });
 
     it('unit of work: a commit that fails leaves no staged blob behind (none visible, no orphan for GC)', async () => {
@@ -240,6 +292,13 @@ for (const db of DATABASES) {
       assert.equal(out.skipped, true);
       assert.equal(attempts, 1);
       assert.equal((await s.fetch('/repository/files/keep.txt')).status, 200);
+      // A put skipped by ifAbsent keeps the asset, and its staged bytes are not left behind.
+      await repo.change({ source: 'client' }, async (c) => {
+        c.put('keep.txt', await c.stageBytes('not stored: keep.txt exists'), { contentType: 'text/plain', ifAbsent: true });
+      });
+      assert.equal(await (await s.fetch('/repository/files/keep.txt')).text(), 'keep');
+      const rows = await s.app.db('blobs').where({ store_id: repo.blobStoreId }).select('storage_key');
+      assert.deepEqual(await storedKeys(s, repo), rows.map((r) => String(r.storage_key)).sort());
       // Changes of one key run one at a time on a node: concurrent increments all land.
       await repo.put('n.txt', Readable.from([Buffer.from('0')]), { contentType: 'text/plain' });
       const inc = () =>
@@ -251,6 +310,16 @@ for (const db of DATABASES) {
         });
       await Promise.all(Array.from({ length: 8 }, inc));
       assert.equal(await (await s.fetch('/repository/files/n.txt')).text(), '8');
+      // Properties of no repository: one transaction, set and deleted together.
+      await changeProperties(s.app, (c) => {
+        c.set('test.scope', 'a', '1');
+        c.set('test.scope', 'b', '2');
+      });
+      await changeProperties(s.app, (c) => {
+        c.delete('test.scope', 'a');
+        c.set('test.scope', 'b', '3');
+      });
+      assert.deepEqual(await s.app.content.listProperties('test.scope'), [{ key: 'b', value: '3' }]);
     });
   });
 }
