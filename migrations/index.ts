@@ -8,6 +8,7 @@ import * as m006 from './20261122_006_tasks.js';
 import * as m007 from './20261122_007_security.js';
 import * as m010 from './20261201_010_task_runs.js';
 import * as m011 from './20261201_011_task_schedules.js';
+import * as m020 from './20261201_020_docker_components.js';
 import * as m030 from './20261201_030_asset_uploader.js';
 
 interface Migration {
@@ -26,6 +27,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261122_007_security', m007],
   ['20261201_010_task_runs', m010],
   ['20261201_011_task_schedules', m011],
+  ['20261201_020_docker_components', m020],
   ['20261201_030_asset_uploader', m030],
 ];
 

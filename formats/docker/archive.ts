@@ -19,8 +19,8 @@ import { Readable, Transform } from 'node:stream';
 import type Koa from 'koa';
 import { AppError, badRequest } from '../../src/errors.js';
 import { readTar, tarLength, writeTar, normaliseEntryName, type TarWriteEntry } from '../../src/archive/tar.js';
-import { readSmall, type BlobRow, type StagedBlob } from '../../src/blob/blob-service.js';
-import { requireContent } from '../../src/http/auth.js';
+import { readSmall, type StagedBlob } from '../../src/blob/blob-service.js';
+import { auditOrigin, requireContent } from '../../src/http/auth.js';
 import { queryParam, requiredParam } from '../../src/api/params.js';
 import type { ApiRoute } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
@@ -41,6 +41,7 @@ import {
 } from './manifest.js';
 import { blobPath, manifestPath } from './proxy.js';
 import { getBlobContent, resolveManifest } from './group.js';
+import { mayPush, setTag, type Pusher } from './changes.js';
 import { indexReferrer } from './referrers.js';
 
 const OCTET = 'application/octet-stream';
@@ -477,24 +478,6 @@ const isZstd = (h: Buffer) => h.length >= 4 && h.readUInt32LE(0) === 0xfd2fb528;
 
 // ---- upload: committing ------------------------------------------------------------------------
 
-function dockerSection(repo: Repository): { latestPolicy?: boolean } {
-  return (repo.section<{ latestPolicy?: boolean }>('docker') ?? {}) as { latestPolicy?: boolean };
-}
-
-/** Refuses before anything becomes visible when the write policy forbids moving a tag. */
-async function checkTags(app: Stowage, repo: Repository, images: ArchiveImage[], requireEdit: () => Promise<void>): Promise<void> {
-  for (const img of images) {
-    if (!img.tag) continue;
-    const existing = (await app.content.getTags(repo.id, img.name)).find((t) => t.name === img.tag);
-    if (!existing || existing.target === img.digest) continue;
-    const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
-    if (policy === 'ALLOW_ONCE' && !(dockerSection(repo).latestPolicy && img.tag === 'latest')) {
-      throw new AppError('WRITE_POLICY', `Repository does not allow updating tag ${img.name}:${img.tag}: ${repo.name}`);
-    }
-    await requireEdit();
-  }
-}
-
 /** Every manifest an image needs (itself and, for an index, its children). */
 function closure(plan: Plan, digest: string, out = new Set<string>()): Set<string> {
   if (out.has(digest)) return out;
@@ -503,42 +486,35 @@ function closure(plan: Plan, digest: string, out = new Set<string>()): Set<strin
   return out;
 }
 
-/** One transaction: blobs, manifests under each image name, tags. Returns the staged files it attached. */
-async function commit(app: Stowage, repo: Repository, plan: Plan): Promise<Set<ArchiveFile>> {
-  const attached = new Map<ArchiveFile, BlobRow>();
-  await app.db.transaction(async (tx) => {
-    attached.clear();
-    const rowOf = async (f: ArchiveFile): Promise<BlobRow> => {
-      let row = attached.get(f);
-      if (!row) attached.set(f, (row = await app.blobs.attach(tx, f.staged!)));
-      return row;
-    };
+/**
+ * One unit of work: blobs, manifests under each image name, tags with their components (the core
+ * refuses moving a tag where the write policy forbids it). Returns the staged files the commit
+ * attached (the others duplicate what the repository already has).
+ */
+async function commit(p: Pusher, plan: Plan, files: ArchiveFile[]): Promise<Set<ArchiveFile>> {
+  await p.repo.change({ source: 'client', access: p.access, origin: p.origin }, (c) => {
+    // A retried attempt starts afresh: only what the committed attempt attached counts.
+    for (const f of files) if (f.staged) f.staged.blobId = f.staged.duplicate = undefined;
     for (const [digest, f] of plan.blobs) {
-      if (!f || (await app.content.findAsset(repo.id, blobPath(digest), tx))) continue;
-      await app.content.putAsset(tx, { repositoryId: repo.id, path: blobPath(digest), blobId: (await rowOf(f)).id, contentType: OCTET, kind: 'content', attributes: { digest } });
+      if (f) c.put(blobPath(digest), f.staged!, { contentType: OCTET, kind: 'content', ifAbsent: true, attributes: { digest } });
     }
     const stored = new Set<string>();
     for (const img of plan.images) {
       for (const d of closure(plan, img.digest)) {
-        const p = manifestPath(img.name, d);
-        if (stored.has(p)) continue;
-        stored.add(p);
+        const path = manifestPath(img.name, d);
+        if (stored.has(path)) continue;
+        stored.add(path);
         const m = plan.manifests.get(d)!;
-        if (m.subject) await indexReferrer(app, tx, repo.id, img.name, m.subject, d);
-        if (await app.content.findAsset(repo.id, p, tx)) continue;
-        await app.content.putAsset(tx, {
-          repositoryId: repo.id,
-          path: p,
-          blobId: (await rowOf(m.file!)).id,
-          contentType: m.mediaType,
-          kind: 'content',
-          attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}), ...m.descriptor },
-        });
+        c.put(path, m.file!.staged!, { contentType: m.mediaType, kind: 'content', ifAbsent: true, attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}), ...m.descriptor } });
+        if (m.subject) indexReferrer(c, img.name, m.subject, d);
       }
-      if (img.tag) await app.content.setTag(tx, repo.id, img.name, img.tag, img.digest);
+      if (img.tag) {
+        const m = plan.manifests.get(img.digest)!;
+        setTag(c, p.repo, img.name, img.tag, img.digest, m.file!.staged!, m.mediaType);
+      }
     }
   });
-  return new Set(attached.keys());
+  return new Set(files.filter((f) => f.staged?.blobId !== undefined));
 }
 
 async function uploadArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
@@ -560,7 +536,8 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
   if (!addressed.online) throw new AppError('OFFLINE', `Repository '${addressed.name}' is offline`);
   const repo = addressed.type === 'group' ? await (addressed as GroupRepository).writableMember() : addressed;
   if (repo.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${addressed.name}' (${addressed.type}) does not accept uploads`);
-  if (repo.config.storage.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${repo.name}`);
+  const pusher: Pusher = { app, repo, access: { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })) }, origin: auditOrigin(ctx) };
+  await mayPush(pusher);
   const defaults: Defaults = { name: queryParam(ctx, 'name'), tag: queryParam(ctx, 'tag') };
   if (defaults.name !== undefined && !isValidName(defaults.name)) throw badRequest(`name: invalid image name '${defaults.name}'`, { field: 'name' });
   if (defaults.tag !== undefined && !isValidTag(defaults.tag)) throw badRequest(`tag: invalid tag '${defaults.tag}'`, { field: 'tag' });
@@ -580,7 +557,6 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
     else if (rec.metadata.has('manifest.json')) await planner.dockerSave(defaults);
     else throw invalid('neither manifest.json (docker save) nor index.json (OCI layout) found');
     const { plan } = planner;
-    await checkTags(app, repo, plan.images, async () => void (await requireContent(app, ctx, { ...perm, action: 'edit' })));
     // Only what the plan references reaches the blob store.
     for (const f of plan.blobs.values()) if (f) await materialise(app, repo.blobStoreId, f);
     for (const m of plan.manifests.values()) if (m.file) await materialise(app, repo.blobStoreId, m.file);
@@ -590,7 +566,7 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
       m.file = { path: `(generated ${m.digest})`, size: m.generated.length, staged, sha256: m.digest, head: Buffer.alloc(0) };
       generated.push(m.file);
     }
-    attached = await commit(app, repo, plan);
+    attached = await commit(pusher, plan, [...rec.all(), ...generated]);
     images = plan.images;
   } catch (e) {
     // Nothing was committed: every staged byte goes.

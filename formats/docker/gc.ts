@@ -12,19 +12,22 @@
  * Concurrency, since pushes do not stop while this runs: a push uploads its blobs before its
  * manifest, and a client about to reuse an existing blob HEADs it first (which records a read),
  * so a blob asset created, updated or read within the grace period is kept; the grace must be
- * longer than a push takes (as Harbor's GC time window). Each delete also re-checks in its own
- * transaction: a manifest is deleted only if still untagged and unchanged; a blob asset only if
- * still untouched, and no manifest stored since the scan began references it (checked after the
- * delete, in the same transaction, which rolls back while such a manifest is unread).
+ * longer than a push takes (as Harbor's GC time window). Every delete is a unit of work of the
+ * core, computed just before it commits: a manifest is deleted only while still untagged and
+ * unchanged; a blob asset only while untouched (its blob unchanged, as the change expects), once
+ * the manifests stored since the scan (higher asset ids) are read and none references it. A
+ * manifest push in turn commits only while the blob assets it references are there (it expects
+ * them), so a blob deleted first makes the push fail cleanly rather than store a manifest whose
+ * layer is gone.
  */
-import type { Tx } from '../../src/db/db.js';
-import { now, num, fromJson } from '../../src/db/db.js';
+import { now } from '../../src/db/db.js';
+import type { AssetView } from '../../src/content/types.js';
 import { AppError } from '../../src/errors.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import type { TaskRunContext, TaskType } from '../../src/tasks/task-service.js';
-import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
+import { MAX_MANIFEST_BYTES, looksLikeDigest, parseManifest } from './manifest.js';
 import { UploadSessions } from './uploads.js';
 import { unindexReferrer } from './referrers.js';
 
@@ -58,21 +61,23 @@ export interface GcResult {
   bytesReclaimed: number;
 }
 
-function manifestAsset(r: Record<string, unknown>): ManifestAsset | null {
-  const path = String(r.path);
+/** A manifest by digest; null for every other asset (blobs, and tag assets: they go with their tags, never by GC). */
+function manifestAsset(a: AssetView): ManifestAsset | null {
+  const path = a.path;
   const i = path.lastIndexOf('/manifests/');
   if (i <= 3) return null;
-  const attributes = fromJson(r.attributes);
+  const digest = path.slice(i + '/manifests/'.length);
+  if (!looksLikeDigest(digest)) return null;
   return {
-    id: num(r.id),
+    id: a.id,
     path,
     name: path.slice(3, i),
-    digest: path.slice(i + '/manifests/'.length),
-    blobId: num(r.blob_id),
-    contentType: String(r.content_type),
-    subject: typeof attributes.subject === 'string' ? attributes.subject : null,
-    created: num(r.created_at),
-    updated: num(r.updated_at),
+    digest,
+    blobId: a.blob_id,
+    contentType: a.content_type,
+    subject: typeof a.attributes.subject === 'string' ? a.attributes.subject : null,
+    created: a.created_at,
+    updated: a.updated_at,
   };
 }
 
@@ -91,26 +96,31 @@ async function references(app: Stowage, m: ManifestAsset): Promise<References> {
 
 const key = (name: string, digest: string) => `${name}@${digest}`;
 
-async function manifestsOf(app: Stowage, repo: Repository, q: Tx | Stowage['db'] = app.db, since?: number): Promise<ManifestAsset[]> {
-  const query = q('assets').where({ repository_id: repo.id }).andWhere('path', 'like', MANIFESTS_LIKE);
-  if (since !== undefined) query.andWhere((w) => w.where('created_at', '>=', since).orWhere('updated_at', '>=', since));
-  const rows = await query.select('id', 'path', 'blob_id', 'content_type', 'attributes', 'created_at', 'updated_at');
-  return rows.map(manifestAsset).filter((m): m is ManifestAsset => m !== null);
+interface Scan {
+  manifests: ManifestAsset[];
+  blobs: AssetView[];
+}
+
+/** The repository's manifests by digest and blob assets. */
+async function scan(app: Stowage, repo: Repository): Promise<Scan> {
+  const manifests = (await app.content.findAssets(repo.id, { pathLike: MANIFESTS_LIKE })).map(manifestAsset).filter((m): m is ManifestAsset => m !== null);
+  return { manifests, blobs: await app.content.findAssets(repo.id, { pathPrefix: BLOBS }) };
 }
 
 /** Collects one hosted repository; the caller runs the blob GC of its store afterwards. */
 export async function collectRepository(app: Stowage, repo: Repository, graceMs: number, signal?: AbortSignal): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
   const scanStart = now();
   const cutoff = scanStart - graceMs;
-  const manifests = await manifestsOf(app, repo);
+  const { manifests, blobs } = await scan(app, repo);
   const byKey = new Map(manifests.map((m) => [key(m.name, m.digest), m]));
   const refs = new Map<string, References>();
   for (const m of manifests) refs.set(key(m.name, m.digest), await references(app, m));
 
   // Kept: tagged, young, then everything a kept manifest needs, to a fixed point.
   const kept = new Set<string>();
-  const tags = await app.db('tags').where({ repository_id: repo.id }).select('scope', 'target');
-  for (const t of tags) if (byKey.has(key(String(t.scope), String(t.target)))) kept.add(key(String(t.scope), String(t.target)));
+  for (const name of new Set(manifests.map((m) => m.name))) {
+    for (const t of await app.content.getTags(repo.id, name)) if (byKey.has(key(name, t.target))) kept.add(key(name, t.target));
+  }
   for (const m of manifests) if (Math.max(m.created, m.updated) >= cutoff) kept.add(key(m.name, m.digest));
   for (let changed = true; changed; ) {
     changed = false;
@@ -141,15 +151,19 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     signal?.throwIfAborted();
     const k = key(m.name, m.digest);
     if (remaining.has(k)) continue;
-    const deleted = await app.db.transaction(async (tx) => {
-      // Tagged (or re-pushed) since the scan: keep.
-      if (await tx('tags').where({ repository_id: repo.id, scope: m.name, target: m.digest }).first('id')) return false;
-      const cur = await app.content.findAsset(repo.id, m.path, tx);
-      if (!cur || cur.id !== m.id || cur.updated_at !== m.updated) return false;
-      await app.content.deleteAsset(repo.id, m.path, tx);
-      if (m.subject) await unindexReferrer(app, tx, repo.id, m.name, m.subject, m.digest);
-      return true;
+    const { skipped } = await repo.change({ source: 'gc', onConflict: 'skip' }, (c) => {
+      // Locked, then checked in the transaction: still untagged (a push re-tagging it waits, then
+      // finds it gone and stores it again) and unchanged since the scan.
+      c.expectAsset(m.path, m.blobId);
+      c.verify(async (read) => (await read.tags({ scope: m.name, target: m.digest })).length === 0);
+      c.verify(async (read) => {
+        const cur = await read.asset(m.path);
+        return !!cur && cur.id === m.id && cur.updated_at === m.updated;
+      });
+      c.deleteAsset(m.path);
+      if (m.subject) unindexReferrer(c, m.name, m.subject, m.digest);
     });
+    const deleted = !skipped;
     if (deleted) {
       manifestsDeleted++;
       continue;
@@ -163,43 +177,41 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   for (const k of remaining) for (const d of refs.get(k)?.blobs ?? []) referenced.add(d);
   const seen = new Set(byKey.keys());
 
-  const blobs = await app.db('assets')
-    .where({ repository_id: repo.id })
-    .andWhere('path', 'like', `${BLOBS}%`)
-    .select('id', 'path', 'created_at', 'updated_at', 'last_downloaded');
   let blobAssetsDeleted = 0;
   for (const b of blobs) {
     signal?.throwIfAborted();
-    const path = String(b.path);
-    const digest = path.slice(BLOBS.length);
+    const digest = b.path.slice(BLOBS.length);
     if (referenced.has(digest)) continue;
-    const lastActive = Math.max(num(b.created_at), num(b.updated_at), b.last_downloaded == null ? 0 : num(b.last_downloaded));
+    const lastActive = Math.max(b.created_at, b.updated_at, b.last_downloaded ?? 0);
     if (lastActive >= cutoff) continue;
-    // A manifest stored since the scan may need this blob: the delete rolls back when one is
+    // A manifest stored since the scan may need this blob: the delete is skipped while one is
     // there unread; it is read outside the transaction (no blob I/O while holding it), then retried.
     let deleted = false;
     while (!referenced.has(digest)) {
       const fresh: ManifestAsset[] = [];
-      const outcome = await app.db
-        .transaction(async (tx) => {
-          const n = await tx('assets')
-            .where({ id: b.id, updated_at: b.updated_at })
-            .andWhere((w) => w.whereNull('last_downloaded').orWhere('last_downloaded', '<', cutoff))
-            .delete();
-          if (n !== 1) return 'changed' as const;
-          fresh.push(...(await manifestsOf(app, repo, tx, scanStart)).filter((m) => !seen.has(key(m.name, m.digest))));
-          if (fresh.length > 0) throw new Rescan();
-          return 'deleted' as const;
-        })
-        .catch((e) => {
-          if (e instanceof Rescan) return 'rescan' as const;
-          throw e;
+      const { skipped } = await repo.change({ source: 'gc', onConflict: 'skip' }, (c) => {
+        fresh.length = 0;
+        // Locked first: a manifest push expecting this blob waits for the outcome (then fails
+        // cleanly), or committed before, and is then among the manifests read below.
+        c.expectAsset(b.path, b.blob_id);
+        c.verify(async (read) => {
+          const cur = await read.asset(b.path);
+          return !!cur && cur.id === b.id && cur.updated_at === b.updated_at && (cur.last_downloaded === null || cur.last_downloaded < cutoff);
         });
-      if (outcome === 'changed') break;
-      if (outcome === 'deleted') {
+        c.verify(async (read) => {
+          for (const a of await read.assets({ pathLike: MANIFESTS_LIKE, changedSince: scanStart })) {
+            const m = manifestAsset(a);
+            if (m && !seen.has(key(m.name, m.digest))) fresh.push(m);
+          }
+          return fresh.length === 0;
+        });
+        c.deleteAsset(b.path);
+      });
+      if (!skipped) {
         deleted = true;
         break;
       }
+      if (fresh.length === 0) break;
       for (const m of fresh) {
         seen.add(key(m.name, m.digest));
         for (const d of (await references(app, m)).blobs) referenced.add(d);
@@ -210,7 +222,6 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   return { manifestsDeleted, blobAssetsDeleted };
 }
 
-class Rescan extends Error {}
 
 /** Grace in ms from task attributes: `graceSeconds` when given, else Nexus's `deployOffset` hours (default 24). */
 export function graceOf(attributes: Record<string, unknown>, defaultHours = 24): number {

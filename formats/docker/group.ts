@@ -1,42 +1,32 @@
 /**
- * Docker through every repository type, and groups. Reads resolve in member order (the core's
- * GroupRepository.get for paths; tags resolved by asking members in order); tag lists and the
- * catalog are merged; pushes land in the group's writable member, where blobs another member
- * already has are mounted (referenced, or copied across blob stores) instead of uploaded.
+ * Docker through every repository type, and groups. Groups are walked by the core's one member
+ * walk (GroupRepository.walk: member order, the cycle guard, a failing member logged and skipped):
+ * reads resolve in member order (paths through GroupRepository.get; tags by asking members in
+ * order); tag lists, the catalog and referrers are merged; pushes land in the group's writable
+ * member, where blobs another member already has are mounted (referenced, or copied across blob
+ * stores) instead of uploaded.
  */
-import { AppError } from '../../src/errors.js';
 import type { ContentRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { Content } from '../../src/repository/types.js';
 import type { Stowage } from '../../src/stowage.js';
 import { isValidDigest, isValidTag, looksLikeDigest } from './manifest.js';
 import { hostedManifest, hostedTagTarget } from './manifest-cache.js';
-import { blobPath, manifestPath, proxyTagManifest, proxyTags, upstreamBlobPath } from './proxy.js';
+import { blobPath, manifestPath, proxyTagManifest, proxyTags, tagsPath, upstreamBlobPath } from './proxy.js';
+import { mountBlob, stageAndCommitBlob } from './changes.js';
 
-const OCTET = 'application/octet-stream';
-
-/** Member errors below 500 (refusals) propagate; a failing member (remote down) does not hide the others. */
-function tolerant<T>(p: Promise<T>): Promise<T | null> {
-  return p.catch((e) => {
-    if (e instanceof AppError && e.status < 500) throw e;
-    return null;
-  });
-}
-
-async function members(repo: Repository): Promise<Repository[]> {
-  return (repo as GroupRepository).members();
-}
+const group = (repo: Repository) => repo as GroupRepository;
 
 /** A blob through any repository type (proxy: fetched upstream under the image's name). */
 export async function getBlobContent(repo: Repository, name: string, digest: string): Promise<Content | null> {
   return repo.get(blobPath(digest), { upstreamPath: upstreamBlobPath(name, digest) });
 }
 
-/** The manifest a reference names, and its digest, in any repository type. */
-export async function resolveManifest(app: Stowage, repo: Repository, name: string, reference: string, seen = new Set<string>()): Promise<{ content: Content; digest: string } | null> {
+/** The manifest a reference names, and its digest, in any repository type. `trail`: the groups entered. */
+export async function resolveManifest(app: Stowage, repo: Repository, name: string, reference: string, trail?: string[]): Promise<{ content: Content; digest: string } | null> {
   if (looksLikeDigest(reference)) {
     if (!isValidDigest(reference)) return null;
-    const content = repo.type === 'hosted' ? await hostedManifest(app, repo, name, reference) : await repo.get(manifestPath(name, reference));
+    const content = repo.type === 'hosted' ? await hostedManifest(app, repo, name, reference) : await repo.get(manifestPath(name, reference), { groupTrail: trail });
     return content ? { content, digest: reference } : null;
   }
   if (!isValidTag(reference)) return null;
@@ -51,19 +41,14 @@ export async function resolveManifest(app: Stowage, repo: Repository, name: stri
     case 'proxy':
       return proxyTagManifest(app, repo, name, reference);
     case 'group': {
-      if (seen.has(repo.name)) return null;
-      seen.add(repo.name);
-      for (const m of await members(repo)) {
-        const r = await tolerant(resolveManifest(app, m, name, reference, seen));
-        if (r) return r;
-      }
-      return null;
+      const [hit] = await group(repo).walk(manifestPath(name, reference), (m, t) => resolveManifest(app, m, name, reference, t), { first: true, trail });
+      return hit?.value ?? null;
     }
   }
 }
 
 /** An image's tags in any repository type (group: the sorted union); null when no member knows the image. */
-export async function tagNames(app: Stowage, repo: Repository, name: string, hostedKnows: (r: Repository) => Promise<boolean>, seen = new Set<string>()): Promise<string[] | null> {
+export async function tagNames(app: Stowage, repo: Repository, name: string, hostedKnows: (r: Repository) => Promise<boolean>, trail?: string[]): Promise<string[] | null> {
   switch (repo.type) {
     case 'hosted': {
       const tags = (await app.content.getTags(repo.id, name)).map((t) => t.name);
@@ -73,29 +58,20 @@ export async function tagNames(app: Stowage, repo: Repository, name: string, hos
     case 'proxy':
       return proxyTags(repo, name);
     case 'group': {
-      if (seen.has(repo.name)) return null;
-      seen.add(repo.name);
-      let known = false;
-      const all = new Set<string>();
-      for (const m of await members(repo)) {
-        const tags = await tolerant(tagNames(app, m, name, hostedKnows, seen));
-        if (tags === null) continue;
-        known = true;
-        for (const t of tags) all.add(t);
-      }
-      return known ? [...all].sort() : null;
+      const known = await group(repo).walk(tagsPath(name), (m, t) => tagNames(app, m, name, hostedKnows, t), { trail });
+      if (known.length === 0) return null;
+      return [...new Set(known.flatMap((k) => k.value))].sort();
     }
   }
 }
 
 /** Image names of a repository; a group's are the sorted union of its members'. */
-export async function catalogNames(repo: Repository, own: (r: Repository) => Promise<string[]>, seen = new Set<string>()): Promise<string[]> {
+export async function catalogNames(repo: Repository, own: (r: Repository) => Promise<string[]>, trail?: string[]): Promise<string[]> {
   if (repo.type !== 'group') return own(repo);
-  if (seen.has(repo.name)) return [];
-  seen.add(repo.name);
-  const all = new Set<string>();
-  for (const m of await members(repo)) for (const n of await catalogNames(m, own, seen).catch(() => [] as string[])) all.add(n);
-  return [...all].sort();
+  const all = await group(repo)
+    .walk('v2/_catalog', (m, t) => catalogNames(m, own, t), { trail })
+    .catch(() => []);
+  return [...new Set(all.flatMap((r) => r.value))].sort();
 }
 
 /** Requests forwarded from a group to its writable member, with the group they came through. */
@@ -122,24 +98,20 @@ export async function toWritableMember(req: ContentRequest): Promise<ContentRequ
  * (a reference to the same stored blob; a copy when the blob stores differ).
  */
 export async function mountFromGroup(req: ContentRequest, name: string, digest: string): Promise<boolean> {
-  const group = forwarded.get(req);
-  if (!group) return false;
+  const through = forwarded.get(req);
+  if (!through) return false;
   const { app, repo } = req;
-  for (const m of await group.members()) {
-    if (m.name === repo.name) continue;
-    let c = await getBlobContent(m, name, digest).catch(() => null);
-    if (!c) continue;
-    if (c.pending) c = await c.pending.stored;
-    if (c.blob.store_id === repo.blobStoreId) {
-      const blobId = c.blob.id;
-      await app.db.transaction(async (tx) => {
-        if (await app.content.findAsset(repo.id, blobPath(digest), tx)) return;
-        await app.content.putAsset(tx, { repositoryId: repo.id, path: blobPath(digest), blobId, contentType: OCTET, kind: 'content', attributes: { digest } });
-      });
-    } else {
-      await repo.put(blobPath(digest), await c.open(), { contentType: OCTET, kind: 'content', expected: digest.startsWith('sha256:') ? { sha256: digest.slice(7) } : undefined, attributes: { digest } }, req.access);
-    }
-    return true;
+  // Any member but the one pushed to (it lacks the blob), through the core's walk.
+  const [hit] = await through
+    .walk(blobPath(digest), async (m) => (m.name === repo.name ? null : getBlobContent(m, name, digest)), { first: true })
+    .catch(() => []);
+  if (!hit) return false;
+  const c = hit.value.pending ? await hit.value.pending.stored : hit.value;
+  if (c.blob.store_id === repo.blobStoreId) {
+    await mountBlob(repo, digest, c.blob.id, req.access);
+  } else {
+    const pusher = { app, repo, access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } };
+    await stageAndCommitBlob(pusher, digest, await c.open(), { expected: digest.startsWith('sha256:') ? { sha256: digest.slice(7) } : undefined });
   }
-  return false;
+  return true;
 }

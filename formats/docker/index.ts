@@ -29,7 +29,10 @@ import {
   parsePageSize,
   referrerArtifactType,
 } from './manifest.js';
-import { indexReferrer, referrers, referrersIndex, unindexReferrer } from './referrers.js';
+import { referrers, referrersIndex } from './referrers.js';
+import { commitBlob, commitManifest, deleteBlobAsset, deleteManifestAndTags, mayPush, mountBlob, stageAndCommitBlob, untag, type Pusher } from './changes.js';
+import { compareVersions, componentOf, isPrerelease } from './components.js';
+import { maintain } from './maintenance.js';
 import { UploadSessions, type UploadSession } from './uploads.js';
 import { ChunkRefused } from '../../src/blob/chunked-blob.js';
 import type { Digests } from '../../src/blob/digest-stream.js';
@@ -63,10 +66,6 @@ function base(req: ContentRequest): string {
   // A push through a group keeps addressing the group (its writable member stores it).
   const shown = addressedRepository(req).name;
   return req.rootRoute ? `/v2/${shown}/` : `/repository/${shown}/v2/`;
-}
-
-function section(repo: Repository): DockerSection {
-  return { v1Enabled: false, forceBasicAuth: true, ...(repo.section<DockerSection>('docker') ?? {}) };
 }
 
 function requireName(name: string): void {
@@ -103,9 +102,9 @@ async function verifyOnly(body: Readable, digest: string): Promise<void> {
   await new Promise<void>((resolve, reject) => pipeline(body, v, (e) => (e ? reject(e) : resolve())).resume());
 }
 
-function writable(repo: Repository): void {
-  if (repo.type !== 'hosted') throw ociError('METHOD_NOT_ALLOWED', 'UNSUPPORTED', `Repository '${repo.name}' (${repo.type}) does not accept pushes`, { status: 405 });
-  if (repo.config.storage.writePolicy === 'DENY') throw new AppError('WRITE_POLICY', `Repository is read only: ${repo.name}`);
+/** The request as a pusher: its repository, permission check and audit origin. */
+function pusher(req: ContentRequest): Pusher {
+  return { app: req.app, repo: req.repo, access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip } };
 }
 
 /** Stores a blob from `body` under its digest, verified while streaming; nothing is stored on mismatch. */
@@ -118,12 +117,7 @@ async function storeBlob(req: ContentRequest, digest: string, body: Readable, ex
     const v = verifier(digest);
     source = pipeline(body, v, () => undefined);
   }
-  await repo.put(
-    blobPath(digest),
-    source,
-    { contentType: OCTET, kind: 'content', expectedSize, expected: sha256 ? { sha256: digest.slice(7) } : undefined, attributes: { digest } },
-    req.access,
-  );
+  await stageAndCommitBlob(pusher(req), digest, source, { expectedSize, expected: sha256 ? { sha256: digest.slice(7) } : undefined });
 }
 
 function blobCreated(req: ContentRequest, name: string, digest: string): void {
@@ -160,10 +154,8 @@ async function ping(req: ContentRequest): Promise<void> {
 }
 
 async function imageNames(app: Stowage, repo: Repository): Promise<string[]> {
-  const rows = await app.db('assets').where({ repository_id: repo.id }).andWhere('path', 'like', 'v2/%/manifests/%').select('path');
   const names = new Set<string>();
-  for (const r of rows) {
-    const p = String(r.path);
+  for (const { path: p } of await app.content.findAssets(repo.id, { pathLike: 'v2/%/manifests/%' })) {
     const i = p.lastIndexOf('/manifests/');
     if (i > 3) names.add(p.slice(3, i));
   }
@@ -201,8 +193,11 @@ async function tagsList(req: ContentRequest, name: string): Promise<void> {
 
 // ---- blobs -----------------------------------------------------------------------------
 
+/** The image name `-`: where blobs are stored, shared by every image; the REST API's downloadUrl of a blob asset. */
+const STORED_BLOBS = '-';
+
 async function getBlob(req: ContentRequest, name: string, digest: string): Promise<void> {
-  requireName(name);
+  if (name !== STORED_BLOBS) requireName(name);
   const unknown = () => ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
   if (!isValidDigest(digest)) throw unknown();
   const content = await getBlobContent(req.repo, name, digest);
@@ -214,13 +209,13 @@ async function getBlob(req: ContentRequest, name: string, digest: string): Promi
     throw new AppError('RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable', { headers: { 'Content-Range': `bytes */${size}` } });
   }
   await sendContent(req.ctx, content, { contentType: OCTET, headers: { 'Docker-Content-Digest': digest } });
-  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+  req.repo.downloaded(content);
 }
 
 async function deleteBlob(req: ContentRequest, name: string, digest: string): Promise<void> {
   requireName(name);
-  writable(req.repo);
-  if (!isValidDigest(digest) || !(await req.repo.delete(blobPath(digest)))) throw ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
+  await mayPush(pusher(req), { deletes: true });
+  if (!isValidDigest(digest) || !(await deleteBlobAsset(pusher(req), digest))) throw ociError('NOT_FOUND', 'BLOB_UNKNOWN', `Blob unknown to registry: ${digest}`);
   req.ctx.status = 202;
   req.ctx.body = '';
 }
@@ -246,24 +241,14 @@ async function tryMount(req: ContentRequest, digest: string, from: string | unde
   }
   const content = await source.local(blobPath(digest));
   if (!content) return false;
-  await app.db.transaction(async (tx) => {
-    if (await app.content.findAsset(repo.id, blobPath(digest), tx)) return;
-    await app.content.putAsset(tx, {
-      repositoryId: repo.id,
-      path: blobPath(digest),
-      blobId: content.blob.id,
-      contentType: OCTET,
-      kind: 'content',
-      attributes: { digest },
-    });
-  });
+  await mountBlob(repo, digest, content.blob.id, req.access);
   return true;
 }
 
 async function startUpload(req: ContentRequest, name: string): Promise<void> {
   const { ctx, repo, app } = req;
   requireName(name);
-  writable(repo);
+  await mayPush(pusher(req));
   const mount = query(ctx, 'mount');
   if (mount !== undefined && (await tryMount(req, mount, query(ctx, 'from')))) return blobCreated(req, name, mount);
   const digest = query(ctx, 'digest');
@@ -307,7 +292,7 @@ async function refusedAs416<T>(req: ContentRequest, s: UploadSession, fn: () => 
 async function patchUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   const { ctx, repo, app } = req;
   requireName(name);
-  writable(repo);
+  await mayPush(pusher(req));
   const s = await sessions(app).get(repo.id, name, uuid);
   const at = checkChunk(req, s);
   await refusedAs416(req, s, () => sessions(app).append(s, ctx.req, at));
@@ -332,13 +317,13 @@ async function storeUploaded(req: ContentRequest, digest: string, s: UploadSessi
   }
   if (got !== digest) throw digestMismatch(digest, got);
   if (await req.repo.local(blobPath(digest))) return;
-  await req.repo.putStaged(blobPath(digest), () => sessions(req.app).stage(s, d), d, { contentType: OCTET, kind: 'content', attributes: { digest } }, req.access);
+  await commitBlob(pusher(req), digest, await sessions(req.app).stage(s, d));
 }
 
 async function putUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   const { ctx, repo, app } = req;
   requireName(name);
-  writable(repo);
+  await mayPush(pusher(req));
   const s = await sessions(app).get(repo.id, name, uuid);
   const digest = query(ctx, 'digest');
   if (!digest || !isValidDigest(digest)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid or missing digest: ${digest ?? ''}`);
@@ -352,7 +337,7 @@ async function putUpload(req: ContentRequest, name: string, uuid: string): Promi
     await storeUploaded(req, digest, s, d);
   } finally {
     // Committed, or refused (nothing stored): either way the session is over.
-    await sessions(app).remove(s);
+    await sessions(app).remove(repo, s);
   }
   blobCreated(req, name, digest);
 }
@@ -367,7 +352,7 @@ async function uploadStatus(req: ContentRequest, name: string, uuid: string): Pr
 async function cancelUpload(req: ContentRequest, name: string, uuid: string): Promise<void> {
   requireName(name);
   const s = await sessions(req.app).get(req.repo.id, name, uuid);
-  await sessions(req.app).remove(s);
+  await sessions(req.app).remove(req.repo, s);
   req.ctx.status = 204;
 }
 
@@ -381,14 +366,14 @@ async function getManifest(req: ContentRequest, name: string, reference: string)
   const { content, digest } = found;
   const mediaType = String(content.asset.attributes.mediaType ?? content.asset.content_type);
   await sendContent(req.ctx, content, { contentType: mediaType, headers: { 'Docker-Content-Digest': digest, ETag: `"${digest}"` } });
-  void req.app.content.markDownloaded(content.asset).catch(() => undefined);
+  req.repo.downloaded(content);
 }
 
 async function putManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
-  const { ctx, repo, app } = req;
+  const { ctx, repo } = req;
   requireName(name);
-  writable(repo);
   const byDigest = looksLikeDigest(reference);
+  await mayPush(pusher(req));
   if (byDigest && !isValidDigest(reference)) throw ociError('BAD_REQUEST', 'DIGEST_INVALID', `Invalid digest: ${reference}`);
   if (!byDigest && !isValidTag(reference)) throw ociError('BAD_REQUEST', 'TAG_INVALID', `Invalid tag: ${reference}`);
   const declared = Number(ctx.get('Content-Length') || '0');
@@ -423,53 +408,29 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
     }
   }
 
-  // Write policy for every tag before anything is stored: the reference (push by tag) and
-  // OCI 1.1 `?tag=` parameters (push by digest).
+  // Tags: the reference (push by tag) and OCI 1.1 `?tag=` parameters (push by digest). The core
+  // refuses moving one where the write policy forbids it, before anything is stored.
   const extra = extraTags(ctx.URL.searchParams.getAll('tag'));
   if (extra.invalid !== undefined) throw ociError('BAD_REQUEST', 'TAG_INVALID', `Invalid tag: ${extra.invalid}`);
   const tags = byDigest ? extra.tags : [...new Set([reference, ...extra.tags])];
-  if (tags.length > 0) {
-    const existing = new Map((await app.content.getTags(repo.id, name)).map((t) => [t.name, t.target]));
-    for (const tag of tags) {
-      const target = existing.get(tag);
-      if (target === undefined || target === digest) continue;
-      const policy = repo.config.storage.writePolicy ?? 'ALLOW_ONCE';
-      if (policy === 'ALLOW_ONCE' && !(section(repo).latestPolicy && tag === 'latest')) {
-        throw new AppError('WRITE_POLICY', `Repository does not allow updating tag ${name}:${tag}: ${repo.name}`);
-      }
-      await req.access.require('edit');
-    }
-  }
-
-  const path = manifestPath(name, digest);
   const subject = parsed.subject?.digest;
-  // Indexed before the manifest is stored: a row whose manifest never arrived is skipped when read.
-  if (subject) await indexReferrer(app, app.db, repo.id, name, subject, digest);
-  if (!(await repo.local(path))) {
-    const artifactType = referrerArtifactType(parsed);
-    await repo.put(
-      path,
-      Readable.from([body]),
-      {
-        contentType: parsed.mediaType,
-        kind: 'content',
-        expectedSize: body.length,
-        attributes: {
-          mediaType: parsed.mediaType,
-          digest,
-          ...(subject ? { subject } : {}),
-          ...(artifactType !== undefined ? { artifactType } : {}),
-          ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
-        },
-      },
-      req.access,
-    );
-  }
-  if (tags.length > 0) {
-    await app.db.transaction(async (tx) => {
-      for (const tag of tags) await app.content.setTag(tx, repo.id, name, tag, digest);
-    });
-  }
+  const artifactType = referrerArtifactType(parsed);
+  await commitManifest(pusher(req), {
+    name,
+    digest,
+    mediaType: parsed.mediaType,
+    body,
+    subject,
+    tags,
+    blobs: parsed.blobs.map((b) => b.digest),
+    attributes: {
+      mediaType: parsed.mediaType,
+      digest,
+      ...(subject ? { subject } : {}),
+      ...(artifactType !== undefined ? { artifactType } : {}),
+      ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+    },
+  });
 
   ctx.status = 201;
   ctx.set('Location', `${base(req)}${name}/manifests/${digest}`);
@@ -480,27 +441,16 @@ async function putManifest(req: ContentRequest, name: string, reference: string)
 }
 
 async function deleteManifest(req: ContentRequest, name: string, reference: string): Promise<void> {
-  const { ctx, repo, app } = req;
+  const { ctx } = req;
   requireName(name);
-  writable(repo);
+  await mayPush(pusher(req), { deletes: true });
   const unknown = () => ociError('NOT_FOUND', 'MANIFEST_UNKNOWN', `Manifest unknown: ${name}:${reference}`);
+  const audit = { name, reference };
   if (looksLikeDigest(reference)) {
-    if (!isValidDigest(reference)) throw unknown();
-    const tags = (await app.content.getTags(repo.id, name)).filter((t) => t.target === reference);
-    const subject = (await app.content.findAsset(repo.id, manifestPath(name, reference)))?.attributes.subject;
-    const removed = await repo.delete(manifestPath(name, reference));
-    if (!removed && tags.length === 0) throw unknown();
-    await app.db.transaction(async (tx) => {
-      for (const t of tags) await app.content.deleteTag(tx, repo.id, name, t.name);
-      if (typeof subject === 'string') await unindexReferrer(app, tx, repo.id, name, subject, reference);
-    });
-  } else {
-    if (!isValidTag(reference) || !(await app.content.deleteTag(app.db, repo.id, name, reference))) throw unknown();
+    if (!isValidDigest(reference) || !(await deleteManifestAndTags(pusher(req), name, reference, audit))) throw unknown();
+  } else if (!isValidTag(reference) || !(await untag(pusher(req), name, reference, audit))) {
+    throw unknown();
   }
-  await app.audit.record(
-    { principal: req.principal, remoteAddress: ctx.ip },
-    { domain: 'repository.asset', type: 'deleted', context: `${name}:${reference}`, attributes: { repository: repo.name, format: 'docker', name, reference } },
-  );
   ctx.status = 202;
   ctx.body = '';
 }
@@ -647,4 +597,8 @@ export const docker: FormatPlugin = {
   upstreamChallenge,
   proxyAsset,
   proxyExpected,
+  maintain,
+  compareVersions,
+  isPrerelease,
+  componentOf,
 };

@@ -17,6 +17,8 @@ import type { Content } from '../../src/repository/types.js';
 import type { Stowage } from '../../src/stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../../src/proxy/upstream-client.js';
 import { joinRemote } from '../../src/proxy/upstream-url.js';
+import type { ComponentInput } from '../../src/content/types.js';
+import { componentOf } from './components.js';
 import { MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_DOCKER_SCHEMA1, MT_DOCKER_SCHEMA1_SIGNED, MT_OCI_INDEX, MT_OCI_MANIFEST, looksLikeDigest } from './manifest.js';
 
 export interface DockerProxySection {
@@ -70,11 +72,12 @@ export function upstreamUrl(remoteUrl: string, path: string, repo?: Repository):
   return joinRemote(remoteUrl, path);
 }
 
-export function proxyAsset(path: string, upstream: { contentType: string | null }): { contentType?: string } {
+/** A cached tag manifest is the image's component (name, tag), as in hosted repositories. */
+export function proxyAsset(path: string): { contentType?: string; component?: ComponentInput | null } {
   if (path.startsWith('v2/-/blobs/')) return { contentType: OCTET };
   if (TAGS_RE.test(path)) return { contentType: 'application/json' };
   if (REFERRERS_RE.test(path)) return { contentType: MT_OCI_INDEX };
-  return {};
+  return { component: componentOf(path) };
 }
 
 const BY_DIGEST_RE = /(?:^|\/)(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
@@ -188,27 +191,15 @@ export async function proxyTagManifest(app: Stowage, repo: Repository, name: str
   if (!content) return null;
   const c = content.pending ? await content.pending.stored : content;
   const digest = `sha256:${c.blob.sha256}`;
-  const current = (await app.content.getTags(repo.id, name)).find((t) => t.name === tag);
-  if (current?.target !== digest) {
-    // Concurrent pulls race to insert the same tag: the loser updates the winner's row.
-    await app.content.setTag(app.db, repo.id, name, tag, digest);
-  }
+  const current = await app.content.tagTarget(repo.id, name, tag);
   const byDigest = manifestPath(name, digest);
   const existing = await app.content.findAsset(repo.id, byDigest);
-  if (!existing || existing.blob_id !== c.blob.id) {
-    await app.db
-      .transaction(async (tx) => {
-        await app.content.putAsset(tx, {
-          repositoryId: repo.id,
-          path: byDigest,
-          blobId: c.blob.id,
-          contentType: c.asset.content_type,
-          kind: 'content',
-          attributes: { digest, mediaType: c.asset.content_type },
-          lastVerified: Date.now(),
-        });
-      })
-      .catch((e) => app.log.warn(`Proxy '${repo.name}': could not record ${name}@${digest}: ${(e as Error).message}`));
+  if (current !== digest || !existing || existing.blob_id !== c.blob.id) {
+    // Concurrent pulls race to record the same tag: the core retries the loser, which then finds it done.
+    await repo.change({ source: 'proxy' }, (change) => {
+      change.setTag(name, tag, digest);
+      change.put(byDigest, { blobId: c.blob.id }, { contentType: c.asset.content_type, kind: 'content', attributes: { digest, mediaType: c.asset.content_type }, lastVerified: Date.now() });
+    }).catch((e) => app.log.warn(`Proxy '${repo.name}': could not record ${name}@${digest}: ${(e as Error).message}`));
   }
   return { content: c, digest };
 }

@@ -10,8 +10,7 @@
  * and removed with it; a row whose manifest is gone (deleted by another path: cleanup, REST) is
  * skipped when read, so the list never shows a manifest that cannot be pulled.
  */
-import { AppError } from '../../src/errors.js';
-import { fromJson, type Db, type Tx } from '../../src/db/db.js';
+import type { ContentChange } from '../../src/content/content-change.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { MT_OCI_INDEX } from './manifest.js';
@@ -31,35 +30,29 @@ export const referrersScope = (name: string, subject: string) => `${name}@${subj
 /** Proxies cache an upstream's referrers list under this path (metadata, revalidated). */
 export const referrersPath = (name: string, subject: string) => `v2/${name}/referrers/${subject}`;
 
-/** Records `digest` as a referrer of `subject` (idempotent). */
-export async function indexReferrer(app: Stowage, q: Db | Tx, repositoryId: number, name: string, subject: string, digest: string): Promise<void> {
-  await app.content.setTag(q, repositoryId, referrersScope(name, subject), digest, digest);
+/** Records `digest` as a referrer of `subject` (idempotent), in the change that stores it. */
+export function indexReferrer(c: ContentChange, name: string, subject: string, digest: string): void {
+  c.setTag(referrersScope(name, subject), digest, digest);
 }
 
-export async function unindexReferrer(app: Stowage, q: Db | Tx, repositoryId: number, name: string, subject: string, digest: string): Promise<void> {
-  await app.content.deleteTag(q, repositoryId, referrersScope(name, subject), digest);
+/** Removes the row, in the change that deletes the referrer. */
+export function unindexReferrer(c: ContentChange, name: string, subject: string, digest: string): void {
+  c.deleteTag(referrersScope(name, subject), digest);
 }
 
 /** The referrers a hosted repository stores for `subject`, oldest digest order (stable). */
 async function hostedReferrers(app: Stowage, repo: Repository, name: string, subject: string): Promise<ReferrerDescriptor[]> {
   const rows = await app.content.getTags(repo.id, referrersScope(name, subject));
   const out: ReferrerDescriptor[] = [];
-  for (let i = 0; i < rows.length; i += 500) {
-    const paths = rows.slice(i, i + 500).map((r) => manifestPath(name, r.target));
-    const assets = await app
-      .db('assets')
-      .join('blobs', 'blobs.id', 'assets.blob_id')
-      .where('assets.repository_id', repo.id)
-      .whereIn('assets.path', paths)
-      .select('assets.attributes as attributes', 'assets.content_type as content_type', 'blobs.size as size');
-    for (const a of assets) {
-      const attrs = fromJson(a.attributes) as Record<string, unknown>;
-      if (attrs.subject !== subject || typeof attrs.digest !== 'string') continue;
-      const d: ReferrerDescriptor = { mediaType: String(attrs.mediaType ?? a.content_type), digest: attrs.digest, size: Number(a.size) };
-      if (typeof attrs.artifactType === 'string') d.artifactType = attrs.artifactType;
-      if (attrs.annotations && typeof attrs.annotations === 'object') d.annotations = attrs.annotations as Record<string, string>;
-      out.push(d);
-    }
+  for (const r of rows) {
+    const a = await app.content.findAssetView(repo.id, manifestPath(name, r.target));
+    if (!a) continue;
+    const attrs = a.attributes;
+    if (attrs.subject !== subject || typeof attrs.digest !== 'string') continue;
+    const d: ReferrerDescriptor = { mediaType: String(attrs.mediaType ?? a.content_type), digest: attrs.digest, size: a.size };
+    if (typeof attrs.artifactType === 'string') d.artifactType = attrs.artifactType;
+    if (attrs.annotations && typeof attrs.annotations === 'object') d.annotations = attrs.annotations as Record<string, string>;
+    out.push(d);
   }
   return out.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
 }
@@ -91,24 +84,17 @@ export function parseReferrersIndex(body: Buffer): ReferrerDescriptor[] {
 }
 
 /** The referrers of `subject` in any repository type; a group's are the union of its members' (first member wins). */
-export async function referrers(app: Stowage, repo: Repository, name: string, subject: string, seen = new Set<string>()): Promise<ReferrerDescriptor[]> {
+export async function referrers(app: Stowage, repo: Repository, name: string, subject: string, trail?: string[]): Promise<ReferrerDescriptor[]> {
   switch (repo.type) {
     case 'hosted':
       return hostedReferrers(app, repo, name, subject);
     case 'proxy':
       return proxyReferrers(repo, name, subject);
     case 'group': {
-      if (seen.has(repo.name)) return [];
-      seen.add(repo.name);
+      // The core's member walk: a member that fails (remote down) is logged and skipped.
+      const lists = await (repo as GroupRepository).walk(referrersPath(name, subject), (m, t) => referrers(app, m, name, subject, t), { trail });
       const out = new Map<string, ReferrerDescriptor>();
-      for (const m of await (repo as GroupRepository).members()) {
-        const list = await referrers(app, m, name, subject, seen).catch((e) => {
-          // A refusal propagates; a member that fails (remote down) does not hide the others.
-          if (e instanceof AppError && e.status < 500) throw e;
-          return [] as ReferrerDescriptor[];
-        });
-        for (const d of list) if (!out.has(d.digest)) out.set(d.digest, d);
-      }
+      for (const { value } of lists) for (const d of value) if (!out.has(d.digest)) out.set(d.digest, d);
       return [...out.values()];
     }
   }

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Digests } from '../../src/blob/digest-stream.js';
 import type { StagedBlob } from '../../src/blob/blob-service.js';
+import type { Repository } from '../../src/repository/repository.js';
+import { changeProperties } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { ociError } from './errors.js';
 
@@ -37,11 +39,12 @@ interface SessionRow {
 export class UploadSessions {
   constructor(private readonly app: Stowage) {}
 
-  async create(repo: { id: number; blobStoreId: number }, name: string): Promise<UploadSession> {
+  /** The session row is written as a change of the repository (a property: no policy, no component). */
+  async create(repo: Repository, name: string): Promise<UploadSession> {
     const uuid = randomUUID();
     const startedAt = Date.now();
     const row: SessionRow = { repositoryId: repo.id, storeId: repo.blobStoreId, name, startedAt };
-    await this.app.content.setProperty(SCOPE, uuid, JSON.stringify(row));
+    await repo.change({ source: 'client' }, (c) => c.setProperty(SCOPE, uuid, JSON.stringify(row)));
     return { uuid, repositoryId: repo.id, storeId: repo.blobStoreId, name, size: 0, startedAt };
   }
 
@@ -87,9 +90,20 @@ export class UploadSessions {
     return this.app.blobs.stageAppended(session.storeId, session.uuid, digests);
   }
 
-  async remove(session: Pick<UploadSession, 'uuid' | 'storeId'>): Promise<void> {
-    await this.app.content.deleteProperty(SCOPE, session.uuid);
+  /** Ends a session of `repo` (finished or cancelled): its row and its bytes go. */
+  async remove(repo: Repository, session: Pick<UploadSession, 'uuid' | 'storeId'>): Promise<void> {
+    await repo.change({ source: 'client' }, (c) => c.deleteProperty(SCOPE, session.uuid));
     await this.app.blobs.deleteAppended(session.storeId, session.uuid);
+  }
+
+  /**
+   * Purge: deletes a session row, as a change of its repository; the row of a repository deleted
+   * meanwhile (or an unreadable one) as a property of no repository.
+   */
+  private async forget(repositoryId: number | undefined, uuid: string): Promise<void> {
+    const repo = (await this.app.repositories.list()).find((r) => r.id === repositoryId);
+    if (repo) await repo.change({ source: 'gc' }, (c) => c.deleteProperty(SCOPE, uuid));
+    else await changeProperties(this.app, (c) => c.delete(SCOPE, uuid));
   }
 
   /**
@@ -125,7 +139,7 @@ export class UploadSessions {
         if (row === undefined && (await this.app.content.getProperty(SCOPE, u.id))) continue;
         await this.app.blobs.deleteAppended(store.id, u.id);
         if (row !== undefined) {
-          await this.app.content.deleteProperty(SCOPE, u.id);
+          await this.forget(row?.repositoryId, u.id);
           sessions++;
         }
         files++;
@@ -135,7 +149,7 @@ export class UploadSessions {
     // Sessions that never received a byte (nothing in any store).
     for (const [uuid, row] of known) {
       if (seen.has(uuid) || (row?.startedAt ?? 0) >= cutoff) continue;
-      await this.app.content.deleteProperty(SCOPE, uuid);
+      await this.forget(row?.repositoryId, uuid);
       sessions++;
     }
     return { sessions, files, bytes };
