@@ -176,9 +176,11 @@ async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, c
         },
         opts.access,
       );
-      // What a client sends records who sent it (generated metadata does not).
+      // What a client's change writes records who made it: its content, and the metadata that change
+      // derives (a docker tag's manifest, an npm packument after a publish), as Nexus shows them.
+      // Changes the server makes by itself (maintenance, GC, proxy caches) record nobody.
       const uploader = opts.source === 'client' || opts.source === 'upload' ? opts.access?.uploader : undefined;
-      if (uploader) for (const p of change.puts) if (!p.uploader && p.kind !== 'metadata') p.uploader = uploader;
+      if (uploader) for (const p of change.puts) if (!p.uploader) p.uploader = uploader;
       committed = await app.db.transaction((tx) => write(app, tx, repo, opts.source, change, present, attached));
     } catch (err) {
       await discardAll(app, change.staged);
