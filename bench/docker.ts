@@ -127,7 +127,12 @@ async function startStowage(dir: string): Promise<Target> {
   const created = await request(`${url}/service/rest/v1/repositories/docker/hosted`, {
     method: 'POST',
     headers: { Authorization: BASIC, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'bench', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } }),
+    body: JSON.stringify({
+      name: 'bench',
+      online: true,
+      storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+      docker: { v1Enabled: false, forceBasicAuth: false },
+    }),
   });
   if (created.status !== 201) throw new Error(`creating the docker repository: ${created.status} ${created.body}`);
   const tok = await request(`${url}/v2/token?service=bench&scope=repository:bench/push:pull,push&scope=repository:bench/app:pull,push`, { headers: { Authorization: BASIC } });
@@ -226,7 +231,11 @@ async function pushImage(t: Target, layer: { digest: string; size: number }): Pr
   const put = async (body: Buffer) => {
     const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     const start = await request(`${t.url}/v2/bench/app/blobs/uploads/`, { method: 'POST', headers: { ...auth(t), 'Content-Length': '0' } });
-    const r = await request(withDigest(absolute(t, start.headers.location), digest), { method: 'PUT', headers: { ...auth(t), 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length) }, body });
+    const r = await request(withDigest(absolute(t, start.headers.location), digest), {
+      method: 'PUT',
+      headers: { ...auth(t), 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length) },
+      body,
+    });
     if (r.status !== 201) throw new Error(`${t.label}: blob ${r.status} ${r.body}`);
     return { digest, size: body.length };
   };
@@ -241,7 +250,11 @@ async function pushImage(t: Target, layer: { digest: string; size: number }): Pr
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
     }),
   );
-  const r = await request(`${t.url}/v2/bench/app/manifests/latest`, { method: 'PUT', headers: { ...auth(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
+  const r = await request(`${t.url}/v2/bench/app/manifests/latest`, {
+    method: 'PUT',
+    headers: { ...auth(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: manifest,
+  });
   if (r.status !== 201) throw new Error(`${t.label}: manifest ${r.status} ${r.body}`);
   return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
 }
@@ -323,16 +336,47 @@ async function main(): Promise<void> {
     const s = result.Stowage;
     const p = result['registry:2'];
     const rows = [
-      [`push ${SIZE_LABEL}, PATCH (docker/podman), median s`, median(s.pushPatch), median(p.pushPatch), median(s.pushPatch) / median(p.pushPatch), `≤ ${TARGET.pushRatio}`, median(s.pushPatch) / median(p.pushPatch) <= TARGET.pushRatio],
-      [`push ${SIZE_LABEL}, PUT (containerd), median s`, median(s.pushPut), median(p.pushPut), median(s.pushPut) / median(p.pushPut), `≤ ${TARGET.pushRatio}`, median(s.pushPut) / median(p.pushPut) <= TARGET.pushRatio],
-      [`pull ${SIZE_LABEL}, median MB/s`, median(s.pull), median(p.pull), median(s.pull) / median(p.pull), `≥ ${TARGET.pullRatio}`, median(s.pull) / median(p.pull) >= TARGET.pullRatio],
-      [`manifest GET by tag, ${CONNECTIONS} conns, req/s`, s.manifest!.rps, p.manifest!.rps, s.manifest!.rps / p.manifest!.rps, `≥ ${TARGET.manifestRatio}`, s.manifest!.rps / p.manifest!.rps >= TARGET.manifestRatio],
+      [
+        `push ${SIZE_LABEL}, PATCH (docker/podman), median s`,
+        median(s.pushPatch),
+        median(p.pushPatch),
+        median(s.pushPatch) / median(p.pushPatch),
+        `≤ ${TARGET.pushRatio}`,
+        median(s.pushPatch) / median(p.pushPatch) <= TARGET.pushRatio,
+      ],
+      [
+        `push ${SIZE_LABEL}, PUT (containerd), median s`,
+        median(s.pushPut),
+        median(p.pushPut),
+        median(s.pushPut) / median(p.pushPut),
+        `≤ ${TARGET.pushRatio}`,
+        median(s.pushPut) / median(p.pushPut) <= TARGET.pushRatio,
+      ],
+      [
+        `pull ${SIZE_LABEL}, median MB/s`,
+        median(s.pull),
+        median(p.pull),
+        median(s.pull) / median(p.pull),
+        `≥ ${TARGET.pullRatio}`,
+        median(s.pull) / median(p.pull) >= TARGET.pullRatio,
+      ],
+      [
+        `manifest GET by tag, ${CONNECTIONS} conns, req/s`,
+        s.manifest!.rps,
+        p.manifest!.rps,
+        s.manifest!.rps / p.manifest!.rps,
+        `≥ ${TARGET.manifestRatio}`,
+        s.manifest!.rps / p.manifest!.rps >= TARGET.manifestRatio,
+      ],
     ] as const;
     const lines = [
       '',
       `Docker registry bench: Stowage vs registry:2 (${os.cpus().length} CPUs, ${RUNS} runs, ${SIZE / MiB} MiB blob)`,
       `${'measure'.padEnd(46)} ${'Stowage'.padStart(10)} ${'registry:2'.padStart(11)} ${'ratio'.padStart(7)}  target`,
-      ...rows.map(([name, a, b, ratio, target, ok]) => `${name.padEnd(46)} ${a.toFixed(2).padStart(10)} ${b.toFixed(2).padStart(11)} ${ratio.toFixed(2).padStart(7)}  ${target.padEnd(6)} ${ok ? 'PASS' : 'MISS'}`),
+      ...rows.map(
+        ([name, a, b, ratio, target, ok]) =>
+          `${name.padEnd(46)} ${a.toFixed(2).padStart(10)} ${b.toFixed(2).padStart(11)} ${ratio.toFixed(2).padStart(7)}  ${target.padEnd(6)} ${ok ? 'PASS' : 'MISS'}`,
+      ),
       `server CPU s per PATCH push (median): Stowage ${median(s.pushCpu).toFixed(2)}, registry:2 ${median(p.pushCpu).toFixed(2)}`,
       `manifest GET latency (avg): Stowage ${s.manifest!.latency}, registry:2 ${p.manifest!.latency}; non-2xx/timeouts: ${s.manifest!.errors} / ${p.manifest!.errors}`,
       '',

@@ -109,7 +109,9 @@ async function main(): Promise<void> {
   const results = rows.map((r) => {
     const ratio = r.rps / peer(r.kind);
     const verdict = r.what === 'verdaccio' ? '' : ratio >= TARGET ? 'PASS' : 'MISS';
-    lines.push(`| ${r.what} | ${r.kind} | ${r.bytes} | ${r.rps.toFixed(0)} | ${r.what === 'verdaccio' ? '1' : ratio.toFixed(2)} | ${verdict} | ${r.non2xx}${r.errors ? ' ' + r.errors : ''} |`);
+    lines.push(
+      `| ${r.what} | ${r.kind} | ${r.bytes} | ${r.rps.toFixed(0)} | ${r.what === 'verdaccio' ? '1' : ratio.toFixed(2)} | ${verdict} | ${r.non2xx}${r.errors ? ' ' + r.errors : ''} |`,
+    );
     return { ...r, ratio, verdict };
   });
   process.stdout.write(lines.join('\n') + '\n');

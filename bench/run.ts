@@ -499,8 +499,21 @@ async function download(url: string): Promise<{ s: number; bytes: number }> {
 async function upload(url: string, file: string, auth: boolean): Promise<{ s: number; status: number }> {
   if (CURL) {
     const r = await run(CURL, [
-      '-sS', '-X', 'PUT', '-T', file, '-H', 'Expect:', '-H', 'Content-Type: application/octet-stream', ...(auth ? ['-H', `Authorization: ${AUTH}`] : []),
-      '-o', '/dev/null', '-w', '%{http_code} %{time_total}', url,
+      '-sS',
+      '-X',
+      'PUT',
+      '-T',
+      file,
+      '-H',
+      'Expect:',
+      '-H',
+      'Content-Type: application/octet-stream',
+      ...(auth ? ['-H', `Authorization: ${AUTH}`] : []),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{time_total}',
+      url,
     ]);
     const [code, total] = r.stdout.trim().split(' ');
     if (r.code !== 0) throw new Error(`upload ${url}: curl exit ${r.code}: ${r.stderr}`);
@@ -508,10 +521,14 @@ async function upload(url: string, file: string, auth: boolean): Promise<{ s: nu
   }
   const t0 = performance.now();
   const status = await new Promise<number>((resolve, reject) => {
-    const req = http.request(url, { method: 'PUT', agent: false, headers: { ...(auth ? { Authorization: AUTH } : {}), 'Content-Length': String(SIZE), 'Content-Type': 'application/octet-stream' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      url,
+      { method: 'PUT', agent: false, headers: { ...(auth ? { Authorization: AUTH } : {}), 'Content-Length': String(SIZE), 'Content-Type': 'application/octet-stream' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     createReadStream(file, { highWaterMark: MiB }).pipe(req);
   });
@@ -761,7 +778,9 @@ async function main(): Promise<void> {
       const profArgs = (dir: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'];
       const collect = (phase: string, dir: string, pid: number) => {
         // Only that server's own threads (a REST fallback restarts it once).
-        const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`)).sort();
+        const files = readdirSync(dir)
+          .filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`))
+          .sort();
         const out = path.join(RESULTS, 'profiles', phase);
         rmSync(out, { recursive: true, force: true });
         mkdirSync(out, { recursive: true });
@@ -806,17 +825,70 @@ async function main(): Promise<void> {
     const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'PASS' : 'MISS');
     const rows: string[][] = [
       ['measure', 'Stowage', 'peer', 'ratio', 'target', 'result'],
-      [`download ${SIZE_LABEL}, best`, `${max(dlS).toFixed(0)} MB/s`, dlN.length ? `nginx ${max(dlN).toFixed(0)} MB/s` : 'nginx n/a', `${r.dlBest.toFixed(2)}×`, `≥ ${TARGET.downloadRatio}×`, verdict(dlN.length ? r.dlBest >= TARGET.downloadRatio : null)],
-      [`download ${SIZE_LABEL}, median`, `${median(dlS).toFixed(0)} MB/s`, dlN.length ? `nginx ${median(dlN).toFixed(0)} MB/s` : 'nginx n/a', `${r.dlMed.toFixed(2)}×`, `≥ ${TARGET.downloadRatio}×`, verdict(dlN.length ? r.dlMed >= TARGET.downloadRatio : null)],
-      [`upload ${SIZE_LABEL}, best`, `${min(up).toFixed(2)} s (${rate(min(up)).toFixed(0)} MB/s)`, `sha256 ${min(floorS).toFixed(2)} s (${rate(min(floorS)).toFixed(0)} MB/s)`, `${r.upBest.toFixed(2)}×`, `≤ ${TARGET.uploadRatio}×`, verdict(r.upBest <= TARGET.uploadRatio)],
-      [`upload ${SIZE_LABEL}, median`, `${median(up).toFixed(2)} s (${rate(median(up)).toFixed(0)} MB/s)`, `sha256 ${median(floorS).toFixed(2)} s (${rate(median(floorS)).toFixed(0)} MB/s)`, `${r.upMed.toFixed(2)}×`, `≤ ${TARGET.uploadRatio}×`, verdict(r.upMed <= TARGET.uploadRatio)],
-      ['upload RSS growth, worst run', `${growth.toFixed(1)} MB`, `(baseline ${uploads[0].baselineMB.toFixed(1)} MB)`, '', `< ${TARGET.uploadRssMB} MB`, verdict(growth < TARGET.uploadRssMB)],
-      [`cold start, median of ${COLD_RUNS}`, `${coldMed.toFixed(3)} s`, `(min ${min(cold.map((c) => c.startS)).toFixed(3)}, max ${max(cold.map((c) => c.startS)).toFixed(3)})`, '', `< ${TARGET.coldStartS} s`, verdict(coldMed < TARGET.coldStartS)],
-      [`idle RSS, median of ${COLD_RUNS}`, `${idleMed.toFixed(1)} MB`, `(max ${max(cold.map((c) => c.idleRssMB)).toFixed(1)} MB)`, '', `< ${TARGET.idleRssMB} MB`, verdict(idleMed < TARGET.idleRssMB)],
+      [
+        `download ${SIZE_LABEL}, best`,
+        `${max(dlS).toFixed(0)} MB/s`,
+        dlN.length ? `nginx ${max(dlN).toFixed(0)} MB/s` : 'nginx n/a',
+        `${r.dlBest.toFixed(2)}×`,
+        `≥ ${TARGET.downloadRatio}×`,
+        verdict(dlN.length ? r.dlBest >= TARGET.downloadRatio : null),
+      ],
+      [
+        `download ${SIZE_LABEL}, median`,
+        `${median(dlS).toFixed(0)} MB/s`,
+        dlN.length ? `nginx ${median(dlN).toFixed(0)} MB/s` : 'nginx n/a',
+        `${r.dlMed.toFixed(2)}×`,
+        `≥ ${TARGET.downloadRatio}×`,
+        verdict(dlN.length ? r.dlMed >= TARGET.downloadRatio : null),
+      ],
+      [
+        `upload ${SIZE_LABEL}, best`,
+        `${min(up).toFixed(2)} s (${rate(min(up)).toFixed(0)} MB/s)`,
+        `sha256 ${min(floorS).toFixed(2)} s (${rate(min(floorS)).toFixed(0)} MB/s)`,
+        `${r.upBest.toFixed(2)}×`,
+        `≤ ${TARGET.uploadRatio}×`,
+        verdict(r.upBest <= TARGET.uploadRatio),
+      ],
+      [
+        `upload ${SIZE_LABEL}, median`,
+        `${median(up).toFixed(2)} s (${rate(median(up)).toFixed(0)} MB/s)`,
+        `sha256 ${median(floorS).toFixed(2)} s (${rate(median(floorS)).toFixed(0)} MB/s)`,
+        `${r.upMed.toFixed(2)}×`,
+        `≤ ${TARGET.uploadRatio}×`,
+        verdict(r.upMed <= TARGET.uploadRatio),
+      ],
+      [
+        'upload RSS growth, worst run',
+        `${growth.toFixed(1)} MB`,
+        `(baseline ${uploads[0].baselineMB.toFixed(1)} MB)`,
+        '',
+        `< ${TARGET.uploadRssMB} MB`,
+        verdict(growth < TARGET.uploadRssMB),
+      ],
+      [
+        `cold start, median of ${COLD_RUNS}`,
+        `${coldMed.toFixed(3)} s`,
+        `(min ${min(cold.map((c) => c.startS)).toFixed(3)}, max ${max(cold.map((c) => c.startS)).toFixed(3)})`,
+        '',
+        `< ${TARGET.coldStartS} s`,
+        verdict(coldMed < TARGET.coldStartS),
+      ],
+      [
+        `idle RSS, median of ${COLD_RUNS}`,
+        `${idleMed.toFixed(1)} MB`,
+        `(max ${max(cold.map((c) => c.idleRssMB)).toFixed(1)} MB)`,
+        '',
+        `< ${TARGET.idleRssMB} MB`,
+        verdict(idleMed < TARGET.idleRssMB),
+      ],
     ];
     const table = (t: string[][]) => {
       const widths = t[0].map((_, c) => Math.max(...t.map((row) => row[c].length)));
-      const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
+      const line = (row: string[]) =>
+        row
+          .map((cell, c) => cell.padEnd(widths[c]))
+          .join('  ')
+          .trimEnd();
       return [line(t[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...t.slice(1).map(line)];
     };
     const fmtRuns = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ');
@@ -825,7 +897,13 @@ async function main(): Promise<void> {
       if (!x.s.length) return [label, 'n/a', '', '', '', ''];
       const med = median(x.s);
       const cpu = x.cpu.every((c) => Number.isNaN(c)) ? '' : `${median(x.cpu).toFixed(2)} s`;
-      return [label, kind === 'up' ? `${med.toFixed(2)} s` : `${rate(med).toFixed(0)} MB/s`, kind === 'up' ? fmtRuns(x.s, 2) : fmtRuns(x.s.map(rate), 0), cpu, `${(kind === 'up' ? med / vs : rate(med) / vs).toFixed(2)}×`];
+      return [
+        label,
+        kind === 'up' ? `${med.toFixed(2)} s` : `${rate(med).toFixed(0)} MB/s`,
+        kind === 'up' ? fmtRuns(x.s, 2) : fmtRuns(x.s.map(rate), 0),
+        cpu,
+        `${(kind === 'up' ? med / vs : rate(med) / vs).toFixed(2)}×`,
+      ];
     };
     const floorMed = median(floorS);
     const nginxMed = dlN.length ? median(dlN) : NaN;
@@ -844,22 +922,52 @@ async function main(): Promise<void> {
 
     const out: string[] = [];
     out.push(`Stowage bench — ${SIZE_LABEL} raw file on loopback, ${RUNS} runs each (interleaved with the peers), ${new Date().toISOString()}`);
-    out.push(`machine: ${env.cpus} × ${env.cpu}, ${env.memGiB} GiB, node ${env.node}; load avg at start ${env.loadavgAtStart.join(' ')} (other work on the machine skews every figure)`);
-    out.push(`CPUs idle just before each phase (other sessions share this machine): ${Object.entries(idleBefore).map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`).join(', ')}`);
+    out.push(
+      `machine: ${env.cpus} × ${env.cpu}, ${env.memGiB} GiB, node ${env.node}; load avg at start ${env.loadavgAtStart.join(' ')} (other work on the machine skews every figure)`,
+    );
+    out.push(
+      `CPUs idle just before each phase (other sessions share this machine): ${Object.entries(idleBefore)
+        .map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`)
+        .join(', ')}`,
+    );
     out.push(`code: ${env.git}`);
-    out.push(`client: ${env.client} for every transfer; peer: ${env.nginx ?? 'nginx missing'} (1 worker, sendfile on); Stowage: child process, SQLite + file blob store, repository created via ${repoVia}`);
+    out.push(
+      `client: ${env.client} for every transfer; peer: ${env.nginx ?? 'nginx missing'} (1 worker, sendfile on); Stowage: child process, SQLite + file blob store, repository created via ${repoVia}`,
+    );
     out.push('');
     out.push(...table(rows));
     out.push('');
-    out.push(`upload RSS MB: peak ${fmtRuns(uploads.map((u) => u.peakMB), 1)} over pre-upload baseline ${fmtRuns(uploads.map((u) => u.baselineMB), 1)}`);
-    out.push(`cold start s: ${fmtRuns(cold.map((c) => c.startS), 3)};  idle RSS MB: ${fmtRuns(cold.map((c) => c.idleRssMB), 1)}`);
+    out.push(
+      `upload RSS MB: peak ${fmtRuns(
+        uploads.map((u) => u.peakMB),
+        1,
+      )} over pre-upload baseline ${fmtRuns(
+        uploads.map((u) => u.baselineMB),
+        1,
+      )}`,
+    );
+    out.push(
+      `cold start s: ${fmtRuns(
+        cold.map((c) => c.startS),
+        3,
+      )};  idle RSS MB: ${fmtRuns(
+        cold.map((c) => c.idleRssMB),
+        1,
+      )}`,
+    );
     out.push('');
     out.push('references, not targets: the same transfers through plain node (one thread, no framework, no database), same client:');
     out.push(...table(refs));
     out.push('');
-    out.push(`digest costs in node (this file from the page cache, 1 MiB reads, one thread): ` +
-      Object.entries(breakdown).map(([k, v]) => `${k} ${v.toFixed(2)} s (${rate(v).toFixed(0)} MB/s)`).join(', '));
-    out.push(`  computing all three digests in one pass is ${(breakdown['sha256+sha1+md5'] / breakdown['sha256']).toFixed(2)}× the sha256 floor; md5 alone is ${(breakdown['md5'] / breakdown['sha256']).toFixed(2)}×`);
+    out.push(
+      `digest costs in node (this file from the page cache, 1 MiB reads, one thread): ` +
+        Object.entries(breakdown)
+          .map(([k, v]) => `${k} ${v.toFixed(2)} s (${rate(v).toFixed(0)} MB/s)`)
+          .join(', '),
+    );
+    out.push(
+      `  computing all three digests in one pass is ${(breakdown['sha256+sha1+md5'] / breakdown['sha256']).toFixed(2)}× the sha256 floor; md5 alone is ${(breakdown['md5'] / breakdown['sha256']).toFixed(2)}×`,
+    );
     for (const p of profiles) {
       out.push('');
       out.push(`server CPU profile, ${p.phase}: node --cpu-prof of a fresh server process (start-up included), self time per function, idle excluded, per thread:`);
@@ -869,7 +977,12 @@ async function main(): Promise<void> {
       }
     }
     out.push('');
-    out.push(`total bench time ${((performance.now() - t0) / 1000).toFixed(0)} s; load avg at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    out.push(
+      `total bench time ${((performance.now() - t0) / 1000).toFixed(0)} s; load avg at end ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
     process.stdout.write(out.join('\n') + '\n');
 
     mkdirSync(RESULTS, { recursive: true });
@@ -924,7 +1037,12 @@ async function startupOnly(tmp: string, env: Record<string, unknown>): Promise<v
   const dir = path.join(tmp, 'restart');
   await (await startStowage(dir)).stop();
   for (let i = 0; i < COLD_RUNS; i++) await measure('restart (npm start, built checkout)', dir, true);
-  const out: string[] = [`Stowage start-up, ${new Date().toISOString()}; node ${env.node}, ${env.cpus} CPUs; CPUs ${(100 * idle).toFixed(0)}% idle before; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`];
+  const out: string[] = [
+    `Stowage start-up, ${new Date().toISOString()}; node ${env.node}, ${env.cpus} CPUs; CPUs ${(100 * idle).toFixed(0)}% idle before; load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  ];
   for (const kind of [...new Set(rows.map((r) => r.kind))]) {
     const rs = rows.filter((r) => r.kind === kind);
     const start = median(rs.map((r) => r.startS));
@@ -946,4 +1064,3 @@ main().then(
     process.exit(1);
   },
 );
-

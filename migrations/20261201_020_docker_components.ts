@@ -16,14 +16,21 @@ export async function up(knex: Knex): Promise<void> {
   for (const { id: repositoryId } of repos) {
     let after = 0;
     for (;;) {
-      const tags = await knex('tags').where({ repository_id: repositoryId }).andWhere('id', '>', after).orderBy('id').limit(BATCH).select('id', 'scope', 'name', 'target', 'updated_at');
+      const tags = await knex('tags')
+        .where({ repository_id: repositoryId })
+        .andWhere('id', '>', after)
+        .orderBy('id')
+        .limit(BATCH)
+        .select('id', 'scope', 'name', 'target', 'updated_at');
       if (tags.length === 0) break;
       after = Number(tags[tags.length - 1].id);
       for (const t of tags) {
         const name = String(t.scope);
         if (name.includes('@')) continue;
         const digest = String(t.target);
-        const manifest = await knex('assets').where({ repository_id: repositoryId, path: `v2/${name}/manifests/${digest}` }).first('blob_id', 'content_type', 'attributes');
+        const manifest = await knex('assets')
+          .where({ repository_id: repositoryId, path: `v2/${name}/manifests/${digest}` })
+          .first('blob_id', 'content_type', 'attributes');
         if (!manifest) continue;
         const at = Number(t.updated_at);
         const key = { repository_id: repositoryId, namespace: '', name, version: String(t.name) };

@@ -25,9 +25,7 @@ function fail(msg) {
 if (process.platform !== 'linux') fail(`sendfile helper is Linux-only (platform ${process.platform})`);
 
 // Node's headers: npm's nodedir when set, else beside the node binary (/usr/include/node for /usr/bin/node).
-const candidates = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..')]
-  .filter(Boolean)
-  .map((d) => path.join(d, 'include', 'node'));
+const candidates = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..')].filter(Boolean).map((d) => path.join(d, 'include', 'node'));
 const include = candidates.find((d) => existsSync(path.join(d, 'node_api.h')));
 if (!include) fail(`node_api.h not found in ${candidates.join(', ')}`);
 

@@ -51,11 +51,7 @@ export class AppError extends Error {
   /** Extra response headers (e.g. WWW-Authenticate, Content-Range). */
   readonly headers?: Record<string, string>;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { status?: number; detail?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { status?: number; detail?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AppError';
     this.code = code;
@@ -65,8 +61,7 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (message: string, detail?: Record<string, unknown>) =>
-  new AppError('BAD_REQUEST', message, { detail });
+export const badRequest = (message: string, detail?: Record<string, unknown>) => new AppError('BAD_REQUEST', message, { detail });
 export const notFound = (message = 'Not found') => new AppError('NOT_FOUND', message);
 export const conflict = (message: string) => new AppError('CONFLICT', message);
 export const forbidden = (message = 'Forbidden') => new AppError('FORBIDDEN', message);

@@ -220,7 +220,8 @@ async function stageEntry(app: Stowage, storeId: number, rec: Received, name: st
   try {
     staged = await app.blobs.stage(storeId, tap, { expectedSize: size, expected: named?.[1] === 'sha256' ? { sha256: named[2] } : undefined });
   } catch (e) {
-    if (e instanceof AppError && e.code === 'DIGEST_INVALID') throw new AppError('DIGEST_INVALID', `Invalid image archive: ${name}: content does not match its digest (${e.message})`);
+    if (e instanceof AppError && e.code === 'DIGEST_INVALID')
+      throw new AppError('DIGEST_INVALID', `Invalid image archive: ${name}: content does not match its digest (${e.message})`);
     throw e;
   }
   if (sha512) {
@@ -425,7 +426,8 @@ class Planner {
       const cfgFile = this.rec.resolve(e.Config);
       if (!cfgFile) throw invalid(`${where}: config ${e.Config} is not in the archive`);
       const named = /^(?:blobs\/sha256\/)?([a-f0-9]{64})(?:\.json)?$/.exec(e.Config);
-      if (named && `sha256:${named[1]}` !== cfgFile.sha256) throw new AppError('DIGEST_INVALID', `Invalid image archive: config ${e.Config} does not match its name (got ${cfgFile.sha256})`);
+      if (named && `sha256:${named[1]}` !== cfgFile.sha256)
+        throw new AppError('DIGEST_INVALID', `Invalid image archive: config ${e.Config} does not match its name (got ${cfgFile.sha256})`);
       const config = json(await this.jsonOf(cfgFile, `config ${e.Config}`), e.Config) as { rootfs?: { diff_ids?: unknown } };
       const diffIds = config?.rootfs?.diff_ids;
       if (!Array.isArray(diffIds) || diffIds.length !== e.Layers.length) {
@@ -505,7 +507,12 @@ async function commit(p: Pusher, plan: Plan, files: ArchiveFile[]): Promise<Set<
         if (stored.has(path)) continue;
         stored.add(path);
         const m = plan.manifests.get(d)!;
-        c.put(path, m.file!.staged!, { contentType: m.mediaType, kind: 'content', ifAbsent: true, attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}), ...m.descriptor } });
+        c.put(path, m.file!.staged!, {
+          contentType: m.mediaType,
+          kind: 'content',
+          ifAbsent: true,
+          attributes: { mediaType: m.mediaType, digest: d, ...(m.subject ? { subject: m.subject } : {}), ...m.descriptor },
+        });
         if (m.subject) indexReferrer(c, img.name, m.subject, d);
       }
       if (img.tag) {
@@ -573,9 +580,7 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
     await Promise.all([...rec.all(), ...generated].map((f) => (f.staged ? app.blobs.discard(f.staged) : undefined)));
     throw e;
   }
-  await Promise.all(
-    [...rec.all(), ...generated].map((f) => (!f.staged ? undefined : attached.has(f) ? app.blobs.settle(f.staged) : app.blobs.discard(f.staged))),
-  );
+  await Promise.all([...rec.all(), ...generated].map((f) => (!f.staged ? undefined : attached.has(f) ? app.blobs.settle(f.staged) : app.blobs.discard(f.staged))));
   ctx.status = 201;
   ctx.body = { repository: addressed.name, images };
 }
@@ -765,7 +770,10 @@ export const archiveRoutes: ApiRoute[] = [
                 type: 'object',
                 properties: {
                   repository: { type: 'string' },
-                  images: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, tag: { type: 'string', nullable: true }, digest: { type: 'string' } } } },
+                  images: {
+                    type: 'array',
+                    items: { type: 'object', properties: { name: { type: 'string' }, tag: { type: 'string', nullable: true }, digest: { type: 'string' } } },
+                  },
                 },
               },
             },
@@ -785,9 +793,15 @@ export const archiveRoutes: ApiRoute[] = [
     handler: downloadArchive,
     openapi: {
       summary: 'Download images as a `docker save` style tarball (manifest.json plus an OCI layout) that docker load, podman load and skopeo docker-archive: accept',
-      description: 'Requires read on the repository. Works on hosted, proxy (fetching what is not cached) and group repositories. For a multi-platform image the `platform` is exported.',
+      description:
+        'Requires read on the repository. Works on hosted, proxy (fetching what is not cached) and group repositories. For a multi-platform image the `platform` is exported.',
       parameters: [
-        { ...q('image', 'name:tag, name@sha256:… or name (tag latest); repeat for several images', true), schema: { type: 'array', items: { type: 'string' } }, style: 'form', explode: true },
+        {
+          ...q('image', 'name:tag, name@sha256:… or name (tag latest); repeat for several images', true),
+          schema: { type: 'array', items: { type: 'string' } },
+          style: 'form',
+          explode: true,
+        },
         q('repository', 'Docker repository', true),
         q('platform', 'os/arch[/variant] picked from a multi-platform image (default linux/amd64)'),
       ],

@@ -24,12 +24,7 @@ export type OciCode =
   | 'TOOMANYREQUESTS';
 
 /** An AppError carrying its OCI code (the renderer uses it instead of the generic mapping). */
-export function ociError(
-  code: ErrorCode,
-  oci: OciCode,
-  message: string,
-  opts: { status?: number; headers?: Record<string, string>; detail?: unknown } = {},
-): AppError {
+export function ociError(code: ErrorCode, oci: OciCode, message: string, opts: { status?: number; headers?: Record<string, string>; detail?: unknown } = {}): AppError {
   return new AppError(code, message, { status: opts.status, headers: opts.headers, detail: { oci, ociDetail: opts.detail } });
 }
 

@@ -122,7 +122,7 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     for (const t of await app.content.getTags(repo.id, name)) if (byKey.has(key(name, t.target))) kept.add(key(name, t.target));
   }
   for (const m of manifests) if (Math.max(m.created, m.updated) >= cutoff) kept.add(key(m.name, m.digest));
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const m of manifests) {
       const k = key(m.name, m.digest);
@@ -221,7 +221,6 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
   }
   return { manifestsDeleted, blobAssetsDeleted };
 }
-
 
 /** Grace in ms from task attributes: `graceSeconds` when given, else Nexus's `deployOffset` hours (default 24). */
 export function graceOf(attributes: Record<string, unknown>, defaultHours = 24): number {

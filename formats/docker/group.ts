@@ -102,9 +102,7 @@ export async function mountFromGroup(req: ContentRequest, name: string, digest: 
   if (!through) return false;
   const { app, repo } = req;
   // Any member but the one pushed to (it lacks the blob), through the core's walk.
-  const [hit] = await through
-    .walk(blobPath(digest), async (m) => (m.name === repo.name ? null : getBlobContent(m, name, digest)), { first: true })
-    .catch(() => []);
+  const [hit] = await through.walk(blobPath(digest), async (m) => (m.name === repo.name ? null : getBlobContent(m, name, digest)), { first: true }).catch(() => []);
   if (!hit) return false;
   const c = hit.value.pending ? await hit.value.pending.stored : hit.value;
   if (c.blob.store_id === repo.blobStoreId) {

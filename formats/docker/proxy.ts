@@ -196,10 +196,16 @@ export async function proxyTagManifest(app: Stowage, repo: Repository, name: str
   const existing = await app.content.findAsset(repo.id, byDigest);
   if (current !== digest || !existing || existing.blob_id !== c.blob.id) {
     // Concurrent pulls race to record the same tag: the core retries the loser, which then finds it done.
-    await repo.change({ source: 'proxy' }, (change) => {
-      change.setTag(name, tag, digest);
-      change.put(byDigest, { blobId: c.blob.id }, { contentType: c.asset.content_type, kind: 'content', attributes: { digest, mediaType: c.asset.content_type }, lastVerified: Date.now() });
-    }).catch((e) => app.log.warn(`Proxy '${repo.name}': could not record ${name}@${digest}: ${(e as Error).message}`));
+    await repo
+      .change({ source: 'proxy' }, (change) => {
+        change.setTag(name, tag, digest);
+        change.put(
+          byDigest,
+          { blobId: c.blob.id },
+          { contentType: c.asset.content_type, kind: 'content', attributes: { digest, mediaType: c.asset.content_type }, lastVerified: Date.now() },
+        );
+      })
+      .catch((e) => app.log.warn(`Proxy '${repo.name}': could not record ${name}@${digest}: ${(e as Error).message}`));
   }
   return { content: c, digest };
 }

@@ -79,7 +79,11 @@ export function parseReferrersIndex(body: Buffer): ReferrerDescriptor[] {
   if (!Array.isArray(list)) return [];
   return list.filter(
     (d): d is ReferrerDescriptor =>
-      !!d && typeof d === 'object' && typeof (d as ReferrerDescriptor).digest === 'string' && typeof (d as ReferrerDescriptor).mediaType === 'string' && typeof (d as ReferrerDescriptor).size === 'number',
+      !!d &&
+      typeof d === 'object' &&
+      typeof (d as ReferrerDescriptor).digest === 'string' &&
+      typeof (d as ReferrerDescriptor).mediaType === 'string' &&
+      typeof (d as ReferrerDescriptor).size === 'number',
   );
 }
 

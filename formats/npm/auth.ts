@@ -67,7 +67,16 @@ export function whoami(req: ContentRequest): void {
 
 function tokenObject(t: TokenInfo) {
   const at = new Date(t.createdAt).toISOString();
-  return { token: t.tokenId.slice(0, 8), key: t.tokenId, name: t.name, readonly: t.scope === 'read', cidr_whitelist: null, created: at, updated: at, expires: t.expiresAt ? new Date(t.expiresAt).toISOString() : null };
+  return {
+    token: t.tokenId.slice(0, 8),
+    key: t.tokenId,
+    name: t.name,
+    readonly: t.scope === 'read',
+    cidr_whitelist: null,
+    created: at,
+    updated: at,
+    expires: t.expiresAt ? new Date(t.expiresAt).toISOString() : null,
+  };
 }
 
 /** `GET -/npm/v1/tokens`: the signed-in user's npm tokens (never the secrets). */

@@ -191,7 +191,10 @@ export interface PublishAttachment {
  * Reads a publish body: the one new version (libnpmpublish sends exactly one), its tarball
  * attachment and the dist-tags to set. Throws NpmInputError (a 400) for anything malformed.
  */
-export function parsePublish(body: unknown, name: string): { version: string; manifest: VersionDoc; attachment: PublishAttachment; tags: Record<string, string>; extra: Record<string, unknown> } {
+export function parsePublish(
+  body: unknown,
+  name: string,
+): { version: string; manifest: VersionDoc; attachment: PublishAttachment; tags: Record<string, string>; extra: Record<string, unknown> } {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new NpmInputError('publish body must be a JSON object');
   const b = body as Record<string, unknown>;
   checkMapKeys(b);
@@ -203,7 +206,8 @@ export function parsePublish(body: unknown, name: string): { version: string; ma
   const version = keys[0];
   const manifest = versions[version];
   if (!manifest || typeof manifest !== 'object') throw new NpmInputError(`version ${version} is not an object`);
-  if (manifest.version !== undefined && manifest.version !== version) throw new NpmInputError(`version key ${version} does not match its manifest's version ${String(manifest.version)}`);
+  if (manifest.version !== undefined && manifest.version !== version)
+    throw new NpmInputError(`version key ${version} does not match its manifest's version ${String(manifest.version)}`);
   if (manifest.name !== undefined && manifest.name !== name) throw new NpmInputError(`manifest name ${String(manifest.name)} does not match the package ${name}`);
   const badVersion = invalidVersion(version);
   if (badVersion) throw new NpmInputError(badVersion);

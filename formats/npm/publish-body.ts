@@ -162,13 +162,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
               keyParts = [];
               keyFrom = i;
               keySize = 0;
-            } else if (
-              stack.length === 3 &&
-              stack[0].key === '_attachments' &&
-              typeof stack[1].key === 'string' &&
-              stack[1].key.endsWith('.tgz') &&
-              stack[2].key === 'data'
-            ) {
+            } else if (stack.length === 3 && stack[0].key === '_attachments' && typeof stack[1].key === 'string' && stack[1].key.endsWith('.tgz') && stack[2].key === 'data') {
               if (result) fail('more than one tarball attachment');
               keep(chunk.subarray(segStart, i + 1));
               const out = new PassThrough();

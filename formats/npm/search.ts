@@ -43,10 +43,7 @@ export function searchAttributes(manifest: VersionDoc, publisher: string | null)
 }
 
 /** A search result's `package` (the fields npm 11's search output reads, all present). */
-export function searchPackage(
-  full: string,
-  c: { namespace: string; version: string; created: number; attributes: Record<string, unknown> },
-): Record<string, unknown> {
+export function searchPackage(full: string, c: { namespace: string; version: string; created: number; attributes: Record<string, unknown> }): Record<string, unknown> {
   const a = c.attributes;
   const maintainers = Array.isArray(a.maintainers) ? (a.maintainers as SearchPerson[]) : [];
   return {

@@ -9,7 +9,10 @@ export interface SoftQuota {
   limit: number;
 }
 
-const softQuota = z.object({ type: z.enum(['spaceRemainingQuota', 'spaceUsedQuota']), limit: z.number().int().min(0) }).nullable().optional();
+const softQuota = z
+  .object({ type: z.enum(['spaceRemainingQuota', 'spaceUsedQuota']), limit: z.number().int().min(0) })
+  .nullable()
+  .optional();
 const optionalString = z.string().nullable().optional();
 
 const fileBody = z.object({ name: z.string().min(1).optional(), path: z.string().min(1), softQuota });
@@ -24,13 +27,15 @@ const s3Body = z.object({
       prefix: optionalString,
       expiration: z.number().int().min(-1).default(3),
     }),
-    bucketSecurity: z
-      .object({ accessKeyId: optionalString, secretAccessKey: optionalString, role: optionalString, sessionToken: optionalString })
-      .nullable()
-      .optional(),
+    bucketSecurity: z.object({ accessKeyId: optionalString, secretAccessKey: optionalString, role: optionalString, sessionToken: optionalString }).nullable().optional(),
     encryption: z.object({ encryptionType: optionalString, encryptionKey: optionalString }).nullable().optional(),
     advancedBucketConnection: z
-      .object({ endpoint: optionalString, signerType: optionalString, forcePathStyle: z.boolean().nullable().optional(), maxConnectionPoolSize: z.number().int().nullable().optional() })
+      .object({
+        endpoint: optionalString,
+        signerType: optionalString,
+        forcePathStyle: z.boolean().nullable().optional(),
+        maxConnectionPoolSize: z.number().int().nullable().optional(),
+      })
       .nullable()
       .optional(),
   }),
@@ -70,10 +75,14 @@ export function parseS3Store(body: unknown, urlName?: string, current?: Record<s
   const { bucket, bucketSecurity: sec, advancedBucketConnection: adv, encryption } = b.bucketConfiguration;
   if (sec?.role) throw badRequest('bucketConfiguration.bucketSecurity.role: assuming an IAM role is not supported', { field: 'bucketConfiguration.bucketSecurity.role' });
   if (sec?.sessionToken) {
-    throw badRequest('bucketConfiguration.bucketSecurity.sessionToken: session tokens are not supported; use AWS_SESSION_TOKEN', { field: 'bucketConfiguration.bucketSecurity.sessionToken' });
+    throw badRequest('bucketConfiguration.bucketSecurity.sessionToken: session tokens are not supported; use AWS_SESSION_TOKEN', {
+      field: 'bucketConfiguration.bucketSecurity.sessionToken',
+    });
   }
   if (encryption?.encryptionType && encryption.encryptionType !== 'none') {
-    throw badRequest('bucketConfiguration.encryption.encryptionType: server-side encryption settings are not supported', { field: 'bucketConfiguration.encryption.encryptionType' });
+    throw badRequest('bucketConfiguration.encryption.encryptionType: server-side encryption settings are not supported', {
+      field: 'bucketConfiguration.encryption.encryptionType',
+    });
   }
   if (adv?.endpoint && !/^https?:\/\/[^/?#]+\/?$/i.test(adv.endpoint)) {
     throw badRequest('bucketConfiguration.advancedBucketConnection.endpoint: must be an http:// or https:// URL without a path', {
@@ -94,7 +103,8 @@ export function parseS3Store(body: unknown, urlName?: string, current?: Record<s
     attributes.accessKeyId = sec.accessKeyId;
     const keep = current && current.accessKeyId === sec.accessKeyId ? current.secretAccessKey : undefined;
     const secret = sec.secretAccessKey || keep;
-    if (!secret) throw badRequest('bucketConfiguration.bucketSecurity.secretAccessKey: is required with an access key id', { field: 'bucketConfiguration.bucketSecurity.secretAccessKey' });
+    if (!secret)
+      throw badRequest('bucketConfiguration.bucketSecurity.secretAccessKey: is required with an access key id', { field: 'bucketConfiguration.bucketSecurity.secretAccessKey' });
     attributes.secretAccessKey = secret;
   }
   if (b.softQuota) attributes.softQuota = b.softQuota;
@@ -137,9 +147,17 @@ export function quotaStatus(store: BlobStoreRow, totalSize: number, available: n
   if (!q) return { isViolation: false, message: `Blob store ${store.name} has no quota`, blobStoreName: store.name };
   if (q.type === 'spaceUsedQuota') {
     const v = totalSize > q.limit;
-    return { isViolation: v, message: `Blob store ${store.name} is using ${totalSize} bytes ${v ? 'and exceeds' : 'within'} its limit of ${q.limit} bytes`, blobStoreName: store.name };
+    return {
+      isViolation: v,
+      message: `Blob store ${store.name} is using ${totalSize} bytes ${v ? 'and exceeds' : 'within'} its limit of ${q.limit} bytes`,
+      blobStoreName: store.name,
+    };
   }
   if (available === null) return { isViolation: false, message: `Blob store ${store.name} cannot report its free space`, blobStoreName: store.name };
   const v = available < q.limit;
-  return { isViolation: v, message: `Blob store ${store.name} has ${available} bytes available; ${v ? 'below' : 'above'} its quota of ${q.limit} bytes`, blobStoreName: store.name };
+  return {
+    isViolation: v,
+    message: `Blob store ${store.name} has ${available} bytes available; ${v ? 'below' : 'above'} its quota of ${q.limit} bytes`,
+    blobStoreName: store.name,
+  };
 }

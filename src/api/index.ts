@@ -25,7 +25,19 @@ export function apiRouter(app: Stowage): Koa.Middleware {
   const rest = new Router({ prefix: API_PREFIX });
   const v1 = new Router({ prefix: '/v1' });
   const security = [securityUserRoutes(app), securityRoleRoutes(app), securityPrivilegeRoutes(app), securitySelectorRoutes(app), securityRealmRoutes(app)];
-  for (const r of [statusRoutes(app), repositoryRoutes(app), blobStoreRoutes(app), componentRoutes(app), assetRoutes(app), searchRoutes(app), taskRoutes(app), securityTokenRoutes(app), auditRoutes(app), securityLdapRoutes(app), ...security]) {
+  for (const r of [
+    statusRoutes(app),
+    repositoryRoutes(app),
+    blobStoreRoutes(app),
+    componentRoutes(app),
+    assetRoutes(app),
+    searchRoutes(app),
+    taskRoutes(app),
+    securityTokenRoutes(app),
+    auditRoutes(app),
+    securityLdapRoutes(app),
+    ...security,
+  ]) {
     v1.use(r.routes(), r.allowedMethods());
   }
   // Formats' own endpoints, each under the format's name.

@@ -89,7 +89,14 @@ function schemasFor(formats: FormatPlugin[]): Json {
     Error: obj({ status: int, message: str }),
     ValidationError: obj({ id: { type: 'string', example: 'PARAMETER name' }, message: str }),
     RepositoryXO: obj({ name: str, format: str, type: { type: 'string', enum: ['hosted', 'proxy', 'group'] }, url: str, attributes: obj({ proxy: obj({ remoteUrl: str }) }) }),
-    Storage: obj({ blobStoreName: str, strictContentTypeValidation: bool, writePolicy: { type: 'string', enum: ['ALLOW', 'ALLOW_ONCE', 'DENY'], description: 'Hosted only (default ALLOW_ONCE)' } }, ['blobStoreName']),
+    Storage: obj(
+      {
+        blobStoreName: str,
+        strictContentTypeValidation: bool,
+        writePolicy: { type: 'string', enum: ['ALLOW', 'ALLOW_ONCE', 'DENY'], description: 'Hosted only (default ALLOW_ONCE)' },
+      },
+      ['blobStoreName'],
+    ),
     Cleanup: { ...obj({ policyNames: { type: 'array', items: str } }), nullable: true },
     Proxy: obj({ remoteUrl: str, contentMaxAge: { type: 'integer', default: 1440 }, metadataMaxAge: { type: 'integer', default: 1440 } }, ['remoteUrl']),
     NegativeCache: obj({ enabled: { type: 'boolean', default: true }, timeToLive: { type: 'integer', default: 1440 } }),
@@ -97,7 +104,14 @@ function schemasFor(formats: FormatPlugin[]): Json {
       blocked: bool,
       autoBlock: bool,
       connection: {
-        ...obj({ retries: { type: 'integer', minimum: 0, maximum: 10, nullable: true }, userAgentSuffix: nstr, timeout: { type: 'integer', minimum: 0, maximum: 3600, nullable: true }, enableCircularRedirects: bool, enableCookies: bool, useTrustStore: bool }),
+        ...obj({
+          retries: { type: 'integer', minimum: 0, maximum: 10, nullable: true },
+          userAgentSuffix: nstr,
+          timeout: { type: 'integer', minimum: 0, maximum: 3600, nullable: true },
+          enableCircularRedirects: bool,
+          enableCookies: bool,
+          useTrustStore: bool,
+        }),
         nullable: true,
       },
       authentication: {
@@ -148,8 +162,19 @@ function schemasFor(formats: FormatPlugin[]): Json {
       failures: { type: 'integer', description: 'Proxy only: consecutive upstream failures' },
       lastError: { type: 'string', nullable: true, description: 'Proxy only' },
     }),
-    SoftQuota: { ...obj({ type: { type: 'string', enum: ['spaceRemainingQuota', 'spaceUsedQuota'] }, limit: { type: 'integer', format: 'int64', description: 'bytes' } }, ['type', 'limit']), nullable: true },
-    BlobStoreXO: obj({ name: str, type: { type: 'string', enum: ['File', 'S3'] }, unavailable: bool, blobCount: int, totalSizeInBytes: int, availableSpaceInBytes: { ...int, nullable: true }, softQuota: ref('SoftQuota') }),
+    SoftQuota: {
+      ...obj({ type: { type: 'string', enum: ['spaceRemainingQuota', 'spaceUsedQuota'] }, limit: { type: 'integer', format: 'int64', description: 'bytes' } }, ['type', 'limit']),
+      nullable: true,
+    },
+    BlobStoreXO: obj({
+      name: str,
+      type: { type: 'string', enum: ['File', 'S3'] },
+      unavailable: bool,
+      blobCount: int,
+      totalSizeInBytes: int,
+      availableSpaceInBytes: { ...int, nullable: true },
+      softQuota: ref('SoftQuota'),
+    }),
     FileBlobStore: obj({ name: str, path: { type: 'string', description: 'Absolute, or relative to <data>/blobs' }, softQuota: ref('SoftQuota') }, ['path']),
     S3BlobStore: obj(
       {
@@ -158,9 +183,20 @@ function schemasFor(formats: FormatPlugin[]): Json {
         bucketConfiguration: obj(
           {
             bucket: obj({ region: { type: 'string', default: 'DEFAULT' }, name: str, prefix: str, expiration: { type: 'integer', default: 3 } }, ['name']),
-            bucketSecurity: { ...obj({ accessKeyId: str, secretAccessKey: { type: 'string', description: 'Write only: never returned; a PUT without it keeps the stored one' }, role: nstr, sessionToken: nstr }), nullable: true },
+            bucketSecurity: {
+              ...obj({
+                accessKeyId: str,
+                secretAccessKey: { type: 'string', description: 'Write only: never returned; a PUT without it keeps the stored one' },
+                role: nstr,
+                sessionToken: nstr,
+              }),
+              nullable: true,
+            },
             encryption: { ...obj({ encryptionType: nstr, encryptionKey: nstr }), nullable: true },
-            advancedBucketConnection: { ...obj({ endpoint: nstr, signerType: nstr, forcePathStyle: bool, maxConnectionPoolSize: { type: 'integer', nullable: true } }), nullable: true },
+            advancedBucketConnection: {
+              ...obj({ endpoint: nstr, signerType: nstr, forcePathStyle: bool, maxConnectionPoolSize: { type: 'integer', nullable: true } }),
+              nullable: true,
+            },
           },
           ['bucket'],
         ),
@@ -198,7 +234,13 @@ function schemasFor(formats: FormatPlugin[]): Json {
       ['schedule'],
     ),
     TaskTemplateXO: obj(
-      { type: str, name: str, enabled: bool, frequency: ref('FrequencyXO'), properties: { type: 'object', additionalProperties: { type: 'string' }, description: 'As listed by GET /tasks/types' } },
+      {
+        type: str,
+        name: str,
+        enabled: bool,
+        frequency: ref('FrequencyXO'),
+        properties: { type: 'object', additionalProperties: { type: 'string' }, description: 'As listed by GET /tasks/types' },
+      },
       ['name'],
     ),
     TaskXO: obj({
@@ -221,7 +263,14 @@ function schemasFor(formats: FormatPlugin[]): Json {
       name: str,
       properties: {
         type: 'array',
-        items: obj({ id: str, label: str, type: { type: 'string', enum: ['string', 'number', 'boolean', 'repository', 'blobstore'] }, required: bool, default: { nullable: true }, help: nstr }),
+        items: obj({
+          id: str,
+          label: str,
+          type: { type: 'string', enum: ['string', 'number', 'boolean', 'repository', 'blobstore'] },
+          required: bool,
+          default: { nullable: true },
+          help: nstr,
+        }),
       },
     }),
     TaskRunXO: obj({
@@ -248,9 +297,17 @@ function op(tag: string, summary: string, privilege: string, extra: Json): Json 
 function pathsFor(formats: FormatPlugin[]): Json {
   const formatPath = { ...path('format', 'Repository format'), schema: { type: 'string', enum: formats.map((f) => f.name) } };
   return {
-    '/v1/status': { get: { tags: ['Status'], summary: 'Health check: the node can serve reads', responses: { '200': { description: 'Available' }, '503': { description: 'Unavailable' } } } },
-    '/v1/status/writable': { get: { tags: ['Status'], summary: 'Health check: the node can serve writes', responses: { '200': { description: 'Writable' }, '503': { description: 'Unavailable' } } } },
-    '/v1/status/check': { get: op('Status', 'System checks', 'nx-metrics-all', { responses: responses({ '200': R.ok({ type: 'object', additionalProperties: obj({ healthy: bool, message: nstr }) }) }) }) },
+    '/v1/status': {
+      get: { tags: ['Status'], summary: 'Health check: the node can serve reads', responses: { '200': { description: 'Available' }, '503': { description: 'Unavailable' } } },
+    },
+    '/v1/status/writable': {
+      get: { tags: ['Status'], summary: 'Health check: the node can serve writes', responses: { '200': { description: 'Writable' }, '503': { description: 'Unavailable' } } },
+    },
+    '/v1/status/check': {
+      get: op('Status', 'System checks', 'nx-metrics-all', {
+        responses: responses({ '200': R.ok({ type: 'object', additionalProperties: obj({ healthy: bool, message: nstr }) }) }),
+      }),
+    },
 
     '/v1/repositories': {
       get: op('Repositories', 'List the repositories the caller may browse', 'nx-repositories-read, or browse on each repository listed', {
@@ -263,7 +320,10 @@ function pathsFor(formats: FormatPlugin[]): Json {
       }),
     },
     '/v1/repositories/{repositoryName}': {
-      get: op('Repositories', 'One repository (summary)', 'nx-repositories-read or browse on it', { parameters: [namePath], responses: responses({ '200': R.ok(ref('RepositoryXO')) }, ['notFound']) }),
+      get: op('Repositories', 'One repository (summary)', 'nx-repositories-read or browse on it', {
+        parameters: [namePath],
+        responses: responses({ '200': R.ok(ref('RepositoryXO')) }, ['notFound']),
+      }),
       delete: op('Repositories', 'Delete a repository and its content (bytes are reclaimed by the blob GC task)', 'nx-repository-admin-<format>-<repo>-delete', {
         parameters: [namePath],
         responses: responses({ '204': R.noContent }, ['notFound']),
@@ -310,7 +370,10 @@ function pathsFor(formats: FormatPlugin[]): Json {
       }),
     },
     '/v1/blobstores/{name}/quota-status': {
-      get: op('Blob stores', 'Soft quota status', 'nx-blobstores-read', { parameters: [path('name', 'Blob store name')], responses: responses({ '200': R.ok(ref('QuotaStatus')) }, ['notFound']) }),
+      get: op('Blob stores', 'Soft quota status', 'nx-blobstores-read', {
+        parameters: [path('name', 'Blob store name')],
+        responses: responses({ '200': R.ok(ref('QuotaStatus')) }, ['notFound']),
+      }),
     },
     '/v1/blobstores/file': {
       post: op('Blob stores', 'Create a file blob store', 'nx-blobstores-create', {
@@ -319,7 +382,10 @@ function pathsFor(formats: FormatPlugin[]): Json {
       }),
     },
     '/v1/blobstores/file/{name}': {
-      get: op('Blob stores', 'A file blob store', 'nx-blobstores-read', { parameters: [path('name', 'Blob store name')], responses: responses({ '200': R.ok(ref('FileBlobStore')) }, ['notFound']) }),
+      get: op('Blob stores', 'A file blob store', 'nx-blobstores-read', {
+        parameters: [path('name', 'Blob store name')],
+        responses: responses({ '200': R.ok(ref('FileBlobStore')) }, ['notFound']),
+      }),
       put: op('Blob stores', 'Update a file blob store (the path is fixed once it holds blobs)', 'nx-blobstores-update', {
         parameters: [path('name', 'Blob store name')],
         requestBody: { required: true, ...json(ref('FileBlobStore')) },
@@ -349,19 +415,30 @@ function pathsFor(formats: FormatPlugin[]): Json {
         parameters: [query('repository', 'Repository name (a group lists its members)', true), ...paging],
         responses: responses({ '200': R.ok(ref('PageComponentXO')) }, ['badRequest', 'notFound']),
       }),
-      post: op('Components', 'Upload files as Nexus does (multipart): <format>.directory, <format>.assetN (file), <format>.assetN.filename', 'nx-component-upload and add on the repository', {
-        parameters: [query('repository', 'Repository name', true)],
-        requestBody: {
-          required: true,
-          // The form's fields are named after the repository's format.
-          content: { 'multipart/form-data': { schema: uploadForm(formats) } },
+      post: op(
+        'Components',
+        'Upload files as Nexus does (multipart): <format>.directory, <format>.assetN (file), <format>.assetN.filename',
+        'nx-component-upload and add on the repository',
+        {
+          parameters: [query('repository', 'Repository name', true)],
+          requestBody: {
+            required: true,
+            // The form's fields are named after the repository's format.
+            content: { 'multipart/form-data': { schema: uploadForm(formats) } },
+          },
+          responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
         },
-        responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
-      }),
+      ),
     },
     '/v1/components/{id}': {
-      get: op('Components', 'A component', 'browse on its repository', { parameters: [path('id', 'Component id')], responses: responses({ '200': R.ok(ref('ComponentXO')) }, ['notFound']) }),
-      delete: op('Components', 'Delete a component and its assets', 'delete on its repository', { parameters: [path('id', 'Component id')], responses: responses({ '204': R.noContent }, ['notFound']) }),
+      get: op('Components', 'A component', 'browse on its repository', {
+        parameters: [path('id', 'Component id')],
+        responses: responses({ '200': R.ok(ref('ComponentXO')) }, ['notFound']),
+      }),
+      delete: op('Components', 'Delete a component and its assets', 'delete on its repository', {
+        parameters: [path('id', 'Component id')],
+        responses: responses({ '204': R.noContent }, ['notFound']),
+      }),
     },
     '/v1/assets': {
       get: op('Assets', "List a repository's assets", 'browse on the repository', {
@@ -407,7 +484,10 @@ function pathsFor(formats: FormatPlugin[]): Json {
       get: op('Tasks', 'Task types and their properties', 'nx-tasks-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('TaskTypeXO') }) }) }),
     },
     '/v1/tasks/{id}': {
-      get: op('Tasks', 'A task (with its progress while it runs)', 'nx-tasks-read', { parameters: [path('id', 'Task id')], responses: responses({ '200': R.ok(ref('TaskXO')) }, ['notFound']) }),
+      get: op('Tasks', 'A task (with its progress while it runs)', 'nx-tasks-read', {
+        parameters: [path('id', 'Task id')],
+        responses: responses({ '200': R.ok(ref('TaskXO')) }, ['notFound']),
+      }),
       put: op('Tasks', 'Update a task (its type cannot change)', 'nx-tasks-update', {
         parameters: [path('id', 'Task id')],
         requestBody: { required: true, ...json(ref('TaskTemplateXO')) },
@@ -447,7 +527,10 @@ function pathsFor(formats: FormatPlugin[]): Json {
 
 // Security: users, roles, privileges, content selectors, realms, anonymous access ------------
 
-const ACTIONS_XO = { type: 'array', items: { type: 'string', enum: ['BROWSE', 'READ', 'EDIT', 'ADD', 'DELETE', 'CREATE', 'UPDATE', 'RUN', 'START', 'STOP', 'ASSOCIATE', 'DISASSOCIATE', 'ALL'] } };
+const ACTIONS_XO = {
+  type: 'array',
+  items: { type: 'string', enum: ['BROWSE', 'READ', 'EDIT', 'ADD', 'DELETE', 'CREATE', 'UPDATE', 'RUN', 'START', 'STOP', 'ASSOCIATE', 'DISASSOCIATE', 'ALL'] },
+};
 const strList = { type: 'array', items: str };
 const PRIVILEGE_TYPE_ENUM = ['application', 'repository-view', 'repository-admin', 'repository-content-selector', 'wildcard'];
 
@@ -465,16 +548,17 @@ function securitySchemas(): Json {
   };
   return {
     ApiUser: obj(user),
-    ApiCreateUser: obj(
-      { userId: str, firstName: str, lastName: str, emailAddress: str, password: { type: 'string', writeOnly: true }, status: user.status, roles: strList },
-      ['userId', 'password'],
-    ),
+    ApiCreateUser: obj({ userId: str, firstName: str, lastName: str, emailAddress: str, password: { type: 'string', writeOnly: true }, status: user.status, roles: strList }, [
+      'userId',
+      'password',
+    ]),
     ApiUserSource: obj({ id: str, name: str }),
     RoleXORequest: obj({ id: str, name: str, description: str, privileges: strList, roles: { ...strList, description: 'Nested role ids (cycles are refused)' } }, ['id']),
     RoleXOResponse: obj({ id: str, source: str, name: str, description: str, readOnly: bool, privileges: strList, roles: strList }),
     ApiPrivilege: {
       type: 'object',
-      description: 'type, name, description, readOnly, plus per type: application {domain, actions}; repository-view and repository-admin {format, repository, actions}; repository-content-selector {contentSelector, format, repository, actions}; wildcard {pattern}',
+      description:
+        'type, name, description, readOnly, plus per type: application {domain, actions}; repository-view and repository-admin {format, repository, actions}; repository-content-selector {contentSelector, format, repository, actions}; wildcard {pattern}',
       properties: {
         type: { type: 'string', enum: PRIVILEGE_TYPE_ENUM },
         name: str,
@@ -493,7 +577,12 @@ function securitySchemas(): Json {
       description: 'The fields of the privilege type in the path (see ApiPrivilege); name is required on create and fixed on update',
       properties: { name: str, description: str, domain: str, format: str, repository: str, contentSelector: str, pattern: str, actions: ACTIONS_XO },
     },
-    ContentSelector: obj({ name: str, type: { type: 'string', enum: ['csel'] }, description: str, expression: { type: 'string', example: 'format == "raw" and path =^ "/team-a/"' } }),
+    ContentSelector: obj({
+      name: str,
+      type: { type: 'string', enum: ['csel'] },
+      description: str,
+      expression: { type: 'string', example: 'format == "raw" and path =^ "/team-a/"' },
+    }),
     ContentSelectorRequest: obj({ name: str, description: str, expression: str }, ['expression']),
     ContentSelectorPreview: obj(
       { expression: str, repository: { type: 'string', description: 'A repository (a group: its members) or * / absent for every repository the caller may browse' }, format: str },
@@ -523,7 +612,7 @@ function securityPaths(): Json {
       }),
     },
     '/v1/security/users/{userId}': {
-      put: op(T, "Update a user (for an external user only its local roles, kept as a role mapping)", 'nx-users-update', {
+      put: op(T, 'Update a user (for an external user only its local roles, kept as a role mapping)', 'nx-users-update', {
         parameters: [userId],
         requestBody: { required: true, ...json(ref('ApiUser')) },
         responses: responses({ '204': R.noContent }, ['badRequest', 'notFound']),
@@ -547,7 +636,10 @@ function securityPaths(): Json {
       get: op(T, 'User sources', 'nx-users-read', { responses: responses({ '200': R.ok({ type: 'array', items: ref('ApiUserSource') }) }) }),
     },
     '/v1/security/roles': {
-      get: op(T, 'List roles', 'nx-roles-read', { parameters: [query('source', 'Only roles of this source (default)')], responses: responses({ '200': R.ok({ type: 'array', items: ref('RoleXOResponse') }) }) }),
+      get: op(T, 'List roles', 'nx-roles-read', {
+        parameters: [query('source', 'Only roles of this source (default)')],
+        responses: responses({ '200': R.ok({ type: 'array', items: ref('RoleXOResponse') }) }),
+      }),
       post: op(T, 'Create a role', 'nx-roles-create', {
         requestBody: { required: true, ...json(ref('RoleXORequest')) },
         responses: responses({ '200': R.ok(ref('RoleXOResponse')) }, ['badRequest', 'conflict']),
@@ -650,7 +742,13 @@ function ldapSchemas(): Json {
     authScheme: { type: 'string', enum: ['NONE', 'SIMPLE'], description: 'NONE: anonymous searches; SIMPLE: bind as authUsername (DIGEST_MD5 and CRAM_MD5 are refused)' },
     authRealm: str,
     authUsername: { type: 'string', description: 'Bind DN of the service account (SIMPLE)' },
-    connectionTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 30, description: 'Bounds the connect and every operation: an unreachable server never holds a login longer' },
+    connectionTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 30,
+      description: 'Bounds the connect and every operation: an unreachable server never holds a login longer',
+    },
     connectionRetryDelaySeconds: { type: 'integer', minimum: 0, default: 300, description: 'How long a failing server is skipped' },
     maxIncidentsCount: { type: 'integer', minimum: 0, default: 3, description: 'Consecutive failures before the server is skipped for the retry delay' },
     userBaseDn: { type: 'string', description: 'Relative to searchBase, e.g. ou=people' },
@@ -673,7 +771,17 @@ function ldapSchemas(): Json {
   };
   return {
     CreateLdapServerXo: {
-      ...obj({ ...fields, authPassword: { type: 'string', writeOnly: true, description: 'Write only: never returned. On update, leaving it out keeps the stored one unless host, port, protocol or authUsername change' } }, ['name', 'host', 'searchBase']),
+      ...obj(
+        {
+          ...fields,
+          authPassword: {
+            type: 'string',
+            writeOnly: true,
+            description: 'Write only: never returned. On update, leaving it out keeps the stored one unless host, port, protocol or authUsername change',
+          },
+        },
+        ['name', 'host', 'searchBase'],
+      ),
     },
     ReadLdapServerXo: obj({ id: str, order: { type: 'integer', description: '1-based position in which servers are asked' }, ...fields }),
     LdapVerifyLogin: {
@@ -694,7 +802,10 @@ function ldapPaths(): Json {
       get: op(T, 'List LDAP servers in the order they are asked (bind passwords are never returned)', 'nx-ldap-read', {
         responses: responses({ '200': R.ok({ type: 'array', items: ref('ReadLdapServerXo') }) }),
       }),
-      post: op(T, 'Add an LDAP server (asked after the existing ones)', 'nx-ldap-create', { requestBody: config, responses: responses({ '201': R.created }, ['badRequest', 'conflict']) }),
+      post: op(T, 'Add an LDAP server (asked after the existing ones)', 'nx-ldap-create', {
+        requestBody: config,
+        responses: responses({ '201': R.created }, ['badRequest', 'conflict']),
+      }),
     },
     '/v1/security/ldap/{name}': {
       get: op(T, 'An LDAP server', 'nx-ldap-read', { parameters: [name], responses: responses({ '200': R.ok(ref('ReadLdapServerXo')) }, ['notFound']) }),
@@ -723,13 +834,19 @@ function ldapPaths(): Json {
     '/v1/security/ldap/verify-user-mapping': {
       post: op(T, 'The first users (up to 20) the user and group mapping finds', verify, {
         requestBody: config,
-        responses: responses({ '200': R.ok({ type: 'array', items: ref('LdapUserXO') }), '400': { description: "Invalid configuration, or the server's error", ...json(ref('Error')) } }),
+        responses: responses({
+          '200': R.ok({ type: 'array', items: ref('LdapUserXO') }),
+          '400': { description: "Invalid configuration, or the server's error", ...json(ref('Error')) },
+        }),
       }),
     },
     '/v1/security/ldap/verify-login': {
       post: op(T, 'Try a login with a configuration (not saved)', verify, {
         requestBody: { required: true, ...json(ref('LdapVerifyLogin')) },
-        responses: responses({ '204': { description: 'Login succeeded' }, '400': { description: 'Invalid configuration, user not found, wrong password, or the server error', ...json(ref('Error')) } }),
+        responses: responses({
+          '204': { description: 'Login succeeded' },
+          '400': { description: 'Invalid configuration, user not found, wrong password, or the server error', ...json(ref('Error')) },
+        }),
       }),
     },
   };
@@ -781,10 +898,15 @@ function tokenAndAuditPaths(): Json {
   return {
     '/v1/security/user-tokens': {
       get: op(T, 'List API tokens (never their secrets)', own, { parameters: [userId], responses: responses({ '200': R.ok({ type: 'array', items: ref('UserTokenXO') }) }) }),
-      post: op(T, 'Create an API token; the response carries its secret once. Usable as a Bearer token or as the Basic password of its user.', 'an authenticated user signed in without a token', {
-        requestBody: { required: true, ...json(ref('UserTokenCreate')) },
-        responses: responses({ '201': R.ok(ref('UserTokenCreatedXO')) }, ['badRequest']),
-      }),
+      post: op(
+        T,
+        'Create an API token; the response carries its secret once. Usable as a Bearer token or as the Basic password of its user.',
+        'an authenticated user signed in without a token',
+        {
+          requestBody: { required: true, ...json(ref('UserTokenCreate')) },
+          responses: responses({ '201': R.ok(ref('UserTokenCreatedXO')) }, ['badRequest']),
+        },
+      ),
     },
     '/v1/security/user-tokens/{id}': {
       delete: op(T, 'Revoke an API token', own, { parameters: [path('id', 'Token id'), userId], responses: responses({ '204': R.noContent }, ['notFound']) }),

@@ -113,7 +113,12 @@ export function repositoryRoutes(app: Stowage): Router {
     const repo = await app.repositories.require(ctx.params.name);
     await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'delete');
     await app.repositories.delete(repo.name);
-    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'deleted', context: repo.name, attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config) } });
+    await app.audit.record(auditOrigin(ctx), {
+      domain: DOMAIN,
+      type: 'deleted',
+      context: repo.name,
+      attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config) },
+    });
     ctx.status = 204;
   });
 

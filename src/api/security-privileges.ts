@@ -52,7 +52,12 @@ export function securityPrivilegeRoutes(app: Stowage): Router {
     await requireApp(app, ctx, 'nx-privileges-update');
     const type = privilegeType(ctx.params.type);
     const { before, after } = await privileges.update(type, ctx.params.name, object(await readJson(ctx, maxJson)));
-    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'updated', context: after.name, attributes: { before: privilegeAudit(before), after: privilegeAudit(after) } });
+    await app.audit.record(auditOrigin(ctx), {
+      domain: DOMAIN,
+      type: 'updated',
+      context: after.name,
+      attributes: { before: privilegeAudit(before), after: privilegeAudit(after) },
+    });
     ctx.status = 204;
   });
 

@@ -153,7 +153,13 @@ export function securityUserRoutes(app: Stowage): Router {
       await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'deleted', context: id, attributes: { source: LOCAL, before: userXO(local) } });
     } else {
       // An external user: what Stowage holds of it is its role mapping.
-      const sources = source !== undefined ? [source] : sec.userSources().map((s) => s.id).filter((s) => s !== LOCAL);
+      const sources =
+        source !== undefined
+          ? [source]
+          : sec
+              .userSources()
+              .map((s) => s.id)
+              .filter((s) => s !== LOCAL);
       let deleted = false;
       for (const s of sources) {
         const before = await sec.mappedRoles(id, s);

@@ -285,8 +285,7 @@ export async function* readTar(input: Readable, opts: TarReadOptions = {}): Asyn
       }
       pax = new Map();
       longName = longLink = undefined;
-      const type: TarEntryType =
-        flag === '0' || flag === '7' ? 'file' : flag === '5' ? 'directory' : flag === '2' ? 'symlink' : flag === '1' ? 'link' : 'other';
+      const type: TarEntryType = flag === '0' || flag === '7' ? 'file' : flag === '5' ? 'directory' : flag === '2' ? 'symlink' : flag === '1' ? 'link' : 'other';
       const bodySize = realSize;
       if (type === 'directory' && name.split('/').every((p) => p === '' || p === '.')) {
         // The archive's root folder (`./`, as `tar -C dir .` writes): nothing to report.

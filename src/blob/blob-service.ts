@@ -144,11 +144,7 @@ export class BlobService {
   }
 
   /** Streams `body` into the store while hashing it once; verifies sizes and expected digests. */
-  async stage(
-    storeId: number,
-    body: Readable,
-    opts: DigestLimits & { expected?: ExpectedDigests } = {},
-  ): Promise<StagedBlob> {
+  async stage(storeId: number, body: Readable, opts: DigestLimits & { expected?: ExpectedDigests } = {}): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
     const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
@@ -373,9 +369,15 @@ export class BlobService {
         batch = batch.filter((b) => this.staging.collectable(b.key, b.modified, graceMs));
         if (batch.length === 0) return;
         const known = new Set(
-          (await this.db('blobs').where({ store_id: sid }).whereIn('storage_key', batch.map((b) => b.key)).select('storage_key')).map(
-            (r) => r.storage_key as string,
-          ),
+          (
+            await this.db('blobs')
+              .where({ store_id: sid })
+              .whereIn(
+                'storage_key',
+                batch.map((b) => b.key),
+              )
+              .select('storage_key')
+          ).map((r) => r.storage_key as string),
         );
         for (const b of batch) {
           if (!known.has(b.key)) {

@@ -144,7 +144,9 @@ export class BlobStores {
     } catch (e) {
       throw badRequest(`Blob store '${name}' is not usable: ${(e as Error).message}`);
     }
-    await this.db('blob_stores').where({ id: cur.id }).update({ attributes: toJson(this.sealed(attributes)) });
+    await this.db('blob_stores')
+      .where({ id: cur.id })
+      .update({ attributes: toJson(this.sealed(attributes)) });
     await this.drivers.get(cur.id)?.close?.();
     this.drivers.delete(cur.id);
     return (await this.byId(cur.id))!;

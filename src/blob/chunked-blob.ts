@@ -124,7 +124,11 @@ export class ChunkedBlob {
       let now: number;
       try {
         // pipeline: an error or early end of the body fails the store's write too.
-        now = await this.store.append(this.id, size, pipeline(body, hash, () => undefined));
+        now = await this.store.append(
+          this.id,
+          size,
+          pipeline(body, hash, () => undefined),
+        );
       } catch (e) {
         this.drop();
         if (isAppError(e)) throw e;

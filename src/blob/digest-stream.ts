@@ -176,7 +176,10 @@ function calibrate(): { main: Algo[]; worker: Algo[] } {
   for (let mask = 1; mask < 8; mask++) {
     const worker = ALGOS.filter((_, i) => mask & (1 << i));
     const main = ALGOS.filter((_, i) => !(mask & (1 << i)));
-    const t = Math.max(moving + main.reduce((s, a) => s + cost[a], 0), worker.reduce((s, a) => s + cost[a], 0));
+    const t = Math.max(
+      moving + main.reduce((s, a) => s + cost[a], 0),
+      worker.reduce((s, a) => s + cost[a], 0),
+    );
     if (t < best.t) best = { main, worker, t };
   }
   return { main: best.main, worker: best.worker };

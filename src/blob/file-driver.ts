@@ -26,7 +26,13 @@ async function publish(from: string, dest: string): Promise<void> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
       // A missing source is not a race: stop at once.
-      if (!(await fs.stat(from).then(() => true, () => false))) throw e;
+      if (
+        !(await fs.stat(from).then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw e;
     }
   }
 }

@@ -49,7 +49,10 @@ function s3Code(e: unknown): string | undefined {
 }
 
 function normalisePrefix(p: string | undefined): string {
-  return (p ?? '').split('/').filter((s) => s !== '').join('/');
+  return (p ?? '')
+    .split('/')
+    .filter((s) => s !== '')
+    .join('/');
 }
 
 function clientOptions(s: S3Settings): ClientOptions {
@@ -245,8 +248,7 @@ export class S3BlobDriver implements BlobDriver {
 
   /** Streams `body` into object `name` (multipart past one part); the object appears only when complete. */
   private async writeObject(name: string, key: string, body: Readable, size?: number): Promise<number> {
-    const base =
-      size !== undefined && size > 0 ? Math.min(MAX_PART, Math.max(MIN_PART, Math.ceil(size / MAX_PARTS / MiB) * MiB)) : MIN_PART;
+    const base = size !== undefined && size > 0 ? Math.min(MAX_PART, Math.max(MIN_PART, Math.ceil(size / MAX_PARTS / MiB) * MiB)) : MIN_PART;
     const partSize = (n: number) => Math.min(MAX_PART, base * 2 ** Math.floor((n - 1) / PARTS_PER_STEP));
 
     let chunks: Buffer[] = [];
@@ -274,11 +276,9 @@ export class S3BlobDriver implements BlobDriver {
       if (inflight) await inflight;
       const n = ++partNo;
       if (n > MAX_PARTS) throw new AppError('PAYLOAD_TOO_LARGE', `Blob ${key} is too large for one S3 object`);
-      const p = this.client
-        .uploadPart({ bucketName: this.bucket, objectName: name, uploadID: uploadId, partNumber: n, headers: {} }, part)
-        .then((r) => {
-          etags.push({ part: n, etag: r.etag });
-        });
+      const p = this.client.uploadPart({ bucketName: this.bucket, objectName: name, uploadID: uploadId, partNumber: n, headers: {} }, part).then((r) => {
+        etags.push({ part: n, etag: r.etag });
+      });
       p.catch((error: unknown) => {
         failure ??= { error };
       });

@@ -48,7 +48,10 @@ export class SpaceReserve {
         const s = await fs.statfs(this.dir);
         room = s.bavail * s.bsize;
       }
-      const held = await fs.stat(this.file).then((s) => s.size, () => 0);
+      const held = await fs.stat(this.file).then(
+        (s) => s.size,
+        () => 0,
+      );
       if (held > 0 && room < this.bytes) {
         await fs.rm(this.file, { force: true });
       } else if (held < this.bytes && room - (this.bytes - held) >= Math.max(this.minFree, this.bytes)) {

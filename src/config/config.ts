@@ -8,8 +8,7 @@ import { z } from 'zod';
  * one stops the server with a message naming it.
  */
 /** Numbers from env vars are strings; a blank one is an error, not 0 (what Number('') gives). */
-const numeric = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
+const numeric = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
 const durationSeconds = numeric(z.number().int().min(0));
 
 export const ConfigSchema = z.object({
@@ -115,7 +114,10 @@ const MAP_SETTINGS = new Set(['formatPorts']);
 
 function parseMap(name: string, v: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of v
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const m = /^([^:=\s]+)\s*[:=]\s*(\S+)$/.exec(entry);
     if (!m) throw new ConfigError(`Invalid setting ${name}: expected format:port[,format:port…], got '${entry}'`);
     out[m[1]] = m[2];
@@ -126,7 +128,17 @@ function parseMap(name: string, v: string): Record<string, string> {
 function defaults(): Record<string, unknown> {
   return {
     dataDir: './data',
-    http: { port: 8081, host: '0.0.0.0', maxJsonBytes: 10 * 1024 * 1024, headersTimeoutSeconds: 60, bodyIdleTimeoutSeconds: 60, maxUnauthenticatedBodyBytes: 32 * 1024 * 1024, shutdownGraceSeconds: 30, trustProxy: false, sendfile: true },
+    http: {
+      port: 8081,
+      host: '0.0.0.0',
+      maxJsonBytes: 10 * 1024 * 1024,
+      headersTimeoutSeconds: 60,
+      bodyIdleTimeoutSeconds: 60,
+      maxUnauthenticatedBodyBytes: 32 * 1024 * 1024,
+      shutdownGraceSeconds: 30,
+      trustProxy: false,
+      sendfile: true,
+    },
     anonymousAccess: true,
     blobs: { gcGraceSeconds: 24 * 3600, gcIntervalSeconds: 24 * 3600, minFreeBytes: 64 * 1024 * 1024, reserveBytes: 8 * 1024 * 1024 },
     proxy: { defaultTimeoutSeconds: 60, autoBlockInitialSeconds: 40, autoBlockMaxSeconds: 3600 },
@@ -198,7 +210,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     const issue = result.error.issues[0];
     const p = issue.path.map(String);
     // The env var of the setting, or of the map holding it (STOWAGE_FORMAT_PORTS for formatPorts.x).
-    const envName = Object.entries(ENV).find(([, keys]) => keys.join('.') === p.slice(0, keys.length).join('.') && (keys.length === p.length || MAP_SETTINGS.has(keys.join('.'))))?.[0];
+    const envName = Object.entries(ENV).find(
+      ([, keys]) => keys.join('.') === p.slice(0, keys.length).join('.') && (keys.length === p.length || MAP_SETTINGS.has(keys.join('.'))),
+    )?.[0];
     const name = envName ? `${envName} (${p.join('.')})` : p.join('.');
     throw new ConfigError(`Invalid setting ${name}: ${issue.message}`);
   }

@@ -59,14 +59,7 @@ export function decodeToken(token: string | undefined | null): number {
   return Number(m[1]);
 }
 
-const ASSET_VIEW_COLUMNS = [
-  'assets.*',
-  'blobs.size as size',
-  'blobs.sha256 as sha256',
-  'blobs.sha1 as sha1',
-  'blobs.md5 as md5',
-  'blobs.created_at as blob_created_at',
-];
+const ASSET_VIEW_COLUMNS = ['assets.*', 'blobs.size as size', 'blobs.sha256 as sha256', 'blobs.sha1 as sha1', 'blobs.md5 as md5', 'blobs.created_at as blob_created_at'];
 
 export interface AssetQuery {
   repositoryIds?: number[];
@@ -112,10 +105,7 @@ export class ContentService {
   }
 
   async findAssetView(repositoryId: number, path: string): Promise<AssetView | undefined> {
-    const r = await this.db('assets')
-      .join('blobs', 'blobs.id', 'assets.blob_id')
-      .where({ 'assets.repository_id': repositoryId, 'assets.path': path })
-      .first(ASSET_VIEW_COLUMNS);
+    const r = await this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId, 'assets.path': path }).first(ASSET_VIEW_COLUMNS);
     return r ? assetView(r) : undefined;
   }
 
@@ -137,7 +127,9 @@ export class ContentService {
     if (existing) {
       if (c.attributes) {
         const attributes = { ...fromJson(existing.attributes), ...c.attributes };
-        await tx('components').where({ id: existing.id }).update({ attributes: toJson(attributes), updated_at: t });
+        await tx('components')
+          .where({ id: existing.id })
+          .update({ attributes: toJson(attributes), updated_at: t });
         return component({ ...existing, attributes: toJson(attributes), updated_at: t });
       }
       return component(existing);
@@ -241,7 +233,9 @@ export class ContentService {
   }
 
   async findComponent(repositoryId: number, c: ComponentInput, q: Q = this.db): Promise<ComponentRow | undefined> {
-    const r = await q('components').where({ repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' }).first();
+    const r = await q('components')
+      .where({ repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' })
+      .first();
     return r ? component(r) : undefined;
   }
 
@@ -262,8 +256,18 @@ export class ContentService {
       const rows = await wherePrefix(this.db, tx('assets').where({ repository_id: repositoryId }), 'path', prefix).select('id', 'component_id');
       if (rows.length === 0) return 0;
       const ids = rows.map((r) => num(r.id));
-      for (let i = 0; i < ids.length; i += 500) await tx('assets').whereIn('id', ids.slice(i, i + 500)).delete();
-      const comps = [...new Set(rows.map((r) => r.component_id).filter((c) => c !== null).map(num))];
+      for (let i = 0; i < ids.length; i += 500)
+        await tx('assets')
+          .whereIn('id', ids.slice(i, i + 500))
+          .delete();
+      const comps = [
+        ...new Set(
+          rows
+            .map((r) => r.component_id)
+            .filter((c) => c !== null)
+            .map(num),
+        ),
+      ];
       for (const c of comps) await this.dropComponentIfEmpty(tx, c);
       return ids.length;
     });
@@ -291,7 +295,12 @@ export class ContentService {
     if (q.md5) query.where('blobs.md5', q.md5.toLowerCase());
     if (q.kind) query.where('assets.kind', q.kind);
     if (q.component) query.whereIn('assets.component_id', filterComponents(this.db('components').select('id'), q.component));
-    const rows = (await query.orderBy('assets.id').limit(limit + 1).select(ASSET_VIEW_COLUMNS)).map(assetView);
+    const rows = (
+      await query
+        .orderBy('assets.id')
+        .limit(limit + 1)
+        .select(ASSET_VIEW_COLUMNS)
+    ).map(assetView);
     const more = rows.length > limit;
     const items = rows.slice(0, limit);
     return { items, continuationToken: more ? encodeToken(items[items.length - 1].id) : null };
@@ -342,12 +351,7 @@ export class ContentService {
   /** Immediate children of a folder, for browsing: sub-folders first, then files. */
   async listChildren(repositoryId: number, dir: string, limit = 10_000): Promise<DirEntry[]> {
     const prefix = dir === '' || dir.endsWith('/') ? dir : dir + '/';
-    const rows = await wherePrefix(
-      this.db,
-      this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId }),
-      'assets.path',
-      prefix,
-    )
+    const rows = await wherePrefix(this.db, this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId }), 'assets.path', prefix)
       .orderBy('assets.path')
       .limit(limit)
       .select(ASSET_VIEW_COLUMNS);
@@ -398,16 +402,15 @@ export class ContentService {
   async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string): Promise<void> {
     const t = now();
     // One statement, so concurrent first writes of a tag cannot clash on the unique key.
-    await tx('tags')
-      .insert({ repository_id: repositoryId, scope, name, target, updated_at: t })
-      .onConflict(['repository_id', 'scope', 'name'])
-      .merge({ target, updated_at: t });
+    await tx('tags').insert({ repository_id: repositoryId, scope, name, target, updated_at: t }).onConflict(['repository_id', 'scope', 'name']).merge({ target, updated_at: t });
   }
 
   async getTags(repositoryId: number, scope: string): Promise<Array<{ name: string; target: string; updated_at: number }>> {
-    return (await this.db('tags').where({ repository_id: repositoryId, scope }).orderBy('name').select('name', 'target', 'updated_at')).map(
-      (r) => ({ name: String(r.name), target: String(r.target), updated_at: num(r.updated_at) }),
-    );
+    return (await this.db('tags').where({ repository_id: repositoryId, scope }).orderBy('name').select('name', 'target', 'updated_at')).map((r) => ({
+      name: String(r.name),
+      target: String(r.target),
+      updated_at: num(r.updated_at),
+    }));
   }
 
   /**

@@ -47,7 +47,12 @@ export async function signIn(
   for (const lock of app.loginThrottle.failure(who)) {
     await app.audit.record(
       { principal: null, remoteAddress: ctx.ip },
-      { domain: 'security.login', type: 'locked', context: lock.key, attributes: { kind: lock.kind, address: lock.address, failures: lock.failures, until: new Date(lock.until).toISOString() } },
+      {
+        domain: 'security.login',
+        type: 'locked',
+        context: lock.key,
+        attributes: { kind: lock.kind, address: lock.address, failures: lock.failures, until: new Date(lock.until).toISOString() },
+      },
     );
   }
   return null;

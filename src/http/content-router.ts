@@ -54,8 +54,7 @@ export function formatErrorRendering(app: Stowage, fixed?: string): Koa.Middlewa
       // A refused credential on a dedicated listener is answered in that repository's terms too.
       ctx.state.repository = repo;
       format = repo?.format;
-    }
-    else if (ctx.path.startsWith(PREFIX)) {
+    } else if (ctx.path.startsWith(PREFIX)) {
       const rest = ctx.path.slice(PREFIX.length);
       const slash = rest.indexOf('/');
       let name: string | null = null;
@@ -126,9 +125,7 @@ export async function serve(
   if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
   const need = format.classify ? format.classify(ctx, path) : defaultNeed(ctx.method);
   const principal =
-    need === 'public'
-      ? (principalOf(ctx) ?? anonymousPrincipal())
-      : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
+    need === 'public' ? (principalOf(ctx) ?? anonymousPrincipal()) : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
   const req: ContentRequest = {
     ctx,
     repo,

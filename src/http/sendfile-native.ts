@@ -52,14 +52,7 @@ export interface KernelTransfer {
 }
 
 /** Starts copying `length` bytes of `fileFd` from `offset` to the socket; `done` gets the errno (0 when complete). */
-export function kernelSend(
-  socketFd: number,
-  fileFd: number,
-  offset: number,
-  length: number,
-  stallMs: number,
-  done: (errno: number, sent: number) => void,
-): KernelTransfer {
+export function kernelSend(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number, done: (errno: number, sent: number) => void): KernelTransfer {
   let finished = false;
   // Throws when the transfer cannot start (no descriptor or thread left): the caller falls back.
   const handle = native!.start(socketFd, fileFd, offset, length, stallMs, (errno, sent) => {

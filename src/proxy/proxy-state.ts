@@ -17,9 +17,7 @@ export interface RemoteState {
 }
 
 /** Whether a request may go upstream now. */
-export type Gate =
-  | { open: true; /** The remote had failures: a success must clear them. */ recovering: boolean }
-  | { open: false; state: RemoteState };
+export type Gate = { open: true; /** The remote had failures: a success must clear them. */ recovering: boolean } | { open: false; state: RemoteState };
 
 /** Window after the n-th consecutive failure: initial × fib(n) (40 s, 40 s, 80 s, 120 s … in Nexus), capped. */
 export function blockWindow(failures: number, t: AutoBlockTiming): number {
@@ -113,8 +111,6 @@ export class ProxyState {
 
   /** The remote answered: whatever failures were counted are over. */
   async success(repositoryId: number): Promise<void> {
-    await this.db('proxy_status')
-      .where({ repository_id: repositoryId })
-      .update({ failures: 0, blocked_until: null, last_error: null, updated_at: Date.now() });
+    await this.db('proxy_status').where({ repository_id: repositoryId }).update({ failures: 0, blocked_until: null, last_error: null, updated_at: Date.now() });
   }
 }

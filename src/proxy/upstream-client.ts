@@ -155,8 +155,7 @@ export class UpstreamClient {
         req.destroy(new UpstreamError('timeout', `${url.host} ${what} for ${seconds} s (${url.href})`));
       });
       req.on('error', (e) => {
-        const err =
-          e instanceof UpstreamError ? e : new UpstreamError('network', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message} (${url.href})`, { cause: e });
+        const err = e instanceof UpstreamError ? e : new UpstreamError('network', `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message} (${url.href})`, { cause: e });
         if (response) {
           // Mid-body: the body stream carries the error to whoever reads it.
           response.destroy(err);

@@ -44,7 +44,10 @@ const httpClient = z.object({
 const common = {
   name: z.string().regex(NAME_RE, 'must use letters, digits, ".", "_" and "-" only, and not start with "." or "_"'),
   online: z.boolean().default(true),
-  cleanup: z.object({ policyNames: z.array(z.string()).default([]) }).nullable().optional(),
+  cleanup: z
+    .object({ policyNames: z.array(z.string()).default([]) })
+    .nullable()
+    .optional(),
 };
 
 const hosted = z.object({

@@ -206,7 +206,8 @@ export class ProxyRepository extends Repository {
         }
         spool.complete();
         const attributes = verdict === 'unverified' ? { upstream: { etag: null, lastModified: null, unverified: true } } : meta.attributes;
-        if (verdict === 'unverified') this.app.log.warn(`Proxy '${this.name}': ${res.url} ended with its connection and could not be verified; it is revalidated after metadataMaxAge`);
+        if (verdict === 'unverified')
+          this.app.log.warn(`Proxy '${this.name}': ${res.url} ended with its connection and could not be verified; it is revalidated after metadataMaxAge`);
         if (meta.kind === 'metadata') {
           // A portal page or a document cut short, answered with 200, would be served as fresh.
           const why = await this.format.validateMetadata?.(path, () => Promise.resolve(spool.reader()!));
@@ -232,7 +233,13 @@ export class ProxyRepository extends Repository {
     }
     if (guard) {
       // No client sees a byte (nor a 200) before the first bytes were judged.
-      const failed = await Promise.race([decided, stored.then(() => null, (e: Error) => e)]);
+      const failed = await Promise.race([
+        decided,
+        stored.then(
+          () => null,
+          (e: Error) => e,
+        ),
+      ]);
       if (failed) return { value: this.stale(cached, path, refused ?? this.gatewayError(`${res.url} failed mid-body: ${failed.message}`, path)) };
     }
     return { value: this.pending(path, res, spool, stored, meta), hold: stored };

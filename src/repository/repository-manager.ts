@@ -243,7 +243,9 @@ export class RepositoryManager {
         const group = (attrs.group ?? {}) as { memberNames?: string[]; writableMember?: string | null };
         group.memberNames = (group.memberNames ?? []).filter((n) => n !== name);
         if (group.writableMember === name) group.writableMember = null;
-        await tx('repositories').where({ id: g.group_id }).update({ attributes: toJson({ ...attrs, group }), updated_at: this.bump(tx) });
+        await tx('repositories')
+          .where({ id: g.group_id })
+          .update({ attributes: toJson({ ...attrs, group }), updated_at: this.bump(tx) });
       }
       await tx('group_members').where({ member_id: cur.id }).delete();
       // Content rows go with the repository (ON DELETE CASCADE); their blobs become GC candidates.
@@ -257,7 +259,9 @@ export class RepositoryManager {
   /** Sets a repository online or offline. */
   async setOnline(name: string, online: boolean): Promise<void> {
     const cur = await this.require(name);
-    await this.db('repositories').where({ id: cur.id }).update({ online, updated_at: this.bump(this.db) });
+    await this.db('repositories')
+      .where({ id: cur.id })
+      .update({ online, updated_at: this.bump(this.db) });
     await this.changed();
   }
 }

@@ -15,9 +15,7 @@
 export type CselIdentifier = 'format' | 'path';
 export type CselOperator = '==' | '!=' | '=~' | '=^';
 
-export type CselNode =
-  | { kind: 'and' | 'or'; left: CselNode; right: CselNode }
-  | { kind: 'compare'; ident: CselIdentifier; op: CselOperator; value: string; regex?: RegExp };
+export type CselNode = { kind: 'and' | 'or'; left: CselNode; right: CselNode } | { kind: 'compare'; ident: CselIdentifier; op: CselOperator; value: string; regex?: RegExp };
 
 export interface CselInput {
   format: string;

@@ -143,7 +143,14 @@ export class Privileges {
     }
     const spec = await this.spec(type, body);
     try {
-      await this.db('privileges').insert({ name, type: spec.type, description: str(body.description, 'description', false), properties: this.row(spec), read_only: false, updated_at: now() });
+      await this.db('privileges').insert({
+        name,
+        type: spec.type,
+        description: str(body.description, 'description', false),
+        properties: this.row(spec),
+        read_only: false,
+        updated_at: now(),
+      });
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict(`Privilege '${name}' already exists`);
       throw e;
@@ -158,7 +165,9 @@ export class Privileges {
     if (before.type !== type) throw field('type', `privilege '${name}' is of type ${before.type}, not ${type}`);
     if (body.name !== undefined && body.name !== null && body.name !== name) throw field('name', `the body's name does not match the path's '${name}'`);
     const spec = await this.spec(type, body);
-    await this.db('privileges').where({ name }).update({ description: str(body.description, 'description', false), properties: this.row(spec), updated_at: now() });
+    await this.db('privileges')
+      .where({ name })
+      .update({ description: str(body.description, 'description', false), properties: this.row(spec), updated_at: now() });
     this.store.invalidate();
     return { before, after: await this.require(name) };
   }

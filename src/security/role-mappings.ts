@@ -26,7 +26,11 @@ export class RoleMappings {
     const existing = await this.find(userId, source);
     const value = { roles: JSON.stringify([...new Set(roles)]), updated_at: now() };
     if (existing) await this.db('user_role_mappings').where(existing).update(value);
-    else await this.db('user_role_mappings').insert({ user_id: userId, source, ...value }).onConflict(['user_id', 'source']).merge();
+    else
+      await this.db('user_role_mappings')
+        .insert({ user_id: userId, source, ...value })
+        .onConflict(['user_id', 'source'])
+        .merge();
     this.store.invalidate();
   }
 

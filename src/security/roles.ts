@@ -40,7 +40,9 @@ function field(name: string, message: string) {
 export async function stripFromJsonArrays(tx: Tx, table: string, column: string, id: string, key: string): Promise<void> {
   // JSON arrays are text on both dialects; narrow with LIKE, then decide in code.
   const needle = escapeLike(JSON.stringify(id));
-  const rows = await tx(table).whereRaw(`${column} like ? escape '\\'`, [`%${needle}%`]).select(key, column);
+  const rows = await tx(table)
+    .whereRaw(`${column} like ? escape '\\'`, [`%${needle}%`])
+    .select(key, column);
   for (const r of rows) {
     const list = fromJson<string[]>(r[column]);
     if (!list.includes(id)) continue;
@@ -194,7 +196,10 @@ export class Roles {
       }
       const same =
         existing.name === row.name && existing.description === row.description && existing.privileges === row.privileges && existing.roles === row.roles && !!existing.read_only;
-      if (!same) await this.db('roles').where({ role_id: b.id }).update({ ...row, updated_at: now() });
+      if (!same)
+        await this.db('roles')
+          .where({ role_id: b.id })
+          .update({ ...row, updated_at: now() });
     }
     this.store.invalidate();
   }

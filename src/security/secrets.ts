@@ -38,7 +38,9 @@ export class Secrets {
 
   /** A key for one purpose (signing tokens…), derived from the secret key: every node sharing it derives the same. */
   deriveKey(purpose: string): Buffer {
-    return createHmac('sha256', this.key).update('stowage:' + purpose).digest();
+    return createHmac('sha256', this.key)
+      .update('stowage:' + purpose)
+      .digest();
   }
 
   isEncrypted(value: string): boolean {

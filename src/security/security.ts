@@ -220,5 +220,4 @@ export class Security implements ExternalUserDirectory {
   }
 
   private anonymous?: { snap: object; principal: Principal | null };
-
 }

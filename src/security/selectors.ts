@@ -72,7 +72,9 @@ export class ContentSelectors {
     const before = await this.require(name);
     if (body.name !== undefined && body.name !== null && body.name !== name) throw field('name', `the body's name does not match the path's '${name}'`);
     const expression = compileExpression(body.expression).expression;
-    await this.db('content_selectors').where({ name }).update({ description: description(body.description), expression, updated_at: now() });
+    await this.db('content_selectors')
+      .where({ name })
+      .update({ description: description(body.description), expression, updated_at: now() });
     this.store.invalidate();
     return { before, after: await this.require(name) };
   }

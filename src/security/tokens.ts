@@ -185,7 +185,9 @@ export class TokenService {
   async verify(secret: string, opts: { kinds?: readonly string[] } = {}): Promise<Principal | null> {
     if (!looksLikeToken(secret)) return null;
     const hash = hashOf(secret);
-    const r = await this.db('user_tokens').where({ token_hash: hash.toString('hex') }).first();
+    const r = await this.db('user_tokens')
+      .where({ token_hash: hash.toString('hex') })
+      .first();
     // The index found the row by hash; compare anyway without a data-dependent early exit.
     if (!r || !timingSafeEqual(Buffer.from(String(r.token_hash), 'hex'), hash)) return null;
     const token = info(r);

@@ -88,7 +88,9 @@ export class LocalUsers {
   }
 
   async setPassword(userId: string, password: string): Promise<void> {
-    const n = await this.db('users').where({ user_id: userId }).update({ password_hash: await hashPassword(password), updated_at: now() });
+    const n = await this.db('users')
+      .where({ user_id: userId })
+      .update({ password_hash: await hashPassword(password), updated_at: now() });
     if (n === 0) throw notFound(`User '${userId}' not found`);
     this.cache.clear();
     this.onChange?.();

@@ -23,7 +23,10 @@ export function uiRouter(app: Stowage): Koa.Middleware {
     if (ctx.path !== '/') return next();
     const repos = await browsable(app, ctx);
     const rows = repos
-      .map((r) => `<tr><td><a href="/repository/${encodeURIComponent(r.name)}/">${escapeHtml(r.name)}</a></td><td>${escapeHtml(r.format.name)}</td><td>${r.type}</td><td>${r.online ? 'online' : 'offline'}</td></tr>`)
+      .map(
+        (r) =>
+          `<tr><td><a href="/repository/${encodeURIComponent(r.name)}/">${escapeHtml(r.name)}</a></td><td>${escapeHtml(r.format.name)}</td><td>${r.type}</td><td>${r.online ? 'online' : 'offline'}</td></tr>`,
+      )
       .join('\n');
     const p = principalOf(ctx);
     const note = !p || p.anonymous ? '<p>Sign in to see the repositories your account may browse.</p>\n' : '';

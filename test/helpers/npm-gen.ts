@@ -84,7 +84,13 @@ export function publishBody(p: GenPackage, registry: string, opts: { tag?: strin
       },
     },
     access: null,
-    _attachments: { [p.name.startsWith('@') ? `${p.name.slice(0, p.name.indexOf('/'))}/${file}` : file]: { content_type: 'application/octet-stream', data: tarball.toString('base64'), length: tarball.length } },
+    _attachments: {
+      [p.name.startsWith('@') ? `${p.name.slice(0, p.name.indexOf('/'))}/${file}` : file]: {
+        content_type: 'application/octet-stream',
+        data: tarball.toString('base64'),
+        length: tarball.length,
+      },
+    },
   };
 }
 

@@ -13,7 +13,6 @@ import pg from 'pg';
  */
 let adminUrl: Promise<string> | undefined;
 
-
 function pgBin(name: string): string {
   const base = '/usr/lib/postgresql';
   if (existsSync(base)) {

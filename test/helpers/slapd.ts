@@ -49,7 +49,10 @@ export function user(uid: string): DirectoryUser {
 
 /** RFC 4514 escaping, written independently of the code under test. */
 function dnValue(v: string): string {
-  return v.replace(/[,+"\\<>;=]/g, (c) => '\\' + c).replace(/^[ #]/, (c) => '\\' + c).replace(/ $/, '\\ ');
+  return v
+    .replace(/[,+"\\<>;=]/g, (c) => '\\' + c)
+    .replace(/^[ #]/, (c) => '\\' + c)
+    .replace(/ $/, '\\ ');
 }
 
 export function userDn(uid: string): string {
@@ -176,9 +179,7 @@ export class Slapd {
       '  by * none',
       'access to *',
       '  by * read',
-      ...(this.memberOf
-        ? ['', 'overlay memberof', 'memberof-group-oc groupOfNames', 'memberof-member-ad member', 'memberof-memberof-ad memberOf', 'memberof-refint TRUE']
-        : []),
+      ...(this.memberOf ? ['', 'overlay memberof', 'memberof-group-oc groupOfNames', 'memberof-member-ad member', 'memberof-memberof-ad memberOf', 'memberof-refint TRUE'] : []),
       '',
     ].join('\n');
     writeFileSync(path.join(this.dir, 'slapd.conf'), conf);

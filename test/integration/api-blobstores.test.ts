@@ -174,7 +174,16 @@ for (const db of DATABASES) {
       assert.ok(s.app.secrets.isEncrypted(String(row!.attributes.secretAccessKey)));
       assert.deepEqual(
         { ...row!.attributes, secretAccessKey: s.app.secrets.decrypt(String(row!.attributes.secretAccessKey)) },
-        { bucket: s3.bucket, region: 'us-east-1', prefix: `stowage-${db}`, endpoint: s3.endpoint, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, expiration: 3 },
+        {
+          bucket: s3.bucket,
+          region: 'us-east-1',
+          prefix: `stowage-${db}`,
+          endpoint: s3.endpoint,
+          forcePathStyle: true,
+          accessKeyId: s3.accessKeyId,
+          secretAccessKey: s3.secretAccessKey,
+          expiration: 3,
+        },
       );
       const got = await s.fetch(`${API}/blobstores/s3/bucket1`);
       const text = await got.text();
@@ -208,7 +217,10 @@ for (const db of DATABASES) {
       await field({ name: 'b2', bucketConfiguration: { bucket: { region: 'x' } } }, 'bucketConfiguration.bucket.name');
       await field({ name: 'b2', bucketConfiguration: { bucket: { name: 'abc' }, bucketSecurity: { accessKeyId: 'k' } } }, 'bucketConfiguration.bucketSecurity.secretAccessKey');
       await field({ name: 'b2', bucketConfiguration: { bucket: { name: 'abc' }, bucketSecurity: { role: 'arn:aws:iam::1:role/x' } } }, 'bucketConfiguration.bucketSecurity.role');
-      await field({ name: 'b2', bucketConfiguration: { bucket: { name: 'abc' }, advancedBucketConnection: { endpoint: 'ftp://host/x' } } }, 'bucketConfiguration.advancedBucketConnection.endpoint');
+      await field(
+        { name: 'b2', bucketConfiguration: { bucket: { name: 'abc' }, advancedBucketConnection: { endpoint: 'ftp://host/x' } } },
+        'bucketConfiguration.advancedBucketConnection.endpoint',
+      );
       assert.equal(await s.app.blobStores.byName('b2'), undefined);
     });
 

@@ -146,7 +146,7 @@ for (const db of DATABASES) {
       // Downloading records lastDownloaded (written in the background).
       assert.equal(await (await fetch(a.downloadUrl)).text(), fileBody(0));
       let downloaded = await getJson<AssetXO>(s, `/assets/${a.id}`);
-      for (const deadline = Date.now() + 5000; downloaded.lastDownloaded === null && Date.now() < deadline; ) {
+      for (const deadline = Date.now() + 5000; downloaded.lastDownloaded === null && Date.now() < deadline;) {
         await new Promise((r) => setTimeout(r, 20));
         downloaded = await getJson<AssetXO>(s, `/assets/${a.id}`);
       }
@@ -232,32 +232,100 @@ for (const db of DATABASES) {
       assert.equal(await (await s.fetch('/repository/files/root.txt')).text(), 'at the root');
       // Through a group with a writable member.
       await s.repo('raw', 'group', { name: 'writable', group: { memberNames: ['files'], writableMember: 'files' } });
-      const res3 = await upload(s, 'writable', [['raw.directory', 'via-group'], ['raw.asset1', new Blob(['g'])], ['raw.asset1.filename', 'g.txt']]);
+      const res3 = await upload(s, 'writable', [
+        ['raw.directory', 'via-group'],
+        ['raw.asset1', new Blob(['g'])],
+        ['raw.asset1.filename', 'g.txt'],
+      ]);
       assert.equal(res3.status, 204, await res3.text());
       assert.equal(await (await s.fetch('/repository/files/via-group/g.txt')).text(), 'g');
     });
 
     it('refuses invalid uploads with 400 and stores nothing', async () => {
       const before = (await allPages<AssetXO>(s, '/assets?repository=files', 1000)).items.length;
-      const good: Array<[string, string | Blob]> = [['raw.asset2', new Blob(['ok'])], ['raw.asset2.filename', 'bad-case-ok.txt']];
+      const good: Array<[string, string | Blob]> = [
+        ['raw.asset2', new Blob(['ok'])],
+        ['raw.asset2.filename', 'bad-case-ok.txt'],
+      ];
       await expectField(await upload(s, 'files', [['raw.directory', 'x'], ['raw.asset1', new Blob(['a'])], ...good]), 400, 'raw.asset1.filename');
-      await expectField(await upload(s, 'files', [['raw.directory', '../escape'], ['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'a.txt'], ...good]), 400, 'raw.directory');
-      await expectField(await upload(s, 'files', [['raw.directory', 'x/./y'], ['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'a.txt']]), 400, 'raw.directory');
+      await expectField(
+        await upload(s, 'files', [['raw.directory', '../escape'], ['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'a.txt'], ...good]),
+        400,
+        'raw.directory',
+      );
+      await expectField(
+        await upload(s, 'files', [
+          ['raw.directory', 'x/./y'],
+          ['raw.asset1', new Blob(['a'])],
+          ['raw.asset1.filename', 'a.txt'],
+        ]),
+        400,
+        'raw.directory',
+      );
       await expectField(await upload(s, 'files', [['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', '../../etc/passwd'], ...good]), 400, 'raw.asset1.filename');
-      await expectField(await upload(s, 'files', [['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', '/abs.txt']]), 400, 'raw.asset1.filename');
-      await expectField(await upload(s, 'files', [['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'dir\\..\\a.txt']]), 400, 'raw.asset1.filename');
-      await expectField(await upload(s, 'files', [['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'dir/']]), 400, 'raw.asset1.filename');
-      await expectField(await upload(s, 'files', [['raw.asset1', new Blob(['a'])], ['raw.asset1.filename', 'same.txt'], ['raw.asset2', new Blob(['b'])], ['raw.asset2.filename', 'same.txt']]), 400, 'raw.asset2.filename');
+      await expectField(
+        await upload(s, 'files', [
+          ['raw.asset1', new Blob(['a'])],
+          ['raw.asset1.filename', '/abs.txt'],
+        ]),
+        400,
+        'raw.asset1.filename',
+      );
+      await expectField(
+        await upload(s, 'files', [
+          ['raw.asset1', new Blob(['a'])],
+          ['raw.asset1.filename', 'dir\\..\\a.txt'],
+        ]),
+        400,
+        'raw.asset1.filename',
+      );
+      await expectField(
+        await upload(s, 'files', [
+          ['raw.asset1', new Blob(['a'])],
+          ['raw.asset1.filename', 'dir/'],
+        ]),
+        400,
+        'raw.asset1.filename',
+      );
+      await expectField(
+        await upload(s, 'files', [
+          ['raw.asset1', new Blob(['a'])],
+          ['raw.asset1.filename', 'same.txt'],
+          ['raw.asset2', new Blob(['b'])],
+          ['raw.asset2.filename', 'same.txt'],
+        ]),
+        400,
+        'raw.asset2.filename',
+      );
       await expectField(await upload(s, 'files', [['raw.directory', 'only-fields']]), 400, 'raw.asset1');
       await expectField(await upload(s, 'files', [['raw.asset3.filename', 'lonely.txt'], ...good]), 400, 'raw.asset3');
-      await expectField(await upload(s, 'files', [['file', new Blob(['a'])], ['raw.asset1.filename', 'a.txt']]), 400, 'file');
-      await expectField(await upload(s, 'files', [['npm.asset1', new Blob(['a'])], ['npm.asset1.filename', 'a.txt']]), 400, 'npm.asset1');
+      await expectField(
+        await upload(s, 'files', [
+          ['file', new Blob(['a'])],
+          ['raw.asset1.filename', 'a.txt'],
+        ]),
+        400,
+        'file',
+      );
+      await expectField(
+        await upload(s, 'files', [
+          ['npm.asset1', new Blob(['a'])],
+          ['npm.asset1.filename', 'a.txt'],
+        ]),
+        400,
+        'npm.asset1',
+      );
       const notForm = await s.fetch(`${API}/components?repository=files`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
       assert.equal(notForm.status, 415);
       assert.equal((await upload(s, 'nope', good)).status, 404);
       await expectField(await s.fetch(`${API}/components`, { method: 'POST', body: new FormData() }), 400, 'repository');
       // Write policy: `other` is ALLOW_ONCE and has readme.md; nothing of the form is stored.
-      const once = await upload(s, 'other', [['raw.asset1', new Blob(['new'])], ['raw.asset1.filename', 'new.md'], ['raw.asset2', new Blob(['over'])], ['raw.asset2.filename', 'readme.md']]);
+      const once = await upload(s, 'other', [
+        ['raw.asset1', new Blob(['new'])],
+        ['raw.asset1.filename', 'new.md'],
+        ['raw.asset2', new Blob(['over'])],
+        ['raw.asset2.filename', 'readme.md'],
+      ]);
       assert.equal(once.status, 400);
       assert.equal((await s.fetch('/repository/other/new.md')).status, 404);
       assert.equal(await (await s.fetch('/repository/other/readme.md')).text(), '# other\n');
@@ -272,17 +340,29 @@ for (const db of DATABASES) {
 
     it('searches by name (exact and wildcard), keyword, group and digest', async () => {
       const byName = await getJson<Page<ComponentXO>>(s, `/search?name=${filePath(5)}`);
-      assert.deepEqual(byName.items.map((c) => c.name), [filePath(5)]);
+      assert.deepEqual(
+        byName.items.map((c) => c.name),
+        [filePath(5)],
+      );
       const wildcard = await getJson<Page<ComponentXO>>(s, '/search?repository=files&name=dir1/*');
       assert.ok(wildcard.items.length >= 7 && wildcard.items.every((c) => c.name.startsWith('dir1/')), JSON.stringify(wildcard.items.map((c) => c.name)));
       const keyword = await getJson<Page<ComponentXO>>(s, '/search?q=readme');
-      assert.deepEqual(keyword.items.map((c) => `${c.repository}:${c.name}`), ['other:readme.md']);
+      assert.deepEqual(
+        keyword.items.map((c) => `${c.repository}:${c.name}`),
+        ['other:readme.md'],
+      );
       const group = await getJson<Page<ComponentXO>>(s, '/search?group=/dir2&repository=files');
       assert.ok(group.items.length > 0 && group.items.every((c) => c.group === '/dir2'));
       const digest = await getJson<Page<ComponentXO>>(s, `/search?sha256=${sha256(fileBody(7))}`);
-      assert.deepEqual(digest.items.map((c) => c.name), [filePath(7)]);
+      assert.deepEqual(
+        digest.items.map((c) => c.name),
+        [filePath(7)],
+      );
       const assets = await getJson<Page<AssetXO>>(s, `/search/assets?sha256=${sha256(fileBody(7))}`);
-      assert.deepEqual(assets.items.map((a) => a.path), [filePath(7)]);
+      assert.deepEqual(
+        assets.items.map((a) => a.path),
+        [filePath(7)],
+      );
       const assetsByName = await getJson<Page<AssetXO>>(s, `/search/assets?q=f1&repository=files&format=raw`);
       assert.ok(assetsByName.items.length > 0 && assetsByName.items.every((a) => /f1/.test(a.path)));
       assert.equal((await getJson<Page<AssetXO>>(s, '/search/assets?format=docker')).items.length, 0);
@@ -312,7 +392,10 @@ for (const db of DATABASES) {
       assert.equal((await s.fetch(`${API}/blobstores`, { auth: LIMITED })).status, 403);
       assert.equal((await s.fetch(`${API}/repositories/raw/hosted/files`, { auth: LIMITED })).status, 403);
       const listed = await getJson<Array<{ name: string }>>(s, '/repositories', { auth: LIMITED });
-      assert.deepEqual(listed.map((r) => r.name), ['files']);
+      assert.deepEqual(
+        listed.map((r) => r.name),
+        ['files'],
+      );
     });
 
     it('lets anonymous callers browse and search with the default anonymous role, but not delete', async () => {

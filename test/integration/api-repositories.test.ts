@@ -90,7 +90,13 @@ for (const db of DATABASES) {
 
       const list = (await (await s.fetch(`${API}/repositories`)).json()) as Array<Record<string, unknown>>;
       const xo = list.find((r) => r.name === 'upstream');
-      assert.deepEqual(xo, { name: 'upstream', format: 'raw', type: 'proxy', url: `${s.url}/repository/upstream`, attributes: { proxy: { remoteUrl: 'https://example.invalid/files/' } } });
+      assert.deepEqual(xo, {
+        name: 'upstream',
+        format: 'raw',
+        type: 'proxy',
+        url: `${s.url}/repository/upstream`,
+        attributes: { proxy: { remoteUrl: 'https://example.invalid/files/' } },
+      });
       const hosted = list.find((r) => r.name === 'files');
       assert.deepEqual(hosted?.attributes, {});
     });
@@ -171,8 +177,16 @@ for (const db of DATABASES) {
       await expectField(await sendJson(s, 'PUT', '/repositories/raw/group/all', all), 400, 'group.memberNames');
       await expectField(await sendJson(s, 'POST', '/repositories/raw/group', { name: 'self', group: { memberNames: ['self'] } }), 400, 'group.memberNames');
       await expectField(await sendJson(s, 'POST', '/repositories/raw/group', { name: 'g2', group: { memberNames: ['files', 'ghost'] } }), 400, 'group.memberNames');
-      await expectField(await sendJson(s, 'POST', '/repositories/raw/group', { name: 'g3', group: { memberNames: ['files'], writableMember: 'upstream' } }), 400, 'group.writableMember');
-      await expectField(await sendJson(s, 'POST', '/repositories/raw/group', { name: 'g4', group: { memberNames: ['upstream'], writableMember: 'upstream' } }), 400, 'group.writableMember');
+      await expectField(
+        await sendJson(s, 'POST', '/repositories/raw/group', { name: 'g3', group: { memberNames: ['files'], writableMember: 'upstream' } }),
+        400,
+        'group.writableMember',
+      );
+      await expectField(
+        await sendJson(s, 'POST', '/repositories/raw/group', { name: 'g4', group: { memberNames: ['upstream'], writableMember: 'upstream' } }),
+        400,
+        'group.writableMember',
+      );
       // The group is unchanged.
       const still = await (await s.fetch(`${API}/repositories/raw/group/all`)).json();
       assert.deepEqual(still.group.memberNames, ['files', 'upstream']);
@@ -199,7 +213,17 @@ for (const db of DATABASES) {
       const hosted = await (await s.fetch(`${API}/repositories/files/status`)).json();
       assert.deepEqual(hosted, { name: 'files', format: 'raw', type: 'hosted', online: true });
       const proxy = await (await s.fetch(`${API}/repositories/upstream/status`)).json();
-      assert.deepEqual(proxy, { name: 'upstream', format: 'raw', type: 'proxy', online: true, blocked: false, autoBlocked: false, blockedUntil: null, failures: 0, lastError: null });
+      assert.deepEqual(proxy, {
+        name: 'upstream',
+        format: 'raw',
+        type: 'proxy',
+        online: true,
+        blocked: false,
+        autoBlocked: false,
+        blockedUntil: null,
+        failures: 0,
+        lastError: null,
+      });
       // A manual block shows at once.
       const cfg = await (await s.fetch(`${API}/repositories/raw/proxy/upstream`)).json();
       cfg.httpClient.blocked = true;

@@ -164,7 +164,11 @@ for (const db of DATABASES) {
       assert.ok(all.items.length >= 10, String(all.items.length));
       assert.equal(all.continuationToken, null);
       const ids = all.items.map((e) => Number(e.id));
-      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'oldest first');
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+        'oldest first',
+      );
 
       // Paging walks the same records, each once.
       const seen: string[] = [];
@@ -177,7 +181,10 @@ for (const db of DATABASES) {
         token = page.continuationToken;
         pages++;
       } while (token);
-      assert.deepEqual(seen, all.items.map((e) => e.id));
+      assert.deepEqual(
+        seen,
+        all.items.map((e) => e.id),
+      );
       assert.equal(pages, Math.ceil(all.items.length / 3));
 
       assert.equal((await audit('initiator=nobody')).items.length, 0);
@@ -204,7 +211,9 @@ for (const db of DATABASES) {
     });
 
     it('writes every record as a JSON line to <dataDir>/log/audit.log', async () => {
-      const lines = readFileSync(path.join(s.dataDir, 'log', 'audit.log'), 'utf8').trim().split('\n');
+      const lines = readFileSync(path.join(s.dataDir, 'log', 'audit.log'), 'utf8')
+        .trim()
+        .split('\n');
       const records = lines.map((l) => JSON.parse(l) as AuditItem);
       const all = await audit('limit=1000');
       assert.equal(records.length, all.items.length);

@@ -21,9 +21,7 @@ for (const db of DATABASES) {
 
     it('concurrent uploads of the same new content all succeed and share one blob', async () => {
       const body = randomBytes(2 * 1024 * 1024 + 17);
-      const puts = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => s.fetch(`/repository/${i % 2 ? 'd1' : 'd2'}/same/${i}.bin`, { method: 'PUT', body })),
-      );
+      const puts = await Promise.all(Array.from({ length: 12 }, (_, i) => s.fetch(`/repository/${i % 2 ? 'd1' : 'd2'}/same/${i}.bin`, { method: 'PUT', body })));
       assert.deepEqual(
         puts.map((r) => r.status),
         puts.map(() => 201),

@@ -355,26 +355,28 @@ function conformance(name: string, setup: () => Promise<DriverFixture>, opts: { 
       for (const s of srcs) assert.deepEqual(await sha256Of(await d.read(s.key)), { sha256: s.src.sha256(), size: s.size });
     });
 
-    if (opts.folderRace) it('concurrent writes and deletes in the same folder do not trip over each other', T, async () => {
-      const dir = fresh('churn');
-      const ticks = (n: number) => new Promise<void>((resolve) => {
-        let i = 0;
-        const step = () => (++i >= n ? resolve() : setImmediate(step));
-        step();
+    if (opts.folderRace)
+      it('concurrent writes and deletes in the same folder do not trip over each other', T, async () => {
+        const dir = fresh('churn');
+        const ticks = (n: number) =>
+          new Promise<void>((resolve) => {
+            let i = 0;
+            const step = () => (++i >= n ? resolve() : setImmediate(step));
+            step();
+          });
+        for (let round = 0; round < 120; round++) {
+          const folder = `${dir}/${round % 5}`;
+          const old = `${folder}/old-${round}`;
+          await d.write(old, Readable.from([Buffer.from('old')]));
+          const neu = `${folder}/new-${round}`;
+          // Deleting the last key of a folder (which may prune the folder) while another key is
+          // being written into it, the delete starting at staggered points of the write.
+          await Promise.all([ticks(round % 12).then(() => d.delete(old)), d.write(neu, Readable.from([Buffer.from('new')]))]);
+          assert.equal((await d.stat(neu))?.size, 3, `round ${round}: ${neu} missing`);
+          assert.equal(await d.stat(old), null);
+          await d.delete(neu);
+        }
       });
-      for (let round = 0; round < 120; round++) {
-        const folder = `${dir}/${round % 5}`;
-        const old = `${folder}/old-${round}`;
-        await d.write(old, Readable.from([Buffer.from('old')]));
-        const neu = `${folder}/new-${round}`;
-        // Deleting the last key of a folder (which may prune the folder) while another key is
-        // being written into it, the delete starting at staggered points of the write.
-        await Promise.all([ticks(round % 12).then(() => d.delete(old)), d.write(neu, Readable.from([Buffer.from('new')]))]);
-        assert.equal((await d.stat(neu))?.size, 3, `round ${round}: ${neu} missing`);
-        assert.equal(await d.stat(old), null);
-        await d.delete(neu);
-      }
-    });
 
     it('concurrent reads return the right bytes while other keys are written', T, async () => {
       const stored = await Promise.all(
@@ -477,15 +479,19 @@ function conformance(name: string, setup: () => Promise<DriverFixture>, opts: { 
 // ---------------------------------------------------------------------------------------------
 // Drivers
 
-conformance('file', async () => {
-  const root = await mkdtemp(path.join(tmpdir(), 'stowage-file-driver-'));
-  const driver = new FileBlobDriver(root);
-  return {
-    driver,
-    leftovers: async () => (await readdir(path.join(root, '.tmp')).catch(() => [] as string[])).filter((n) => !n.startsWith('.')),
-    cleanup: () => rm(root, { recursive: true, force: true }),
-  };
-}, { folderRace: true });
+conformance(
+  'file',
+  async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'stowage-file-driver-'));
+    const driver = new FileBlobDriver(root);
+    return {
+      driver,
+      leftovers: async () => (await readdir(path.join(root, '.tmp')).catch(() => [] as string[])).filter((n) => !n.startsWith('.')),
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+  { folderRace: true },
+);
 
 let s3: S3Server | undefined;
 const s3Server = async (): Promise<S3Server> => (s3 ??= await startS3());
@@ -516,25 +522,29 @@ function countParts(driver: S3BlobDriver): () => MultipartCounts {
   return () => ({ ...seen });
 }
 
-conformance('s3 (s3rver, with a prefix)', async () => {
-  const srv = await s3Server();
-  const driver = new S3BlobDriver({
-    endpoint: srv.endpoint,
-    bucket: srv.bucket,
-    region: 'us-east-1',
-    prefix: '/stores/conformance/',
-    accessKeyId: srv.accessKeyId,
-    secretAccessKey: srv.secretAccessKey,
-    forcePathStyle: true,
-  });
-  return {
-    driver,
-    leftovers: async () => [],
-    parts: countParts(driver),
-    partSize: 8 * MiB,
-    cleanup: async () => undefined,
-  };
-}, { folderRace: false });
+conformance(
+  's3 (s3rver, with a prefix)',
+  async () => {
+    const srv = await s3Server();
+    const driver = new S3BlobDriver({
+      endpoint: srv.endpoint,
+      bucket: srv.bucket,
+      region: 'us-east-1',
+      prefix: '/stores/conformance/',
+      accessKeyId: srv.accessKeyId,
+      secretAccessKey: srv.secretAccessKey,
+      forcePathStyle: true,
+    });
+    return {
+      driver,
+      leftovers: async () => [],
+      parts: countParts(driver),
+      partSize: 8 * MiB,
+      cleanup: async () => undefined,
+    };
+  },
+  { folderRace: false },
+);
 
 describe('S3BlobDriver specifics', () => {
   let srv: S3Server;
@@ -563,8 +573,14 @@ describe('S3BlobDriver specifics', () => {
     const root = make();
     await a.write('k/1', Readable.from([Buffer.from('from a')]));
     await b.write('k/1', Readable.from([Buffer.from('from b!')]));
-    assert.deepEqual((await collect(a.list('k/'))).map((e) => [e.key, e.size]), [['k/1', 6]]);
-    assert.deepEqual((await collect(b.list())).map((e) => [e.key, e.size]), [['k/1', 7]]);
+    assert.deepEqual(
+      (await collect(a.list('k/'))).map((e) => [e.key, e.size]),
+      [['k/1', 6]],
+    );
+    assert.deepEqual(
+      (await collect(b.list())).map((e) => [e.key, e.size]),
+      [['k/1', 7]],
+    );
     // The raw bucket, seen through a driver without a prefix.
     const raw = (await collect(root.list('iso/'))).map((e) => e.key);
     assert.deepEqual(raw, ['iso/a/k/1', 'iso/b/k/1']);
@@ -605,10 +621,7 @@ describe('S3BlobDriver specifics', () => {
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as AddressInfo).port;
-    const dr = new S3BlobDriver(
-      { endpoint: `http://127.0.0.1:${port}`, bucket: 'silent', region: 'us-east-1', accessKeyId: 'a', secretAccessKey: 'b' },
-      { requestTimeoutMs: 300 },
-    );
+    const dr = new S3BlobDriver({ endpoint: `http://127.0.0.1:${port}`, bucket: 'silent', region: 'us-east-1', accessKeyId: 'a', secretAccessKey: 'b' }, { requestTimeoutMs: 300 });
     drivers.push(dr);
     try {
       const t0 = Date.now();

@@ -151,9 +151,7 @@ for (const db of DATABASES) {
 
       // Staggered speeds: upload i sends its 40 chunks (i * 10 + 8) ms apart, so the fastest
       // finish in about half a second and the slowest take several seconds.
-      const uploads = Array.from({ length: UPLOADS }, (_, i) =>
-        slowUpload(first.url, `crash/u${String(i).padStart(2, "0")}.bin`, SIZE + i, 8 + i * 10),
-      );
+      const uploads = Array.from({ length: UPLOADS }, (_, i) => slowUpload(first.url, `crash/u${String(i).padStart(2, '0')}.bin`, SIZE + i, 8 + i * 10));
       // Kill once a quarter of them were acknowledged, while the others are mid-body.
       const deadline = Date.now() + 60_000;
       while (uploads.filter((u) => u.status === 201).length < UPLOADS / 4) {
@@ -185,7 +183,11 @@ for (const db of DATABASES) {
       else assert.deepEqual(api, listed.map((a) => a.path).sort(), 'the REST API lists exactly the assets in the database');
 
       // Every acknowledged upload survived the crash.
-      for (const u of acknowledged) assert.ok(listed.some((a) => a.path === u.path), `acknowledged ${u.path} is listed`);
+      for (const u of acknowledged)
+        assert.ok(
+          listed.some((a) => a.path === u.path),
+          `acknowledged ${u.path} is listed`,
+        );
 
       for (const a of listed) {
         const u = sent.get(a.path);

@@ -28,7 +28,10 @@ function mountTmpfs(dir: string): void {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', dir], { stdio: 'pipe' });
   } catch (e) {
-    throw new Error(`This test needs a small tmpfs (mount -t tmpfs -o size=32m tmpfs ${dir}, as root) to fill a disk for real; mount failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`, { cause: e });
+    throw new Error(
+      `This test needs a small tmpfs (mount -t tmpfs -o size=32m tmpfs ${dir}, as root) to fill a disk for real; mount failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`,
+      { cause: e },
+    );
   }
 }
 
@@ -153,7 +156,10 @@ for (const db of DATABASES) {
       assert.equal(st.status, 204, 'the session is still there');
       assert.equal(st.headers.get('range'), '0-0', 'with no bytes of the refused chunk');
       const sessions = filesUnder(path.join(dir, 'tmp', 'docker-uploads'));
-      assert.ok(sessions.every((f) => statSync(f).size === 0), 'the session file holds nothing');
+      assert.ok(
+        sessions.every((f) => statSync(f).size === 0),
+        'the session file holds nothing',
+      );
       // It can still be used once space allows.
       const small = randomBytes(1000);
       const put = await s.fetch(`${location}${location.includes('?') ? '&' : '?'}digest=sha256:${(await import('node:crypto')).createHash('sha256').update(small).digest('hex')}`, {
@@ -195,7 +201,11 @@ for (const db of DATABASES) {
       // docker: a chunk is refused before it is read.
       const p = await s.fetch('/repository/dock/v2/img/blobs/uploads/', { method: 'POST' });
       if (p.status === 202) {
-        const r = await s.fetch(p.headers.get('location')!, { method: 'PATCH', body: new Uint8Array(randomBytes(64 * 1024)), headers: { 'Content-Type': 'application/octet-stream' } });
+        const r = await s.fetch(p.headers.get('location')!, {
+          method: 'PATCH',
+          body: new Uint8Array(randomBytes(64 * 1024)),
+          headers: { 'Content-Type': 'application/octet-stream' },
+        });
         assert.equal(r.status, 507);
         assert.match(((await r.json()) as { errors: Array<{ message: string }> }).errors[0].message, /storage space/i);
       } else {
@@ -223,7 +233,11 @@ for (const db of DATABASES) {
       const gc = await s.app.blobs.gc(0);
       assert.ok(gc.bytesReclaimed >= 9 * MiB, `GC reclaimed ${gc.bytesReclaimed} bytes`);
       assert.equal((await s.fetch('/service/rest/v1/status/writable', { auth: null })).status, 200, 'writable again');
-      const again = await s.fetch('/repository/files/after.bin', { method: 'PUT', body: new Uint8Array(randomBytes(MiB)), headers: { 'Content-Type': 'application/octet-stream' } });
+      const again = await s.fetch('/repository/files/after.bin', {
+        method: 'PUT',
+        body: new Uint8Array(randomBytes(MiB)),
+        headers: { 'Content-Type': 'application/octet-stream' },
+      });
       assert.equal(again.status, 201);
     });
 

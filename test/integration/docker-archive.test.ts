@@ -175,7 +175,11 @@ for (const db of DATABASES) {
       s = await startServer({ db });
       host = s.url.replace(/^http:\/\//, '');
       await s.repo('docker', 'hosted', { name: 'dock', docker: { v1Enabled: false, forceBasicAuth: false } });
-      await s.repo('docker', 'hosted', { name: 'once', storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, docker: { v1Enabled: false, forceBasicAuth: false } });
+      await s.repo('docker', 'hosted', {
+        name: 'once',
+        storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' },
+        docker: { v1Enabled: false, forceBasicAuth: false },
+      });
       await s.repo('docker', 'group', { name: 'dgroup', group: { memberNames: ['dock'], writableMember: 'dock' }, docker: { v1Enabled: false, forceBasicAuth: false } });
       await s.repo('raw', 'hosted', { name: 'rawrepo' });
     });
@@ -199,7 +203,10 @@ for (const db of DATABASES) {
       };
       assert.equal(raw.mediaType, 'application/vnd.oci.image.manifest.v1+json');
       assert.equal(raw.config.digest, sha256(files.get(saved[0].Config)!));
-      assert.deepEqual(raw.layers.map((l) => l.mediaType), ['application/vnd.oci.image.layer.v1.tar']);
+      assert.deepEqual(
+        raw.layers.map((l) => l.mediaType),
+        ['application/vnd.oci.image.layer.v1.tar'],
+      );
       // A full pull verifies every blob against its digest.
       await must('copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${host}/dock/app/hello:v1`, `oci:${path.join(work, `pulled-save-${db}`)}:v1`);
       // Layers named through the legacy `<id>/layer.tar` symlinks, the config through a symlink
@@ -207,7 +214,10 @@ for (const db of DATABASES) {
       const linked = new Map(files);
       const links = [...files].filter(([name, body]) => name.endsWith('/layer.tar') && body.subarray(0, 3).toString() === '-> ');
       assert.equal(links.length, 1);
-      linked.set('manifest.json', Buffer.from(JSON.stringify([{ Config: 'cfg-link.json', RepoTags: ['docker.io/library/busybox:1.36', 'registry.example:5000/team/app:v2'], Layers: [links[0][0]] }])));
+      linked.set(
+        'manifest.json',
+        Buffer.from(JSON.stringify([{ Config: 'cfg-link.json', RepoTags: ['docker.io/library/busybox:1.36', 'registry.example:5000/team/app:v2'], Layers: [links[0][0]] }])),
+      );
       linked.set('cfg-link.json', Buffer.from('-> ' + saved[0].Config));
       const linkedRes = await uploadOk('dock', await tarOf(linked));
       assert.deepEqual(linkedRes.images, [
@@ -241,7 +251,10 @@ for (const db of DATABASES) {
       const ref = `docker://${host}/dock/multi/app:multi`;
       const raw = JSON.parse(await must('inspect', '--raw', '--tls-verify=false', '--creds', creds, ref)) as { mediaType: string };
       assert.equal(raw.mediaType, OCI_INDEX);
-      for (const [arch, digest] of [['amd64', multi.amd64], ['arm64', multi.arm64]]) {
+      for (const [arch, digest] of [
+        ['amd64', multi.amd64],
+        ['arm64', multi.arm64],
+      ]) {
         const info = JSON.parse(await must('--override-arch', arch, 'inspect', '--tls-verify=false', '--creds', creds, ref)) as { Digest: string; Architecture: string };
         assert.equal(info.Architecture, arch);
         await must('--override-arch', arch, 'copy', '--src-tls-verify=false', '--src-creds', creds, ref, `oci:${path.join(work, `multi-${arch}-${db}`)}:x`);
@@ -265,7 +278,9 @@ for (const db of DATABASES) {
       assert.equal(Number(res.headers.get('content-length')), bytes.length);
       const entries = await untar(bytes);
       const manifestJson = JSON.parse(entries.get('manifest.json')!.toString()) as Array<{ Config: string; RepoTags: string[]; Layers: string[] }>;
-      assert.deepEqual(manifestJson, [{ Config: `blobs/sha256/${want.config.slice(7)}`, RepoTags: ['oci/hello:latest'], Layers: want.layers.map((l) => `blobs/sha256/${l.slice(7)}`) }]);
+      assert.deepEqual(manifestJson, [
+        { Config: `blobs/sha256/${want.config.slice(7)}`, RepoTags: ['oci/hello:latest'], Layers: want.layers.map((l) => `blobs/sha256/${l.slice(7)}`) },
+      ]);
       for (const [name, body] of entries) if (name.startsWith('blobs/sha256/')) assert.equal(sha256(body), 'sha256:' + name.slice(13), `${name} holds what its name says`);
       // skopeo reads it both ways: as a docker save archive and as an OCI layout archive.
       const info = JSON.parse(await must('inspect', `docker-archive:${file}`)) as { Layers: string[]; RepoTags: string[] };
@@ -277,7 +292,20 @@ for (const db of DATABASES) {
       // podman wants a short runroot (≤ 50 characters).
       const root = mkdtempSync('/tmp/stowage-pm-');
       const podman = (...args: string[]) =>
-        tool('podman', '--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args);
+        tool(
+          'podman',
+          '--root',
+          path.join(root, 'root'),
+          '--runroot',
+          path.join(root, 'run'),
+          '--storage-driver',
+          'vfs',
+          '--cgroup-manager',
+          'cgroupfs',
+          '--events-backend',
+          'none',
+          ...args,
+        );
       const loaded = await podman('load', '-i', file);
       assert.ok(loaded.ok, loaded.stderr);
       assert.match(loaded.stdout, /oci\/hello:latest/);
@@ -312,13 +340,22 @@ for (const db of DATABASES) {
       legacy.delete('oci-layout');
       await s.repo('docker', 'hosted', { name: 'legacy', docker: { v1Enabled: false, forceBasicAuth: false } });
       const res = await uploadOk('legacy', await tarOf(legacy));
-      assert.deepEqual(res.images.map((i) => `${i.name}:${i.tag}`), ['oci/hello:latest', 'app/hello:v1']);
+      assert.deepEqual(
+        res.images.map((i) => `${i.name}:${i.tag}`),
+        ['oci/hello:latest', 'app/hello:v1'],
+      );
       assert.equal(res.images[1].digest, saved.images[0].digest, 'the uncompressed image gives the same generated manifest');
       assert.notEqual(res.images[0].digest, want.digest, 'a manifest generated for the gzip layers');
       const ref = `docker://${host}/legacy/oci/hello:latest`;
       const raw = JSON.parse(await must('inspect', '--raw', '--tls-verify=false', '--creds', creds, ref)) as { layers: Array<{ digest: string; mediaType: string }> };
-      assert.deepEqual(raw.layers.map((l) => l.digest), want.layers);
-      assert.deepEqual(raw.layers.map((l) => l.mediaType), want.layers.map(() => 'application/vnd.oci.image.layer.v1.tar+gzip'));
+      assert.deepEqual(
+        raw.layers.map((l) => l.digest),
+        want.layers,
+      );
+      assert.deepEqual(
+        raw.layers.map((l) => l.mediaType),
+        want.layers.map(() => 'application/vnd.oci.image.layer.v1.tar+gzip'),
+      );
       await must('copy', '--src-tls-verify=false', '--src-creds', creds, ref, `oci:${path.join(work, `legacy-gz-${db}`)}:x`);
     });
 
@@ -333,7 +370,8 @@ for (const db of DATABASES) {
         docker: { v1Enabled: false, forceBasicAuth: false },
       });
       const want = layoutManifest(layout);
-      const assets = async () => (await s.app.db('assets').join('repositories', 'repositories.id', 'assets.repository_id').where('repositories.name', 'dproxy').count({ n: '*' }).first())!.n;
+      const assets = async () =>
+        (await s.app.db('assets').join('repositories', 'repositories.id', 'assets.repository_id').where('repositories.name', 'dproxy').count({ n: '*' }).first())!.n;
       assert.equal(Number(await assets()), 0);
       const { file, bytes } = await download('repository=dproxy&image=oci/hello:latest');
       const entries = await untar(bytes);
@@ -421,7 +459,13 @@ for (const db of DATABASES) {
       const role = await s.fetch(`${API}/security/roles`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ id: 'dock-reader', name: 'dock-reader', description: '', privileges: ['nx-repository-view-docker-dock-read', 'nx-repository-view-docker-dock-browse'], roles: [] }),
+        body: JSON.stringify({
+          id: 'dock-reader',
+          name: 'dock-reader',
+          description: '',
+          privileges: ['nx-repository-view-docker-dock-read', 'nx-repository-view-docker-dock-browse'],
+          roles: [],
+        }),
       });
       assert.equal(role.status, 200, await role.text());
       const user = await s.fetch(`${API}/security/users`, {

@@ -16,7 +16,6 @@ import { freePort } from '../helpers/net.js';
 
 const API = '/service/rest/v1';
 
-
 function claims(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
 }
@@ -68,10 +67,26 @@ for (const db of DATABASES) {
       host = s.url.replace(/^http:\/\//, '');
       assert.equal((await api('POST', '/repositories/docker/hosted', hostedBody('dock'))).status, 201);
       assert.equal(
-        (await api('POST', '/security/roles', { id: 'dock-reader', name: 'dock-reader', description: '', privileges: ['nx-repository-view-docker-dock-read', 'nx-repository-view-docker-dock-browse'], roles: [] })).status,
+        (
+          await api('POST', '/security/roles', {
+            id: 'dock-reader',
+            name: 'dock-reader',
+            description: '',
+            privileges: ['nx-repository-view-docker-dock-read', 'nx-repository-view-docker-dock-browse'],
+            roles: [],
+          })
+        ).status,
         200,
       );
-      const u = await api('POST', '/security/users', { userId: 'reader', firstName: 'R', lastName: 'R', emailAddress: 'r@example.org', password: 'reader-pw-1', status: 'active', roles: ['dock-reader'] });
+      const u = await api('POST', '/security/users', {
+        userId: 'reader',
+        firstName: 'R',
+        lastName: 'R',
+        emailAddress: 'r@example.org',
+        password: 'reader-pw-1',
+        status: 'active',
+        roles: ['dock-reader'],
+      });
       assert.equal(u.status, 200, await u.text());
     });
     after(async () => s?.stop());
@@ -95,7 +110,7 @@ for (const db of DATABASES) {
     });
 
     it('issues tokens whose access is the requested actions intersected with what the user may do', async () => {
-      const admin = await token(`service=${host}&scope=repository:dock/app:pull,push`, basic("admin", ADMIN_PASSWORD));
+      const admin = await token(`service=${host}&scope=repository:dock/app:pull,push`, basic('admin', ADMIN_PASSWORD));
       assert.equal(admin.status, 200, JSON.stringify(admin.body));
       const t = admin.body.token as string;
       assert.equal(admin.body.access_token, t);
@@ -164,7 +179,10 @@ for (const db of DATABASES) {
       const push = await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:latest`, `${ref}:v1`);
       s.listener.server.off('request', record);
       assert.ok(push.ok, push.stderr);
-      assert.ok(seen.some((r) => r.startsWith('GET /v2/token?')), seen.join('\n'));
+      assert.ok(
+        seen.some((r) => r.startsWith('GET /v2/token?')),
+        seen.join('\n'),
+      );
       const inspect = await skopeo('inspect', '--tls-verify=false', '--creds', creds, `${ref}:v1`);
       assert.ok(inspect.ok, inspect.stderr);
       const anon = await skopeo('inspect', '--tls-verify=false', `${ref}:v1`);
@@ -231,7 +249,10 @@ for (const db of DATABASES) {
       const row = await s.app.db('repositories').where({ name: 'dock2' }).first();
       const attrs = typeof row.attributes === 'string' ? JSON.parse(row.attributes) : row.attributes;
       attrs.docker = { ...attrs.docker, httpPort: port };
-      await s.app.db('repositories').where({ name: 'dock2' }).update({ attributes: JSON.stringify(attrs), updated_at: Number(row.updated_at) + 1 });
+      await s.app
+        .db('repositories')
+        .where({ name: 'dock2' })
+        .update({ attributes: JSON.stringify(attrs), updated_at: Number(row.updated_at) + 1 });
       const deadline = Date.now() + 10_000;
       while (s.app.listeners.ports().get('dock2') !== port) {
         assert.ok(Date.now() < deadline, 'listener opened');

@@ -94,7 +94,7 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     const location = await patchAll(s, 'dock', body, 17);
     const uuid = uuidOf(location);
     assert.ok(existsSync(path.join(uploads(), uuid)), 'the bytes so far are in the blob store');
-    assert.ok(!existsSync(path.join(dataDir, 'tmp', 'docker-uploads')), 'nothing in the node\'s data directory');
+    assert.ok(!existsSync(path.join(dataDir, 'tmp', 'docker-uploads')), "nothing in the node's data directory");
     const state = await chunkState(uuid);
     assert.equal(state.rehashed, 0, 'no byte was hashed from the session file');
     const put = await s.fetch(withDigest(location, sha256(body)), { method: 'PUT' });
@@ -103,7 +103,10 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     assert.equal(g.status, 200);
     assert.deepEqual(Buffer.from(await g.arrayBuffer()), body);
     // The row carries all three digests, computed in the one pass.
-    const row = await s.app.db('blobs').where({ sha256: sha256(body).slice(7) }).first();
+    const row = await s.app
+      .db('blobs')
+      .where({ sha256: sha256(body).slice(7) })
+      .first();
     assert.equal(row.sha1, createHash('sha1').update(body).digest('hex'));
     assert.equal(row.md5, createHash('md5').update(body).digest('hex'));
     assert.equal(Number(row.size), body.length);
@@ -187,7 +190,10 @@ describe('docker chunked uploads, hashed as they arrive (file store)', { timeout
     assert.equal(put.status, 201, await put.text());
     const g = await s.fetch(`/repository/dock/v2/img/blobs/${sha256(body)}`);
     assert.deepEqual(Buffer.from(await g.arrayBuffer()), body);
-    const row = await s.app.db('blobs').where({ sha256: sha256(body).slice(7) }).first();
+    const row = await s.app
+      .db('blobs')
+      .where({ sha256: sha256(body).slice(7) })
+      .first();
     assert.equal(row.md5, createHash('md5').update(body).digest('hex'));
   });
 });
@@ -224,11 +230,14 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
     const g = await s.fetch(`/repository/ons3/v2/img/blobs/${sha256(body)}`);
     assert.equal(g.status, 200);
     assert.deepEqual(Buffer.from(await g.arrayBuffer()), body);
-    const row = await s.app.db('blobs').where({ sha256: sha256(body).slice(7) }).first();
+    const row = await s.app
+      .db('blobs')
+      .where({ sha256: sha256(body).slice(7) })
+      .first();
     const store = await s.app.db('blob_stores').where({ id: row.store_id }).first();
     assert.equal(store.name, 'bucket1');
-    assert.ok(!existsSync(path.join(s.dataDir, 'tmp', 'docker-uploads')), 'nothing on the node\'s disk');
-    assert.deepEqual(await appendedIn(), [], 'the upload\'s pieces are gone from the bucket');
+    assert.ok(!existsSync(path.join(s.dataDir, 'tmp', 'docker-uploads')), "nothing on the node's disk");
+    assert.deepEqual(await appendedIn(), [], "the upload's pieces are gone from the bucket");
 
     const before = await blobCount(s);
     const other = randomBytes(2 * MiB);
@@ -243,7 +252,10 @@ describe('docker chunked uploads onto an S3 blob store', { timeout: 120_000 }, (
     const body = randomBytes(3 * MiB + 5);
     const location = await patchAll(s, 'ons3', body.subarray(0, 2 * MiB), 2);
     const uuid = uuidOf(location);
-    assert.deepEqual((await appendedIn()).map((u) => [u.id, u.size]), [[uuid, 2 * MiB]]);
+    assert.deepEqual(
+      (await appendedIn()).map((u) => [u.id, u.size]),
+      [[uuid, 2 * MiB]],
+    );
     // Forget this process's hash state: the next chunk is hashed after reading the first ones back.
     s.app.blobs.chunked.remove(uuid);
     const loc = await patchFrom(s, location, body.subarray(2 * MiB), 1, 2 * MiB);

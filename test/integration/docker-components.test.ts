@@ -269,7 +269,9 @@ for (const db of DATABASES) {
       // The same through the REST API: the manifest's asset deleted, the maintenance hook removes its tags.
       await push('a', `${REPO}/team/digest:s`);
       await push('a', `${REPO}/team/digest:t`);
-      const byDigest = (await getJson<Page<AssetXO>>(`/search/assets?repository=${REPO}&sha256=${A.manifest.slice(7)}`)).items.find((a) => a.path === `v2/team/digest/manifests/${A.manifest}`)!;
+      const byDigest = (await getJson<Page<AssetXO>>(`/search/assets?repository=${REPO}&sha256=${A.manifest.slice(7)}`)).items.find(
+        (a) => a.path === `v2/team/digest/manifests/${A.manifest}`,
+      )!;
       assert.equal((await s.fetch(`${API}/assets/${byDigest.id}`, { method: 'DELETE' })).status, 204);
       assert.deepEqual(await versions('team/digest'), ['r']);
       assert.deepEqual(await listTags(`${REPO}/team/digest`), ['r']);
@@ -282,7 +284,11 @@ for (const db of DATABASES) {
       const file = path.join(work, `archive-${db}.tar`);
       const saved = await skopeo('copy', `oci:${layout}:b`, `docker-archive:${file}:team/arch:1`);
       assert.ok(saved.ok, saved.stderr);
-      const r = await s.fetch(`${API}/docker/archive?repository=${REPO}`, { method: 'POST', body: new Uint8Array(readFileSync(file)), headers: { 'Content-Type': 'application/x-tar' } });
+      const r = await s.fetch(`${API}/docker/archive?repository=${REPO}`, {
+        method: 'POST',
+        body: new Uint8Array(readFileSync(file)),
+        headers: { 'Content-Type': 'application/x-tar' },
+      });
       assert.equal(r.status, 201, await r.text());
       const c = (await components()).filter((x) => x.name === 'team/arch');
       assert.deepEqual(

@@ -213,7 +213,11 @@ for (const db of DATABASES) {
 
           it('16-18: single POST ?digest= with body → 201 and the blob is there', async () => {
             assert.equal((await req(at(`blobs/${DUMMY}`))).status, 404);
-            const r = await req(at(`blobs/uploads/?digest=${digestOf(configs[1])}`), { method: 'POST', body: new Uint8Array(configs[1]), headers: { 'Content-Type': 'application/octet-stream' } });
+            const r = await req(at(`blobs/uploads/?digest=${digestOf(configs[1])}`), {
+              method: 'POST',
+              body: new Uint8Array(configs[1]),
+              headers: { 'Content-Type': 'application/octet-stream' },
+            });
             assert.ok(r.status === 201 || r.status === 202);
             assert.ok(loc(r));
             const get = await req(at(`blobs/${digestOf(configs[1])}`));
@@ -309,14 +313,68 @@ for (const db of DATABASES) {
           const croissant = 'application/vnd.nba.strawberry.jam.croissant';
           const subject = (m: Buffer) => desc(MT.manifest, m);
           const note = (v: string) => ({ [ANNOTATION]: v });
-          const refAConfig = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(bagel, EMPTY_JSON), layers: [desc(MT.layer, refBlobA)], subject: subject(m4), annotations: note('test config a') }));
-          const refALayer = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, artifactType: bagel, config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.layer, refBlobA)], subject: subject(m4), annotations: note('test layer a') }));
-          const refIndex = Buffer.from(
-            JSON.stringify({ schemaVersion: 2, mediaType: MT.index, artifactType: 'application/vnd.food.stand', manifests: [desc(MT.manifest, refAConfig), desc(MT.manifest, refALayer)], subject: subject(m4), annotations: note('test index') }),
+          const refAConfig = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.manifest,
+              config: desc(bagel, EMPTY_JSON),
+              layers: [desc(MT.layer, refBlobA)],
+              subject: subject(m4),
+              annotations: note('test config a'),
+            }),
           );
-          const refBConfig = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(croissant, EMPTY_JSON), layers: [desc(MT.layer, refBlobB)], subject: subject(m4), annotations: note('test config b') }));
-          const refBLayer = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, artifactType: croissant, config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.layer, refBlobB)], subject: subject(m4), annotations: note('test layer b') }));
-          const refCLayer = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, artifactType: croissant, config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.layer, refBlobB)], subject: subject(m3) }));
+          const refALayer = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.manifest,
+              artifactType: bagel,
+              config: desc(MT.empty, EMPTY_JSON),
+              layers: [desc(MT.layer, refBlobA)],
+              subject: subject(m4),
+              annotations: note('test layer a'),
+            }),
+          );
+          const refIndex = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.index,
+              artifactType: 'application/vnd.food.stand',
+              manifests: [desc(MT.manifest, refAConfig), desc(MT.manifest, refALayer)],
+              subject: subject(m4),
+              annotations: note('test index'),
+            }),
+          );
+          const refBConfig = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.manifest,
+              config: desc(croissant, EMPTY_JSON),
+              layers: [desc(MT.layer, refBlobB)],
+              subject: subject(m4),
+              annotations: note('test config b'),
+            }),
+          );
+          const refBLayer = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.manifest,
+              artifactType: croissant,
+              config: desc(MT.empty, EMPTY_JSON),
+              layers: [desc(MT.layer, refBlobB)],
+              subject: subject(m4),
+              annotations: note('test layer b'),
+            }),
+          );
+          const refCLayer = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: MT.manifest,
+              artifactType: croissant,
+              config: desc(MT.empty, EMPTY_JSON),
+              layers: [desc(MT.layer, refBlobB)],
+              subject: subject(m3),
+            }),
+          );
           let n = 0;
 
           before(async () => {
@@ -493,7 +551,11 @@ for (const db of DATABASES) {
 
             it('post only (single POST ?digest=) → 201', async () => {
               const b = blob();
-              const r = await req(at(`blobs/uploads/?digest=${digestOf(b, algo)}`), { method: 'POST', body: new Uint8Array(b), headers: { 'Content-Type': 'application/octet-stream' } });
+              const r = await req(at(`blobs/uploads/?digest=${digestOf(b, algo)}`), {
+                method: 'POST',
+                body: new Uint8Array(b),
+                headers: { 'Content-Type': 'application/octet-stream' },
+              });
               assert.equal(r.status, 201, await r.text());
               assert.equal(r.headers.get('Docker-Content-Digest'), digestOf(b, algo));
               await verifyAndDelete(b, loc(r));
@@ -560,7 +622,11 @@ for (const db of DATABASES) {
               const d = digestOf(b, algo);
               // repo2: another Stowage repository on the same blob store.
               const other = form.name('conf2', 'oci/src');
-              const p = await req(`${form.root('conf2')}${other}/blobs/uploads/?digest=${d}`, { method: 'POST', body: new Uint8Array(b), headers: { 'Content-Type': 'application/octet-stream' } });
+              const p = await req(`${form.root('conf2')}${other}/blobs/uploads/?digest=${d}`, {
+                method: 'POST',
+                body: new Uint8Array(b),
+                headers: { 'Content-Type': 'application/octet-stream' },
+              });
               assert.equal(p.status, 201);
               const from = form.label.startsWith('path') ? other : `conf2/${other}`;
               const m = await req(at(`blobs/uploads/?mount=${d}&from=${from}`), { method: 'POST' });
@@ -579,7 +645,11 @@ for (const db of DATABASES) {
               for (const viaPut of [false, true]) {
                 const b = randomBytes(2048);
                 const p = await req(at('blobs/uploads/'), { method: 'POST', headers: { 'Content-Length': '0' } });
-                const first = await req(loc(p), { method: 'PATCH', body: new Uint8Array(b.subarray(0, 1024)), headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': '0-1023' } });
+                const first = await req(loc(p), {
+                  method: 'PATCH',
+                  body: new Uint8Array(b.subarray(0, 1024)),
+                  headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': '0-1023' },
+                });
                 assert.equal(first.status, 202);
                 const wrong = await req(viaPut ? withQuery(loc(first), `digest=${digestOf(b, algo)}`) : loc(first), {
                   method: viaPut ? 'PUT' : 'PATCH',
@@ -592,7 +662,11 @@ for (const db of DATABASES) {
                 assert.equal(st.status, 204);
                 assert.equal(st.headers.get('Range'), '0-1023');
                 assert.ok(st.headers.get('Location'));
-                const rest = await req(loc(st), { method: 'PATCH', body: new Uint8Array(b.subarray(1024)), headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `1024-${b.length - 1}` } });
+                const rest = await req(loc(st), {
+                  method: 'PATCH',
+                  body: new Uint8Array(b.subarray(1024)),
+                  headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `1024-${b.length - 1}` },
+                });
                 assert.equal(rest.status, 202);
                 const put = await req(withQuery(loc(rest), `digest=${digestOf(b, algo)}`), { method: 'PUT' });
                 assert.equal(put.status, 201);
@@ -651,7 +725,11 @@ for (const db of DATABASES) {
                 async () => {
                   const p = await req(at('blobs/uploads/'), { method: 'POST' });
                   const r = await req(loc(p), { method: 'PATCH', body: new Uint8Array(corrupt.subarray(0, 100)), headers: { ...oct, 'Content-Range': '0-99' } });
-                  return req(withQuery(loc(r), `digest=${d}`), { method: 'PUT', body: new Uint8Array(corrupt.subarray(100)), headers: { ...oct, 'Content-Range': `100-${corrupt.length - 1}` } });
+                  return req(withQuery(loc(r), `digest=${d}`), {
+                    method: 'PUT',
+                    body: new Uint8Array(corrupt.subarray(100)),
+                    headers: { ...oct, 'Content-Range': `100-${corrupt.length - 1}` },
+                  });
                 },
                 async () => {
                   const p = await req(at('blobs/uploads/'), { method: 'POST' });
@@ -702,18 +780,39 @@ for (const db of DATABASES) {
             {
               const c = configBlob();
               const l = layerBlob();
-              out.push({ name: 'image', blobs: [[c, 'sha256'], [l, 'sha256']], manifests: [{ body: image(c, [[l, MT.layer]]), mediaType: MT.manifest, tag: 'image' }] });
+              out.push({
+                name: 'image',
+                blobs: [
+                  [c, 'sha256'],
+                  [l, 'sha256'],
+                ],
+                manifests: [{ body: image(c, [[l, MT.layer]]), mediaType: MT.manifest, tag: 'image' }],
+              });
             }
             {
               const c = configBlob();
               const l = randomBytes(1024);
-              out.push({ name: 'image-uncompressed', blobs: [[c, 'sha256'], [l, 'sha256']], manifests: [{ body: image(c, [[l, MT.layerTar]]), mediaType: MT.manifest, tag: 'uncompressed' }] });
+              out.push({
+                name: 'image-uncompressed',
+                blobs: [
+                  [c, 'sha256'],
+                  [l, 'sha256'],
+                ],
+                manifests: [{ body: image(c, [[l, MT.layerTar]]), mediaType: MT.manifest, tag: 'uncompressed' }],
+              });
             }
             {
               const c = configBlob();
               const l = layerBlob();
               const filler = 'x'.repeat(3_900_000);
-              out.push({ name: 'large-manifest (~3.9 MB)', blobs: [[c, 'sha256'], [l, 'sha256']], manifests: [{ body: image(c, [[l, MT.layer]], { annotations: { filler } }), mediaType: MT.manifest, tag: 'large' }] });
+              out.push({
+                name: 'large-manifest (~3.9 MB)',
+                blobs: [
+                  [c, 'sha256'],
+                  [l, 'sha256'],
+                ],
+                manifests: [{ body: image(c, [[l, MT.layer]], { annotations: { filler } }), mediaType: MT.manifest, tag: 'large' }],
+              });
             }
             {
               const [c1, c2, l] = [configBlob(), configBlob(), layerBlob()];
@@ -726,7 +825,11 @@ for (const db of DATABASES) {
               const nested = indexOf([[idx, MT.index]]);
               out.push({
                 name: 'index and nested index',
-                blobs: [[c1, 'sha256'], [c2, 'sha256'], [l, 'sha256']],
+                blobs: [
+                  [c1, 'sha256'],
+                  [c2, 'sha256'],
+                  [l, 'sha256'],
+                ],
                 manifests: [
                   { body: a, mediaType: MT.manifest },
                   { body: b, mediaType: MT.manifest },
@@ -735,19 +838,56 @@ for (const db of DATABASES) {
                 ],
               });
             }
-            out.push({ name: 'empty-index', blobs: [], manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.index, manifests: [] }), mediaType: MT.index, tag: 'empty-index' }] });
+            out.push({
+              name: 'empty-index',
+              blobs: [],
+              manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.index, manifests: [] }), mediaType: MT.index, tag: 'empty-index' }],
+            });
             {
               const l = randomBytes(100);
               const subjectConfig = configBlob();
               const subjectLayer = layerBlob();
               const subj = image(subjectConfig, [[subjectLayer, MT.layer]]);
-              const art = json({ schemaVersion: 2, mediaType: MT.manifest, artifactType: 'application/vnd.example.sbom', config: desc(MT.empty, EMPTY_JSON), layers: [desc('application/json', l)], subject: desc(MT.manifest, subj), annotations: { 'org.example.a': '1' } });
-              const noLayers = json({ schemaVersion: 2, mediaType: MT.manifest, artifactType: 'application/vnd.example.sig', config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.empty, EMPTY_JSON)], subject: desc(MT.manifest, subj) });
-              const artIndex = json({ schemaVersion: 2, mediaType: MT.index, artifactType: 'application/vnd.example.bundle', manifests: [desc(MT.manifest, art)], subject: desc(MT.manifest, subj), annotations: { 'org.example.b': '2' } });
-              const configTyped = json({ schemaVersion: 2, mediaType: MT.manifest, config: desc('application/vnd.example.config', EMPTY_JSON), layers: [], subject: desc(MT.manifest, subj) });
+              const art = json({
+                schemaVersion: 2,
+                mediaType: MT.manifest,
+                artifactType: 'application/vnd.example.sbom',
+                config: desc(MT.empty, EMPTY_JSON),
+                layers: [desc('application/json', l)],
+                subject: desc(MT.manifest, subj),
+                annotations: { 'org.example.a': '1' },
+              });
+              const noLayers = json({
+                schemaVersion: 2,
+                mediaType: MT.manifest,
+                artifactType: 'application/vnd.example.sig',
+                config: desc(MT.empty, EMPTY_JSON),
+                layers: [desc(MT.empty, EMPTY_JSON)],
+                subject: desc(MT.manifest, subj),
+              });
+              const artIndex = json({
+                schemaVersion: 2,
+                mediaType: MT.index,
+                artifactType: 'application/vnd.example.bundle',
+                manifests: [desc(MT.manifest, art)],
+                subject: desc(MT.manifest, subj),
+                annotations: { 'org.example.b': '2' },
+              });
+              const configTyped = json({
+                schemaVersion: 2,
+                mediaType: MT.manifest,
+                config: desc('application/vnd.example.config', EMPTY_JSON),
+                layers: [],
+                subject: desc(MT.manifest, subj),
+              });
               out.push({
                 name: 'artifact, artifact-index, artifact-without-layers, artifacts-with-subject, index-with-subject',
-                blobs: [[subjectConfig, 'sha256'], [subjectLayer, 'sha256'], [EMPTY_JSON, 'sha256'], [l, 'sha256']],
+                blobs: [
+                  [subjectConfig, 'sha256'],
+                  [subjectLayer, 'sha256'],
+                  [EMPTY_JSON, 'sha256'],
+                  [l, 'sha256'],
+                ],
                 manifests: [
                   { body: subj, mediaType: MT.manifest, tag: 'subject' },
                   { body: art, mediaType: MT.manifest, subject: digestOf(subj) },
@@ -770,7 +910,14 @@ for (const db of DATABASES) {
             }
             {
               const missing = digestOf(randomBytes(32));
-              const art = json({ schemaVersion: 2, mediaType: MT.manifest, artifactType: 'application/vnd.example.missing', config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.empty, EMPTY_JSON)], subject: { mediaType: MT.manifest, digest: missing, size: 1234 } });
+              const art = json({
+                schemaVersion: 2,
+                mediaType: MT.manifest,
+                artifactType: 'application/vnd.example.missing',
+                config: desc(MT.empty, EMPTY_JSON),
+                layers: [desc(MT.empty, EMPTY_JSON)],
+                subject: { mediaType: MT.manifest, digest: missing, size: 1234 },
+              });
               out.push({
                 name: 'missing-subject',
                 blobs: [[EMPTY_JSON, 'sha256']],
@@ -780,7 +927,17 @@ for (const db of DATABASES) {
             }
             {
               const c = configBlob();
-              out.push({ name: 'data-field', blobs: [[c, 'sha256']], manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.manifest, config: { ...desc(MT.config, c), data: c.toString('base64') }, layers: [] }), mediaType: MT.manifest, tag: 'data' }] });
+              out.push({
+                name: 'data-field',
+                blobs: [[c, 'sha256']],
+                manifests: [
+                  {
+                    body: json({ schemaVersion: 2, mediaType: MT.manifest, config: { ...desc(MT.config, c), data: c.toString('base64') }, layers: [] }),
+                    mediaType: MT.manifest,
+                    tag: 'data',
+                  },
+                ],
+              });
             }
             {
               const c = configBlob();
@@ -788,10 +945,18 @@ for (const db of DATABASES) {
               const l = layerBlob();
               out.push({
                 name: 'non-distributable-layers (never pushed)',
-                blobs: [[c, 'sha256'], [l, 'sha256']],
+                blobs: [
+                  [c, 'sha256'],
+                  [l, 'sha256'],
+                ],
                 manifests: [
                   {
-                    body: json({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [desc(MT.nondist, foreign, 'sha256', { urls: ['https://example.invalid/layer'] }), desc(MT.layer, l)] }),
+                    body: json({
+                      schemaVersion: 2,
+                      mediaType: MT.manifest,
+                      config: desc(MT.config, c),
+                      layers: [desc(MT.nondist, foreign, 'sha256', { urls: ['https://example.invalid/layer'] }), desc(MT.layer, l)],
+                    }),
                     mediaType: MT.manifest,
                     tag: 'nondist',
                   },
@@ -803,12 +968,29 @@ for (const db of DATABASES) {
               out.push({
                 name: 'custom-fields',
                 blobs: [[c, 'sha256']],
-                manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.manifest, config: { ...desc(MT.config, c), newUnspecifiedField: null, 'com.example.custom': { a: [1, 2] } }, layers: [], customField: 'x', 'com.example.top': true }), mediaType: MT.manifest, tag: 'custom' }],
+                manifests: [
+                  {
+                    body: json({
+                      schemaVersion: 2,
+                      mediaType: MT.manifest,
+                      config: { ...desc(MT.config, c), newUnspecifiedField: null, 'com.example.custom': { a: [1, 2] } },
+                      layers: [],
+                      customField: 'x',
+                      'com.example.top': true,
+                    }),
+                    mediaType: MT.manifest,
+                    tag: 'custom',
+                  },
+                ],
               });
             }
             {
               const c = configBlob();
-              out.push({ name: 'no-layers', blobs: [[c, 'sha256']], manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [] }), mediaType: MT.manifest, tag: 'nolayers' }] });
+              out.push({
+                name: 'no-layers',
+                blobs: [[c, 'sha256']],
+                manifests: [{ body: json({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [] }), mediaType: MT.manifest, tag: 'nolayers' }],
+              });
             }
             {
               const c = configBlob();
@@ -817,7 +999,10 @@ for (const db of DATABASES) {
               const idx = json({ schemaVersion: 2, mediaType: MT.index, manifests: [desc(MT.manifest, m, 'sha512')] });
               out.push({
                 name: 'sha512 (blobs and manifests pushed by sha512 digest)',
-                blobs: [[c, 'sha512'], [l, 'sha512']],
+                blobs: [
+                  [c, 'sha512'],
+                  [l, 'sha512'],
+                ],
                 manifests: [
                   { body: m, mediaType: MT.manifest, algo: 'sha512' },
                   { body: idx, mediaType: MT.index, algo: 'sha512', tag: 'sha512' },
@@ -954,7 +1139,9 @@ for (const db of DATABASES) {
             assert.equal(await errorCode(list), 'NAME_UNKNOWN');
             for (const b of [noBlob, idx, ok]) assert.equal((await req(at(`manifests/${digestOf(b)}`, img), { method: 'HEAD' })).status, 404);
             // Over 4 MiB: 413, MANIFEST_INVALID.
-            const huge = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [], annotations: { x: 'y'.repeat(4 * 1024 * 1024) } }));
+            const huge = Buffer.from(
+              JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, c), layers: [], annotations: { x: 'y'.repeat(4 * 1024 * 1024) } }),
+            );
             const r5 = await putManifest(digestOf(huge), huge, MT.manifest, img);
             assert.equal(r5.status, 413);
             assert.equal(await errorCode(r5), 'MANIFEST_INVALID');
@@ -987,7 +1174,11 @@ for (const db of DATABASES) {
             assert.equal(r.status, 404);
             assert.equal(await errorCode(r), 'MANIFEST_UNKNOWN');
           }
-          const put = await putManifest('sha256:baddigeststring', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, EMPTY_JSON), layers: [] })), MT.manifest);
+          const put = await putManifest(
+            'sha256:baddigeststring',
+            Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, config: desc(MT.config, EMPTY_JSON), layers: [] })),
+            MT.manifest,
+          );
           assert.equal(put.status, 400);
           assert.equal(await errorCode(put), 'DIGEST_INVALID');
           const get = await req(at('manifests/sha256:baddigeststring'));
@@ -1051,7 +1242,16 @@ for (const db of DATABASES) {
       await s.repo('docker', 'group', { name: 'rgroup', docker, group: { memberNames: ['ga', 'gb', 'rproxy'], writableMember: 'ga' } });
       const subject = digestOf(randomBytes(16));
       const art = (n: string) =>
-        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, artifactType: `application/vnd.test.${n}`, config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.empty, EMPTY_JSON)], subject: { mediaType: MT.manifest, digest: subject, size: 10 } }));
+        Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MT.manifest,
+            artifactType: `application/vnd.test.${n}`,
+            config: desc(MT.empty, EMPTY_JSON),
+            layers: [desc(MT.empty, EMPTY_JSON)],
+            subject: { mediaType: MT.manifest, digest: subject, size: 10 },
+          }),
+        );
       const push = async (repo: string, body: Buffer) => {
         const b = await s.fetch(`/repository/${repo}/v2/app/blobs/uploads/?digest=${EMPTY_JSON_DIGEST}`, { method: 'POST', body: new Uint8Array(EMPTY_JSON) });
         assert.equal(b.status, 201);
@@ -1074,14 +1274,20 @@ for (const db of DATABASES) {
       assert.deepEqual((await list('rproxy')).manifests.map((m) => m.digest).sort(), [digestOf(y), digestOf(shared)].sort());
       const f = await list('rproxy', '?artifactType=application/vnd.test.y');
       assert.equal(f.filtered, 'artifactType');
-      assert.deepEqual(f.manifests.map((m) => m.digest), [digestOf(y)]);
+      assert.deepEqual(
+        f.manifests.map((m) => m.digest),
+        [digestOf(y)],
+      );
       // The group: the union, each digest once.
       const g = await list('rgroup');
       assert.deepEqual(g.manifests.map((m) => m.digest).sort(), [digestOf(x), digestOf(y), digestOf(shared)].sort());
       // Path-routed through the group too, filtered.
       const routed = await s.fetch(`/v2/rgroup/app/referrers/${subject}?artifactType=application/vnd.test.x`);
       assert.equal(routed.headers.get('OCI-Filters-Applied'), 'artifactType');
-      assert.deepEqual(((await routed.json()) as { manifests: Desc[] }).manifests.map((m) => m.digest), [digestOf(x)]);
+      assert.deepEqual(
+        ((await routed.json()) as { manifests: Desc[] }).manifests.map((m) => m.digest),
+        [digestOf(x)],
+      );
       // A push through the group lands in its writable member and is listed at once.
       const z = art('z');
       await push('rgroup', z);
@@ -1089,7 +1295,10 @@ for (const db of DATABASES) {
       assert.equal((await list('rgroup')).manifests.length, 4);
       // Not cached for good: a referrer deleted upstream disappears from the proxy's list.
       assert.equal((await s.fetch(`/repository/gb/v2/app/manifests/${digestOf(y)}`, { method: 'DELETE' })).status, 202);
-      assert.deepEqual((await list('rproxy')).manifests.map((m) => m.digest), [digestOf(shared)]);
+      assert.deepEqual(
+        (await list('rproxy')).manifests.map((m) => m.digest),
+        [digestOf(shared)],
+      );
       // A proxy of an upstream without that image answers an empty list.
       assert.deepEqual((await list('rproxy', '')).manifests.length, 1);
       const unknown = await s.fetch(`/repository/rproxy/v2/nothing/here/referrers/${subject}`);
@@ -1111,12 +1320,34 @@ for (const db of DATABASES) {
         // An artifact referring to the image (skopeo cannot push referrers: plain HTTP).
         const b = await s.fetch(`/v2/conf/skopeo/app/blobs/uploads/?digest=${EMPTY_JSON_DIGEST}`, { method: 'POST', body: new Uint8Array(EMPTY_JSON) });
         assert.equal(b.status, 201);
-        const art = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.manifest, artifactType: 'application/vnd.example.sig', config: desc(MT.empty, EMPTY_JSON), layers: [desc(MT.empty, EMPTY_JSON)], subject: { mediaType: MT.manifest, digest: subject, size: Buffer.byteLength(raw.stdout) }, annotations: { 'org.example': 'sig' } }));
+        const art = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MT.manifest,
+            artifactType: 'application/vnd.example.sig',
+            config: desc(MT.empty, EMPTY_JSON),
+            layers: [desc(MT.empty, EMPTY_JSON)],
+            subject: { mediaType: MT.manifest, digest: subject, size: Buffer.byteLength(raw.stdout) },
+            annotations: { 'org.example': 'sig' },
+          }),
+        );
         const put = await s.fetch(`/v2/conf/skopeo/app/manifests/${digestOf(art)}`, { method: 'PUT', body: new Uint8Array(art), headers: { 'Content-Type': MT.manifest } });
         assert.equal(put.status, 201);
         assert.equal(put.headers.get('OCI-Subject'), subject);
         // An index artifact with the same subject, tagged, so skopeo can read it back.
-        const artIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, artifactType: 'application/vnd.example.bundle', manifests: [desc(MT.manifest, art)], subject: { mediaType: MT.manifest, digest: subject, size: Buffer.byteLength(raw.stdout) } }, null, 3) + '\n');
+        const artIndex = Buffer.from(
+          JSON.stringify(
+            {
+              schemaVersion: 2,
+              mediaType: MT.index,
+              artifactType: 'application/vnd.example.bundle',
+              manifests: [desc(MT.manifest, art)],
+              subject: { mediaType: MT.manifest, digest: subject, size: Buffer.byteLength(raw.stdout) },
+            },
+            null,
+            3,
+          ) + '\n',
+        );
         const putIdx = await s.fetch(`/v2/conf/skopeo/app/manifests/bundle`, { method: 'PUT', body: new Uint8Array(artIndex), headers: { 'Content-Type': MT.index } });
         assert.equal(putIdx.status, 201);
         // skopeo reads both back byte for byte (by digest and by tag).

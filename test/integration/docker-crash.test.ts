@@ -106,7 +106,12 @@ for (const db of DATABASES) {
       const created = await fetch(`${child.url}${API}/repositories/docker/hosted`, {
         method: 'POST',
         headers: { Authorization: ADMIN, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name: 'crash', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } }),
+        body: JSON.stringify({
+          name: 'crash',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+          docker: { v1Enabled: false, forceBasicAuth: false },
+        }),
       });
       assert.equal(created.status, 201, await created.text());
 
@@ -191,4 +196,3 @@ for (const db of DATABASES) {
     });
   });
 }
-

@@ -240,13 +240,35 @@ for (const db of DATABASES) {
           const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, n: randomBytes(4).toString('hex') }));
           const layerD = await upload(layer);
           const cfgD = await upload(cfg);
-          const child = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgD, size: cfg.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerD, size: layer.length }] }));
+          const child = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: OCI_MANIFEST,
+              config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgD, size: cfg.length },
+              layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerD, size: layer.length }],
+            }),
+          );
           const childD = await put(sha256(child), child, OCI_MANIFEST);
           const empty = Buffer.from('{}');
           const emptyD = await upload(empty);
-          const sig = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/x-signature', config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyD, size: 2 }, layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyD, size: 2 }], subject: { mediaType: OCI_MANIFEST, digest: childD, size: child.length } }));
+          const sig = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: OCI_MANIFEST,
+              artifactType: 'application/x-signature',
+              config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyD, size: 2 },
+              layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyD, size: 2 }],
+              subject: { mediaType: OCI_MANIFEST, digest: childD, size: child.length },
+            }),
+          );
           const sigD = await put(sha256(sig), sig, OCI_MANIFEST);
-          const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: childD, size: child.length, platform: { architecture: 'amd64', os: 'linux' } }] }));
+          const index = Buffer.from(
+            JSON.stringify({
+              schemaVersion: 2,
+              mediaType: OCI_INDEX,
+              manifests: [{ mediaType: OCI_MANIFEST, digest: childD, size: child.length, platform: { architecture: 'amd64', os: 'linux' } }],
+            }),
+          );
           const indexD = await put('multi', index, OCI_INDEX);
           const head = async (p: string) => (await s.fetch(`/repository/${r1}/v2/idx/${p}`, { method: 'HEAD' })).status;
 
@@ -290,7 +312,14 @@ for (const db of DATABASES) {
         return sha256(b);
       };
       const manifestOf = (cfg: string, cfgSize: number, layer: string, layerSize: number) =>
-        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg, size: cfgSize }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: layerSize }] }));
+        Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: OCI_MANIFEST,
+            config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg, size: cfgSize },
+            layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: layerSize }],
+          }),
+        );
 
       before(async () => {
         await s.repo('docker', 'hosted', { name: 'race', storage: { blobStoreName: 'default', writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } });

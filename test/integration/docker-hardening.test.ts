@@ -169,7 +169,10 @@ for (const db of DATABASES) {
       ports.bearer = await freePort();
       ports.basic = await freePort();
       assert.equal((await api('POST', '/repositories/docker/hosted', hosted('dock', { forceBasicAuth: false }))).status, 201);
-      for (const [name, port, force] of [['porta', ports.bearer, false], ['portb', ports.basic, true]] as const) {
+      for (const [name, port, force] of [
+        ['porta', ports.bearer, false],
+        ['portb', ports.basic, true],
+      ] as const) {
         const r = await api('POST', '/repositories/docker/hosted', hosted(name, { forceBasicAuth: force, httpPort: port }));
         assert.equal(r.status, 201, await r.text());
       }

@@ -18,7 +18,6 @@ const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b
 const sha512 = (b: Buffer | string) => 'sha512:' + createHash('sha512').update(b).digest('hex');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-
 /** The layer digests of an OCI layout's image (index → manifest). */
 function layoutLayers(dir: string): string[] {
   const index = JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
@@ -57,7 +56,12 @@ for (const db of DATABASES) {
       const created = await s.fetch('/service/rest/v1/repositories/docker/hosted', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name: 'latestonly', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, docker: { v1Enabled: false, forceBasicAuth: true, httpPort, latestPolicy: true } }),
+        body: JSON.stringify({
+          name: 'latestonly',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' },
+          docker: { v1Enabled: false, forceBasicAuth: true, httpPort, latestPolicy: true },
+        }),
       });
       assert.equal(created.status, 201, await created.text());
     });
@@ -122,7 +126,10 @@ for (const db of DATABASES) {
       const again = await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${layout}:latest`, `${ref}:v2`);
       s.listener.server.off('request', record);
       assert.ok(again.ok, again.stderr);
-      assert.ok(seen.some((r) => /^HEAD \/v2\/dock\/app\/hello\/blobs\/sha256:/.test(r)), seen.join('\n'));
+      assert.ok(
+        seen.some((r) => /^HEAD \/v2\/dock\/app\/hello\/blobs\/sha256:/.test(r)),
+        seen.join('\n'),
+      );
       assert.ok(!seen.some((r) => /blobs\/uploads/.test(r)), `no upload for existing blobs:\n${seen.join('\n')}`);
       // Anonymous pull (empty credentials become the anonymous user).
       const out = path.join(work, `pulled-${db}`);
@@ -227,7 +234,12 @@ for (const db of DATABASES) {
     it('checks manifests: references, JSON, size, names', async () => {
       const missing = sha256('not pushed');
       const config = await pushBlob('dock', 'refs', Buffer.from('{}'));
-      const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: config, size: 2 }, layers: [{ mediaType: 'y', digest: missing, size: 1 }] });
+      const body = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'x', digest: config, size: 2 },
+        layers: [{ mediaType: 'y', digest: missing, size: 1 }],
+      });
       const r = await s.fetch(v2('refs/manifests/t'), { method: 'PUT', body, headers: { 'Content-Type': OCI_MANIFEST } });
       assert.equal(r.status, 400);
       assert.equal((await r.json()).errors[0].code, 'MANIFEST_BLOB_UNKNOWN');
@@ -247,8 +259,20 @@ for (const db of DATABASES) {
 
     it('stores manifests byte-exact with their media type; by digest; index; delete', async () => {
       const img = await pushImage('exact/img', 'one');
-      const list = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.body.length, platform: { architecture: 'amd64', os: 'linux' } }] }, null, 3);
-      const byDigest = await s.fetch(v2(`exact/img/manifests/${sha256(list)}`), { method: 'PUT', body: list, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.list.v2+json' } });
+      const list = JSON.stringify(
+        {
+          schemaVersion: 2,
+          mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+          manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.body.length, platform: { architecture: 'amd64', os: 'linux' } }],
+        },
+        null,
+        3,
+      );
+      const byDigest = await s.fetch(v2(`exact/img/manifests/${sha256(list)}`), {
+        method: 'PUT',
+        body: list,
+        headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.list.v2+json' },
+      });
       assert.equal(byDigest.status, 201, await byDigest.text());
       const g = await s.fetch(v2(`exact/img/manifests/${sha256(list)}`));
       assert.equal(g.headers.get('content-type'), 'application/vnd.docker.distribution.manifest.list.v2+json');
@@ -321,7 +345,12 @@ for (const db of DATABASES) {
       const lo = (p: string) => `/repository/latestonly/v2/${p}`;
       const cfg = await pushBlob('latestonly', 'l', Buffer.from('{"a":1}'));
       const m = (n: number) => JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'c', digest: cfg, size: 7 }, layers: [], n });
-      for (const [tag, n, status] of [['latest', 1, 201], ['latest', 2, 201], ['v1', 1, 201], ['v1', 2, 403]] as const) {
+      for (const [tag, n, status] of [
+        ['latest', 1, 201],
+        ['latest', 2, 201],
+        ['v1', 1, 201],
+        ['v1', 2, 403],
+      ] as const) {
         const x = await s.fetch(lo(`l/manifests/${tag}`), { method: 'PUT', body: m(n), headers: { 'Content-Type': OCI_MANIFEST } });
         assert.equal(x.status, status, `${tag} ${n}`);
       }

@@ -74,10 +74,7 @@ async function buildLargeImage(dir: string, size: number): Promise<{ layout: str
   const layerHex = hash.digest('hex');
   renameSync(tmp, path.join(layout, 'blobs', 'sha256', layerHex));
   const layer = `sha256:${layerHex}`;
-  const config = await writeBlob(
-    layout,
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer] } }),
-  );
+  const config = await writeBlob(layout, JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer] } }));
   const manifest = await writeBlob(
     layout,
     JSON.stringify({
@@ -147,7 +144,12 @@ describe('docker: an image with a 1 GiB layer', { timeout: 900_000 }, () => {
     const r = await fetch(`${server.url}/service/rest/v1/repositories/docker/hosted`, {
       method: 'POST',
       headers: { Authorization: ADMIN, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: 'big', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } }),
+      body: JSON.stringify({
+        name: 'big',
+        online: true,
+        storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+        docker: { v1Enabled: false, forceBasicAuth: false },
+      }),
     });
     assert.equal(r.status, 201, await r.text());
   });
@@ -161,7 +163,9 @@ describe('docker: an image with a 1 GiB layer', { timeout: 900_000 }, () => {
   it('pushes and pulls it with bounded server memory; the pulled layer has its digest', async (t) => {
     const pid = server.proc.pid!;
     const creds = `admin:${ADMIN_PASSWORD}`;
-    const push = await peakRss(pid, () => skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${image.layout}:latest`, `docker://${host}/big/app/large:v1`));
+    const push = await peakRss(pid, () =>
+      skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${image.layout}:latest`, `docker://${host}/big/app/large:v1`),
+    );
     assert.ok(push.result.ok, push.result.stderr);
     assert.ok(push.peak < RSS_LIMIT, `server RSS during the push peaked at ${mb(push.peak)}`);
 
@@ -170,7 +174,18 @@ describe('docker: an image with a 1 GiB layer', { timeout: 900_000 }, () => {
     assert.equal(Number(head.headers.get('content-length')), image.layerSize);
 
     const out = path.join(work, 'pulled');
-    const pull = await peakRss(pid, () => skopeo('copy', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', '--src-tls-verify=false', '--src-creds', creds, `docker://${host}/big/app/large:v1`, `oci:${out}:v1`));
+    const pull = await peakRss(pid, () =>
+      skopeo(
+        'copy',
+        '--preserve-digests',
+        '--dest-oci-accept-uncompressed-layers',
+        '--src-tls-verify=false',
+        '--src-creds',
+        creds,
+        `docker://${host}/big/app/large:v1`,
+        `oci:${out}:v1`,
+      ),
+    );
     assert.ok(pull.result.ok, pull.result.stderr);
     assert.ok(pull.peak < RSS_LIMIT, `server RSS during the pull peaked at ${mb(pull.peak)}`);
     const pulled = path.join(out, 'blobs', 'sha256', image.layer.slice('sha256:'.length));

@@ -122,7 +122,8 @@ const layouts: Record<string, string> = {};
 
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stowage-podman-'));
-  for (const n of ['a', 'b', 'c', 'up']) layouts[n] = await buildImage(work, n, { 'hello.txt': `image ${n} ${randomBytes(8).toString('hex')}`, 'random.bin': randomBytes(100_000) });
+  for (const n of ['a', 'b', 'c', 'up'])
+    layouts[n] = await buildImage(work, n, { 'hello.txt': `image ${n} ${randomBytes(8).toString('hex')}`, 'random.bin': randomBytes(100_000) });
   layouts.amd64 = await archImage(work, 'amd64');
   layouts.arm64 = await archImage(work, 'arm64');
 });
@@ -313,8 +314,17 @@ for (const db of DATABASES) {
       const index = JSON.parse(await must('inspect', '--raw', '--tls-verify=false', '--creds', creds, `docker://${port.ph}/app/multi:idx`)) as {
         manifests: Array<{ digest: string; platform: { architecture: string } }>;
       };
-      assert.deepEqual(index.manifests.map((m) => [m.platform.architecture, m.digest]).sort(), [['amd64', child.amd64], ['arm64', child.arm64]]);
-      for (const ref of [`${shared}/ph/app/multi:idx`, `${port.pg}/app/multi:idx`, `${shared}/pp/app/multi-up:idx`, `${port.pp}/app/multi-up:idx`, `${shared}/pg/app/multi-up:idx`]) {
+      assert.deepEqual(index.manifests.map((m) => [m.platform.architecture, m.digest]).sort(), [
+        ['amd64', child.amd64],
+        ['arm64', child.arm64],
+      ]);
+      for (const ref of [
+        `${shared}/ph/app/multi:idx`,
+        `${port.pg}/app/multi:idx`,
+        `${shared}/pp/app/multi-up:idx`,
+        `${port.pp}/app/multi-up:idx`,
+        `${shared}/pg/app/multi-up:idx`,
+      ]) {
         for (const arch of ['arm64', 'amd64']) {
           const out = path.join(work, `multi-${db}-${randomBytes(4).toString('hex')}`);
           await must('--override-arch', arch, '--override-os', 'linux', 'copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${ref}`, `oci:${out}:x`);
@@ -347,8 +357,14 @@ for (const db of DATABASES) {
         const puller = new Podman(work);
         assert.ok((await puller.login(shared)).ok);
         assert.equal((await puller.pull(`${shared}/bearerproxy/secure/app/private:v1`)).id, imageIds.c);
-        assert.ok(front.requests.some((r) => /^GET \/v2\/token\?.*\[Basic\]$/.test(r)), front.requests.join('\n'));
-        assert.ok(front.requests.some((r) => /^GET \/v2\/secure\/app\/private\/blobs\/.*\[Bearer\]$/.test(r)), front.requests.join('\n'));
+        assert.ok(
+          front.requests.some((r) => /^GET \/v2\/token\?.*\[Basic\]$/.test(r)),
+          front.requests.join('\n'),
+        );
+        assert.ok(
+          front.requests.some((r) => /^GET \/v2\/secure\/app\/private\/blobs\/.*\[Bearer\]$/.test(r)),
+          front.requests.join('\n'),
+        );
       } finally {
         await front.close();
         await up.stop();
@@ -362,20 +378,25 @@ describe('shared docker port settings', () => {
     const main = await freePort();
     const refused = async (env: Record<string, string>, existing?: string) => {
       const dataDir = existing ?? mkdtempSync(path.join(tmpdir(), 'stowage-shared-'));
-      const e = await spawnServer({ port: main, env, dataDir }).finally(() => existing || rmSync(dataDir, { recursive: true, force: true })).then(
-        async (srv) => {
-          await srv.stop();
-          return null;
-        },
-        (err: Error) => err.message,
-      );
+      const e = await spawnServer({ port: main, env, dataDir })
+        .finally(() => existing || rmSync(dataDir, { recursive: true, force: true }))
+        .then(
+          async (srv) => {
+            await srv.stop();
+            return null;
+          },
+          (err: Error) => err.message,
+        );
       assert.ok(e, `started with ${JSON.stringify(env)}`);
       return e;
     };
     assert.match(await refused({ STOWAGE_FORMAT_PORTS: `docker:${main}` }), /Invalid setting STOWAGE_FORMAT_PORTS \(formatPorts\.docker\): port \d+ is the main HTTP port/);
     assert.match(await refused({ STOWAGE_FORMAT_PORTS: 'docker' }), /Invalid setting STOWAGE_FORMAT_PORTS: expected format:port/);
     assert.match(await refused({ STOWAGE_FORMAT_PORTS: 'docker:70000' }), /Invalid setting STOWAGE_FORMAT_PORTS \(formatPorts\.docker\)/);
-    assert.match(await refused({ STOWAGE_FORMAT_PORTS: `nosuchformat:${await freePort()}` }), /Invalid setting formatPorts\.nosuchformat \(STOWAGE_FORMAT_PORTS\): no format 'nosuchformat'/);
+    assert.match(
+      await refused({ STOWAGE_FORMAT_PORTS: `nosuchformat:${await freePort()}` }),
+      /Invalid setting formatPorts\.nosuchformat \(STOWAGE_FORMAT_PORTS\): no format 'nosuchformat'/,
+    );
     // A repository already has the port as its dedicated port.
     const dataDir = mkdtempSync(path.join(tmpdir(), 'stowage-shared-'));
     try {
@@ -393,7 +414,11 @@ describe('shared docker port settings', () => {
 describe('manifests served from memory stay correct across nodes (postgres)', () => {
   it('sees a tag moved and a manifest deleted on another node at once', async () => {
     const a = await startServer({ db: 'postgres' });
-    await a.repo('docker', 'hosted', { name: 'mc', storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' }, docker: { v1Enabled: false, forceBasicAuth: false } });
+    await a.repo('docker', 'hosted', {
+      name: 'mc',
+      storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+      docker: { v1Enabled: false, forceBasicAuth: false },
+    });
     // A second node on the same database and blob store.
     const b = await startServer({ dataDir: a.dataDir, dbUrl: a.dbUrl });
     try {
@@ -405,11 +430,19 @@ describe('manifests served from memory stay correct across nodes (postgres)', ()
       };
       const manifest = async (n: string) => {
         const config = await blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', n })));
-        const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [] });
+        const body = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+          layers: [],
+        });
         return { body, digest: `sha256:${createHash('sha256').update(body).digest('hex')}` };
       };
       const put = async (m: { body: string }, ref: string) =>
-        assert.equal((await a.fetch(`/v2/mc/app/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: m.body })).status, 201);
+        assert.equal(
+          (await a.fetch(`/v2/mc/app/manifests/${ref}`, { method: 'PUT', headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: m.body })).status,
+          201,
+        );
       const getB = async (ref: string) => {
         const r = await b.fetch(`/v2/mc/app/manifests/${ref}`, { auth: null });
         return { status: r.status, digest: r.headers.get('docker-content-digest'), body: await r.text() };

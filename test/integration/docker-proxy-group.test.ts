@@ -20,7 +20,6 @@ import { startForwarder } from '../helpers/front.js';
 
 const creds = `admin:${ADMIN_PASSWORD}`;
 
-
 async function must(...args: string[]): Promise<string> {
   const r = await skopeo(...args);
   assert.ok(r.ok, `skopeo ${args.join(' ')}: ${r.stderr}`);
@@ -33,7 +32,6 @@ function layoutLayers(dir: string): string[] {
   const manifest = JSON.parse(blob(index.manifests[0].digest)) as { layers: Array<{ digest: string }> };
   return manifest.layers.map((l) => l.digest);
 }
-
 
 /** A forwarding HTTP front that counts requests and can play dead. */
 interface Front {
@@ -83,7 +81,6 @@ async function startFront(target: string, token?: { basic: string; token: string
 let work: string;
 const layouts: Record<string, string> = {};
 
-
 before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'stowage-docker-proxy-'));
   // Each image has one fresh random layer.
@@ -103,7 +100,8 @@ for (const db of DATABASES) {
     const noBasic = { v1Enabled: false, forceBasicAuth: false };
     const upstreamDigest = async (ref: string) => JSON.parse(await must('inspect', '--tls-verify=false', `docker://${registry.host}/${ref}`)).Digest as string;
     const pushUpstream = (layout: string, ref: string) => must('copy', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${registry.host}/${ref}`);
-    const inspect = async (ref: string) => JSON.parse(await must('inspect', '--tls-verify=false', '--creds', creds, `docker://${host}/${ref}`)) as { Digest: string; Layers: string[] };
+    const inspect = async (ref: string) =>
+      JSON.parse(await must('inspect', '--tls-verify=false', '--creds', creds, `docker://${host}/${ref}`)) as { Digest: string; Layers: string[] };
     const settled = async () => {
       for (let i = 0; i < 200 && s.app.proxy.flights.size > 0; i++) await new Promise((r) => setTimeout(r, 25));
     };
@@ -207,7 +205,10 @@ for (const db of DATABASES) {
         const tokenRequests = tf.requests.filter((r) => r.startsWith('GET /token'));
         assert.equal(tokenRequests.length, 1, `one token fetch, then cached:\n${tf.requests.join('\n')}`);
         assert.match(tokenRequests[0], /scope=repository%3Aapp%2Ftokened%3Apull.*\[Basic\]$/);
-        assert.ok(tf.requests.some((r) => /^GET \/v2\/app\/tokened\/blobs\/.*\[Bearer\]$/.test(r)), tf.requests.join('\n'));
+        assert.ok(
+          tf.requests.some((r) => /^GET \/v2\/app\/tokened\/blobs\/.*\[Bearer\]$/.test(r)),
+          tf.requests.join('\n'),
+        );
       } finally {
         await tf.close();
       }
@@ -235,7 +236,10 @@ for (const db of DATABASES) {
         const cdnBlobs = cdn.requests.filter((r) => /^GET \/v2\/app\/cdn\/blobs\//.test(r));
         assert.ok(cdnBlobs.length >= 2, `blobs came from the CDN:\n${cdn.requests.join('\n')}`);
         for (const r of cdnBlobs) assert.doesNotMatch(r, /\[(Bearer|Basic)\]$/, `the CDN saw credentials: ${r}`);
-        assert.ok(hub.requests.some((r) => /^GET \/v2\/app\/cdn\/blobs\/.*\[Bearer\]$/.test(r)), hub.requests.join('\n'));
+        assert.ok(
+          hub.requests.some((r) => /^GET \/v2\/app\/cdn\/blobs\/.*\[Bearer\]$/.test(r)),
+          hub.requests.join('\n'),
+        );
         await settled();
       } finally {
         await hub.close();

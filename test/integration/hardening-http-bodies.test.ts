@@ -157,7 +157,9 @@ for (const db of DATABASES) {
 
       it('so is a signed-in user who may add no repository (403), before the body', async () => {
         const c = await connect(s.url);
-        await c.send(head('POST', `${API}/repositories/raw/hosted`, { 'Content-Type': 'application/json', 'Content-Length': 10 * 1024 * 1024, Authorization: basic('plain', 'plain-pw-1') }));
+        await c.send(
+          head('POST', `${API}/repositories/raw/hosted`, { 'Content-Type': 'application/json', 'Content-Length': 10 * 1024 * 1024, Authorization: basic('plain', 'plain-pw-1') }),
+        );
         await c.send('{"name":"flood2"');
         const answer = await c.waitFor(/\r\n\r\n[\s\S]*\S/, 3000);
         assert.match(answer, /^HTTP\/1\.1 403 /);
@@ -210,10 +212,19 @@ for (const db of DATABASES) {
           first.sock.destroy();
           await sleep(300);
           // Released when those requests end: a small login body goes through again.
-          const again = await t.fetch(login, { method: 'PUT', auth: null, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'someone', password: 'wrong' }) });
+          const again = await t.fetch(login, {
+            method: 'PUT',
+            auth: null,
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ name: 'someone', password: 'wrong' }),
+          });
           assert.equal(again.status, 401, await again.text());
           // A signed-in caller is not charged: a body over the cap passes the budget (and fails later for its own reasons).
-          const big = await t.fetch(`${API}/security/roles`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 'r1', name: 'r1', description: 'd'.repeat(100 * 1024), privileges: [], roles: [] }) });
+          const big = await t.fetch(`${API}/security/roles`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ id: 'r1', name: 'r1', description: 'd'.repeat(100 * 1024), privileges: [], roles: [] }),
+          });
           assert.equal(big.status, 200, await big.text());
         } finally {
           await t.stop();
@@ -270,7 +281,13 @@ for (const db of DATABASES) {
 
       it('a chunked docker manifest over 4 MiB is a 413 in the OCI shape', async () => {
         const c = await connect(s.url);
-        await c.send(head('PUT', '/repository/dock/v2/big/manifests/latest', { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Transfer-Encoding': 'chunked', Authorization: ADMIN }));
+        await c.send(
+          head('PUT', '/repository/dock/v2/big/manifests/latest', {
+            'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+            'Transfer-Encoding': 'chunked',
+            Authorization: ADMIN,
+          }),
+        );
         const piece = Buffer.alloc(256 * 1024, ' ');
         const chunk = Buffer.concat([Buffer.from(piece.length.toString(16) + '\r\n'), piece, Buffer.from('\r\n')]);
         for (let i = 0; i < 24 && !/^HTTP/.test(c.text()); i++) if (!(await c.send(chunk))) break;
@@ -299,7 +316,11 @@ for (const db of DATABASES) {
           ['/repository/once/rel/app.bin', ADMIN, /^HTTP\/1\.1 400 [\s\S]*does not allow updating/],
           ['/repository/once/rel/anon.bin', null, /^HTTP\/1\.1 401 [\s\S]*Authentication required/],
         ] as const) {
-          const { answer, error } = await sendWithoutReading(s.url, head('PUT', p, { 'Content-Length': 8 * 1024 * 1024, ...(auth ? { Authorization: auth } : {}) }), 8 * 1024 * 1024);
+          const { answer, error } = await sendWithoutReading(
+            s.url,
+            head('PUT', p, { 'Content-Length': 8 * 1024 * 1024, ...(auth ? { Authorization: auth } : {}) }),
+            8 * 1024 * 1024,
+          );
           assert.match(answer, expected, `${p}: ${error ?? ''}`);
           assert.equal(error, null, p);
         }
@@ -328,4 +349,3 @@ for (const db of DATABASES) {
     });
   });
 }
-

@@ -117,7 +117,11 @@ const LDAP = {
 
 /** Valid repository bodies per format and type (members and names fixed below). */
 function repositoryBody(format: string, type: string, name: string): Record<string, unknown> {
-  const body: Record<string, unknown> = { name, online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, ...(type === 'hosted' ? { writePolicy: 'ALLOW' } : {}) } };
+  const body: Record<string, unknown> = {
+    name,
+    online: true,
+    storage: { blobStoreName: 'default', strictContentTypeValidation: true, ...(type === 'hosted' ? { writePolicy: 'ALLOW' } : {}) },
+  };
   if (type === 'proxy') {
     body.proxy = { remoteUrl: 'http://127.0.0.1:1/', contentMaxAge: 60, metadataMaxAge: 60 };
     body.negativeCache = { enabled: true, timeToLive: 60 };
@@ -167,7 +171,15 @@ for (const db of DATABASES) {
           },
         };
         await ok('POST', '/blobstores/s3', { name: 'bucket2', ...s3 });
-        await ok('POST', '/security/users', { userId: 'u1', firstName: 'U', lastName: 'One', emailAddress: 'u1@example.org', password: 'u1-pw-1', status: 'active', roles: ['nx-anonymous'] });
+        await ok('POST', '/security/users', {
+          userId: 'u1',
+          firstName: 'U',
+          lastName: 'One',
+          emailAddress: 'u1@example.org',
+          password: 'u1-pw-1',
+          status: 'active',
+          roles: ['nx-anonymous'],
+        });
         await ok('POST', '/security/roles', { id: 'r1', name: 'r1', description: 'd', privileges: [], roles: [] });
         await ok('POST', '/security/content-selectors', { name: 'sel1', description: '', expression: 'format == "raw"' });
         const privileges: Record<string, Record<string, unknown>> = {
@@ -187,15 +199,30 @@ for (const db of DATABASES) {
         for (const format of formats) {
           for (const type of ['hosted', 'proxy', 'group']) {
             add('POST /repositories/:format/:type', 'POST', `/repositories/${format}/${type}`, pollutedObjects(repositoryBody(format, type, `${format}-${type}-new`)));
-            add('PUT /repositories/:format/:type/:name', 'PUT', `/repositories/${format}/${type}/${format}-${type}`, pollutedObjects(repositoryBody(format, type, `${format}-${type}`)));
+            add(
+              'PUT /repositories/:format/:type/:name',
+              'PUT',
+              `/repositories/${format}/${type}/${format}-${type}`,
+              pollutedObjects(repositoryBody(format, type, `${format}-${type}`)),
+            );
           }
         }
         add('POST /blobstores/file', 'POST', '/blobstores/file', pollutedObjects({ name: 'disk3', path: 'disk3' }));
         add('PUT /blobstores/file/:name', 'PUT', '/blobstores/file/disk2', pollutedObjects({ path: 'disk2' }));
         add('POST /blobstores/s3', 'POST', '/blobstores/s3', pollutedObjects({ name: 'bucket3', ...s3 }));
         add('PUT /blobstores/s3/:name', 'PUT', '/blobstores/s3/bucket2', pollutedObjects({ name: 'bucket2', ...s3 }));
-        add('POST /security/users', 'POST', '/security/users', pollutedObjects({ userId: 'u2', firstName: 'U', lastName: 'Two', emailAddress: 'u2@example.org', password: 'u2-pw-1', status: 'active', roles: [] }));
-        add('PUT /security/users/:userId', 'PUT', '/security/users/u1', pollutedObjects({ userId: 'u1', firstName: 'U', lastName: 'Changed', emailAddress: 'u1@example.org', status: 'active', roles: ['nx-anonymous'], source: 'default' }));
+        add(
+          'POST /security/users',
+          'POST',
+          '/security/users',
+          pollutedObjects({ userId: 'u2', firstName: 'U', lastName: 'Two', emailAddress: 'u2@example.org', password: 'u2-pw-1', status: 'active', roles: [] }),
+        );
+        add(
+          'PUT /security/users/:userId',
+          'PUT',
+          '/security/users/u1',
+          pollutedObjects({ userId: 'u1', firstName: 'U', lastName: 'Changed', emailAddress: 'u1@example.org', status: 'active', roles: ['nx-anonymous'], source: 'default' }),
+        );
         add('PUT /security/users/:userId/change-password', 'PUT', '/security/users/u1/change-password', pollutedObjects({ password: 'changed-pw-1' }));
         add('POST /security/roles', 'POST', '/security/roles', pollutedObjects({ id: 'r2', name: 'r2', description: 'd', privileges: [], roles: [] }));
         add('PUT /security/roles/:id', 'PUT', '/security/roles/r1', pollutedObjects({ id: 'r1', name: 'r1', description: 'changed', privileges: [], roles: [] }));
@@ -205,7 +232,12 @@ for (const db of DATABASES) {
         }
         add('POST /security/content-selectors/preview', 'POST', '/security/content-selectors/preview', pollutedObjects({ type: 'csel', expression: 'format == "raw"' }));
         add('POST /security/content-selectors', 'POST', '/security/content-selectors', pollutedObjects({ name: 'sel2', description: '', expression: 'format == "raw"' }));
-        add('PUT /security/content-selectors/:name', 'PUT', '/security/content-selectors/sel1', pollutedObjects({ name: 'sel1', description: 'changed', expression: 'format == "npm"' }));
+        add(
+          'PUT /security/content-selectors/:name',
+          'PUT',
+          '/security/content-selectors/sel1',
+          pollutedObjects({ name: 'sel1', description: 'changed', expression: 'format == "npm"' }),
+        );
         add('PUT /security/realms/active', 'PUT', '/security/realms/active', pollutedArrays(['NexusAuthenticatingRealm']));
         add('PUT /security/anonymous', 'PUT', '/security/anonymous', pollutedObjects({ enabled: false, userId: 'anonymous', realmName: 'NexusAuthorizingRealm' }));
         add('POST /security/ldap', 'POST', '/security/ldap', pollutedObjects({ ...LDAP, name: 'corp2' }));
@@ -231,7 +263,19 @@ for (const db of DATABASES) {
       it('answers 400 naming the key, changes nothing, and the server still answers', async () => {
         const state = async () => {
           const out: Record<string, unknown> = {};
-          for (const p of ['/repositories', '/repositorySettings', '/blobstores', '/security/users', '/security/roles', '/security/privileges', '/security/content-selectors', '/security/realms/active', '/security/anonymous', '/security/ldap', '/security/user-tokens']) {
+          for (const p of [
+            '/repositories',
+            '/repositorySettings',
+            '/blobstores',
+            '/security/users',
+            '/security/roles',
+            '/security/privileges',
+            '/security/content-selectors',
+            '/security/realms/active',
+            '/security/anonymous',
+            '/security/ldap',
+            '/security/user-tokens',
+          ]) {
             const res = await s.fetch(API + p);
             assert.equal(res.status, 200, p);
             // Free disk space moves on its own.
@@ -334,7 +378,12 @@ describe('login lock per user and address; tokens never refused (item 4)', () =>
   before(async () => {
     s = await startServer({ env: { STOWAGE_ANONYMOUS: 'false', STOWAGE_TRUST_PROXY: 'true' } });
     await s.app.security.users.create({ userId: 'ci', password: 'ci-pw-1', roles: ['nx-admin'] });
-    const res = await s.fetch(`${API}/security/user-tokens`, { method: 'POST', auth: basic('ci', 'ci-pw-1'), headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'ci' }) });
+    const res = await s.fetch(`${API}/security/user-tokens`, {
+      method: 'POST',
+      auth: basic('ci', 'ci-pw-1'),
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'ci' }),
+    });
     const text = await res.text();
     assert.equal(res.status, 201, text);
     token = (JSON.parse(text) as { token: string }).token;
@@ -364,7 +413,10 @@ describe('login lock per user and address; tokens never refused (item 4)', () =>
     assert.equal(await call(ADMIN, '203.0.113.51'), 200);
     const audit = await s.fetch(`${API}/audit?domain=security.login&type=locked&context=ci`);
     const items = ((await audit.json()) as { items: Array<{ attributes: { kind: string; address: string } }> }).items;
-    assert.ok(items.some((e) => e.attributes.kind === 'user' && e.attributes.address === '198.51.100.10'), JSON.stringify(items));
+    assert.ok(
+      items.some((e) => e.attributes.kind === 'user' && e.attributes.address === '198.51.100.10'),
+      JSON.stringify(items),
+    );
   });
 });
 
@@ -415,7 +467,14 @@ describe('a port in use at start (item 19)', () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'stowage-port-'));
       const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../src/main.js');
       const proc = spawn(process.execPath, [main, 'serve'], {
-        env: { PATH: process.env.PATH ?? '', STOWAGE_DATA_DIR: dir, STOWAGE_HTTP_HOST: '127.0.0.1', STOWAGE_HTTP_PORT: port, STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD, STOWAGE_LOG_LEVEL: 'warn' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          STOWAGE_DATA_DIR: dir,
+          STOWAGE_HTTP_HOST: '127.0.0.1',
+          STOWAGE_HTTP_PORT: port,
+          STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+          STOWAGE_LOG_LEVEL: 'warn',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let err = '';

@@ -90,7 +90,12 @@ describe('LDAP realm against a real slapd', () => {
     describe(`on ${db}`, () => {
       let s: TestServer;
       const json = (method: string, p: string, body?: unknown, auth?: string | null) =>
-        s.fetch(`/service/rest/v1${p}`, { method, auth, headers: body === undefined ? {} : { 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+        s.fetch(`/service/rest/v1${p}`, {
+          method,
+          auth,
+          headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
       const get = (p: string, auth?: string | null) => s.fetch(p, { auth });
       const principal = (u: { uid: string; password: string }) => s.app.security.authenticate(u.uid, u.password);
       /** The access check for content: the status of a GET by this user. */
@@ -120,12 +125,14 @@ describe('LDAP realm against a real slapd', () => {
           read_only: false,
           updated_at: now(),
         });
-        await s.app.db('roles').insert([
-          role('devs', ['nx-repository-view-raw-ldap-ok-read', 'nx-repository-view-raw-ldap-ok-browse']),
-          role('ops', ['nx-repository-view-raw-ldap-other-read']),
-          role('builders', ['nx-repository-view-raw-ldap-other-read']),
-          role('other-readers', ['nx-repository-view-raw-ldap-other-read']),
-        ]);
+        await s.app
+          .db('roles')
+          .insert([
+            role('devs', ['nx-repository-view-raw-ldap-ok-read', 'nx-repository-view-raw-ldap-ok-browse']),
+            role('ops', ['nx-repository-view-raw-ldap-other-read']),
+            role('builders', ['nx-repository-view-raw-ldap-other-read']),
+            role('other-readers', ['nx-repository-view-raw-ldap-other-read']),
+          ]);
         securityChanged();
       });
 
@@ -179,7 +186,10 @@ describe('LDAP realm against a real slapd', () => {
       });
 
       it('is described in the OpenAPI document', async () => {
-        const doc = (await (await s.fetch('/service/rest/swagger.json', { auth: null })).json()) as { paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, unknown> } };
+        const doc = (await (await s.fetch('/service/rest/swagger.json', { auth: null })).json()) as {
+          paths: Record<string, Record<string, unknown>>;
+          components: { schemas: Record<string, unknown> };
+        };
         const expected: Record<string, string[]> = {
           '/v1/security/ldap': ['get', 'post'],
           '/v1/security/ldap/{name}': ['get', 'put', 'delete'],
@@ -284,7 +294,17 @@ describe('LDAP realm against a real slapd', () => {
         // The users API sees LDAP users with their groups and mapped roles.
         const listed = await s.app.security.externalUsers?.('LDAP', 'ca');
         assert.deepEqual(listed, [
-          { userId: 'carol', firstName: 'Carol', lastName: 'Danvers', emailAddress: carol.mail, source: 'LDAP', status: 'active', readOnly: true, roles: ['other-readers'], externalRoles: [] },
+          {
+            userId: 'carol',
+            firstName: 'Carol',
+            lastName: 'Danvers',
+            emailAddress: carol.mail,
+            source: 'LDAP',
+            status: 'active',
+            readOnly: true,
+            roles: ['other-readers'],
+            externalRoles: [],
+          },
         ]);
         const all = (await s.app.security.externalUsers?.('LDAP', '')) ?? [];
         assert.deepEqual(all.map((u) => u.userId).sort(), ['alice', 'bob', 'carol', rob.uid].sort());

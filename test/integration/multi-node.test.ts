@@ -200,7 +200,12 @@ describe('two nodes on one PostgreSQL', { timeout: 120_000 }, () => {
       let r = await eventually2(() => b.fetch(`/v2/${repo}/app/blobs/uploads/`, { method: 'POST', auth: bearer }), 202);
       let location = r.headers.get('location')!;
       const rel = (u: string) => (u.startsWith('http') ? new URL(u).pathname + new URL(u).search : u);
-      r = await a.fetch(rel(location), { method: 'PATCH', auth: bearer, body: blob.subarray(0, cut), headers: { 'Content-Range': `0-${cut - 1}`, 'Content-Type': 'application/octet-stream' } });
+      r = await a.fetch(rel(location), {
+        method: 'PATCH',
+        auth: bearer,
+        body: blob.subarray(0, cut),
+        headers: { 'Content-Range': `0-${cut - 1}`, 'Content-Type': 'application/octet-stream' },
+      });
       assert.equal(r.status, 202, await r.text());
       location = r.headers.get('location')!;
       // B never saw the first chunk: it reads those bytes back from the shared store to hash them.

@@ -100,8 +100,21 @@ for (const db of DATABASES) {
         const r = await s.fetch(`${API}${p}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
         assert.ok(r.ok, await r.text());
       };
-      await post('/security/roles', { id: 'npm-editor', name: 'npm-editor', privileges: ['nx-repository-view-npm-npm-hosted-read', 'nx-repository-view-npm-npm-hosted-add', 'nx-repository-view-npm-npm-hosted-edit'], roles: [] });
-      await post('/security/users', { userId: 'editor', firstName: 'E', lastName: 'E', emailAddress: 'e@example.org', password: 'editor-pw', status: 'active', roles: ['npm-editor'] });
+      await post('/security/roles', {
+        id: 'npm-editor',
+        name: 'npm-editor',
+        privileges: ['nx-repository-view-npm-npm-hosted-read', 'nx-repository-view-npm-npm-hosted-add', 'nx-repository-view-npm-npm-hosted-edit'],
+        roles: [],
+      });
+      await post('/security/users', {
+        userId: 'editor',
+        firstName: 'E',
+        lastName: 'E',
+        emailAddress: 'e@example.org',
+        password: 'editor-pw',
+        status: 'active',
+        roles: ['npm-editor'],
+      });
       const issue = '{"name":"victim","versions":{"1.0.0":{},"__proto__":{"deprecated":"x"}}}';
       await expect400(await send('PUT', 'victim', issue, basic('editor', 'editor-pw')), 'the issue body from a user with edit on npm-hosted', /__proto__/);
       await expect400(await send('PUT', 'victim', issue), 'PUT <pkg> with versions.__proto__', /__proto__/);
@@ -219,7 +232,9 @@ for (const db of DATABASES) {
         assert.equal((await s.fetch(`/repository/${repo}/-/package/evil-up/dist-tags/constructor`)).status, 404);
       }
       assertPrototypeClean();
-      const npm = new NpmClient(`${s.url}/repository/npm-evil-group/`, { lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-evil-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`] });
+      const npm = new NpmClient(`${s.url}/repository/npm-evil-group/`, {
+        lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-evil-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`],
+      });
       try {
         const app = npm.project({ name: 'consumer', version: '1.0.0', private: true, dependencies: { 'evil-up': '^1.0.0' } });
         const r = await npm.run(['install', '--no-audit'], { cwd: app });
@@ -280,10 +295,22 @@ for (const db of DATABASES) {
       const npm = new NpmClient(reg);
       try {
         assert.equal((await npm.run(['login'], { input: ['admin', ADMIN_PASSWORD] })).code, 0);
-        const dir = npm.project({ name: 'findme-cli', version: '1.2.3', description: 'found by search', keywords: ['alpha', 'beta'], main: 'index.js', license: 'MIT' }, { 'index.js': '\n' });
+        const dir = npm.project(
+          { name: 'findme-cli', version: '1.2.3', description: 'found by search', keywords: ['alpha', 'beta'], main: 'index.js', license: 'MIT' },
+          { 'index.js': '\n' },
+        );
         const pub = await npm.run(['publish'], { cwd: dir });
         assert.equal(pub.code, 0, pub.all);
-        assert.equal((await publish(reg, { name: 'findme-raw', version: '2.0.0', manifest: { maintainers: [{ name: 'alice', email: 'alice@example.org' }], keywords: 'gamma, delta' } }, ADMIN)).status, 200);
+        assert.equal(
+          (
+            await publish(
+              reg,
+              { name: 'findme-raw', version: '2.0.0', manifest: { maintainers: [{ name: 'alice', email: 'alice@example.org' }], keywords: 'gamma, delta' } },
+              ADMIN,
+            )
+          ).status,
+          200,
+        );
 
         const text = await npm.run(['search', 'findme']);
         assert.equal(text.code, 0, text.all);
@@ -311,7 +338,9 @@ for (const db of DATABASES) {
         assert.doesNotMatch(excl.stdout, /findme-raw/);
 
         // Components without search attributes (cached through a proxy) are listed too.
-        const group = new NpmClient(`${s.url}/repository/npm-evil-group/`, { lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-evil-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`] });
+        const group = new NpmClient(`${s.url}/repository/npm-evil-group/`, {
+          lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-evil-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`],
+        });
         try {
           const g = await group.run(['search', 'evil']);
           assert.equal(g.code, 0, g.all);

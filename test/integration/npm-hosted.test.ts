@@ -121,7 +121,10 @@ for (const db of DATABASES) {
       assert.equal(found.items.length, 1);
       assert.deepEqual([found.items[0].group, found.items[0].name, found.items[0].version], ['corp', 'hello', '1.0.0']);
       const npmSearch = await (await s.fetch('/repository/npm-hosted/-/v1/search?text=plain&size=5')).json();
-      assert.deepEqual(npmSearch.objects.map((o: { package: { name: string } }) => o.package.name), ['plain-pkg']);
+      assert.deepEqual(
+        npmSearch.objects.map((o: { package: { name: string } }) => o.package.name),
+        ['plain-pkg'],
+      );
     });
 
     it('serves full and abbreviated documents with ETag/304 and tarball URLs of the addressed host', async () => {
@@ -165,7 +168,10 @@ for (const db of DATABASES) {
     });
 
     it('write policies ALLOW (republish replaces) and DENY (nothing), and npm ping', async () => {
-      for (const [name, writePolicy] of [['npm-allow', 'ALLOW'], ['npm-deny', 'DENY']]) {
+      for (const [name, writePolicy] of [
+        ['npm-allow', 'ALLOW'],
+        ['npm-deny', 'DENY'],
+      ]) {
         const r = await s.fetch(`${API}/repositories/npm/hosted`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
@@ -205,7 +211,10 @@ for (const db of DATABASES) {
       assert.deepEqual(await (await s.fetch('/repository/npm-hosted/-/package/plain-pkg/dist-tags')).json(), { latest: '1.0.0', stable: '1.0.0' });
       // Mirrored in the core tags table.
       const repo = await s.app.repositories.find('npm-hosted');
-      assert.deepEqual((await s.app.content.getTags(repo!.id, 'plain-pkg')).map((t) => `${t.name}=${t.target}`), ['latest=1.0.0', 'stable=1.0.0']);
+      assert.deepEqual(
+        (await s.app.content.getTags(repo!.id, 'plain-pkg')).map((t) => `${t.name}=${t.target}`),
+        ['latest=1.0.0', 'stable=1.0.0'],
+      );
     });
 
     it('deprecate shows in npm view and as a warning on install; undeprecate removes it', async () => {
@@ -241,7 +250,8 @@ for (const db of DATABASES) {
       const repo = await s.app.repositories.find('npm-hosted');
       const assets = async () => Number((await s.app.db('assets').where({ repository_id: repo!.id }).count({ n: '*' }))[0].n);
       const blobs = async () => Number((await s.app.db('blobs').count({ n: '*' }))[0].n);
-      const storedFiles = () => (readdirSync(path.join(s.dataDir, 'blobs'), { recursive: true, withFileTypes: true }) as Dirent[]).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+      const storedFiles = () =>
+        (readdirSync(path.join(s.dataDir, 'blobs'), { recursive: true, withFileTypes: true }) as Dirent[]).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
       const [a0, b0, files0] = [await assets(), await blobs(), storedFiles()];
       const other = packageTarball({ name: 'evil-pkg', version: '9.9.9' }).tarball;
       const good = packageTarball({ name: 'evil-pkg', version: '1.0.0' }).tarball;
@@ -285,10 +295,12 @@ for (const db of DATABASES) {
       try {
         const reg2 = `${node2.url}/repository/npm-hosted/`;
         await Promise.all(
-          Array.from({ length: 40 }, (_, i) => (async () => {
-            const r = await publish(i % 2 ? reg2 : reg, { name: 'two-nodes', version: `2.0.${i}` }, ADMIN);
-            assert.equal(r.status, 200, await r.text());
-          })()),
+          Array.from({ length: 40 }, (_, i) =>
+            (async () => {
+              const r = await publish(i % 2 ? reg2 : reg, { name: 'two-nodes', version: `2.0.${i}` }, ADMIN);
+              assert.equal(r.status, 200, await r.text());
+            })(),
+          ),
         );
         const doc2 = await (await s.fetch('/repository/npm-hosted/two-nodes')).json();
         assert.equal(Object.keys(doc2.versions).length, 40);
@@ -301,7 +313,12 @@ for (const db of DATABASES) {
       let r = await s.fetch(`${API}/security/roles`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ id: 'npm-reader', name: 'npm-reader', privileges: ['nx-repository-view-npm-npm-hosted-read', 'nx-repository-view-npm-npm-hosted-browse'], roles: [] }),
+        body: JSON.stringify({
+          id: 'npm-reader',
+          name: 'npm-reader',
+          privileges: ['nx-repository-view-npm-npm-hosted-read', 'nx-repository-view-npm-npm-hosted-browse'],
+          roles: [],
+        }),
       });
       assert.ok(r.ok, await r.text());
       r = await s.fetch(`${API}/security/users`, {
@@ -346,13 +363,35 @@ describe('npm login against LDAP (sqlite)', () => {
       assert.ok(r.ok, `${p}: ${r.status} ${await r.text()}`);
     };
     await post('/security/ldap', {
-      name: 'corp', protocol: 'ldap', useTrustStore: false, host: '127.0.0.1', port: slapd.port, searchBase: SUFFIX,
-      authScheme: 'SIMPLE', authUsername: SERVICE_DN, authPassword: SERVICE_PASSWORD, connectionTimeoutSeconds: 1,
-      connectionRetryDelaySeconds: 1, maxIncidentsCount: 1, userBaseDn: 'ou=people', userSubtree: false,
-      userObjectClass: 'inetOrgPerson', userLdapFilter: '', userIdAttribute: 'uid', userRealNameAttribute: 'cn',
-      userEmailAddressAttribute: 'mail', userPasswordAttribute: '', ldapGroupsAsRoles: true, groupType: 'static',
-      groupBaseDn: 'ou=groups', groupSubtree: false, groupObjectClass: 'groupOfNames', groupIdAttribute: 'cn',
-      groupMemberAttribute: 'member', groupMemberFormat: '${dn}', userMemberOfAttribute: 'memberOf',
+      name: 'corp',
+      protocol: 'ldap',
+      useTrustStore: false,
+      host: '127.0.0.1',
+      port: slapd.port,
+      searchBase: SUFFIX,
+      authScheme: 'SIMPLE',
+      authUsername: SERVICE_DN,
+      authPassword: SERVICE_PASSWORD,
+      connectionTimeoutSeconds: 1,
+      connectionRetryDelaySeconds: 1,
+      maxIncidentsCount: 1,
+      userBaseDn: 'ou=people',
+      userSubtree: false,
+      userObjectClass: 'inetOrgPerson',
+      userLdapFilter: '',
+      userIdAttribute: 'uid',
+      userRealNameAttribute: 'cn',
+      userEmailAddressAttribute: 'mail',
+      userPasswordAttribute: '',
+      ldapGroupsAsRoles: true,
+      groupType: 'static',
+      groupBaseDn: 'ou=groups',
+      groupSubtree: false,
+      groupObjectClass: 'groupOfNames',
+      groupIdAttribute: 'cn',
+      groupMemberAttribute: 'member',
+      groupMemberFormat: '${dn}',
+      userMemberOfAttribute: 'memberOf',
     });
     // The LDAP group `devs` is a role that may publish to the repository.
     await post('/security/roles', { id: 'devs', name: 'devs', privileges: ['nx-repository-view-npm-npm-ldap-*'], roles: [] });

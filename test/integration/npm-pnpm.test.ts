@@ -25,7 +25,14 @@ async function pnpmInstall(work: string, registry: string, dependencies: Record<
   mkdirSync(home);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(npm_|pnpm_)/i.test(k)) env[k] = v;
-  Object.assign(env, { HOME: home, XDG_CACHE_HOME: path.join(home, 'cache'), XDG_DATA_HOME: path.join(home, 'data'), XDG_CONFIG_HOME: path.join(home, 'config'), CI: '1', NO_COLOR: '1' });
+  Object.assign(env, {
+    HOME: home,
+    XDG_CACHE_HOME: path.join(home, 'cache'),
+    XDG_DATA_HOME: path.join(home, 'data'),
+    XDG_CONFIG_HOME: path.join(home, 'config'),
+    CI: '1',
+    NO_COLOR: '1',
+  });
   const args = ['install', '--registry', registry, '--store-dir', path.join(home, 'store'), '--reporter', 'append-only', '--no-frozen-lockfile'];
   return new Promise((resolve, reject) => {
     const p = spawn(PNPM, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,7 +68,11 @@ describe('pnpm against Stowage', { timeout: 300_000 }, () => {
     }
     s = await startServer();
     const create = async (type: string, body: Record<string, unknown>) => {
-      const r = await s.fetch(`/service/rest/v1/repositories/npm/${type}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, ...body }) });
+      const r = await s.fetch(`/service/rest/v1/repositories/npm/${type}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, ...body }),
+      });
       assert.equal(r.status, 201, await r.text());
     };
     await create('hosted', { name: 'pn-hosted' });

@@ -42,7 +42,17 @@ async function recorder(target: string, routes: (url: string) => { status: numbe
       const asked = JSON.parse((req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString()) as Record<string, string[]>;
       const out: Record<string, unknown> = {};
       if (asked['up-pkg']) {
-        out['up-pkg'] = [{ id: 4711, url: 'https://example.org/advisories/4711', title: 'Recorded advisory for up-pkg', severity: 'high', vulnerable_versions: '<2.0.0', cwe: ['CWE-400'], cvss: { score: 7.5, vectorString: null } }];
+        out['up-pkg'] = [
+          {
+            id: 4711,
+            url: 'https://example.org/advisories/4711',
+            title: 'Recorded advisory for up-pkg',
+            severity: 'high',
+            vulnerable_versions: '<2.0.0',
+            cwe: ['CWE-400'],
+            cvss: { score: 7.5, vectorString: null },
+          },
+        ];
       }
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(out));
@@ -93,7 +103,12 @@ function bigPackage(name: string, count: number, base: () => string) {
     const version = `1.0.${i}`;
     const { manifest, tarball } = packageTarball({ name, version, manifest: { description: 'x'.repeat(200), keywords: ['big', 'generated'] } });
     tarballs.set(`${name}-${version}.tgz`, tarball);
-    versions[version] = { ...manifest, _id: `${name}@${version}`, readme: 'r'.repeat(300), dist: { ...integrityOf(tarball), tarball: `__BASE__/${name}/-/${name}-${version}.tgz` } };
+    versions[version] = {
+      ...manifest,
+      _id: `${name}@${version}`,
+      readme: 'r'.repeat(300),
+      dist: { ...integrityOf(tarball), tarball: `__BASE__/${name}/-/${name}-${version}.tgz` },
+    };
     time[version] = new Date(Date.UTC(2020, 0, 1) + i * 60_000).toISOString();
   }
   let doc: Buffer | null = null;
@@ -109,7 +124,11 @@ function bigPackage(name: string, count: number, base: () => string) {
 }
 
 async function create(s: TestServer, type: string, body: Record<string, unknown>): Promise<void> {
-  const r = await s.fetch(`${API}/repositories/npm/${type}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true }, ...body }) });
+  const r = await s.fetch(`${API}/repositories/npm/${type}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true }, ...body }),
+  });
   assert.equal(r.status, 201, `${type} ${String(body.name)}: ${await r.text()}`);
 }
 
@@ -188,7 +207,10 @@ for (const db of DATABASES) {
       assert.equal(rec.seen.filter((x) => x.url.endsWith('.tgz')).length, before);
       // Components of cached tarballs are in the core tables.
       const found = await (await s.fetch(`${API}/search?format=npm&repository=npm-proxy&name=up-pkg`)).json();
-      assert.deepEqual(found.items.map((i: { version: string }) => i.version), ['1.1.0']);
+      assert.deepEqual(
+        found.items.map((i: { version: string }) => i.version),
+        ['1.1.0'],
+      );
       client.cleanup();
     });
 
@@ -207,7 +229,13 @@ for (const db of DATABASES) {
       const r = await s.fetch(`${API}/repositories/npm/proxy/npm-proxy-fast`, {
         method: 'PUT',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name: 'npm-proxy-fast', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true }, ...proxyOf('http://127.0.0.1:9/'), proxy: { remoteUrl: 'http://127.0.0.1:9/', contentMaxAge: 1440, metadataMaxAge: 0 } }),
+        body: JSON.stringify({
+          name: 'npm-proxy-fast',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true },
+          ...proxyOf('http://127.0.0.1:9/'),
+          proxy: { remoteUrl: 'http://127.0.0.1:9/', contentMaxAge: 1440, metadataMaxAge: 0 },
+        }),
       });
       assert.equal(r.status, 204, await r.text());
       const stale = await s.fetch('/repository/npm-proxy-fast/up-pkg');
@@ -226,7 +254,10 @@ for (const db of DATABASES) {
     });
 
     it('publish through the group lands in the writable member; install through the group merges members', async () => {
-      const dir = npm.project({ name: 'group-pub', version: '1.0.0', description: 'published through the group', main: 'index.js' }, { 'index.js': "module.exports = 'via group';\n" });
+      const dir = npm.project(
+        { name: 'group-pub', version: '1.0.0', description: 'published through the group', main: 'index.js' },
+        { 'index.js': "module.exports = 'via group';\n" },
+      );
       const pub = await npm.run(['publish'], { cwd: dir });
       assert.equal(pub.code, 0, pub.all);
       assert.equal((await s.fetch('/repository/npm-hosted/group-pub')).status, 200);
@@ -238,7 +269,11 @@ for (const db of DATABASES) {
       assert.notEqual(refused.code, 0);
       assert.match(refused.all, /cannot publish over the previously published versions: 1\.0\.0/);
       // The same version in the hosted member and upstream: the hosted one (first member) wins.
-      const hostedCopy = await publish(`${s.url}/repository/npm-hosted/`, { name: 'shared-pkg', version: '1.0.0', manifest: { description: 'hosted copy' }, files: { 'index.js': "module.exports = 'hosted';\n" } }, ADMIN);
+      const hostedCopy = await publish(
+        `${s.url}/repository/npm-hosted/`,
+        { name: 'shared-pkg', version: '1.0.0', manifest: { description: 'hosted copy' }, files: { 'index.js': "module.exports = 'hosted';\n" } },
+        ADMIN,
+      );
       assert.equal(hostedCopy.status, 200, await hostedCopy.text());
       const doc = await (await s.fetch('/repository/npm-group/shared-pkg')).json();
       assert.deepEqual(Object.keys(doc.versions).sort(), ['1.0.0', '2.0.0']);
@@ -247,8 +282,14 @@ for (const db of DATABASES) {
       assert.equal(doc.versions['1.0.0'].dist.integrity, hosted.versions['1.0.0'].dist.integrity);
       assert.equal(doc['dist-tags'].latest, '1.0.0');
       assert.ok(doc.time['2.0.0'] && doc.time['1.0.0']);
-      for (const man of Object.values(doc.versions) as Array<{ dist: { tarball: string } }>) assert.match(man.dist.tarball, new RegExp(`^${s.url}/repository/npm-group/shared-pkg/-/`));
-      const app = npm.project({ name: 'g', version: '1.0.0', private: true, dependencies: { 'shared-pkg': '2.0.0', 'up-pkg': '1.0.0', 'from-second': '3.0.0', 'group-pub': '1.0.0' } });
+      for (const man of Object.values(doc.versions) as Array<{ dist: { tarball: string } }>)
+        assert.match(man.dist.tarball, new RegExp(`^${s.url}/repository/npm-group/shared-pkg/-/`));
+      const app = npm.project({
+        name: 'g',
+        version: '1.0.0',
+        private: true,
+        dependencies: { 'shared-pkg': '2.0.0', 'up-pkg': '1.0.0', 'from-second': '3.0.0', 'group-pub': '1.0.0' },
+      });
       const r = await npm.run(['install', '--no-audit'], { cwd: app });
       assert.equal(r.code, 0, r.all);
       const lock = JSON.parse(readFileSync(path.join(app, 'package-lock.json'), 'utf8'));
@@ -310,7 +351,11 @@ for (const db of DATABASES) {
         client.cleanup();
       }
       // A hosted repository has no advisories: an empty answer.
-      const hosted = await s.fetch('/repository/npm-hosted/-/npm/v1/security/advisories/bulk', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"x":["1.0.0"]}' });
+      const hosted = await s.fetch('/repository/npm-hosted/-/npm/v1/security/advisories/bulk', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{"x":["1.0.0"]}',
+      });
       assert.deepEqual(await hosted.json(), {});
     });
   });

@@ -28,7 +28,13 @@ for (const db of DATABASES) {
     const tarballs = new Map<string, Buffer>();
 
     const packument = (name: string, versions: string[]): string => {
-      const doc = { _id: name, name, 'dist-tags': { latest: versions[versions.length - 1] }, versions: {} as Record<string, unknown>, time: { created: '2020-01-01T00:00:00.000Z', modified: '2020-01-02T00:00:00.000Z' } };
+      const doc = {
+        _id: name,
+        name,
+        'dist-tags': { latest: versions[versions.length - 1] },
+        versions: {} as Record<string, unknown>,
+        time: { created: '2020-01-01T00:00:00.000Z', modified: '2020-01-02T00:00:00.000Z' },
+      };
       for (const v of versions) {
         const { manifest, tarball } = packageTarball({ name, version: v });
         tarballs.set(`/${name}/-/${name}-${v}.tgz`, tarball);
@@ -163,7 +169,9 @@ for (const db of DATABASES) {
       assert.equal((await s.fetch('/repository/npm-meta-proxy/pkg-cli')).status, 502);
       mode.set('pkg-cli', 'good');
       const reg = `${s.url}/repository/npm-meta-group/`;
-      const npm = new NpmClient(reg, { lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-meta-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`] });
+      const npm = new NpmClient(reg, {
+        lines: [`//127.0.0.1:${new URL(s.url).port}/repository/npm-meta-group/:_auth=${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`],
+      });
       try {
         const app = npm.project({ name: 'consumer', version: '1.0.0', private: true, dependencies: { 'pkg-cli': '^1.0.0' } });
         const r = await npm.run(['install', '--no-audit'], { cwd: app });

@@ -210,8 +210,7 @@ for (const db of DATABASES) {
 
     it('(b) groups a hosted repository and a proxy: hosted first, proxy content reachable, listing merged', async () => {
       await server.repo('raw', 'hosted', { name: 'g-hosted' });
-      const putLocal = async (p: string, body: string) =>
-        assert.equal((await server.fetch(`/repository/g-hosted/${p}`, { method: 'PUT', body })).status, 201);
+      const putLocal = async (p: string, body: string) => assert.equal((await server.fetch(`/repository/g-hosted/${p}`, { method: 'PUT', body })).status, 201);
       await putLocal('common.txt', 'from hosted');
       await putLocal('only-hosted.txt', 'hosted only');
       await put('common.txt', 'from upstream');
@@ -503,7 +502,12 @@ for (const db of DATABASES) {
         res.end(jar ? Buffer.from('PK\x03\x04 a jar', 'latin1') : '<html><body>Sign in to continue</body></html>');
       };
       await server.repo('raw', 'proxy', { name: 'strict-proxy', proxy: { remoteUrl: r.url }, httpClient: noRetries, negativeCache: { enabled: false, timeToLive: 1 } });
-      await server.repo('raw', 'proxy', { name: 'lax-proxy', proxy: { remoteUrl: r.url }, httpClient: noRetries, storage: { blobStoreName: 'default', strictContentTypeValidation: false } });
+      await server.repo('raw', 'proxy', {
+        name: 'lax-proxy',
+        proxy: { remoteUrl: r.url },
+        httpClient: noRetries,
+        storage: { blobStoreName: 'default', strictContentTypeValidation: false },
+      });
       const refused = await server.fetch('/repository/strict-proxy/lib/x.jar');
       assert.equal(refused.status, 502);
       assert.match(await refused.text(), /Detected content type \[text\/html\], but expected \[application\/java-archive\]/);

@@ -82,8 +82,7 @@ for (const db of DATABASES) {
     const bytesOf = async (r: Response) => Buffer.from(await r.arrayBuffer());
     const repoId = async (name: string) => (await s.app.repositories.require(name)).id;
     /** What the database lists for a repository: the ground truth "nothing visible" is checked against. */
-    const listed = async (name: string) =>
-      (await s.app.content.listAssets({ repositoryIds: [await repoId(name)] }, null, 1000)).items.map((a) => a.path).sort();
+    const listed = async (name: string) => (await s.app.content.listAssets({ repositoryIds: [await repoId(name)] }, null, 1000)).items.map((a) => a.path).sort();
     const contentFiles = () => files(path.join(storeDir, 'content'));
     const tmpFiles = () => files(path.join(storeDir, '.tmp'));
 
@@ -304,7 +303,10 @@ for (const db of DATABASES) {
         const second = await put('files', 'policy/v.txt', 'two');
         assert.ok(second.status === 200 || second.status === 204, `overwrite status ${second.status}`);
         assert.equal(await (await get('files', 'policy/v.txt')).text(), 'two');
-        assert.deepEqual((await listed('files')).filter((p) => p.startsWith('policy/')), ['policy/v.txt']);
+        assert.deepEqual(
+          (await listed('files')).filter((p) => p.startsWith('policy/')),
+          ['policy/v.txt'],
+        );
       });
 
       it('ALLOW_ONCE: the first PUT is kept, a second one is refused with 400', async () => {
@@ -381,9 +383,7 @@ for (const db of DATABASES) {
         const before = contentFiles();
         await new Promise<void>((resolve, reject) => {
           const sock = net.connect(port, '127.0.0.1', () => {
-            sock.write(
-              `PUT /repository/files/bad/truncated.bin HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Length: 1000000\r\n\r\n`,
-            );
+            sock.write(`PUT /repository/files/bad/truncated.bin HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Length: 1000000\r\n\r\n`);
             sock.write(randomBytes(64 * 1024));
             // Long enough for the server to be streaming the body into its temp file.
             setTimeout(() => {
@@ -393,10 +393,7 @@ for (const db of DATABASES) {
           });
           sock.on('error', reject);
         });
-        assert.ok(
-          await eventually(() => tmpFiles().length === 0),
-          `the temp file of the aborted upload is removed: ${tmpFiles().join(', ')}`,
-        );
+        assert.ok(await eventually(() => tmpFiles().length === 0), `the temp file of the aborted upload is removed: ${tmpFiles().join(', ')}`);
         assert.equal((await get('files', 'bad/truncated.bin')).status, 404);
         assert.ok(!(await listed('files')).includes('bad/truncated.bin'));
         assert.deepEqual(contentFiles(), before, 'no blob was published');
@@ -437,11 +434,7 @@ for (const db of DATABASES) {
         assert.equal((await get('files', 'bad/long-digest.bin')).status, 404);
 
         // Without a digest: the declared 10 bytes are the body; the rest is not part of it.
-        const plain = await rawRequest(
-          port,
-          `PUT /repository/files/bad/long.bin HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Length: 10\r\n\r\n`,
-          whole,
-        );
+        const plain = await rawRequest(port, `PUT /repository/files/bad/long.bin HTTP/1.1\r\nHost: x\r\nAuthorization: ${ADMIN}\r\nContent-Length: 10\r\n\r\n`, whole);
         assert.ok(plain.status === 201 || plain.status === 400, `status ${plain.status}`);
         assert.match(plain.raw.toString('latin1'), /HTTP\/1\.1 400/, 'the stray bytes are refused as a bad request');
         const r = await get('files', 'bad/long.bin');
@@ -556,7 +549,10 @@ for (const db of DATABASES) {
         assert.equal(r.status, 201);
         assert.equal(await (await get('member-b', 'uploaded/through-group.txt')).text(), 'via group');
         assert.equal((await get('member-a', 'uploaded/through-group.txt')).status, 404);
-        assert.deepEqual((await listed('member-b')).filter((p) => p.startsWith('uploaded/')), ['uploaded/through-group.txt']);
+        assert.deepEqual(
+          (await listed('member-b')).filter((p) => p.startsWith('uploaded/')),
+          ['uploaded/through-group.txt'],
+        );
         assert.equal(await (await get('all-writable', 'uploaded/through-group.txt')).text(), 'via group');
       });
 

@@ -275,7 +275,8 @@ for (const db of DATABASES) {
         const cfg = await (await s.fetch(`${API}/repositories/raw/proxy/up-basic`)).json();
         assert.equal(cfg.httpClient.authentication.password, null);
         cfg.proxy.contentMaxAge = 1;
-        const put = (body: unknown) => s.fetch(`${API}/repositories/raw/proxy/up-basic`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        const put = (body: unknown) =>
+          s.fetch(`${API}/repositories/raw/proxy/up-basic`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
         assert.equal((await put(cfg)).status, 204);
         const kept = await rawAttributes('up-basic');
         assert.ok(kept.includes('enc:v1:') && !kept.includes('upstream-pw-1'));

@@ -109,14 +109,21 @@ for (const db of DATABASES) {
 
       // The security model, through the REST API.
       await json(s, 'admin', 'POST', '/security/content-selectors', { name: 'team-a-paths', description: 'Team A', expression: 'format == "raw" and path =^ "/team-a/"' }, 204);
-      await json(s, 'admin', 'POST', '/security/privileges/repository-content-selector', {
-        name: 'team-a-content',
-        description: 'Team A content in hosted1',
-        contentSelector: 'team-a-paths',
-        format: 'raw',
-        repository: 'hosted1',
-        actions: ['READ', 'BROWSE', 'ADD', 'EDIT'],
-      }, 201);
+      await json(
+        s,
+        'admin',
+        'POST',
+        '/security/privileges/repository-content-selector',
+        {
+          name: 'team-a-content',
+          description: 'Team A content in hosted1',
+          contentSelector: 'team-a-paths',
+          format: 'raw',
+          repository: 'hosted1',
+          actions: ['READ', 'BROWSE', 'ADD', 'EDIT'],
+        },
+        201,
+      );
       const roles: Array<{ id: string; privileges?: string[]; roles?: string[] }> = [
         { id: 'reader-h1', privileges: ['nx-repository-view-raw-hosted1-read', 'nx-repository-view-raw-hosted1-browse'] },
         { id: 'deployer-h1', privileges: ['nx-repository-view-raw-hosted1-read', 'nx-repository-view-raw-hosted1-add', 'nx-repository-view-raw-hosted1-edit'] },
@@ -129,7 +136,13 @@ for (const db of DATABASES) {
         { id: 'nested-outer', roles: ['nested-inner'] },
       ];
       for (const r of roles) {
-        const created = await json<{ id: string; source: string; readOnly: boolean }>(s, 'admin', 'POST', '/security/roles', { name: r.id, description: '', privileges: [], roles: [], ...r });
+        const created = await json<{ id: string; source: string; readOnly: boolean }>(s, 'admin', 'POST', '/security/roles', {
+          name: r.id,
+          description: '',
+          privileges: [],
+          roles: [],
+          ...r,
+        });
         assert.equal(created.id, r.id);
         assert.equal(created.source, 'default');
         assert.equal(created.readOnly, false);
@@ -242,7 +255,13 @@ for (const db of DATABASES) {
         ['reader', 'GET', `${API}/security/users`, 403],
         ['repoadmin', 'GET', `${API}/security/users`, 403],
         ['anon', 'GET', `${API}/security/users`, 401],
-        ['useradmin', 'POST', `${API}/security/users`, 200, { userId: 'made-by-useradmin', firstName: 'M', lastName: 'U', emailAddress: 'm@example.org', password: 'x-pw', status: 'active', roles: [] }],
+        [
+          'useradmin',
+          'POST',
+          `${API}/security/users`,
+          200,
+          { userId: 'made-by-useradmin', firstName: 'M', lastName: 'U', emailAddress: 'm@example.org', password: 'x-pw', status: 'active', roles: [] },
+        ],
         ['reader', 'POST', `${API}/security/users`, 403, { userId: 'made-by-reader', password: 'x', status: 'active', roles: [] }],
         ['anon', 'POST', `${API}/security/users`, 401, { userId: 'made-by-anon', password: 'x', status: 'active', roles: [] }],
         ['reader', 'DELETE', `${API}/security/users/made-by-useradmin`, 403],
@@ -261,7 +280,11 @@ for (const db of DATABASES) {
     });
 
     it('the anonymous switch takes effect at once, through REST', async () => {
-      const off = await json<{ enabled: boolean; userId: string; realmName: string }>(s, 'admin', 'PUT', '/security/anonymous', { enabled: false, userId: 'anonymous', realmName: 'NexusAuthorizingRealm' });
+      const off = await json<{ enabled: boolean; userId: string; realmName: string }>(s, 'admin', 'PUT', '/security/anonymous', {
+        enabled: false,
+        userId: 'anonymous',
+        realmName: 'NexusAuthorizingRealm',
+      });
       assert.deepEqual(off, { enabled: false, userId: 'anonymous', realmName: 'NexusAuthorizingRealm' });
       await runRows(s, [
         ['anon', 'GET', '/repository/hosted1/top.txt', 401],
@@ -277,7 +300,14 @@ for (const db of DATABASES) {
         ['anon', 'GET', `${API}/search?repository=hosted1`, 200],
       ]);
       // The anonymous user's roles are what anonymous requests get (as in Nexus).
-      await json(s, 'admin', 'PUT', '/security/users/anonymous', { userId: 'anonymous', firstName: 'Anonymous', lastName: 'User', emailAddress: 'anonymous@example.org', source: 'default', status: 'active', roles: ['reader-h1'] }, 204);
+      await json(
+        s,
+        'admin',
+        'PUT',
+        '/security/users/anonymous',
+        { userId: 'anonymous', firstName: 'Anonymous', lastName: 'User', emailAddress: 'anonymous@example.org', source: 'default', status: 'active', roles: ['reader-h1'] },
+        204,
+      );
       await runRows(s, [
         ['anon', 'GET', '/repository/hosted1/top.txt', 200],
         ['anon', 'GET', '/repository/hosted2/h2.txt', 401],
@@ -289,7 +319,11 @@ for (const db of DATABASES) {
 
     it('nested roles grant, cycles are refused naming the field, built-ins are read-only', async () => {
       // nested → nested-outer → nested-inner → reader-h1 (checked in the matrix); a cycle is refused.
-      const msg = await expectField(await call(s, 'admin', 'PUT', `${API}/security/roles/nested-inner`, { id: 'nested-inner', name: 'nested-inner', privileges: [], roles: ['nested-outer'] }), 400, 'roles');
+      const msg = await expectField(
+        await call(s, 'admin', 'PUT', `${API}/security/roles/nested-inner`, { id: 'nested-inner', name: 'nested-inner', privileges: [], roles: ['nested-outer'] }),
+        400,
+        'roles',
+      );
       assert.match(msg, /cycle/);
       await expectField(await call(s, 'admin', 'PUT', `${API}/security/roles/reader-h1`, { id: 'reader-h1', name: 'r', privileges: [], roles: ['reader-h1'] }), 400, 'roles');
       await expectField(await call(s, 'admin', 'POST', `${API}/security/roles`, { id: 'new-role', name: 'n', privileges: [], roles: ['no-such-role'] }), 400, 'roles');
@@ -312,19 +346,29 @@ for (const db of DATABASES) {
     it('a disabled user is refused, at once after being disabled, and works again once enabled', async () => {
       await runRows(s, [['disabled', 'GET', '/repository/hosted1/top.txt', 401]]);
       await runRows(s, [['reader', 'GET', '/repository/hosted1/top.txt', 200]]); // cached login
-      await json(s, 'admin', 'PUT', '/security/users/reader', { userId: 'reader', firstName: 'reader', lastName: 'Test', emailAddress: 'reader@example.org', source: 'default', status: 'disabled', roles: ['reader-h1'] }, 204);
+      await json(
+        s,
+        'admin',
+        'PUT',
+        '/security/users/reader',
+        { userId: 'reader', firstName: 'reader', lastName: 'Test', emailAddress: 'reader@example.org', source: 'default', status: 'disabled', roles: ['reader-h1'] },
+        204,
+      );
       await runRows(s, [['reader', 'GET', '/repository/hosted1/top.txt', 401]]);
       await json(s, 'admin', 'PUT', '/security/users/reader', { userId: 'reader', source: 'default', status: 'active', roles: ['reader-h1'] }, 204);
       await runRows(s, [['reader', 'GET', '/repository/hosted1/top.txt', 200]]);
       const users = await json<Array<{ userId: string; status: string; source: string; readOnly: boolean }>>(s, 'admin', 'GET', '/security/users?userId=dis');
-      assert.deepEqual(users.map((u) => [u.userId, u.status, u.source, u.readOnly]), [['disabled', 'disabled', 'default', false]]);
+      assert.deepEqual(
+        users.map((u) => [u.userId, u.status, u.source, u.readOnly]),
+        [['disabled', 'disabled', 'default', false]],
+      );
       await expectField(await call(s, 'admin', 'PUT', `${API}/security/users/reader`, { userId: 'other', status: 'active', roles: [] }), 400, 'userId');
       await expectField(await call(s, 'admin', 'PUT', `${API}/security/users/reader`, { userId: 'reader', status: 'sleeping', roles: [] }), 400, 'status');
       await expectField(await call(s, 'admin', 'POST', `${API}/security/users`, { userId: 'x1', password: 'p', status: 'active', roles: ['no-such-role'] }), 400, 'roles');
       assert.equal((await call(s, 'admin', 'POST', `${API}/security/users`, { userId: 'reader', password: 'p', status: 'active', roles: [] })).status, 409);
     });
 
-    it('change-password: one\'s own always, another\'s with nx-users-update only', async () => {
+    it("change-password: one's own always, another's with nx-users-update only", async () => {
       const change = (who: Who | string | null, user: string, pw: string) =>
         s.fetch(`${API}/security/users/${user}/change-password`, {
           method: 'PUT',
@@ -368,7 +412,14 @@ for (const db of DATABASES) {
       ]);
 
       // A custom privilege in a role, then deleted: the role loses it (and the access).
-      await json(s, 'admin', 'POST', '/security/privileges/repository-view', { name: 'h2-read', description: 'read hosted2', format: 'raw', repository: 'hosted2', actions: ['READ'] }, 201);
+      await json(
+        s,
+        'admin',
+        'POST',
+        '/security/privileges/repository-view',
+        { name: 'h2-read', description: 'read hosted2', format: 'raw', repository: 'hosted2', actions: ['READ'] },
+        201,
+      );
       await json(s, 'admin', 'POST', '/security/roles', { id: 'h2-reader', name: 'h2', privileges: ['h2-read'], roles: [] });
       await json(s, 'admin', 'POST', '/security/users', { userId: 'h2-user', password: 'h2-pw', status: 'active', roles: ['h2-reader', 'reader-h1'] });
       const h2 = basic('h2-user', 'h2-pw') as Who;
@@ -398,14 +449,27 @@ for (const db of DATABASES) {
       });
       assert.equal(byName.get('nx-repository-admin-raw-group1-*')?.type, 'repository-admin');
       assert.deepEqual((byName.get('nx-repository-admin-raw-group1-*') as { actions: string[] }).actions, ['ALL']);
-      assert.deepEqual(byName.get('nx-users-read'), { type: 'application', name: 'nx-users-read', description: byName.get('nx-users-read')!.description, readOnly: true, domain: 'users', actions: ['READ'] });
+      assert.deepEqual(byName.get('nx-users-read'), {
+        type: 'application',
+        name: 'nx-users-read',
+        description: byName.get('nx-users-read')!.description,
+        readOnly: true,
+        domain: 'users',
+        actions: ['READ'],
+      });
       assert.equal(byName.get('nx-all')?.type, 'wildcard');
       assert.equal(byName.get('team-a-content')?.contentSelector, 'team-a-paths');
       assert.equal(byName.get('team-a-content')?.readOnly, false);
 
       await json(s, 'admin', 'POST', '/security/privileges/application', { name: 'blob-reader', description: 'b', domain: 'blobstores', actions: ['READ'] }, 201);
       await json(s, 'admin', 'POST', '/security/privileges/wildcard', { name: 'all-raw-reads', description: 'w', pattern: 'nexus:repository-view:raw:*:read,browse' }, 201);
-      assert.deepEqual(await json(s, 'admin', 'GET', '/security/privileges/all-raw-reads'), { type: 'wildcard', name: 'all-raw-reads', description: 'w', readOnly: false, pattern: 'nexus:repository-view:raw:*:read,browse' });
+      assert.deepEqual(await json(s, 'admin', 'GET', '/security/privileges/all-raw-reads'), {
+        type: 'wildcard',
+        name: 'all-raw-reads',
+        description: 'w',
+        readOnly: false,
+        pattern: 'nexus:repository-view:raw:*:read,browse',
+      });
       await json(s, 'admin', 'POST', '/security/roles', { id: 'custom-privs', name: 'c', privileges: ['blob-reader', 'all-raw-reads'], roles: [] });
       await json(s, 'admin', 'POST', '/security/users', { userId: 'custom-user', password: 'custom-pw', status: 'active', roles: ['custom-privs'] });
       const cu = basic('custom-user', 'custom-pw') as Who;
@@ -417,19 +481,57 @@ for (const db of DATABASES) {
         [cu, 'PUT', '/repository/hosted2/custom.txt', 403],
       ]);
       // Update: the wildcard now only reads hosted1.
-      await json(s, 'admin', 'PUT', '/security/privileges/wildcard/all-raw-reads', { name: 'all-raw-reads', description: 'w2', pattern: 'nexus:repository-view:raw:hosted1:read' }, 204);
+      await json(
+        s,
+        'admin',
+        'PUT',
+        '/security/privileges/wildcard/all-raw-reads',
+        { name: 'all-raw-reads', description: 'w2', pattern: 'nexus:repository-view:raw:hosted1:read' },
+        204,
+      );
       await runRows(s, [
         [cu, 'GET', '/repository/hosted2/h2.txt', 403],
         [cu, 'GET', '/repository/hosted1/top.txt', 200],
       ]);
 
-      await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, { name: 'bad1', format: 'raw', repository: 'no-such-repo', actions: ['READ'] }), 400, 'repository');
-      await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, { name: 'bad2', format: 'raw', repository: '*', actions: ['FLY'] }), 400, 'actions');
-      await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, { name: 'nx-repository-view-raw-hosted1-read', format: 'raw', repository: '*', actions: ['READ'] }), 400, 'name');
+      await expectField(
+        await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, { name: 'bad1', format: 'raw', repository: 'no-such-repo', actions: ['READ'] }),
+        400,
+        'repository',
+      );
+      await expectField(
+        await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, { name: 'bad2', format: 'raw', repository: '*', actions: ['FLY'] }),
+        400,
+        'actions',
+      );
+      await expectField(
+        await call(s, 'admin', 'POST', `${API}/security/privileges/repository-view`, {
+          name: 'nx-repository-view-raw-hosted1-read',
+          format: 'raw',
+          repository: '*',
+          actions: ['READ'],
+        }),
+        400,
+        'name',
+      );
       await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/wildcard`, { name: 'bad3', pattern: 'a::b' }), 400, 'pattern');
-      await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/repository-content-selector`, { name: 'bad4', format: 'raw', repository: '*', contentSelector: 'nope', actions: ['READ'] }), 400, 'contentSelector');
+      await expectField(
+        await call(s, 'admin', 'POST', `${API}/security/privileges/repository-content-selector`, {
+          name: 'bad4',
+          format: 'raw',
+          repository: '*',
+          contentSelector: 'nope',
+          actions: ['READ'],
+        }),
+        400,
+        'contentSelector',
+      );
       await expectField(await call(s, 'admin', 'POST', `${API}/security/privileges/script`, { name: 'bad5' }), 400, 'type');
-      await expectField(await call(s, 'admin', 'PUT', `${API}/security/privileges/application/all-raw-reads`, { name: 'all-raw-reads', domain: 'x', actions: ['READ'] }), 400, 'type');
+      await expectField(
+        await call(s, 'admin', 'PUT', `${API}/security/privileges/application/all-raw-reads`, { name: 'all-raw-reads', domain: 'x', actions: ['READ'] }),
+        400,
+        'type',
+      );
       assert.equal((await call(s, 'admin', 'POST', `${API}/security/privileges/application`, { name: 'blob-reader', domain: 'blobstores', actions: ['READ'] })).status, 409);
       assert.equal((await call(s, 'admin', 'GET', `${API}/security/privileges/nx-repository-view-raw-no-such-repo-read`)).status, 404);
     });
@@ -439,21 +541,38 @@ for (const db of DATABASES) {
       assert.match(msg, /position 19/);
       await expectField(await call(s, 'admin', 'POST', `${API}/security/content-selectors`, { name: 'broken', expression: 'path =~ "(a+)+"' }), 400, 'expression');
       await json(s, 'admin', 'POST', '/security/content-selectors', { name: 'top-files', description: 'd', expression: "path =~ '/[^/]+'" }, 204);
-      assert.deepEqual(await json(s, 'admin', 'GET', '/security/content-selectors/top-files'), { name: 'top-files', type: 'csel', description: 'd', expression: "path =~ '/[^/]+'" });
+      assert.deepEqual(await json(s, 'admin', 'GET', '/security/content-selectors/top-files'), {
+        name: 'top-files',
+        type: 'csel',
+        description: 'd',
+        expression: "path =~ '/[^/]+'",
+      });
       const all = await json<Array<{ name: string }>>(s, 'admin', 'GET', '/security/content-selectors');
       assert.deepEqual(all.map((x) => x.name).sort(), ['team-a-paths', 'top-files']);
 
-      const preview = await json<{ items: Array<{ path: string; repository: string }>; continuationToken: string | null }>(s, 'admin', 'POST', '/security/content-selectors/preview', {
-        expression: 'path =^ "/team-a/"',
-        repository: 'hosted1',
-      });
+      const preview = await json<{ items: Array<{ path: string; repository: string }>; continuationToken: string | null }>(
+        s,
+        'admin',
+        'POST',
+        '/security/content-selectors/preview',
+        {
+          expression: 'path =^ "/team-a/"',
+          repository: 'hosted1',
+        },
+      );
       assert.deepEqual(preview.items.map((a) => a.path).sort(), ['team-a/a.txt', 'team-a/del-me.txt', 'team-a/new.txt']);
       assert.equal(preview.continuationToken, null);
       // Paged; through a group the members' assets show under the group's name.
-      const page1 = await json<{ items: Array<{ path: string; repository: string }>; continuationToken: string | null }>(s, 'admin', 'POST', '/security/content-selectors/preview?limit=2', {
-        expression: 'path =^ "/team-a/"',
-        repository: 'group1',
-      });
+      const page1 = await json<{ items: Array<{ path: string; repository: string }>; continuationToken: string | null }>(
+        s,
+        'admin',
+        'POST',
+        '/security/content-selectors/preview?limit=2',
+        {
+          expression: 'path =^ "/team-a/"',
+          repository: 'group1',
+        },
+      );
       assert.equal(page1.items.length, 2);
       assert.ok(page1.items.every((a) => a.repository === 'group1'));
       assert.ok(page1.continuationToken);
@@ -465,7 +584,9 @@ for (const db of DATABASES) {
         { expression: 'path =^ "/team-a/"', repository: 'group1' },
       );
       assert.deepEqual([...page1.items, ...page2.items].map((a) => a.path).sort(), ['team-a/a.txt', 'team-a/del-me.txt', 'team-a/new.txt']);
-      const everywhere = await json<{ items: Array<{ path: string; repository: string }> }>(s, 'admin', 'POST', '/security/content-selectors/preview', { expression: 'format == "raw" and path == "/h2.txt"' });
+      const everywhere = await json<{ items: Array<{ path: string; repository: string }> }>(s, 'admin', 'POST', '/security/content-selectors/preview', {
+        expression: 'format == "raw" and path == "/h2.txt"',
+      });
       assert.deepEqual(everywhere.items.map((a) => `${a.repository}/${a.path}`).sort(), ['hosted2/h2.txt', 'proxy1/h2.txt']);
       await expectField(await call(s, 'admin', 'POST', `${API}/security/content-selectors/preview`, { expression: 'nope' }), 400, 'expression');
       await runRows(s, [['reader', 'POST', `${API}/security/content-selectors/preview`, 403, { expression: 'format == "raw"' }]]);
@@ -512,14 +633,36 @@ for (const db of DATABASES) {
         assert.equal(await can('hosted2'), true, 'the group named as a role grants');
         assert.equal(await can('hosted1'), false);
         // A local role given to the external user: stored as a mapping, merged into its rights.
-        await json(s, 'admin', 'PUT', '/security/users/ext-alice', { userId: 'ext-alice', source: 'LDAP', firstName: 'Alice', lastName: 'Ext', emailAddress: 'alice@example.org', status: 'active', roles: ['reader-h1'] }, 204);
+        await json(
+          s,
+          'admin',
+          'PUT',
+          '/security/users/ext-alice',
+          { userId: 'ext-alice', source: 'LDAP', firstName: 'Alice', lastName: 'Ext', emailAddress: 'alice@example.org', status: 'active', roles: ['reader-h1'] },
+          204,
+        );
         assert.deepEqual(await s.app.security.mappedRoles('ext-alice', 'LDAP'), ['reader-h1']);
         assert.deepEqual(await s.app.security.mappedRoles('ext-alice', 'ldap'), ['reader-h1'], 'sources compare case-insensitively');
         assert.equal(await can('hosted1'), true);
         const listed = await json<Array<Record<string, unknown>>>(s, 'admin', 'GET', '/security/users?source=LDAP');
-        assert.deepEqual(listed, [{ userId: 'ext-alice', firstName: 'Alice', lastName: 'Ext', emailAddress: 'alice@example.org', source: 'LDAP', status: 'active', readOnly: true, roles: ['reader-h1'], externalRoles: ['ldap-developers'] }]);
+        assert.deepEqual(listed, [
+          {
+            userId: 'ext-alice',
+            firstName: 'Alice',
+            lastName: 'Ext',
+            emailAddress: 'alice@example.org',
+            source: 'LDAP',
+            status: 'active',
+            readOnly: true,
+            roles: ['reader-h1'],
+            externalRoles: ['ldap-developers'],
+          },
+        ]);
         const both = await json<Array<{ userId: string }>>(s, 'admin', 'GET', '/security/users?userId=ext-');
-        assert.deepEqual(both.map((u) => u.userId), ['ext-alice']);
+        assert.deepEqual(
+          both.map((u) => u.userId),
+          ['ext-alice'],
+        );
         assert.ok((await json<Array<{ id: string }>>(s, 'admin', 'GET', '/security/user-sources')).some((x) => x.id === 'LDAP'));
         assert.equal((await call(s, 'admin', 'PUT', `${API}/security/users/ext-bob`, { userId: 'ext-bob', source: 'LDAP', status: 'active', roles: [] })).status, 404);
         await json(s, 'admin', 'DELETE', '/security/users/ext-alice?realm=LDAP', undefined, 204);

@@ -121,7 +121,15 @@ describe('server lifecycle (child process)', () => {
     const p = spawn('npm', ['start', '--silent'], {
       cwd: root,
       detached: true,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), STOWAGE_DATA_DIR: dataDir, STOWAGE_HTTP_HOST: '127.0.0.1', STOWAGE_HTTP_PORT: String(port), STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD, STOWAGE_LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? tmpdir(),
+        STOWAGE_DATA_DIR: dataDir,
+        STOWAGE_HTTP_HOST: '127.0.0.1',
+        STOWAGE_HTTP_PORT: String(port),
+        STOWAGE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        STOWAGE_LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -205,9 +213,7 @@ describe('server lifecycle (child process)', () => {
     const client = new pg.Client({ connectionString: dbUrl });
     await client.connect();
     try {
-      const { rows } = await client.query<{ table_name: string }>(
-        `select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
-      );
+      const { rows } = await client.query<{ table_name: string }>(`select table_name from information_schema.tables where table_schema = 'public' order by table_name`);
       const tables = rows.map((r) => r.table_name);
       for (const t of ['repositories', 'blobs', 'assets', 'components', 'users']) assert.ok(tables.includes(t), `table ${t} in ${tables.join(', ')}`);
     } finally {
@@ -291,7 +297,7 @@ describe('server lifecycle (child process)', () => {
         c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
       });
     let refused = await probe();
-    for (const end = Date.now() + 3000; refused !== 'ECONNREFUSED' && Date.now() < end; ) {
+    for (const end = Date.now() + 3000; refused !== 'ECONNREFUSED' && Date.now() < end;) {
       await sleep(50);
       refused = await probe();
     }

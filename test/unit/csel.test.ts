@@ -13,33 +13,119 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { expression: 'format == "raw"', checks: [['raw', '/a', true], ['npm', '/a', false]] },
-  { expression: "format != 'raw'", checks: [['raw', '/a', false], ['maven2', '/a', true]] },
-  { expression: 'path =^ "/team-a/"', checks: [['raw', '/team-a/x.txt', true], ['raw', '/team-a/', true], ['raw', '/team-b/x', false], ['raw', '/team-a', false]] },
+  {
+    expression: 'format == "raw"',
+    checks: [
+      ['raw', '/a', true],
+      ['npm', '/a', false],
+    ],
+  },
+  {
+    expression: "format != 'raw'",
+    checks: [
+      ['raw', '/a', false],
+      ['maven2', '/a', true],
+    ],
+  },
+  {
+    expression: 'path =^ "/team-a/"',
+    checks: [
+      ['raw', '/team-a/x.txt', true],
+      ['raw', '/team-a/', true],
+      ['raw', '/team-b/x', false],
+      ['raw', '/team-a', false],
+    ],
+  },
   {
     expression: 'format == "maven2" and path =^ "/org/acme/"',
-    checks: [['maven2', '/org/acme/lib/1.0/lib-1.0.jar', true], ['raw', '/org/acme/x', false], ['maven2', '/org/other/x', false]],
+    checks: [
+      ['maven2', '/org/acme/lib/1.0/lib-1.0.jar', true],
+      ['raw', '/org/acme/x', false],
+      ['maven2', '/org/other/x', false],
+    ],
   },
-  { expression: 'path =~ "/team-a/.*"', checks: [['raw', '/team-a/x/y', true], ['raw', '/x/team-a/y', false]] },
+  {
+    expression: 'path =~ "/team-a/.*"',
+    checks: [
+      ['raw', '/team-a/x/y', true],
+      ['raw', '/x/team-a/y', false],
+    ],
+  },
   // =~ matches the whole path, like Java's matches(): no implicit .* around the pattern.
-  { expression: 'path =~ "team-a"', checks: [['raw', '/team-a', false], ['raw', 'team-a', true]] },
+  {
+    expression: 'path =~ "team-a"',
+    checks: [
+      ['raw', '/team-a', false],
+      ['raw', 'team-a', true],
+    ],
+  },
   // An escape JEXL does not know keeps its backslash: ".*\.jar" is the regex .*\.jar …
-  { expression: String.raw`path =~ ".*\.jar"`, checks: [['maven2', '/a/b.jar', true], ['maven2', '/a/bxjar', false]] },
-  { expression: String.raw`path =~ ".*\.pom|.*\.xml"`, checks: [['maven2', '/a.pom', true], ['maven2', '/a.xml', true], ['maven2', '/a.jar', false]] },
+  {
+    expression: String.raw`path =~ ".*\.jar"`,
+    checks: [
+      ['maven2', '/a/b.jar', true],
+      ['maven2', '/a/bxjar', false],
+    ],
+  },
+  {
+    expression: String.raw`path =~ ".*\.pom|.*\.xml"`,
+    checks: [
+      ['maven2', '/a.pom', true],
+      ['maven2', '/a.xml', true],
+      ['maven2', '/a.jar', false],
+    ],
+  },
   // … and so is ".*\\.jar" (the backslash escaped, as JEXL also allows).
-  { expression: String.raw`path =~ ".*\\.jar"`, checks: [['maven2', '/a/b.jar', true], ['maven2', '/a/bxjar', false]] },
+  {
+    expression: String.raw`path =~ ".*\\.jar"`,
+    checks: [
+      ['maven2', '/a/b.jar', true],
+      ['maven2', '/a/bxjar', false],
+    ],
+  },
   {
     expression: 'format == "raw" and (path =^ "/a/" or path =^ "/b/")',
-    checks: [['raw', '/a/1', true], ['raw', '/b/1', true], ['raw', '/c/1', false], ['npm', '/a/1', false]],
+    checks: [
+      ['raw', '/a/1', true],
+      ['raw', '/b/1', true],
+      ['raw', '/c/1', false],
+      ['npm', '/a/1', false],
+    ],
   },
   // and binds tighter than or.
-  { expression: 'path =^ "/a/" or path =^ "/b/" and format == "npm"', checks: [['raw', '/a/1', true], ['raw', '/b/1', false], ['npm', '/b/1', true]] },
-  { expression: 'path =^ "/a/" || format == "npm" && path == "/x"', checks: [['raw', '/a/1', true], ['npm', '/x', true], ['npm', '/y', false]] },
+  {
+    expression: 'path =^ "/a/" or path =^ "/b/" and format == "npm"',
+    checks: [
+      ['raw', '/a/1', true],
+      ['raw', '/b/1', false],
+      ['npm', '/b/1', true],
+    ],
+  },
+  {
+    expression: 'path =^ "/a/" || format == "npm" && path == "/x"',
+    checks: [
+      ['raw', '/a/1', true],
+      ['npm', '/x', true],
+      ['npm', '/y', false],
+    ],
+  },
   { expression: '((format == "raw"))', checks: [['raw', '/', true]] },
-  { expression: 'path == "/it\'s" or path == \'/say "hi"\'', checks: [['raw', "/it's", true], ['raw', '/say "hi"', true]] },
+  {
+    expression: 'path == "/it\'s" or path == \'/say "hi"\'',
+    checks: [
+      ['raw', "/it's", true],
+      ['raw', '/say "hi"', true],
+    ],
+  },
   { expression: "path == '/it\\'s'", checks: [['raw', "/it's", true]] },
   { expression: 'path == "/\\u0041"', checks: [['raw', '/A', true]] },
-  { expression: '  format=="raw"and path!="/x"  ', checks: [['raw', '/y', true], ['raw', '/x', false]] },
+  {
+    expression: '  format=="raw"and path!="/x"  ',
+    checks: [
+      ['raw', '/y', true],
+      ['raw', '/x', false],
+    ],
+  },
 ];
 
 interface ErrorCase {

@@ -137,7 +137,10 @@ describe('DigestStream', () => {
     assert.ok(out.equals(all));
     assert.equal(digest.digests().sha256, hex('sha256', all));
     assert.equal(digest.digests().md5, hex('md5', all));
-    assert.ok(sizes.slice(0, -1).every((n) => n === MiB), `sizes ${sizes.join(',')}`);
+    assert.ok(
+      sizes.slice(0, -1).every((n) => n === MiB),
+      `sizes ${sizes.join(',')}`,
+    );
     assert.equal(sizes.at(-1), all.length % MiB || MiB);
     await assert.rejects(run([randomBytes(4 * MiB), randomBytes(4 * MiB)], { maxSize: 6 * MiB }, true), code('PAYLOAD_TOO_LARGE'));
     await assert.rejects(run([randomBytes(3 * MiB)], { expectedSize: 3 * MiB + 1 }, true), code('SIZE_INVALID'));

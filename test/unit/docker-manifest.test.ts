@@ -88,30 +88,53 @@ describe('docker manifests', () => {
   it('lists config and distributable layers, and the subject', () => {
     const m = parseManifest(image(MT_OCI_MANIFEST, { subject: { mediaType: MT_OCI_MANIFEST, digest: D('5'), size: 3 } }), undefined);
     assert.equal(m.isIndex, false);
-    assert.deepEqual(m.blobs.map((b) => b.digest), [D('c'), D('1')]);
+    assert.deepEqual(
+      m.blobs.map((b) => b.digest),
+      [D('c'), D('1')],
+    );
     assert.equal(m.subject?.digest, D('5'));
   });
 
   it('lists the children of manifest lists and indexes', () => {
     for (const mt of [MT_DOCKER_LIST, MT_OCI_INDEX]) {
-      const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mt, manifests: [{ mediaType: MT_OCI_MANIFEST, digest: D('d'), size: 5, platform: { os: 'linux' } }] }));
+      const body = Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: mt, manifests: [{ mediaType: MT_OCI_MANIFEST, digest: D('d'), size: 5, platform: { os: 'linux' } }] }),
+      );
       const m = parseManifest(body, mt);
       assert.equal(m.isIndex, true);
       assert.equal(m.mediaType, mt);
-      assert.deepEqual(m.manifests.map((d) => d.digest), [D('d')]);
+      assert.deepEqual(
+        m.manifests.map((d) => d.digest),
+        [D('d')],
+      );
       assert.deepEqual(m.blobs, []);
     }
   });
 
   it('accepts an image without layers', () => {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'x', digest: D('c'), size: 2 }, layers: [] }));
-    assert.deepEqual(parseManifest(body, MT_OCI_MANIFEST).blobs.map((b) => b.digest), [D('c')]);
+    assert.deepEqual(
+      parseManifest(body, MT_OCI_MANIFEST).blobs.map((b) => b.digest),
+      [D('c')],
+    );
   });
 
   it('refuses malformed manifests with MANIFEST_INVALID', () => {
-    const bad = ['{', '[]', '"x"', JSON.stringify({ schemaVersion: 1 }), JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_MANIFEST }), JSON.stringify({ schemaVersion: 2, config: { digest: 'sha256:nope' } }), JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: 'x' })];
+    const bad = [
+      '{',
+      '[]',
+      '"x"',
+      JSON.stringify({ schemaVersion: 1 }),
+      JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_MANIFEST }),
+      JSON.stringify({ schemaVersion: 2, config: { digest: 'sha256:nope' } }),
+      JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: 'x' }),
+    ];
     for (const b of bad) {
-      assert.throws(() => parseManifest(Buffer.from(b), MT_OCI_MANIFEST), (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID', b);
+      assert.throws(
+        () => parseManifest(Buffer.from(b), MT_OCI_MANIFEST),
+        (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID',
+        b,
+      );
     }
   });
 });
@@ -121,7 +144,13 @@ describe('docker referrers (OCI 1.1)', () => {
   const parse = (o: Record<string, unknown>) => parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, ...o })), undefined);
 
   it('reads artifactType, the config media type and annotations exactly', () => {
-    const m = parse({ mediaType: MT_OCI_MANIFEST, artifactType: 'application/x.sbom', config: cfg('application/vnd.oci.empty.v1+json'), layers: [], annotations: { a: '1', 'org.b': '' } });
+    const m = parse({
+      mediaType: MT_OCI_MANIFEST,
+      artifactType: 'application/x.sbom',
+      config: cfg('application/vnd.oci.empty.v1+json'),
+      layers: [],
+      annotations: { a: '1', 'org.b': '' },
+    });
     assert.equal(m.artifactType, 'application/x.sbom');
     assert.equal(m.configMediaType, 'application/vnd.oci.empty.v1+json');
     assert.deepEqual(m.annotations, { a: '1', 'org.b': '' });
@@ -129,7 +158,10 @@ describe('docker referrers (OCI 1.1)', () => {
   });
 
   it('falls back to config.mediaType for an image, and to nothing for an index without artifactType', () => {
-    assert.equal(referrerArtifactType(parse({ mediaType: MT_OCI_MANIFEST, config: cfg('application/vnd.nhl.peanut.butter.bagel'), layers: [] })), 'application/vnd.nhl.peanut.butter.bagel');
+    assert.equal(
+      referrerArtifactType(parse({ mediaType: MT_OCI_MANIFEST, config: cfg('application/vnd.nhl.peanut.butter.bagel'), layers: [] })),
+      'application/vnd.nhl.peanut.butter.bagel',
+    );
     const idx = parse({ mediaType: MT_OCI_INDEX, manifests: [] });
     assert.equal(referrerArtifactType(idx), undefined);
     assert.equal(idx.annotations, undefined);
@@ -138,7 +170,11 @@ describe('docker referrers (OCI 1.1)', () => {
 
   it('refuses a non-string artifactType and non-string annotations', () => {
     for (const o of [{ artifactType: 5 }, { annotations: { a: 1 } }, { annotations: ['a'] }, { annotations: 'a' }]) {
-      assert.throws(() => parse({ mediaType: MT_OCI_MANIFEST, config: cfg('x/y'), layers: [], ...o }), (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID', JSON.stringify(o));
+      assert.throws(
+        () => parse({ mediaType: MT_OCI_MANIFEST, config: cfg('x/y'), layers: [], ...o }),
+        (e: unknown) => e instanceof ManifestError && e.code === 'MANIFEST_INVALID',
+        JSON.stringify(o),
+      );
     }
   });
 
@@ -148,10 +184,7 @@ describe('docker referrers (OCI 1.1)', () => {
       { mediaType: MT_OCI_INDEX, digest: D('2'), size: 20 },
       { mediaType: MT_OCI_MANIFEST, digest: D('3'), size: 30, artifactType: 'c/d' },
     ];
-    assert.equal(
-      referrersIndex(list),
-      JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: list }),
-    );
+    assert.equal(referrersIndex(list), JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: list }));
     assert.deepEqual(JSON.parse(referrersIndex(list, 'c/d')).manifests, [list[2]]);
     assert.deepEqual(JSON.parse(referrersIndex([], 'c/d')), { schemaVersion: 2, mediaType: MT_OCI_INDEX, manifests: [] });
   });

@@ -26,7 +26,11 @@ describe('docker proxy hooks', () => {
   });
 
   it('accepts every manifest media type', () => {
-    for (const t of ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json']) {
+    for (const t of [
+      'application/vnd.oci.image.index.v1+json',
+      'application/vnd.docker.distribution.manifest.v2+json',
+      'application/vnd.docker.distribution.manifest.list.v2+json',
+    ]) {
       assert.ok(MANIFEST_ACCEPT.includes(t));
     }
   });

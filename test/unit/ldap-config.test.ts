@@ -127,12 +127,21 @@ describe('passwordMatches (userPasswordAttribute mode)', () => {
   const plain = (scheme: string, alg: string, pw: string) => `{${scheme}}` + createHash(alg).update(pw).digest('base64');
 
   it('verifies the RFC 2307 schemes and clear text', () => {
-    for (const [scheme, alg] of [['SSHA', 'sha1'], ['SSHA256', 'sha256'], ['SSHA512', 'sha512'], ['SMD5', 'md5']]) {
+    for (const [scheme, alg] of [
+      ['SSHA', 'sha1'],
+      ['SSHA256', 'sha256'],
+      ['SSHA512', 'sha512'],
+      ['SMD5', 'md5'],
+    ]) {
       assert.ok(passwordMatches('pw', salted(scheme, alg, 'pw')), scheme);
       assert.ok(passwordMatches('pw', salted(scheme.toLowerCase(), alg, 'pw')), scheme + ' lower case');
       assert.equal(passwordMatches('wrong', salted(scheme, alg, 'pw')), false, scheme);
     }
-    for (const [scheme, alg] of [['SHA', 'sha1'], ['SHA256', 'sha256'], ['MD5', 'md5']]) {
+    for (const [scheme, alg] of [
+      ['SHA', 'sha1'],
+      ['SHA256', 'sha256'],
+      ['MD5', 'md5'],
+    ]) {
       assert.ok(passwordMatches('pw', plain(scheme, alg, 'pw')), scheme);
       assert.equal(passwordMatches('wrong', plain(scheme, alg, 'pw')), false, scheme);
     }

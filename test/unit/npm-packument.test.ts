@@ -55,7 +55,11 @@ describe('npm names and paths', () => {
 
 describe('tarball URL rewriting', () => {
   it('points every version at the addressed repository, keeping file names and digests', () => {
-    const d = doc('@s/n', { '1.0.0': { dist: { tarball: 'https://registry.npmjs.org/@s/n/-/n-1.0.0.tgz', integrity: 'sha512-x', shasum: 'ab' } }, '2.0.0': { dist: {} } }, { latest: '2.0.0' });
+    const d = doc(
+      '@s/n',
+      { '1.0.0': { dist: { tarball: 'https://registry.npmjs.org/@s/n/-/n-1.0.0.tgz', integrity: 'sha512-x', shasum: 'ab' } }, '2.0.0': { dist: {} } },
+      { latest: '2.0.0' },
+    );
     const out = rewriteTarballs(d, 'http://h:1/repository/grp/');
     assert.equal(out.versions['1.0.0'].dist!.tarball, 'http://h:1/repository/grp/@s/n/-/n-1.0.0.tgz');
     assert.equal(out.versions['1.0.0'].dist!.integrity, 'sha512-x');
@@ -68,7 +72,12 @@ describe('tarball URL rewriting', () => {
 
 describe('abbreviated documents', () => {
   it('keeps what installers need and drops the rest', () => {
-    const d = doc('n', { '1.0.0': { readme: 'long', description: 'd', dependencies: { a: '1' }, scripts: { postinstall: 'x' }, dist: { tarball: 't' }, deprecated: 'old' } }, { latest: '1.0.0' }, { modified: '2024-01-01T00:00:00.000Z' });
+    const d = doc(
+      'n',
+      { '1.0.0': { readme: 'long', description: 'd', dependencies: { a: '1' }, scripts: { postinstall: 'x' }, dist: { tarball: 't' }, deprecated: 'old' } },
+      { latest: '1.0.0' },
+      { modified: '2024-01-01T00:00:00.000Z' },
+    );
     const c = abbreviate(d) as { modified: string; versions: Record<string, Record<string, unknown>> };
     assert.equal(c.modified, '2024-01-01T00:00:00.000Z');
     assert.deepEqual(Object.keys(c.versions['1.0.0']).sort(), ['dependencies', 'deprecated', 'dist', 'hasInstallScript', 'name', 'version']);
@@ -112,7 +121,12 @@ describe('publish and updates', () => {
 describe('group merge', () => {
   it('unions versions (first member wins), tags by member order, times merged', () => {
     const a = doc('n', { '1.0.0': { dist: { integrity: 'A' } } }, { latest: '1.0.0' }, { created: '2020', modified: '2021', '1.0.0': '2020' });
-    const b = doc('n', { '1.0.0': { dist: { integrity: 'B' } }, '2.0.0': {} }, { latest: '2.0.0', next: '2.0.0' }, { created: '2019', modified: '2023', '1.0.0': '2019', '2.0.0': '2023' });
+    const b = doc(
+      'n',
+      { '1.0.0': { dist: { integrity: 'B' } }, '2.0.0': {} },
+      { latest: '2.0.0', next: '2.0.0' },
+      { created: '2019', modified: '2023', '1.0.0': '2019', '2.0.0': '2023' },
+    );
     const m = mergePackuments([a, b]);
     assert.deepEqual(Object.keys(m.versions).sort(), ['1.0.0', '2.0.0']);
     assert.equal(m.versions['1.0.0'].dist!.integrity, 'A');
@@ -123,9 +137,21 @@ describe('group merge', () => {
   it('routes a pinned scope to its members only', () => {
     const members = ['hosted', 'proxy'].map((name) => ({ name }) as never);
     const group = { section: () => ({ scopes: { '@corp': ['hosted'] } }) } as never;
-    assert.deepEqual(groupMembers('@corp/x', members, group).map((m: { name: string }) => m.name), ['hosted']);
-    assert.deepEqual(groupMembers('@corp/x/-/x-1.0.0.tgz', members, group).map((m: { name: string }) => m.name), ['hosted']);
-    assert.deepEqual(groupMembers('@other/x', members, group).map((m: { name: string }) => m.name), ['hosted', 'proxy']);
-    assert.deepEqual(groupMembers('plain', members, group).map((m: { name: string }) => m.name), ['hosted', 'proxy']);
+    assert.deepEqual(
+      groupMembers('@corp/x', members, group).map((m: { name: string }) => m.name),
+      ['hosted'],
+    );
+    assert.deepEqual(
+      groupMembers('@corp/x/-/x-1.0.0.tgz', members, group).map((m: { name: string }) => m.name),
+      ['hosted'],
+    );
+    assert.deepEqual(
+      groupMembers('@other/x', members, group).map((m: { name: string }) => m.name),
+      ['hosted', 'proxy'],
+    );
+    assert.deepEqual(
+      groupMembers('plain', members, group).map((m: { name: string }) => m.name),
+      ['hosted', 'proxy'],
+    );
   });
 });

@@ -33,7 +33,9 @@ async function scan(body: Buffer, sizes: number[], max = 1 << 20) {
 
 describe('npm publish body scanner', () => {
   const tarball = randomBytes(70_001);
-  const body = Buffer.from(JSON.stringify(publishBody({ name: '@s/n', version: '1.0.0', manifest: { description: 'quote " and \\\\ and "data": "x"' } }, 'http://r/', { tarball })));
+  const body = Buffer.from(
+    JSON.stringify(publishBody({ name: '@s/n', version: '1.0.0', manifest: { description: 'quote " and \\\\ and "data": "x"' } }, 'http://r/', { tarball })),
+  );
 
   for (const sizes of [[1], [3, 7], [4096], [body.length]]) {
     it(`streams the tarball out and keeps the rest (chunks ${sizes.join(',')})`, async () => {

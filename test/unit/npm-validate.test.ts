@@ -2,7 +2,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { NpmInputError, applyPublish, applyUpdate, invalidTag, invalidVersion, mergePackuments, parsePackument, parsePublish, setDistTag, type Packument } from '../../formats/npm/packument.js';
+import {
+  NpmInputError,
+  applyPublish,
+  applyUpdate,
+  invalidTag,
+  invalidVersion,
+  mergePackuments,
+  parsePackument,
+  parsePublish,
+  setDistTag,
+  type Packument,
+} from '../../formats/npm/packument.js';
 import { own, parseClientJson } from '../../formats/npm/safe-json.js';
 import { searchAttributes, searchPackage } from '../../formats/npm/search.js';
 import { tarballRefusal } from '../../formats/npm/validate.js';

@@ -67,7 +67,16 @@ describe('privilege permissions', () => {
   it('lists built-ins for repositories, formats and everything', () => {
     const list = builtinPrivileges([{ name: 'files', format: 'raw' }], ['raw']);
     const names = list.map((p) => p.name);
-    for (const n of ['nx-all', 'nx-users-read', 'nx-users-all', 'nx-userschangepw', 'nx-repository-view-raw-files-read', 'nx-repository-admin-raw-files-*', 'nx-repository-view-raw-*-browse', 'nx-repository-view-*-*-*']) {
+    for (const n of [
+      'nx-all',
+      'nx-users-read',
+      'nx-users-all',
+      'nx-userschangepw',
+      'nx-repository-view-raw-files-read',
+      'nx-repository-admin-raw-files-*',
+      'nx-repository-view-raw-*-browse',
+      'nx-repository-view-*-*-*',
+    ]) {
       assert.ok(names.includes(n), n);
     }
     assert.deepEqual(names, [...names].sort());

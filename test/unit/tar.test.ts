@@ -133,7 +133,10 @@ describe('tar writer and reader', () => {
   it('gunzips transparently when asked and the input starts with the gzip magic', async () => {
     const tar = await collect(writeTar(entries.slice(0, 3)));
     const got = await readAll(gzipSync(tar), { gunzip: true, chunk: 100 });
-    assert.deepEqual(got.map((g) => g.name), ['dir', 'dir/small.txt', 'dir/empty']);
+    assert.deepEqual(
+      got.map((g) => g.name),
+      ['dir', 'dir/small.txt', 'dir/empty'],
+    );
     // Not gzip: read as is.
     assert.equal((await readAll(tar, { gunzip: true })).length, 3);
   });

@@ -142,11 +142,18 @@ export function parseServerConfig(body: unknown, stored?: LdapServerConfig): Lda
   if (b.authPassword !== undefined && b.authPassword !== null && typeof b.authPassword !== 'string') throw fail('authPassword', 'must be a string');
   // A body without the write-only password keeps the stored one, but only for the same account
   // on the same server: pointing the configuration elsewhere must not send the secret there.
-  const sameTarget = !!stored && stored.authScheme === 'SIMPLE' && stored.authUsername === authUsername && stored.protocol === protocol && stored.host.toLowerCase() === host.toLowerCase() && stored.port === port;
+  const sameTarget =
+    !!stored &&
+    stored.authScheme === 'SIMPLE' &&
+    stored.authUsername === authUsername &&
+    stored.protocol === protocol &&
+    stored.host.toLowerCase() === host.toLowerCase() &&
+    stored.port === port;
   if (!authPassword && sameTarget) authPassword = stored.authPassword;
   if (authScheme === 'SIMPLE') {
     if (!authUsername) throw fail('authUsername', 'is required with authScheme SIMPLE');
-    if (!authPassword) throw fail('authPassword', stored?.authPassword ? 'is required again when host, port, protocol or authUsername change' : 'is required with authScheme SIMPLE');
+    if (!authPassword)
+      throw fail('authPassword', stored?.authPassword ? 'is required again when host, port, protocol or authUsername change' : 'is required with authScheme SIMPLE');
   }
   const cfg: LdapServerConfig = {
     name,

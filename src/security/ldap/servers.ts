@@ -68,7 +68,9 @@ export class LdapServers {
   /** Replaces a configuration; `cfg.name` may rename the server. */
   async update(name: string, cfg: LdapServerConfig): Promise<void> {
     try {
-      const n = await this.db('ldap_servers').where({ name }).update({ name: cfg.name, config: this.stored(cfg), updated_at: now() });
+      const n = await this.db('ldap_servers')
+        .where({ name })
+        .update({ name: cfg.name, config: this.stored(cfg), updated_at: now() });
       if (n === 0) throw notFound(`LDAP server '${name}' not found`);
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict(`LDAP server '${cfg.name}' already exists`);
@@ -93,13 +95,18 @@ export class LdapServers {
     }
     let result: string[] = [];
     await this.db.transaction(async (tx) => {
-      const rows = await tx('ldap_servers').orderBy([{ column: 'position' }, { column: 'id' }]).select('id', 'name');
+      const rows = await tx('ldap_servers')
+        .orderBy([{ column: 'position' }, { column: 'id' }])
+        .select('id', 'name');
       const byName = new Map(rows.map((r) => [String(r.name), num(r.id)]));
       const unknown = names.find((n) => !byName.has(n));
       if (unknown !== undefined) throw badRequest(`order: LDAP server '${unknown}' not found`, { field: 'order' });
       result = [...names, ...rows.map((r) => String(r.name)).filter((n) => !seen.has(n))];
       const t = now();
-      for (const [i, n] of result.entries()) await tx('ldap_servers').where({ id: byName.get(n) }).update({ position: i + 1, updated_at: t });
+      for (const [i, n] of result.entries())
+        await tx('ldap_servers')
+          .where({ id: byName.get(n) })
+          .update({ position: i + 1, updated_at: t });
     });
     this.onChange();
     return result;
