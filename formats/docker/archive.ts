@@ -539,11 +539,16 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
   const addressed = await app.repositories.require(requiredParam(ctx, 'repository'));
   if (addressed.format.name !== 'docker') throw badRequest(`repository: '${addressed.name}' is not a docker repository`, { field: 'repository' });
   const perm = { format: addressed.format.name, repository: addressed.name };
-  await requireContent(app, ctx, { ...perm, action: 'add' });
+  const principal = await requireContent(app, ctx, { ...perm, action: 'add' });
   if (!addressed.online) throw new AppError('OFFLINE', `Repository '${addressed.name}' is offline`);
   const repo = addressed.type === 'group' ? await (addressed as GroupRepository).writableMember() : addressed;
   if (repo.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${addressed.name}' (${addressed.type}) does not accept uploads`);
-  const pusher: Pusher = { app, repo, access: { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })) }, origin: auditOrigin(ctx) };
+  const pusher: Pusher = {
+    app,
+    repo,
+    access: { require: async (action) => void (await requireContent(app, ctx, { ...perm, action })), uploader: { userId: principal.userId, ip: ctx.ip } },
+    origin: auditOrigin(ctx),
+  };
   await mayPush(pusher);
   const defaults: Defaults = { name: queryParam(ctx, 'name'), tag: queryParam(ctx, 'tag') };
   if (defaults.name !== undefined && !isValidName(defaults.name)) throw badRequest(`name: invalid image name '${defaults.name}'`, { field: 'name' });

@@ -2,11 +2,12 @@
  * Search download and asset uploaders through the REST API, as Nexus automation reads them:
  * `/search/assets/download` answers 400 when several assets match (unless a sort picks one), and
  * assets record who uploaded them and from where (`uploader`, `uploaderIp`) for raw PUTs, Nexus
- * component uploads and docker pushes by skopeo through the token flow. SQLite and PostgreSQL.
+ * component uploads, docker pushes by skopeo through the token flow and image archive uploads.
+ * SQLite and PostgreSQL.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +54,7 @@ for (const db of DATABASES) {
       s = await startServer({ db });
       await s.repo('raw', 'hosted', { name: 'files', storage: { writePolicy: 'ALLOW' } });
       await s.repo('docker', 'hosted', { name: 'dock', docker: { v1Enabled: false, forceBasicAuth: false } });
+      await s.repo('docker', 'hosted', { name: 'loaded', docker: { v1Enabled: false, forceBasicAuth: false } });
       await s.app.security.users.create({ userId: 'uploader1', password: 'uploader-pw-1', roles: ['nx-admin'] });
     });
     after(async () => s?.stop());
@@ -98,6 +100,25 @@ for (const db of DATABASES) {
       const push = await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', 'uploader1:uploader-pw-1', `oci:${layout}:latest`, `docker://${host}/dock/app/up:v1`);
       assert.ok(push.ok, push.stderr);
       const items = await assets('repository=dock');
+      assert.ok(items.some((a) => /\/manifests\//.test(a.path)) && items.some((a) => /\/blobs\//.test(a.path)), JSON.stringify(items.map((a) => a.path)));
+      for (const a of items) {
+        assert.equal(a.uploader, 'uploader1', a.path);
+        assert.equal(a.uploaderIp, '127.0.0.1', a.path);
+      }
+    });
+
+    it('records the uploader of an image archive upload (docker save tarball through the REST API)', async () => {
+      const tar = path.join(work, `save-${db}.tar`);
+      const save = await skopeo('copy', `oci:${layout}:latest`, `docker-archive:${tar}:app/loaded:v1`);
+      assert.ok(save.ok, save.stderr);
+      const res = await s.fetch(`${API}/docker/archive?repository=loaded`, {
+        method: 'POST',
+        auth: UPLOADER,
+        headers: { 'Content-Type': 'application/x-tar' },
+        body: new Uint8Array(readFileSync(tar)),
+      });
+      assert.equal(res.status, 201, await res.text());
+      const items = await assets('repository=loaded');
       assert.ok(items.some((a) => /\/manifests\//.test(a.path)) && items.some((a) => /\/blobs\//.test(a.path)), JSON.stringify(items.map((a) => a.path)));
       for (const a of items) {
         assert.equal(a.uploader, 'uploader1', a.path);
