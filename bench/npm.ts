@@ -8,17 +8,22 @@
  *  - Stowage through a group of three members: a hosted with the package, an empty hosted and a
  *    proxy of verdaccio that has the package too (so the group really merges two packuments).
  *
+ * A second peer, nginx, serves the very documents Stowage answered as static files (the ceiling:
+ * no auth, no lookup, no rendering); issue 10 asks the abbreviated document at ≥ 0.3× nginx.
+ *
  * Target: Stowage ≥ 5× verdaccio for each document kind. Not a test: prints a table and writes
  * JSON to bench/results/. `npm run bench:npm`. Environment: BENCH_NPM_VERSIONS (300),
  * BENCH_NPM_SECONDS (10 per measurement), BENCH_NPM_CONNECTIONS (32).
  */
-import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startVerdaccio } from '../test/helpers/verdaccio.js';
 import { publishMany } from '../test/helpers/npm-gen.js';
 import { ADMIN, spawnServer } from '../test/helpers/stowage.js';
+import { freePort } from '../test/helpers/net.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'bench/results');
@@ -66,6 +71,37 @@ async function createRepo(base: string, type: string, body: Record<string, unkno
   if (r.status !== 201) throw new Error(`create ${type} ${String(body.name)}: ${r.status} ${await r.text()}`);
 }
 
+/** nginx (1 worker, sendfile, no access log) serving `root`; for the static-document peer. */
+async function startNginx(root: string): Promise<{ url: string; stop(): void }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-bench-nginx-'));
+  const port = await freePort();
+  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `${process.getuid?.() === 0 ? 'user root;' : ''} worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http { access_log off; sendfile on; tcp_nopush on; default_type application/json; ${temps} server { listen 127.0.0.1:${port}; root ${root}; } }`,
+  );
+  const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      await fetch(url + '/');
+      break;
+    } catch {
+      if (i > 200) throw new Error('nginx did not start');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  return {
+    url,
+    stop: () => {
+      proc.kill('SIGQUIT');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 async function main(): Promise<void> {
   log(`starting verdaccio and Stowage; publishing ${VERSIONS} versions of ${PKG} to each`);
   const verdaccio = await startVerdaccio();
@@ -89,14 +125,26 @@ async function main(): Promise<void> {
       { what: 'stowage hosted', url: `${s}/repository/npm-hosted/${PKG}` },
       { what: 'stowage group of 3', url: `${s}/repository/npm-group/${PKG}` },
     ];
+    // The documents Stowage's hosted repository answers, as static files for nginx.
+    const docs = mkdtempSync(path.join(tmpdir(), 'stowage-bench-docs-'));
     for (const kind of ['full', 'abbreviated'] as const) {
-      const accept = kind === 'full' ? 'application/json' : ABBREVIATED;
-      for (const t of targets) {
-        const bytes = await check(t.url, accept, VERSIONS);
-        log(`${t.what} ${kind}: ${bytes} bytes per document; wrk ${SECONDS}s × ${CONNECTIONS} connections`);
-        const r = await wrk(t.url, accept);
-        rows.push({ what: t.what, kind, bytes, ...r });
+      const r = await fetch(`${s}/repository/npm-hosted/${PKG}`, { headers: { Accept: kind === 'full' ? 'application/json' : ABBREVIATED } });
+      writeFileSync(path.join(docs, `${kind}.json`), Buffer.from(await r.arrayBuffer()));
+    }
+    const nginx = await startNginx(docs);
+    try {
+      for (const kind of ['full', 'abbreviated'] as const) {
+        const accept = kind === 'full' ? 'application/json' : ABBREVIATED;
+        for (const t of [...targets, { what: 'nginx (static file)', url: `${nginx.url}/${kind}.json` }]) {
+          const bytes = await check(t.url, accept, VERSIONS);
+          log(`${t.what} ${kind}: ${bytes} bytes per document; wrk ${SECONDS}s × ${CONNECTIONS} connections`);
+          const r = await wrk(t.url, accept);
+          rows.push({ what: t.what, kind, bytes, ...r });
+        }
       }
+    } finally {
+      nginx.stop();
+      rmSync(docs, { recursive: true, force: true });
     }
   } finally {
     await stowage.stop();
@@ -104,15 +152,18 @@ async function main(): Promise<void> {
   }
 
   const peer = (kind: string) => rows.find((r) => r.what === 'verdaccio' && r.kind === kind)!.rps;
-  const lines = ['', `npm packument GETs, ${VERSIONS} versions, ${CONNECTIONS} connections, ${SECONDS}s each (target ≥ ${TARGET}× verdaccio)`, ''];
-  lines.push('| server | document | bytes | req/s | × verdaccio | target | non-2xx |', '|---|---|---:|---:|---:|---|---:|');
+  const ceiling = (kind: string) => rows.find((r) => r.what.startsWith('nginx') && r.kind === kind)!.rps;
+  const lines = ['', `npm packument GETs, ${VERSIONS} versions, ${CONNECTIONS} connections, ${SECONDS}s each (target ≥ ${TARGET}× verdaccio; abbreviated ≥ 0.3× nginx)`, ''];
+  lines.push('| server | document | bytes | req/s | × verdaccio | target | × nginx | non-2xx |', '|---|---|---:|---:|---:|---|---:|---:|');
   const results = rows.map((r) => {
     const ratio = r.rps / peer(r.kind);
-    const verdict = r.what === 'verdaccio' ? '' : ratio >= TARGET ? 'PASS' : 'MISS';
+    const ofNginx = r.rps / ceiling(r.kind);
+    const peerRow = r.what === 'verdaccio' || r.what.startsWith('nginx');
+    const verdict = peerRow ? '' : ratio >= TARGET ? 'PASS' : 'MISS';
     lines.push(
-      `| ${r.what} | ${r.kind} | ${r.bytes} | ${r.rps.toFixed(0)} | ${r.what === 'verdaccio' ? '1' : ratio.toFixed(2)} | ${verdict} | ${r.non2xx}${r.errors ? ' ' + r.errors : ''} |`,
+      `| ${r.what} | ${r.kind} | ${r.bytes} | ${r.rps.toFixed(0)} | ${ratio.toFixed(2)} | ${verdict} | ${ofNginx.toFixed(2)} | ${r.non2xx}${r.errors ? ' ' + r.errors : ''} |`,
     );
-    return { ...r, ratio, verdict };
+    return { ...r, ratio, ofNginx, verdict };
   });
   process.stdout.write(lines.join('\n') + '\n');
   mkdirSync(RESULTS, { recursive: true });
