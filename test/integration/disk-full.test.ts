@@ -12,12 +12,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmdirSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ADMIN, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { publishBody } from '../helpers/npm-gen.js';
+import { filesUnder } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
 const MIN_FREE = 6 * MiB;
@@ -39,22 +40,6 @@ const free = (dir: string) => {
   const s = statfsSync(dir);
   return s.bavail * s.bsize;
 };
-
-function filesUnder(dir: string): string[] {
-  let out: string[] = [];
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out = out.concat(filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 /** A body of `size` random-ish bytes, streamed (never whole in memory). */
 function bigBody(size: number): ReadableStream<Uint8Array> {
@@ -155,7 +140,9 @@ for (const db of DATABASES) {
       const st = await s.fetch(location);
       assert.equal(st.status, 204, 'the session is still there');
       assert.equal(st.headers.get('range'), '0-0', 'with no bytes of the refused chunk');
-      const sessions = filesUnder(path.join(dir, 'tmp', 'docker-uploads'));
+      // The session's bytes live in the blob store (`.uploads/`); the refused chunk left none there.
+      const sessions = filesUnder(path.join(blobStore(), '.uploads'));
+      assert.ok(sessions.length > 0, 'the session was written to before the disk filled');
       assert.ok(
         sessions.every((f) => statSync(f).size === 0),
         'the session file holds nothing',

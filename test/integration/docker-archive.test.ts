@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,6 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { buildImage, skopeo, tool } from '../helpers/oci.js';
 import { readTar, writeTar, type TarWriteEntry } from '../../src/archive/tar.js';
+import { filesUnder } from '../helpers/files.js';
 
 const API = '/service/rest/v1';
 const creds = `admin:${ADMIN_PASSWORD}`;
@@ -96,19 +97,6 @@ async function twoPlatformLayout(work: string): Promise<{ dir: string; index: st
 }
 
 /** Every file under a directory (the blob store: nothing may be left behind by a refused upload). */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.push(p);
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
 let work: string;
 let layout: string;
 let saveTar: Buffer;

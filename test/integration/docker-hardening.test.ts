@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, cpSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import { ADMIN_PASSWORD, DATABASES, basic, startServer, type TestServer } from '
 import { buildImage, skopeo, tool } from '../helpers/oci.js';
 import { freePort } from '../helpers/net.js';
 import { writeTar, type TarWriteEntry } from '../../src/archive/tar.js';
+import { filesUnder } from '../helpers/files.js';
 
 const run = promisify(execFile);
 const API = '/service/rest/v1';
@@ -67,19 +68,6 @@ class Podman {
 }
 
 /** Every file under a directory. */
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.push(p);
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
 async function tarOf(entries: TarWriteEntry[]): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of writeTar(entries)) parts.push(c as Buffer);

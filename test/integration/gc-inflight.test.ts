@@ -8,32 +8,16 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ADMIN, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
+import { filesUnder } from '../helpers/files.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RAW_UPLOADS = 60;
 const DOCKER_UPLOADS = 24;
 const CONCURRENCY = 12;
-
-function filesUnder(dir: string): string[] {
-  let out: string[] = [];
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out = out.concat(filesUnder(p));
-    else if (statSync(p).isFile()) out.push(p);
-  }
-  return out;
-}
 
 /** A raw PUT whose body goes out in pieces with pauses, so its temp file exists across several GC runs. */
 function slowPut(url: string, body: Buffer, pieces: number): Promise<{ status: number; text: string }> {

@@ -10,12 +10,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createDatabase } from '../helpers/postgres.js';
 import { ADMIN, ADMIN_PASSWORD, basic, startServer, type TestServer } from '../helpers/stowage.js';
 import { createS3BlobStore, startS3, type S3Server } from '../helpers/s3.js';
+import { filesUnder } from '../helpers/files.js';
 
 /** The one setting every node of a cluster must share (it signs bearer tokens, encrypts secrets). */
 const CLUSTER_ENV = { STOWAGE_SECRET_KEY: 'multi-node-test-secret-key-0123456789' };
@@ -247,12 +248,4 @@ async function eventually2(req: () => Promise<Response>, status: number, ms = 50
     await r.arrayBuffer();
     await sleep(100);
   }
-}
-
-/** Every file below `dir` (none when it does not exist). */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath ?? e.path, e.name));
 }
