@@ -90,23 +90,12 @@ export const raw: FormatPlugin = {
   compareVersions: () => 0,
   isPrerelease: () => false,
   proxyAsset: (path, upstream) => ({ contentType: upstream.contentType ?? rawContentType(path), component: rawComponent(path) }),
-  classify(ctx, path) {
-    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (path === '' || path.endsWith('/'))) return 'browse';
-    if (ctx.method === 'PUT') return 'add';
-    if (ctx.method === 'DELETE') return 'delete';
-    return 'read';
-  },
-  async handle(req) {
-    switch (req.ctx.method) {
-      case 'GET':
-      case 'HEAD':
-        return get(req);
-      case 'PUT':
-        return put(req);
-      case 'DELETE':
-        return del(req);
-      default:
-        throw new AppError('METHOD_NOT_ALLOWED', `${req.ctx.method} is not supported on raw repositories`, { headers: { Allow: 'GET, HEAD, PUT, DELETE' } });
-    }
-  },
+  // sha1 is the ETag of a PUT; md5 and sha1 are the checksums Nexus shows for raw assets.
+  digests: ['sha256', 'sha1', 'md5'],
+  routes: [
+    { methods: ['GET'], path: /(?:^|\/)$/, need: 'browse', handler: get },
+    { methods: ['GET'], path: /^/, need: 'read', handler: get },
+    { methods: ['PUT'], path: /^/, need: 'add', handler: put },
+    { methods: ['DELETE'], path: /^/, need: 'delete', handler: del },
+  ],
 };

@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
-import { defaultNeed, type ContentRequest, type FormatPlugin, type RootRoute } from '../repository/format.js';
+import { defaultNeed, matchRoute, type ContentRequest, type FormatPlugin, type FormatRoute, type RootRoute } from '../repository/format.js';
 import type { ContentAction } from '../repository/types.js';
 import { anonymousPrincipal } from '../security/principal.js';
 import { principalOf, requireContent } from './auth.js';
@@ -116,14 +116,29 @@ export async function serve(
   // For the format's error renderer (docker's challenge depends on the repository's settings).
   ctx.state.repository = repo;
   if (format.renderError) ctx.state.renderError = rendererOf(app, format);
-  if (bare && !format.classify) {
+  if (bare && !format.classify && !format.routes) {
     // `/repository/name` → the folder listing lives at `/repository/name/`.
     ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
     return;
   }
   const path = decodedPath(rawPath);
   if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
-  const need = format.classify ? format.classify(ctx, path) : defaultNeed(ctx.method);
+  let routed: { route: FormatRoute; params: Record<string, string> } | undefined;
+  if (format.routes) {
+    const m = matchRoute(format.routes, ctx.method, path);
+    if ('allowed' in m) {
+      if (m.allowed.length === 0) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+      throw new AppError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${path || '/'}`, { headers: { Allow: m.allowed.join(', ') } });
+    }
+    routed = m;
+  }
+  const need = routed
+    ? typeof routed.route.need === 'function'
+      ? routed.route.need(ctx, routed.params)
+      : routed.route.need
+    : format.classify
+      ? format.classify(ctx, path)
+      : defaultNeed(ctx.method);
   const principal =
     need === 'public' ? (principalOf(ctx) ?? anonymousPrincipal()) : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
   const req: ContentRequest = {
@@ -142,5 +157,7 @@ export async function serve(
       uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
-  await format.handle(req);
+  if (routed) await routed.route.handler({ ...req, params: routed.params });
+  else if (format.handle) await format.handle(req);
+  else throw new AppError('NOT_FOUND', `Not found: ${path}`);
 }

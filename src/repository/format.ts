@@ -12,6 +12,9 @@ import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.
 import type { TaskType } from '../tasks/task-service.js';
 import type { CommittedChange } from './unit-of-work.js';
 
+/** Digest algorithms a format may ask ingest to compute. */
+export type DigestAlgorithm = 'sha256' | 'sha1' | 'md5' | 'sha512' | 'blake2b256';
+
 /** One content request, after the core resolved the repository and checked access. */
 export interface ContentRequest {
   ctx: Koa.Context;
@@ -84,6 +87,47 @@ export interface ExpectedContent {
   sha1?: string;
 }
 
+/** A content request matched by one of the format's routes, with the route's named groups. */
+export interface RouteRequest extends ContentRequest {
+  params: Record<string, string>;
+}
+
+/**
+ * One row of a format's route table. The core matches the repository path (decoded, no leading
+ * `/`) against the rows in order: the first row whose `path` matches and whose `methods` include
+ * the request's method gives both the permission check (`need`) and the handler. A path some row
+ * matches under other methods only is a 405 listing those methods; a path no row matches is a 404.
+ */
+export interface FormatRoute {
+  /** HTTP methods; `GET` also answers `HEAD`. */
+  methods: readonly string[];
+  /** Matched against the decoded repository path; named groups become `params`. */
+  path: RegExp;
+  /** The action the request needs (checked by the one authorizer before the handler runs). */
+  need: RequestNeed | ((ctx: Koa.Context, params: Record<string, string>) => RequestNeed);
+  handler(req: RouteRequest): Promise<void>;
+}
+
+/** The route of `routes` for a method and path, or the methods the path allows when none fits. */
+export function matchRoute(
+  routes: readonly FormatRoute[],
+  method: string,
+  path: string,
+): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
+  const allowed = new Set<string>();
+  const wanted = method === 'HEAD' ? 'GET' : method;
+  for (const route of routes) {
+    const m = route.path.exec(path);
+    if (!m) continue;
+    if (route.methods.includes(wanted) || route.methods.includes(method)) return { route, params: { ...(m.groups ?? {}) } };
+    for (const x of route.methods) {
+      allowed.add(x);
+      if (x === 'GET') allowed.add('HEAD');
+    }
+  }
+  return { allowed: [...allowed] };
+}
+
 export interface MergeInput {
   member: Repository;
   content: Content;
@@ -97,12 +141,22 @@ export interface FormatPlugin {
   readonly name: string;
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
+  /**
+   * The format's content routes. A format declares either `routes` or `handle` (with `classify`);
+   * with routes, one match yields the permission check and the handler.
+   */
+  readonly routes?: readonly FormatRoute[];
+  /**
+   * The digests this format's assets need (docker: sha256; npm: sha1, sha512; raw: sha256, sha1,
+   * md5 as Nexus shows them). Ingest computes exactly these (sha256 always: blobs are addressed by it).
+   */
+  readonly digests?: readonly DigestAlgorithm[];
   /** Which action the request needs; default: GET/HEAD read, PUT/POST add, DELETE delete. */
   classify?(ctx: Koa.Context, path: string): RequestNeed;
   /** Paths at the root of the main listener routed to this format's repositories. */
   readonly rootRoutes?: RootRoute[];
-  /** Serves a content request. */
-  handle(req: ContentRequest): Promise<void>;
+  /** Serves a content request (formats without `routes`). */
+  handle?(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
   renderError?(ctx: Koa.Context, err: AppError, app?: Stowage): void;
 
