@@ -139,6 +139,8 @@ export interface MergeInput {
  */
 export interface FormatPlugin {
   readonly name: string;
+  /** Other names the REST API accepts for the format in its paths (maven2's `maven`, as Nexus). */
+  readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
   /**

@@ -1,0 +1,2 @@
+import type { TaskType } from '../../src/tasks/task-service.js';
+export const mavenTasks: TaskType[] = [];
