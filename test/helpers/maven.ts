@@ -5,7 +5,7 @@
  * build needs really comes through Stowage.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from './net.js';
@@ -27,13 +27,16 @@ export const PLUGINS = `<build><plugins>
 
 export interface StaticMaven {
   url: string;
-  /** Request lines nginx logged (`GET /debian/... 200`). */
+  /** Request paths nginx served so far, with their status (`GET /m2/x.jar 200`). */
+  requests(): string[];
   stop(): void;
-  dir: string;
 }
 
-/** nginx on loopback: `/debian/` → Debian's plugin repository, `/m2/` → the local repository. */
-export async function startMavenNginx(): Promise<StaticMaven> {
+/**
+ * nginx on loopback: `/debian/` → Debian's plugin repository, `/m2/` → the local repository, and
+ * `extra` locations (`/fixture/` → a directory a test writes).
+ */
+export async function startMavenNginx(extra: Record<string, string> = {}): Promise<StaticMaven> {
   const dir = mkdtempSync(path.join(tmpdir(), 'stowage-maven-nginx-'));
   const port = await freePort();
   const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
@@ -45,6 +48,7 @@ http { access_log ${dir}/access.log; sendfile on; default_type application/octet
   server { listen 127.0.0.1:${port};
     location /debian/ { alias ${DEBIAN_MAVEN_REPO}/; }
     location /m2/ { alias ${LOCAL_MAVEN_REPO}/; }
+    ${Object.entries(extra).map(([loc, d]) => `location ${loc} { alias ${d}/; }`).join('\n    ')}
   } }`,
   );
   const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
@@ -60,7 +64,17 @@ http { access_log ${dir}/access.log; sendfile on; default_type application/octet
   }
   return {
     url,
-    dir,
+    requests: () => {
+      try {
+        return readFileSync(path.join(dir, 'access.log'), 'utf8')
+          .split('\n')
+          .map((l) => /"(\w+) (\S+) [^"]*" (\d+)/.exec(l))
+          .filter((m): m is RegExpExecArray => !!m)
+          .map((m) => `${m[1]} ${m[2]} ${m[3]}`);
+      } catch {
+        return [];
+      }
+    },
     stop: () => {
       proc.kill('SIGQUIT');
       rmSync(dir, { recursive: true, force: true });
