@@ -60,8 +60,9 @@ export function parseMetadata(input: Buffer | string): Metadata {
   const valid = XMLValidator.validate(xml);
   if (valid !== true) throw new MetadataError(`maven-metadata.xml is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
   const doc = parser.parse(xml) as Record<string, unknown>;
-  const root = doc.metadata as Record<string, unknown> | undefined;
-  if (!root || typeof root !== 'object') throw new MetadataError('maven-metadata.xml has no <metadata> root element');
+  if (!('metadata' in doc)) throw new MetadataError('maven-metadata.xml has no <metadata> root element');
+  // `<metadata/>` parses as an empty string.
+  const root = (typeof doc.metadata === 'object' && doc.metadata ? doc.metadata : {}) as Record<string, unknown>;
   const versioning = (typeof root.versioning === 'object' && root.versioning ? root.versioning : {}) as Record<string, unknown>;
   const versionsEl = versioning.versions as { version?: unknown[] } | undefined;
   const snapshotEl = versioning.snapshot as Record<string, unknown> | undefined;
