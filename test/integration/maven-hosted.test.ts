@@ -7,38 +7,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { jar } from '../helpers/maven.js';
 
 const hash = (alg: string, b: Buffer | string) => createHash(alg).update(b).digest('hex');
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 const pomOf = (g: string, a: string, v: string) =>
   `<?xml version="1.0"?><project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></project>\n`;
-/** A jar as far as the content type check goes: a zip with one stored entry. */
-function jar(): Buffer {
-  const name = Buffer.from('x.txt');
-  const data = randomBytes(64);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(10, 4);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(name.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(10, 6);
-  central.writeUInt32LE(data.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(name.length, 28);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(46 + name.length, 12);
-  end.writeUInt32LE(30 + name.length + data.length, 16);
-  return Buffer.concat([local, name, data, central, name, end]);
-}
-
 for (const db of DATABASES) {
   describe(`Maven hosted (${db})`, () => {
     let s: TestServer;
