@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
+import { DATABASES, runTask, startServer, type TestServer } from '../helpers/stowage.js';
 import { jar } from '../helpers/maven.js';
 
 const hash = (alg: string, b: Buffer | string) => createHash(alg).update(b).digest('hex');
@@ -179,6 +179,25 @@ for (const db of DATABASES) {
       for (const f of ['app-2.0-20261201.120000-1.jar', 'app-2.0-20261201.120000-1.pom']) assert.equal((await s.fetch(`/repository/snap/${dir}/${f}`, { method: 'DELETE' })).status, 204);
       assert.equal((await get('snap', `${dir}/maven-metadata.xml`)).status, 404);
       assert.equal((await get('snap', 'org/acme/app/maven-metadata.xml')).status, 404);
+    });
+
+    it('"Maven - Delete SNAPSHOT" keeps the newest builds and rewrites the metadata; "Maven - Rebuild metadata" repairs it', async () => {
+      const dir = 'org/acme/tool/3.0-SNAPSHOT';
+      for (const [ts, n] of [['20200101.000000', 1], ['20200102.000000', 2], ['20200103.000000', 3]] as const) await deploy('snap', dir, `tool-3.0-${ts}-${n}.jar`, jar());
+      const msg = await runTask(s, 'repository.maven.remove-snapshots', { repositoryName: 'snap', minimumRetained: 1, snapshotRetentionDays: 1 });
+      assert.match(msg, /Deleted 2 snapshot builds/);
+      assert.deepEqual(await paths('snap', `${dir}/`), [`${dir}/maven-metadata.xml`, `${dir}/tool-3.0-20200103.000000-3.jar`]);
+      const md = await (await get('snap', `${dir}/maven-metadata.xml`)).text();
+      assert.match(md, /<buildNumber>3<\/buildNumber>/);
+
+      // Stale metadata (as a crash between a deploy and its hook could leave) is repaired by the task.
+      const repo = await s.app.repositories.require('snap');
+      await repo.change({ source: 'maintenance' }, async (c) => {
+        c.put(`${dir}/maven-metadata.xml`, await c.stageBytes('<metadata><version>3.0-SNAPSHOT</version></metadata>'), { contentType: 'application/xml', kind: 'metadata' });
+      });
+      assert.doesNotMatch(await (await get('snap', `${dir}/maven-metadata.xml`)).text(), /buildNumber/);
+      assert.match(await runTask(s, 'repository.maven.rebuild-metadata', { repositoryName: 'snap', groupId: 'org.acme' }), /Rebuilt the metadata of \d+ artifacts/);
+      assert.equal(await (await get('snap', `${dir}/maven-metadata.xml`)).text(), md);
     });
 
     it('deploys through a group to its writable member (405 without one); merges metadata with checksums over the merged bytes', async () => {
