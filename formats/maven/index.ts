@@ -96,5 +96,12 @@ export const maven: FormatPlugin = {
   compareVersions,
   isPrerelease: isSnapshot,
   componentOf,
+  // Nexus's maven search parameters. A snapshot baseVersion matches its builds (`1.0-*`: also a
+  // release named `1.0-…`); extension and classifier are asset properties the filter cannot name.
+  searchParameters: {
+    'maven.groupId': (v) => ({ namespace: v }),
+    'maven.artifactId': (v) => ({ name: v }),
+    'maven.baseVersion': (v) => ({ version: v.endsWith('-SNAPSHOT') ? v.slice(0, -'SNAPSHOT'.length) + '*' : v }),
+  },
   tasks: mavenTasks,
 };

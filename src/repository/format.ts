@@ -7,6 +7,7 @@ import type { Repository } from './repository.js';
 import type { RepositoryConfig } from './types.js';
 import type { AccessCheck, Content, ContentAction } from './types.js';
 import type { ComponentInput } from '../content/types.js';
+import type { ComponentFilter } from '../content/content-service.js';
 import type { Stowage } from '../stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
 import type { TaskType } from '../tasks/task-service.js';
@@ -246,6 +247,11 @@ export interface FormatPlugin {
   isPrerelease?(version: string): boolean;
   /** The component a repository path belongs to, or null (metadata, folders). */
   componentOf?(path: string): ComponentInput | null;
+  /**
+   * Search parameters of this format (Nexus's `maven.groupId`…), each mapped onto the core's
+   * component filter (exact values, `*` wildcards); the REST search applies those present.
+   */
+  readonly searchParameters?: Record<string, (value: string) => ComponentFilter>;
 
   // Group hooks -------------------------------------------------------------------------
   /**

@@ -200,6 +200,19 @@ for (const db of DATABASES) {
       assert.equal(await (await get('snap', `${dir}/maven-metadata.xml`)).text(), md);
     });
 
+    it('searches by Nexus\'s maven parameters (groupId, artifactId, baseVersion)', async () => {
+      await deploy('snap', 'org/acme/found/4.0-SNAPSHOT', 'found-4.0-20261201.120000-1.jar', jar());
+      await deploy('rel2', 'org/acme/found/4.0', 'found-4.0.jar', jar());
+      const search = async (q: string) =>
+        ((await (await s.fetch(`/service/rest/v1/search?format=maven2&${q}`)).json()) as { items: Array<{ repository: string; version: string }> }).items
+          .map((c) => `${c.repository}:${c.version}`)
+          .sort();
+      assert.deepEqual(await search('maven.groupId=org.acme&maven.artifactId=found'), ['rel2:4.0', 'snap:4.0-20261201.120000-1']);
+      assert.deepEqual(await search('maven.artifactId=found&maven.baseVersion=4.0-SNAPSHOT'), ['snap:4.0-20261201.120000-1']);
+      assert.deepEqual(await search('maven.artifactId=found&maven.baseVersion=4.0'), ['rel2:4.0']);
+      assert.deepEqual(await search('maven.groupId=org.other'), []);
+    });
+
     it('deploys through a group to its writable member (405 without one); merges metadata with checksums over the merged bytes', async () => {
       await deploy('grp', 'org/acme/lib/1.1', 'lib-1.1.jar', jar());
       assert.deepEqual(await paths('rel2', 'org/acme/lib/1.1/'), ['org/acme/lib/1.1/lib-1.1.jar']);
