@@ -145,6 +145,29 @@ for (const db of DATABASES) {
       assert.deepEqual(await paths('rel'), before);
     });
 
+    it('refuses malformed and entity-laden POMs, storing nothing; keeps group-level plugin prefixes', async () => {
+      const before = await paths('rel');
+      for (const bad of [
+        '<project><modelVersion>4.0.0</modelVersion>',
+        '<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><project><groupId>&x;</groupId></project>',
+        '<?xml version="1.0"?><metadata/>',
+      ]) {
+        const r = await put('rel', 'org/acme/badpom/1.0/badpom-1.0.pom', bad);
+        assert.equal(r.status, 400, bad);
+      }
+      assert.deepEqual(await paths('rel'), before);
+
+      const plugins = (prefix: string) =>
+        `<metadata><plugins><plugin><name>${prefix}</name><prefix>${prefix}</prefix><artifactId>${prefix}-maven-plugin</artifactId></plugin></plugins></metadata>`;
+      assert.equal((await put('rel', 'org/acme/plugins/maven-metadata.xml', plugins('one'))).status, 201);
+      assert.equal((await put('rel', 'org/acme/plugins/maven-metadata.xml', plugins('two'))).status, 201);
+      assert.equal((await put('rel2', 'org/acme/plugins/maven-metadata.xml', plugins('three'))).status, 201);
+      const own = await (await get('rel', 'org/acme/plugins/maven-metadata.xml')).text();
+      assert.match(own, /<prefix>one<\/prefix>[\s\S]*<prefix>two<\/prefix>/);
+      const merged = await (await get('grp', 'org/acme/plugins/maven-metadata.xml')).text();
+      assert.deepEqual([...merged.matchAll(/<prefix>(\w+)<\/prefix>/g)].map((m) => m[1]), ['one', 'three', 'two']);
+    });
+
     it('refuses traversal and anonymous deploys (with a Basic challenge, so mvn sends its credentials)', async () => {
       const before = await paths('rel');
       const trav = await s.fetch('/repository/rel/org/%2e%2e/%2e%2e/x/1.0/x-1.0.jar', { method: 'PUT', body: new Uint8Array(jar()) });

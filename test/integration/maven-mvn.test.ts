@@ -33,7 +33,8 @@ describe('Maven with mvn (SQLite)', () => {
     nginx = await startMavenNginx();
     work = mkdtempSync(path.join(tmpdir(), 'stowage-mvn-'));
     await create('hosted', { name: 'releases', storage: { writePolicy: 'ALLOW_ONCE' }, maven: { versionPolicy: 'RELEASE', layoutPolicy: 'STRICT' } });
-    await create('hosted', { name: 'snapshots', storage: { writePolicy: 'ALLOW' }, maven: { versionPolicy: 'SNAPSHOT', layoutPolicy: 'STRICT' } });
+    // ALLOW_ONCE: timestamped snapshot builds are new files, and metadata is always writable.
+    await create('hosted', { name: 'snapshots', storage: { writePolicy: 'ALLOW_ONCE' }, maven: { versionPolicy: 'SNAPSHOT', layoutPolicy: 'STRICT' } });
     await create('proxy', { name: 'debian', proxy: { remoteUrl: `${nginx.url}/debian/`, contentMaxAge: -1, metadataMaxAge: 1440 }, maven: { versionPolicy: 'MIXED' } });
     await create('proxy', { name: 'central', proxy: { remoteUrl: `${nginx.url}/m2/`, contentMaxAge: -1, metadataMaxAge: 1440 }, maven: { versionPolicy: 'RELEASE' } });
     await create('group', { name: 'public', group: { memberNames: ['releases', 'snapshots', 'debian', 'central'] } });
