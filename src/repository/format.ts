@@ -140,7 +140,7 @@ export interface MergeInput {
  */
 export interface FormatPlugin {
   readonly name: string;
-  /** Other names the REST API accepts for the format in its paths (maven2's `maven`, as Nexus). */
+  /** Other names the REST API accepts for the format in its paths (a shorter name Nexus also accepts). */
   readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
@@ -248,7 +248,7 @@ export interface FormatPlugin {
   /** The component a repository path belongs to, or null (metadata, folders). */
   componentOf?(path: string): ComponentInput | null;
   /**
-   * Search parameters of this format (Nexus's `maven.groupId`…), each mapped onto the core's
+   * Search parameters of this format (Nexus's `<format>.<field>` ones), each mapped onto the core's
    * component filter (exact values, `*` wildcards); the REST search applies those present.
    */
   readonly searchParameters?: Record<string, (value: string) => ComponentFilter>;

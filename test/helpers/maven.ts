@@ -49,7 +49,9 @@ http { access_log ${dir}/access.log; sendfile on; default_type application/octet
   server { listen 127.0.0.1:${port};
     location /debian/ { alias ${DEBIAN_MAVEN_REPO}/; }
     location /m2/ { alias ${LOCAL_MAVEN_REPO}/; }
-    ${Object.entries(extra).map(([loc, d]) => `location ${loc} { alias ${d}/; }`).join('\n    ')}
+    ${Object.entries(extra)
+      .map(([loc, d]) => `location ${loc} { alias ${d}/; }`)
+      .join('\n    ')}
   } }`,
   );
   const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
@@ -90,9 +92,7 @@ export interface MavenRun {
 
 /** A settings.xml: Stowage (`mirrorUrl`) as the only mirror; the same credentials for every server id. */
 export function writeSettings(file: string, mirrorUrl: string, user: string, password: string, checksumPolicy = 'fail'): void {
-  const servers = ['stowage', 'releases', 'snapshots', 'group']
-    .map((id) => `<server><id>${id}</id><username>${user}</username><password>${password}</password></server>`)
-    .join('');
+  const servers = ['stowage', 'releases', 'snapshots', 'group'].map((id) => `<server><id>${id}</id><username>${user}</username><password>${password}</password></server>`).join('');
   writeFileSync(
     file,
     `<settings><servers>${servers}</servers>
@@ -112,7 +112,15 @@ export function writeProject(dir: string, pom: string, javaPackage = 'demo', cla
 }
 
 /** A POM of `groupId:artifactId:version` (jar), with dependencies and the distribution repositories. */
-export function pom(o: { groupId: string; artifactId: string; version: string; deps?: string; dist?: { releases: string; snapshots: string }; extra?: string; packaging?: string }): string {
+export function pom(o: {
+  groupId: string;
+  artifactId: string;
+  version: string;
+  deps?: string;
+  dist?: { releases: string; snapshots: string };
+  extra?: string;
+  packaging?: string;
+}): string {
   const dist = o.dist
     ? `<distributionManagement><repository><id>releases</id><url>${o.dist.releases}</url></repository><snapshotRepository><id>snapshots</id><url>${o.dist.snapshots}</url></snapshotRepository></distributionManagement>`
     : '';
@@ -159,4 +167,3 @@ export function jar(): Buffer {
   end.writeUInt32LE(30 + name.length + data.length, 16);
   return Buffer.concat([local, name, data, central, name, end]);
 }
-

@@ -23,9 +23,11 @@ for (const db of DATABASES) {
       const r = await s.fetch(`/service/rest/v1/repositories/maven/${type}`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body) });
       assert.equal(r.status, 201, await r.text());
     };
-    const put = (repo: string, path: string, body: Buffer | string, auth?: string | null) => s.fetch(`/repository/${repo}/${path}`, { method: 'PUT', body: typeof body === 'string' ? body : new Uint8Array(body), auth });
+    const put = (repo: string, path: string, body: Buffer | string, auth?: string | null) =>
+      s.fetch(`/repository/${repo}/${path}`, { method: 'PUT', body: typeof body === 'string' ? body : new Uint8Array(body), auth });
     const get = (repo: string, path: string) => s.fetch(`/repository/${repo}/${path}`);
-    const paths = async (repo: string, prefix = '') => (await s.app.content.findAssets((await s.app.repositories.require(repo)).id, { pathPrefix: prefix })).map((a) => a.path).sort();
+    const paths = async (repo: string, prefix = '') =>
+      (await s.app.content.findAssets((await s.app.repositories.require(repo)).id, { pathPrefix: prefix })).map((a) => a.path).sort();
     /** Deploys a jar and pom the way mvn does (file, then its .sha1 and .md5). */
     const deploy = async (repo: string, dir: string, file: string, body: Buffer | string) => {
       const r = await put(repo, `${dir}/${file}`, body);
@@ -126,7 +128,8 @@ for (const db of DATABASES) {
     });
 
     it('regenerates uploaded metadata from what is stored; refuses malformed, foreign and entity-laden documents', async () => {
-      const lying = '<metadata><groupId>org.acme</groupId><artifactId>lib</artifactId><versioning><latest>9.9</latest><versions><version>9.9</version></versions></versioning></metadata>';
+      const lying =
+        '<metadata><groupId>org.acme</groupId><artifactId>lib</artifactId><versioning><latest>9.9</latest><versions><version>9.9</version></versions></versioning></metadata>';
       assert.equal((await put('rel', 'org/acme/lib/maven-metadata.xml', lying)).status, 201);
       const md = await (await get('rel', 'org/acme/lib/maven-metadata.xml')).text();
       assert.doesNotMatch(md, /9\.9/);
@@ -165,7 +168,10 @@ for (const db of DATABASES) {
       const own = await (await get('rel', 'org/acme/plugins/maven-metadata.xml')).text();
       assert.match(own, /<prefix>one<\/prefix>[\s\S]*<prefix>two<\/prefix>/);
       const merged = await (await get('grp', 'org/acme/plugins/maven-metadata.xml')).text();
-      assert.deepEqual([...merged.matchAll(/<prefix>(\w+)<\/prefix>/g)].map((m) => m[1]), ['one', 'three', 'two']);
+      assert.deepEqual(
+        [...merged.matchAll(/<prefix>(\w+)<\/prefix>/g)].map((m) => m[1]),
+        ['one', 'three', 'two'],
+      );
     });
 
     it('refuses traversal and anonymous deploys (with a Basic challenge, so mvn sends its credentials)', async () => {
@@ -180,7 +186,10 @@ for (const db of DATABASES) {
 
     it('keeps snapshot and artifact metadata true after deploys and REST deletes', async () => {
       const dir = 'org/acme/app/2.0-SNAPSHOT';
-      for (const [ts, n] of [['20261201.120000', 1], ['20261202.080000', 2]] as const) {
+      for (const [ts, n] of [
+        ['20261201.120000', 1],
+        ['20261202.080000', 2],
+      ] as const) {
         await deploy('snap', dir, `app-2.0-${ts}-${n}.jar`, jar());
         await deploy('snap', dir, `app-2.0-${ts}-${n}.pom`, pomOf('org.acme', 'app', '2.0-SNAPSHOT'));
       }
@@ -199,14 +208,20 @@ for (const db of DATABASES) {
       assert.doesNotMatch(md, /-2<\/value>/);
 
       // The last build removed over the protocol: no versions left, no metadata.
-      for (const f of ['app-2.0-20261201.120000-1.jar', 'app-2.0-20261201.120000-1.pom']) assert.equal((await s.fetch(`/repository/snap/${dir}/${f}`, { method: 'DELETE' })).status, 204);
+      for (const f of ['app-2.0-20261201.120000-1.jar', 'app-2.0-20261201.120000-1.pom'])
+        assert.equal((await s.fetch(`/repository/snap/${dir}/${f}`, { method: 'DELETE' })).status, 204);
       assert.equal((await get('snap', `${dir}/maven-metadata.xml`)).status, 404);
       assert.equal((await get('snap', 'org/acme/app/maven-metadata.xml')).status, 404);
     });
 
     it('"Maven - Delete SNAPSHOT" keeps the newest builds and rewrites the metadata; "Maven - Rebuild metadata" repairs it', async () => {
       const dir = 'org/acme/tool/3.0-SNAPSHOT';
-      for (const [ts, n] of [['20200101.000000', 1], ['20200102.000000', 2], ['20200103.000000', 3]] as const) await deploy('snap', dir, `tool-3.0-${ts}-${n}.jar`, jar());
+      for (const [ts, n] of [
+        ['20200101.000000', 1],
+        ['20200102.000000', 2],
+        ['20200103.000000', 3],
+      ] as const)
+        await deploy('snap', dir, `tool-3.0-${ts}-${n}.jar`, jar());
       const msg = await runTask(s, 'repository.maven.remove-snapshots', { repositoryName: 'snap', minimumRetained: 1, snapshotRetentionDays: 1 });
       assert.match(msg, /Deleted 2 snapshot builds/);
       assert.deepEqual(await paths('snap', `${dir}/`), [`${dir}/maven-metadata.xml`, `${dir}/tool-3.0-20200103.000000-3.jar`]);
@@ -223,7 +238,7 @@ for (const db of DATABASES) {
       assert.equal(await (await get('snap', `${dir}/maven-metadata.xml`)).text(), md);
     });
 
-    it('searches by Nexus\'s maven parameters (groupId, artifactId, baseVersion)', async () => {
+    it("searches by Nexus's maven parameters (groupId, artifactId, baseVersion)", async () => {
       await deploy('snap', 'org/acme/found/4.0-SNAPSHOT', 'found-4.0-20261201.120000-1.jar', jar());
       await deploy('rel2', 'org/acme/found/4.0', 'found-4.0.jar', jar());
       const search = async (q: string) =>

@@ -146,7 +146,10 @@ ${PLUGINS}</project>\n`;
     assert.ok(existsSync(path.join(dir, 'target/app-1.0.jar')));
     // The snapshot resolved to build 2, the classifier jar and the real artifact through the proxy.
     const snapFiles = readdirSync(path.join(local, 'com/example/it/snap/2.0-SNAPSHOT'));
-    assert.ok(snapFiles.some((f) => /^snap-2\.0-\d{8}\.\d{6}-2\.jar$/.test(f)), snapFiles.join(' '));
+    assert.ok(
+      snapFiles.some((f) => /^snap-2\.0-\d{8}\.\d{6}-2\.jar$/.test(f)),
+      snapFiles.join(' '),
+    );
     assert.ok(existsSync(path.join(local, 'com/example/it/util/1.0/util-1.0-extra.jar')));
     const jar = 'com/google/code/gson/gson/2.10.1/gson-2.10.1.jar';
     assert.ok(nginx.requests().includes(`GET /m2/${jar} 200`), nginx.requests().join('\n'));

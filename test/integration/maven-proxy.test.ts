@@ -72,7 +72,11 @@ describe('Maven proxy', () => {
         // Streamed while it arrives: the client sees a 502, or a body cut off once the digest is known.
         const r = await get(`strict-${db}`, 'org/fx/bad/1.0/bad-1.0.jar');
         let refused = r.status === 502;
-        if (!refused) refused = await r.arrayBuffer().then(() => false, () => true);
+        if (!refused)
+          refused = await r.arrayBuffer().then(
+            () => false,
+            () => true,
+          );
         assert.ok(refused, `status ${r.status}, body delivered whole`);
         assert.deepEqual(await cached(`strict-${db}`, 'org/fx/bad/'), []);
         const ok = await get(`strict-${db}`, 'org/fx/good/1.0/good-1.0.jar');

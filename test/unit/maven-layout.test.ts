@@ -10,7 +10,16 @@ describe('Maven path layout', () => {
     assert.deepEqual(p, {
       kind: 'artifact',
       path: 'org/apache/commons/commons-lang3/3.12.0/commons-lang3-3.12.0.jar',
-      coords: { groupId: 'org.apache.commons', artifactId: 'commons-lang3', baseVersion: '3.12.0', version: '3.12.0', classifier: null, extension: 'jar', timestamp: null, buildNumber: null },
+      coords: {
+        groupId: 'org.apache.commons',
+        artifactId: 'commons-lang3',
+        baseVersion: '3.12.0',
+        version: '3.12.0',
+        classifier: null,
+        extension: 'jar',
+        timestamp: null,
+        buildNumber: null,
+      },
     });
   });
 
@@ -31,7 +40,14 @@ describe('Maven path layout', () => {
     const t = parseMavenPath('com/example/app/1.0-SNAPSHOT/app-1.0-20261201.120000-3-javadoc.jar');
     assert.ok(t && t.kind === 'artifact');
     assert.deepEqual(t.coords, {
-      groupId: 'com.example', artifactId: 'app', baseVersion: '1.0-SNAPSHOT', version: '1.0-20261201.120000-3', classifier: 'javadoc', extension: 'jar', timestamp: '20261201.120000', buildNumber: 3,
+      groupId: 'com.example',
+      artifactId: 'app',
+      baseVersion: '1.0-SNAPSHOT',
+      version: '1.0-20261201.120000-3',
+      classifier: 'javadoc',
+      extension: 'jar',
+      timestamp: '20261201.120000',
+      buildNumber: 3,
     });
     const n = parseMavenPath('com/example/app/1.0-SNAPSHOT/app-1.0-SNAPSHOT.pom');
     assert.ok(n && n.kind === 'artifact');
@@ -41,9 +57,17 @@ describe('Maven path layout', () => {
   });
 
   it('parses metadata at artifact, snapshot-version and group level, and checksum paths', () => {
-    assert.deepEqual(parseMavenPath('com/example/app/maven-metadata.xml'), { kind: 'metadata', path: 'com/example/app/maven-metadata.xml', dir: 'com/example/app', snapshotVersion: null });
+    assert.deepEqual(parseMavenPath('com/example/app/maven-metadata.xml'), {
+      kind: 'metadata',
+      path: 'com/example/app/maven-metadata.xml',
+      dir: 'com/example/app',
+      snapshotVersion: null,
+    });
     assert.deepEqual(parseMavenPath('com/example/app/1.0-SNAPSHOT/maven-metadata.xml'), {
-      kind: 'metadata', path: 'com/example/app/1.0-SNAPSHOT/maven-metadata.xml', dir: 'com/example/app/1.0-SNAPSHOT', snapshotVersion: '1.0-SNAPSHOT',
+      kind: 'metadata',
+      path: 'com/example/app/1.0-SNAPSHOT/maven-metadata.xml',
+      dir: 'com/example/app/1.0-SNAPSHOT',
+      snapshotVersion: '1.0-SNAPSHOT',
     });
     const s = parseMavenPath('com/example/app/1.0/app-1.0.jar.sha512');
     assert.ok(s && s.kind === 'checksum');
@@ -72,7 +96,9 @@ describe('Maven path layout', () => {
 
   it('names the component of an artifact, none for metadata', () => {
     assert.deepEqual(componentOf('com/example/app/1.0-SNAPSHOT/app-1.0-20261201.120000-3.jar'), {
-      namespace: 'com.example', name: 'app', version: '1.0-20261201.120000-3',
+      namespace: 'com.example',
+      name: 'app',
+      version: '1.0-20261201.120000-3',
       attributes: { maven2: { groupId: 'com.example', artifactId: 'app', version: '1.0-20261201.120000-3', baseVersion: '1.0-SNAPSHOT' } },
     });
     assert.equal(componentOf('com/example/app/maven-metadata.xml'), null);

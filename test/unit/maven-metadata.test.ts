@@ -28,7 +28,9 @@ describe('maven-metadata.xml', () => {
   });
 
   it('reads artifact and plugin-group documents', () => {
-    const a = parseMetadata('<metadata><groupId>g</groupId><artifactId>a</artifactId><versioning><latest>2.0</latest><release>2.0</release><versions><version>1.0</version><version>2.0</version></versions><lastUpdated>20240101000000</lastUpdated></versioning></metadata>');
+    const a = parseMetadata(
+      '<metadata><groupId>g</groupId><artifactId>a</artifactId><versioning><latest>2.0</latest><release>2.0</release><versions><version>1.0</version><version>2.0</version></versions><lastUpdated>20240101000000</lastUpdated></versioning></metadata>',
+    );
     assert.deepEqual(a.versions, ['1.0', '2.0']);
     assert.equal(a.release, '2.0');
     const g = parseMetadata('<metadata><plugins><plugin><name>Foo</name><prefix>foo</prefix><artifactId>foo-maven-plugin</artifactId></plugin></plugins></metadata>');
