@@ -18,6 +18,7 @@ import { put } from './hosted.js';
 import { groupMembers, isMetadata, mergeMetadata, proxyAsset, proxyExpected, validateMetadata, warnChecksums } from './proxy.js';
 import { compareVersions, isSnapshot } from './version.js';
 import { mavenTasks } from './tasks.js';
+import { planMavenUpload } from './upload.js';
 
 async function get(req: RouteRequest): Promise<void> {
   const { ctx, repo, path } = req;
@@ -83,6 +84,7 @@ export const maven: FormatPlugin = {
     { methods: ['DELETE'], path: /^/, need: 'delete', handler: del },
   ],
   renderError: renderMavenError,
+  planUpload: planMavenUpload,
   isMetadata,
   proxyAsset: (path) => proxyAsset(path),
   proxyExpected,

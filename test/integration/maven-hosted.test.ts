@@ -251,6 +251,34 @@ for (const db of DATABASES) {
       assert.deepEqual(await search('maven.groupId=org.other'), []);
     });
 
+    it('takes a Nexus component upload (maven2.groupId … maven2.assetN.extension/.classifier) and generates its metadata', async () => {
+      const form = new FormData();
+      form.set('maven2.groupId', 'org.acme.up');
+      form.set('maven2.artifactId', 'uploaded');
+      form.set('maven2.version', '5.0');
+      form.set('maven2.asset1', new Blob([new Uint8Array(jar())]), 'a.jar');
+      form.set('maven2.asset1.extension', 'jar');
+      form.set('maven2.asset2', new Blob([pomOf('org.acme.up', 'uploaded', '5.0')]), 'pom.xml');
+      form.set('maven2.asset2.extension', 'pom');
+      form.set('maven2.asset3', new Blob([new Uint8Array(jar())]), 'b.jar');
+      form.set('maven2.asset3.extension', 'jar');
+      form.set('maven2.asset3.classifier', 'sources');
+      const r = await s.fetch('/service/rest/v1/components?repository=rel', { method: 'POST', body: form });
+      assert.equal(r.status, 204, await r.text());
+      assert.deepEqual(await paths('rel', 'org/acme/up/'), [
+        'org/acme/up/uploaded/5.0/uploaded-5.0-sources.jar',
+        'org/acme/up/uploaded/5.0/uploaded-5.0.jar',
+        'org/acme/up/uploaded/5.0/uploaded-5.0.pom',
+        'org/acme/up/uploaded/maven-metadata.xml',
+      ]);
+      const bad = new FormData();
+      bad.set('maven2.groupId', 'org.acme.up');
+      bad.set('maven2.artifactId', 'uploaded');
+      bad.set('maven2.version', '5.1');
+      bad.set('maven2.asset1', new Blob(['x']), 'a.jar');
+      assert.equal((await s.fetch('/service/rest/v1/components?repository=rel', { method: 'POST', body: bad })).status, 400);
+    });
+
     it('deploys through a group to its writable member (405 without one); merges metadata with checksums over the merged bytes', async () => {
       await deploy('grp', 'org/acme/lib/1.1', 'lib-1.1.jar', jar());
       assert.deepEqual(await paths('rel2', 'org/acme/lib/1.1/'), ['org/acme/lib/1.1/lib-1.1.jar']);
