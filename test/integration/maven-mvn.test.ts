@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,7 +121,6 @@ ${PLUGINS}</project>\n`;
     assert.match(md, /<extension>jar<\/extension>\s*<value>2\.0-\d{8}\.\d{6}-2<\/value>/);
     // Served with checksums over the exact bytes served.
     const sha1 = await text('/repository/snapshots/com/example/it/snap/2.0-SNAPSHOT/maven-metadata.xml.sha1');
-    const { createHash } = await import('node:crypto');
     assert.equal(sha1, createHash('sha1').update(md).digest('hex'));
   });
 
@@ -155,5 +155,13 @@ ${PLUGINS}</project>\n`;
     assert.ok(nginx.requests().includes(`GET /m2/${jar} 200`), nginx.requests().join('\n'));
     assert.ok((await stored('central', 'com/google/code/gson/')).includes(jar));
     assert.deepEqual(readFileSync(path.join(local, jar)), readFileSync(path.join(LOCAL_MAVEN_REPO, jar)));
+    // mvn fetched and checked the checksum Stowage computed (the tree nginx serves has none).
+    assert.equal(
+      readFileSync(path.join(local, jar + '.sha1'), 'utf8').trim(),
+      createHash('sha1')
+        .update(readFileSync(path.join(local, jar)))
+        .digest('hex'),
+    );
+    assert.ok(!existsSync(path.join(LOCAL_MAVEN_REPO, jar + '.sha1')));
   });
 });
