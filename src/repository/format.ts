@@ -110,7 +110,11 @@ export interface FormatRoute {
 }
 
 /** The route of `routes` for a method and path, or the methods the path allows when none fits. */
-export function matchRoute(routes: readonly FormatRoute[], method: string, path: string): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
+export function matchRoute(
+  routes: readonly FormatRoute[],
+  method: string,
+  path: string,
+): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
   const allowed = new Set<string>();
   const wanted = method === 'HEAD' ? 'GET' : method;
   for (const route of routes) {
