@@ -198,19 +198,21 @@ export function calibrate(): Record<Algo, number> {
  * 1 GiB pushes, about twice the cost of the cheapest digest per byte (2.1 CPU-ns against 0.9–1.0
  * for sha1 and sha256 here); without a worker there is no copy and no message, about half that.
  * Charged so, sha256, sha1 and md5 keep only sha256 on the main thread on this CPU (sha1 and md5
- * to the worker), which pushed ~0.5 s per GiB faster than md5 alone on the worker; sha256 alone
- * stays on the main thread (a tie, and no worker round trips).
+ * to the worker), which pushed ~0.5 s per GiB faster than md5 alone on the worker. The worker
+ * takes part only when that saves a tenth: sha256 alone stays on the main thread.
  */
 export function splitFor(algorithms: readonly Algo[], cost: Record<Algo, number>): Split {
   const cheapest = Math.min(cost.sha256, cost.sha1, cost.md5);
   const sum = (as: Algo[]) => as.reduce((s, a) => s + cost[a], 0);
-  let best = { main: [...algorithms], worker: [] as Algo[], t: cheapest + sum([...algorithms]) };
+  let best = { main: [...algorithms], worker: [] as Algo[], t: Infinity };
   for (let mask = 1; mask < 1 << algorithms.length; mask++) {
     const worker = algorithms.filter((_, i) => mask & (1 << i));
     const main = algorithms.filter((_, i) => !(mask & (1 << i)));
     const t = Math.max(2 * cheapest + sum(main), sum(worker));
     if (t < best.t) best = { main, worker, t };
   }
+  // The worker only when it saves a tenth: its round trips and the copy are not free on a busy machine.
+  if (best.t > 0.9 * (cheapest + sum([...algorithms]))) return { main: [...algorithms], worker: [] };
   return { main: best.main, worker: best.worker };
 }
 
