@@ -361,7 +361,9 @@ export class BlobService {
         throw e;
       }
       const d = await hasher.digest();
-      if (d.size !== current.size) throw new AppError('INTERNAL', `Blob ${current.id} has ${d.size} bytes, ${current.size} recorded`);
+      // sha256 comes along (ingest always computes it): bytes that no longer match are not described by new digests.
+      if (d.size !== current.size || d.sha256 !== current.sha256)
+        throw new AppError('INTERNAL', `Blob ${current.id} (${current.storage_key}) does not match its recorded size and sha256`);
       const fill = Object.fromEntries(missing.map((a) => [a, d[a]!]));
       for (const [a, v] of Object.entries(fill))
         await this.db('blobs')
