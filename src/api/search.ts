@@ -28,6 +28,7 @@ function searchParams(app: Stowage, ctx: Koa.Context): ContentSearch & { reposit
     sha256: p('sha256'),
     sha1: p('sha1'),
     md5: p('md5'),
+    sha512: p('sha512'),
   };
 }
 
