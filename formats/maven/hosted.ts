@@ -91,7 +91,7 @@ async function checkUploadedChecksum(req: RouteRequest, target: Repository, p: E
   if (p.of.kind === 'metadata') return;
   const stored = await target.local(p.target);
   if (!stored) throw new AppError('BAD_REQUEST', `Checksum for ${p.target}, which is not stored: upload the file first`);
-  const actual = await digestOf(stored, p.algorithm);
+  const actual = await digestOf(req.app, stored, p.algorithm);
   if (actual !== declared) throw new AppError('BAD_REQUEST', `Checksum mismatch for ${p.target}: ${p.algorithm} is ${actual}, the uploaded checksum says ${declared}`);
 }
 

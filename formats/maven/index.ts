@@ -35,7 +35,7 @@ async function get(req: RouteRequest): Promise<void> {
     // From the bytes this repository serves for the file: a group's merged metadata, a member's artifact.
     const target = await repo.get(p.target);
     if (!target) throw new AppError('NOT_FOUND', `Not found: ${path}`);
-    const digest = await digestOf(target, p.algorithm);
+    const digest = await digestOf(req.app, target, p.algorithm);
     ctx.status = 200;
     ctx.set('Content-Type', 'text/plain');
     ctx.set('Last-Modified', new Date(Math.floor(target.asset.updated_at / 1000) * 1000).toUTCString());
