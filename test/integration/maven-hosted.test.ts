@@ -43,6 +43,8 @@ for (const db of DATABASES) {
       await create('hosted', { name: 'rel2', storage: { writePolicy: 'ALLOW_ONCE' }, maven: { versionPolicy: 'RELEASE' } });
       await create('group', { name: 'grp', group: { memberNames: ['rel', 'rel2', 'snap'], writableMember: 'rel2' } });
       await create('group', { name: 'grp-ro', group: { memberNames: ['rel'] } });
+      await create('hosted', { name: 'snap2', storage: { writePolicy: 'ALLOW' }, maven: { versionPolicy: 'SNAPSHOT' } });
+      await create('group', { name: 'grp-snap', group: { memberNames: ['snap', 'snap2'] } });
     });
     after(async () => s?.stop());
 
@@ -277,6 +279,22 @@ for (const db of DATABASES) {
       bad.set('maven2.version', '5.1');
       bad.set('maven2.asset1', new Blob(['x']), 'a.jar');
       assert.equal((await s.fetch('/service/rest/v1/components?repository=rel', { method: 'POST', body: bad })).status, 400);
+    });
+
+    it('serves a group the snapshot metadata of the member with the newest build, never a mix', async () => {
+      const dir = 'org/acme/both/6.0-SNAPSHOT';
+      await deploy('snap', dir, 'both-6.0-20261203.000000-1.jar', jar());
+      await deploy('snap2', dir, 'both-6.0-20261204.000000-7.jar', jar());
+      await deploy('snap2', dir, 'both-6.0-20261204.000000-7-sources.jar', jar());
+      const fromSnap2 = await (await get('snap2', `${dir}/maven-metadata.xml`)).text();
+      let merged = await (await get('grp-snap', `${dir}/maven-metadata.xml`)).text();
+      assert.equal(merged, fromSnap2);
+      assert.equal(await (await get('grp-snap', `${dir}/maven-metadata.xml.sha1`)).text(), hash('sha1', merged));
+      await deploy('snap', dir, 'both-6.0-20261205.000000-2.jar', jar());
+      merged = await (await get('grp-snap', `${dir}/maven-metadata.xml`)).text();
+      assert.equal(merged, await (await get('snap', `${dir}/maven-metadata.xml`)).text());
+      assert.doesNotMatch(merged, /sources/);
+      assert.equal(await (await get('grp-snap', `${dir}/maven-metadata.xml.md5`)).text(), hash('md5', merged));
     });
 
     it('deploys through a group to its writable member (405 without one); merges metadata with checksums over the merged bytes', async () => {
