@@ -4,7 +4,7 @@ import type { Stowage } from '../stowage.js';
 import { badRequest, notFound } from '../errors.js';
 import { auditOrigin } from '../http/auth.js';
 import type { BlobStoreRow } from '../blob/blob-stores.js';
-import { fileStoreXO, parseFileStore, parseS3Store, quotaStatus, s3StoreXO, softQuotaOf, typeName } from './blobstore-xo.js';
+import { fileBody, fileStoreXO, parseFileStore, parseS3Store, quotaStatus, s3Body, s3StoreXO, softQuotaOf, typeName } from './blobstore-xo.js';
 import { route, type ApiRoute } from './route.js';
 import {
   BlobStoreXO,
@@ -136,7 +136,7 @@ export function blobStoreRoutes(app: Stowage): ApiRoute[] {
       tags,
       summary: 'Create a file blob store',
       access: create,
-      body: { schema: FileBlobStore },
+      body: { schema: fileBody, validate: true },
       responses: { 204: noContent, 400: badRequestXO, 409: conflict },
       handler: async (ctx, input) => {
         const s = parseFileStore(await input.body());
@@ -166,7 +166,7 @@ export function blobStoreRoutes(app: Stowage): ApiRoute[] {
       summary: 'Update a file blob store (the path is fixed once it holds blobs)',
       access: update,
       params: named,
-      body: { schema: FileBlobStore },
+      body: { schema: fileBody, validate: true },
       responses: { 204: noContent, 400: badRequestXO, 404: notFoundXO },
       handler: async (ctx, input) => {
         const store = await typed(app, 'file', ctx.params.name);
@@ -186,7 +186,7 @@ export function blobStoreRoutes(app: Stowage): ApiRoute[] {
       tags,
       summary: 'Create an S3 blob store (any S3-compatible service via endpoint)',
       access: create,
-      body: { schema: S3BlobStore },
+      body: { schema: s3Body, validate: true },
       responses: { 201: created, 400: badRequestXO, 409: conflict },
       handler: async (ctx, input) => {
         const s = parseS3Store(await input.body());
@@ -217,7 +217,7 @@ export function blobStoreRoutes(app: Stowage): ApiRoute[] {
       summary: 'Update an S3 blob store (bucket, prefix and endpoint are fixed once it holds blobs)',
       access: update,
       params: named,
-      body: { schema: S3BlobStore },
+      body: { schema: s3Body, validate: true },
       responses: { 204: noContent, 400: badRequestXO, 404: notFoundXO },
       handler: async (ctx, input) => {
         const store = await typed(app, 's3', ctx.params.name);

@@ -75,14 +75,10 @@ export function issueError(issue: z.core.$ZodIssue): Error {
   return badRequest(`${field}: ${issue.message}`, { field });
 }
 
-function isObjectSchema(s: z.ZodType): boolean {
-  return s instanceof z.ZodObject;
-}
-
 async function readBody(app: Stowage, ctx: Koa.Context, body: ApiBody | undefined): Promise<unknown> {
   const raw = await readJson(ctx, app.config.http.maxJsonBytes);
   if (!body?.validate) return raw;
-  if (isObjectSchema(body.schema) && (!raw || typeof raw !== 'object' || Array.isArray(raw))) throw badRequest('body: expected a JSON object', { field: 'body' });
+  if (body.schema instanceof z.ZodObject && (!raw || typeof raw !== 'object' || Array.isArray(raw))) throw badRequest('body: expected a JSON object', { field: 'body' });
   const r = body.schema.safeParse(raw);
   if (!r.success) throw issueError(r.error.issues[0]);
   return r.data;

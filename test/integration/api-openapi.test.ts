@@ -219,6 +219,19 @@ describe('REST API: the generated OpenAPI document', () => {
       assert.equal(ok.status, 201, await ok.clone().text());
     });
 
+    it('get the 400 naming the field, as before (blob stores: the schema validates)', async () => {
+      await expect400(await json('POST', '/blobstores/file', 'null'), 'PARAMETER body', /^body: expected a JSON object$/);
+      await expect400(await json('POST', '/blobstores/file', { name: 'x' }), 'PARAMETER path', /^path: /);
+      await expect400(await json('POST', '/blobstores/file', { name: 'x', path: 'x', softQuota: { type: 'lots', limit: 1 } }), 'PARAMETER softQuota.type', /^softQuota\.type: /);
+      await expect400(
+        await json('POST', '/blobstores/s3', { name: 'b2', bucketConfiguration: { bucket: { name: 'ab' } } }),
+        'PARAMETER bucketConfiguration.bucket.name',
+        /^bucketConfiguration\.bucket\.name: /,
+      );
+      const names = ((await (await s.fetch(`${API}/blobstores`)).json()) as Array<{ name: string }>).map((b) => b.name);
+      assert.deepEqual(names, ['default'], 'nothing stored');
+    });
+
     it('get the 400 naming the field, as before (repositories, tasks: the domain parser validates)', async () => {
       await expect400(await json('POST', '/repositories/raw/hosted', { name: 'bad name' }), 'PARAMETER name', /^name: must use letters/);
       await expect400(
