@@ -6,6 +6,14 @@ import { badRequest } from '../errors.js';
 import { requireApp } from '../http/auth.js';
 import { readJson } from './body.js';
 
+/**
+ * REST routes are declared, not registered: each resource file returns `ApiRoute[]` (method, koa
+ * path, zod params/query/body, responses, who may call, handler), `index.ts` lists them, and both
+ * the koa router (`mountRoutes`) and the OpenAPI document (`openapi.ts`) are built from that list,
+ * so a route cannot be served undocumented. A handler checks what the declaration cannot (a
+ * privilege naming the repository) and then calls `input.body()`: authorization before reading.
+ */
+
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 /** One response of an operation: a JSON body described by a zod schema, another media type, or none. */
