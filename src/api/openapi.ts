@@ -78,7 +78,8 @@ function operation(c: Components, route: ApiRoute): Json {
   const requires = access === 'public' ? null : 'privilege' in access ? access.privilege : access.requires;
   const description = [requires && `Requires ${requires}.`, route.description].filter(Boolean).join(' ');
   const responses: Json = {};
-  const all: Record<string, ApiResponse> = { ...route.responses, ...(access === 'public' ? {} : DEFAULTS) };
+  const all: Record<string, ApiResponse> = { ...route.responses };
+  if (access !== 'public') for (const [status, r] of Object.entries(DEFAULTS)) all[status] ??= r;
   for (const [status, r] of Object.entries(all)) responses[status] = responseObject(c, r);
   const params = parameters(c, route);
   return {
