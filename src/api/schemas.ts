@@ -123,7 +123,9 @@ export const AssetXO = z
     downloadUrl: str,
     repository: str,
     format: str,
-    checksum: z.object({ sha1: str, sha256: str, md5: str }),
+    checksum: z
+      .object({ sha1: str.optional(), sha256: str, md5: str.optional(), sha512: str.optional(), blake2b256: str.optional() })
+      .describe('The digests known for the blob: one no format that stored the bytes needed is left out until the "compute missing digests" task ran'),
     contentType: str,
     lastModified: dateTime,
     lastDownloaded: nDateTime,
@@ -150,6 +152,7 @@ export const searchQuery = {
   sha256: z.string().optional().describe('Asset SHA-256'),
   sha1: z.string().optional().describe('Asset SHA-1'),
   md5: z.string().optional().describe('Asset MD5'),
+  sha512: z.string().optional().describe('Asset SHA-512'),
 };
 
 // Tasks -------------------------------------------------------------------------------------
