@@ -21,10 +21,10 @@ export interface WheelSpec {
 }
 
 const BUILD_WHEEL = `
-import json, sys, zipfile, hashlib, base64
+import json, re, sys, zipfile, hashlib, base64
 spec = json.loads(sys.stdin.read()); out = sys.argv[1]
 dist = spec['name'].replace('-', '_')
-pkg = spec['name'].replace('-', '_').lower()
+pkg = re.sub(r'[-.]', '_', spec['name']).lower()
 di = f"{dist}-{spec['version']}.dist-info"
 meta = ["Metadata-Version: 2.1", f"Name: {spec.get('metadataName') or spec['name']}", f"Version: {spec.get('metadataVersion') or spec['version']}", "Summary: test package"]
 if spec.get('requiresPython'): meta.append(f"Requires-Python: {spec['requiresPython']}")
@@ -54,7 +54,7 @@ export function buildWheel(dir: string, spec: WheelSpec): string {
 export function buildSdist(dir: string, spec: { name: string; version: string; requiresPython?: string }): string {
   const src = path.join(dir, `src-${spec.name}-${spec.version}`);
   mkdirSync(src, { recursive: true });
-  const mod = spec.name.replace(/-/g, '_').toLowerCase();
+  const mod = spec.name.replace(/[-.]/g, '_').toLowerCase();
   writeFileSync(path.join(src, `${mod}.py`), `VERSION = ${JSON.stringify(spec.version)}\n`);
   writeFileSync(
     path.join(src, 'setup.py'),
