@@ -17,7 +17,7 @@ import { normalizeName, parseDistFilename } from './names.js';
 import { baseOf, MAX_PAGE_BYTES, pageProblem, readList, readPage } from './pages.js';
 import { HTML_TYPE, JSON_TYPE, renderListJson, renderProjectJson, versionsOf, type ProjectFile } from './simple-page.js';
 
-const PROJECT_KEY = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?\*?$/;
+const PROJECT_KEY = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?|[a-z0-9][a-z0-9-]*\*)$/;
 
 /**
  * The `pypi` section. Proxies: Nexus's `removeQuarantined` (accepted; nothing to do without a
