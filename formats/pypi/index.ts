@@ -9,6 +9,7 @@ import { renderPypiError } from './errors.js';
 import { getFile } from './files.js';
 import { getProjectJson } from './json-api.js';
 import { maintainPages } from './maintenance.js';
+import { normalizeName } from './names.js';
 import { getProjectList, getProjectPage } from './pages.js';
 import { compareVersions, isPrerelease } from './pep440.js';
 import { componentOf, groupMembers, isMetadata, mergeMetadata, proxyAsset, proxyExpected, pypiSection, upstreamHeaders, upstreamUrl, validateMetadata } from './proxy.js';
@@ -26,6 +27,20 @@ async function deleteFile(req: RouteRequest): Promise<void> {
   req.ctx.status = 204;
 }
 
+/** `DELETE packages/<project>/`: every file of a project, in one change (the hook then drops its page). */
+async function deleteProject(req: RouteRequest): Promise<void> {
+  const project = normalizeName(req.params.project);
+  if (req.repo.type === 'group') throw new AppError('METHOD_NOT_ALLOWED', `Content cannot be deleted through group '${req.repo.name}'; delete it in the member`);
+  const prefix = `packages/${project}/`;
+  const assets = await req.app.content.findAssets(req.repo.id, { pathPrefix: prefix });
+  if (assets.length === 0) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
+  await req.repo.change({ source: 'client', access: req.access, origin: { principal: req.principal, remoteAddress: req.ctx.ip }, key: project }, (c) => {
+    for (const a of assets) c.deleteAsset(a.path);
+    c.audit({ domain: 'repository.component', type: 'deleted', context: project, attributes: { project, paths: assets.map((a) => a.path) } });
+  });
+  req.ctx.status = 204;
+}
+
 export const pypi: FormatPlugin = {
   name: 'pypi',
   sections: [{ key: 'pypi', schema: pypiSection }],
@@ -35,6 +50,7 @@ export const pypi: FormatPlugin = {
     { methods: ['GET'], path: /^simple\/(?<project>[^/]+)\/?$/, need: 'read', handler: getProjectPage },
     { methods: ['GET'], path: /^packages\/(?<project>[^/]+)\/(?<file>[^/]+)$/, need: 'read', handler: getFile },
     { methods: ['DELETE'], path: /^packages\/(?<project>[^/]+)\/(?<file>[^/]+)$/, need: 'delete', handler: deleteFile },
+    { methods: ['DELETE'], path: /^packages\/(?<project>[^/]+)\/?$/, need: 'delete', handler: deleteProject },
     { methods: ['GET'], path: /^pypi\/(?<project>[^/]+)\/(?:(?<version>[^/]+)\/)?json\/?$/, need: 'read', handler: getProjectJson },
   ],
   renderError: renderPypiError,

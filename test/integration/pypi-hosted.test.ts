@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
@@ -285,7 +285,13 @@ for (const db of DATABASES) {
       const up = await twineUpload(repoUrl, 'admin', ADMIN_PASSWORD, [wheels.demo1]);
       assert.equal(up.code, 0, up.all);
       assert.deepEqual((await page()).versions, ['1.0']);
-      writeFileSync(path.join(work, 'done'), '');
+      // A whole project through the protocol: its files, its page and its place in the list go.
+      assert.equal((await s.fetch('/repository/py-hosted/packages/Dep_Lib/', { method: 'DELETE' })).status, 204);
+      assert.equal((await s.fetch('/repository/py-hosted/simple/dep-lib/')).status, 404);
+      assert.equal((await s.app.content.findAssets(repo.id, { pathPrefix: 'packages/dep-lib/' })).length, 0);
+      const list2 = await (await s.fetch('/repository/py-hosted/simple/', { headers: { Accept: PIP_ACCEPT } })).json();
+      assert.deepEqual(list2.projects, [{ name: 'demo-pkg' }]);
+      assert.equal((await s.fetch('/repository/py-hosted/packages/dep-lib/', { method: 'DELETE' })).status, 404);
     });
   });
 }

@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,9 @@ import { startNginx, type Nginx } from '../helpers/nginx.js';
 
 const TREE = '/opt/pypi';
 const PIP_ACCEPT = 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01';
+const SIX_METADATA_SHA256 = `import zipfile, hashlib
+z = zipfile.ZipFile('${TREE}/files/six-1.17.0-py2.py3-none-any.whl')
+print(hashlib.sha256(z.read('six-1.17.0.dist-info/METADATA')).hexdigest())`;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const PROXY = (remoteUrl: string, extra: Record<string, unknown> = {}) => ({
   online: true,
@@ -44,13 +48,16 @@ describe('pypi proxy and group', () => {
     // The second tree's pages link to the first server's files by absolute URL on another host
     // name (as pypi.org's point at files.pythonhosted.org); `corp-evil` exists only there.
     const other = nginx.urls[0].replace('127.0.0.1', 'localhost');
+    // six's page there also advertises PEP 658 metadata that the tree does not serve.
+    const sixMetadata = execFileSync('python3', ['-c', SIX_METADATA_SHA256]).toString().trim();
     for (const p of ['six', 'corp-evil']) {
       mkdirSync(path.join(far, 'simple', p));
       const src =
         p === 'six'
           ? readFileSync(path.join(TREE, 'simple', 'six', 'index.html'), 'utf8')
           : '<html><body><a href="../../files/six-1.17.0-py2.py3-none-any.whl">corp_evil-1.0-py3-none-any.whl</a></body></html>';
-      writeFileSync(path.join(far, 'simple', p, 'index.html'), src.replace(/href="\.\.\/\.\.\/files\//g, `href="${other}/files/`));
+      const page = src.replace(/href="\.\.\/\.\.\/files\//g, `href="${other}/files/`);
+      writeFileSync(path.join(far, 'simple', p, 'index.html'), p === 'six' ? page.replace('">six-', `" data-dist-info-metadata="sha256=${sixMetadata}">six-`) : page);
     }
     writeFileSync(path.join(far, 'simple', 'index.html'), '<html><body><a href="six/">six</a><a href="corp-evil/">corp-evil</a></body></html>');
 
@@ -120,14 +127,21 @@ describe('pypi proxy and group', () => {
     assert.ok(list.projects.length > 800);
   });
 
-  it('proxies a tree whose links point at another host: pip installs six through it', async () => {
+  it('proxies a tree whose links point at another host: pip installs six through it, its advertised metadata read out of the wheel', async () => {
     const page = await (await s.fetch('/repository/py-far/simple/six/', { headers: { Accept: PIP_ACCEPT } })).json();
     assert.equal(page.files[0].url, '../../packages/six/six-1.17.0-py2.py3-none-any.whl');
+    assert.match(page.files[0]['core-metadata'].sha256, /^[0-9a-f]{64}$/);
     const target = path.join(work, 'site-far');
     const r = await pipInstall(index('py-far'), target, ['six']);
     assert.equal(r.code, 0, r.all);
     assert.ok(existsSync(path.join(target, 'six.py')));
-    assert.equal((await assetsOf('py-far', 'packages/six/')).length, 1);
+    // Upstream has no six-….whl.metadata: the proxy extracted it (its hash is what the page advertised, or pip would have failed).
+    assert.deepEqual((await assetsOf('py-far', 'packages/six/')).map((a) => a.path).sort(), [
+      'packages/six/six-1.17.0-py2.py3-none-any.whl',
+      'packages/six/six-1.17.0-py2.py3-none-any.whl.metadata',
+    ]);
+    const meta = await s.fetch('/repository/py-far/packages/six/six-1.17.0-py2.py3-none-any.whl.metadata');
+    assert.equal(sha256(Buffer.from(await meta.arrayBuffer())), page.files[0]['core-metadata'].sha256);
   });
 
   it('proxies another Stowage: JSON pages, PEP 658 metadata fetched through the proxy', async () => {
