@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AppError } from '../../src/errors.js';
 import { readSmall } from '../../src/blob/blob-service.js';
+import { sendContent } from '../../src/http/send-content.js';
 import type { RouteRequest } from '../../src/repository/format.js';
 import type { ProxyRepository } from '../../src/repository/proxy-repository.js';
 import type { Repository } from '../../src/repository/repository.js';
@@ -37,7 +38,7 @@ const LOCAL_BASE = 'http://stowage.invalid/';
 
 const parsedPages = new LRUCache<string, ProjectPage>({ max: 2000 });
 const parsedLists = new LRUCache<string, string[]>({ max: 16 });
-const rendered = new LRUCache<string, { body: Buffer; etag: string }>({
+const rendered = new LRUCache<string, Rendered>({
   max: 2000,
   maxSize: 256 * 1024 * 1024,
   sizeCalculation: (v) => Math.max(1, v.body.length),
@@ -111,18 +112,35 @@ export async function projectPage(repo: Repository, project: string, trail?: str
   return c ? readPage(c, project, baseOf(repo, path)) : null;
 }
 
-/** Sends `body` with a validator; 304 when the client has it. */
-function send(req: RouteRequest, key: string, type: string, make: () => string): void {
+/** A rendered document; `stored` when its bytes are the stored blob's (then the blob is sent as a file). */
+interface Rendered {
+  body: Buffer;
+  etag: string;
+  stored: boolean;
+}
+
+const PAGE_HEADERS = { Vary: 'Accept', 'Cache-Control': 'max-age=0, must-revalidate' };
+
+/**
+ * Sends the document rendered by `make` (kept per blob and representation), 304 when the client
+ * has it. A hosted or merged JSON document is stored exactly as it is served: then the stored file
+ * goes out through sendfile(2), as a static server would send it.
+ */
+async function send(req: RouteRequest, c: Content | null, key: string, type: string, make: () => string): Promise<void> {
   const { ctx } = req;
   let r = rendered.get(key);
   if (!r) {
     const body = Buffer.from(make());
-    r = { body, etag: `"${createHash('sha1').update(body).digest('hex')}"` };
+    const stored = !!c && body.length === c.blob.size && createHash('sha256').update(body).digest('hex') === c.blob.sha256;
+    r = { body, etag: `"${createHash('sha1').update(body).digest('hex')}"`, stored };
     rendered.set(key, r);
   }
-  ctx.set('Vary', 'Accept');
+  if (r.stored && c) {
+    await sendContent(ctx, c, { contentType: type, headers: PAGE_HEADERS });
+    return;
+  }
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) ctx.set(k, v);
   ctx.set('ETag', r.etag);
-  ctx.set('Cache-Control', 'max-age=0, must-revalidate');
   const inm = ctx.get('If-None-Match');
   if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === r.etag)) {
     ctx.status = 304;
@@ -131,7 +149,8 @@ function send(req: RouteRequest, key: string, type: string, make: () => string):
   ctx.status = 200;
   ctx.set('Content-Type', type);
   ctx.set('Content-Length', String(r.body.length));
-  ctx.body = ctx.method === 'HEAD' ? null : r.body;
+  // HEAD: headers only (a null body would make Koa answer 204).
+  if (ctx.method !== 'HEAD') ctx.body = r.body;
 }
 
 function representation(req: RouteRequest): { repr: 'json' | 'html'; type: string } {
@@ -159,7 +178,7 @@ export async function getProjectPage(req: RouteRequest): Promise<void> {
   if (!content) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
   const c = await stored(content);
   const page = await readPage(c, project, baseOf(req.repo, path));
-  send(req, `p\n${project}\n${c.blob.sha256}\n${repr}\n${type}`, type, () => {
+  await send(req, c, `p\n${project}\n${c.blob.sha256}\n${repr}\n${type}`, type, () => {
     const local: ProjectPage = { ...page, name: project, files: page.files.map((f) => ({ ...f, url: fileUrl(project, f.filename) })) };
     return repr === 'json' ? renderProjectJson(local) : renderProjectHtml(local);
   });
@@ -172,7 +191,7 @@ export async function getProjectList(req: RouteRequest): Promise<void> {
   const content = await req.repo.get(LIST_PATH);
   const c = content ? await stored(content) : null;
   const names = c ? await readList(c) : [];
-  send(req, `l\n${c?.blob.sha256 ?? 'empty'}\n${repr}\n${type}`, type, () => {
+  await send(req, c, `l\n${c?.blob.sha256 ?? 'empty'}\n${repr}\n${type}`, type, () => {
     const sorted = [...new Set(names.map(normalizeName))].sort();
     return repr === 'json' ? renderListJson(sorted) : renderListHtml(sorted);
   });

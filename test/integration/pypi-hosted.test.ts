@@ -127,6 +127,12 @@ for (const db of DATABASES) {
         assert.equal(r.status, 301, p);
         assert.equal(new URL(r.headers.get('location')!, s.url).pathname, '/repository/py-hosted/simple/demo-pkg/');
       }
+      for (const accept of [PIP_ACCEPT, 'text/html']) {
+        const head = await s.fetch('/repository/py-hosted/simple/demo-pkg/', { method: 'HEAD', headers: { Accept: accept } });
+        assert.equal(head.status, 200, accept);
+        assert.ok(Number(head.headers.get('content-length')) > 100, accept);
+        assert.equal((await head.arrayBuffer()).byteLength, 0);
+      }
       assert.equal((await s.fetch('/repository/py-hosted/simple/nope/')).status, 404);
       assert.equal((await s.fetch('/repository/py-hosted/simple/demo-pkg/', { headers: { Accept: 'application/xml' } })).status, 406);
     });
