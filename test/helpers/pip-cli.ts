@@ -36,9 +36,12 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
-/** `pip install --target <target> --index-url <index> …` with an empty cache. */
-export function pipInstall(index: string, target: string, args: string[], python = 'python3'): Promise<RunResult> {
-  return run(python, ['-m', 'pip', 'install', '--no-cache-dir', '--disable-pip-version-check', '--index-url', index, '--target', target, ...args]);
+/** A recent pip (run straight from its wheel in the machine's PyPI tree), beside the installed 23.x. */
+export const NEW_PIP = '/opt/pypi/files/pip-26.2.1-py3-none-any.whl/pip';
+
+/** `pip install --target <target> --index-url <index> …` with an empty cache (the installed pip, or `pip` as a path). */
+export function pipInstall(index: string, target: string, args: string[], pip?: string): Promise<RunResult> {
+  return run('python3', [...(pip ? [pip] : ['-m', 'pip']), 'install', '--no-cache-dir', '--disable-pip-version-check', '--index-url', index, '--target', target, ...args]);
 }
 
 /** `twine upload --repository-url <url> -u <user> -p <password> …files`. */

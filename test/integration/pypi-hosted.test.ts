@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { buildSdist, buildWheel } from '../helpers/pypi-dist.js';
 import { filesUnder } from '../helpers/files.js';
-import { pipInstall, run, twineUpload } from '../helpers/pip-cli.js';
+import { NEW_PIP, pipInstall, run, twineUpload } from '../helpers/pip-cli.js';
 
 const API = '/service/rest/v1';
 const PIP_ACCEPT = 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01';
@@ -174,6 +174,20 @@ for (const db of DATABASES) {
       assert.ok(served(/\.whl\.metadata$/) >= 1, 'a .metadata file was fetched');
     });
 
+    it('a recent pip (26) installs from hosted too, reading PEP 714 core-metadata', async () => {
+      const fresh = buildWheel(path.join(work, 'fresh'), { name: 'fresh-pkg', version: '3.0', requiresDist: ['dep-lib'] });
+      const up = await twineUpload(repoUrl, 'admin', ADMIN_PASSWORD, [fresh]);
+      assert.equal(up.code, 0, up.all);
+      const target = path.join(work, 'site-newpip');
+      const r = await pipInstall(index, target, ['fresh-pkg'], NEW_PIP);
+      assert.equal(r.code, 0, r.all);
+      assert.match(r.all, /Successfully installed dep[-_]lib-0.5 fresh[-_]pkg-3.0/i);
+      const repo = await s.app.repositories.require('py-hosted');
+      const meta = await s.app.content.findAsset(repo.id, 'packages/fresh-pkg/fresh_pkg-3.0-py3-none-any.whl.metadata');
+      assert.notEqual(meta?.last_downloaded ?? null, null, 'pip 26 fetched the .metadata');
+      assert.equal((await s.fetch('/repository/py-hosted/packages/fresh-pkg/', { method: 'DELETE' })).status, 204);
+    });
+
     it('refuses bad uploads with a 400 and stores nothing', async () => {
       const before = await assetCount();
       const blobsBefore = Number((await s.app.db('blobs').count({ n: '*' }).first())!.n);
@@ -306,5 +320,6 @@ describe('pypi test tools', () => {
   it('twine and pip are installed (the tests fail without them)', async () => {
     assert.equal((await run('twine', ['--version'])).code, 0);
     assert.equal((await run('python3', ['-m', 'pip', '--version'])).code, 0);
+    assert.equal((await run('python3', [NEW_PIP, '--version'])).code, 0);
   });
 });
