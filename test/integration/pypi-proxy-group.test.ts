@@ -198,6 +198,20 @@ describe('pypi proxy and group', () => {
     assert.equal((await s.fetch('/repository/py-group/simple/six/')).status, 200);
   });
 
+  it('keeps a page for the metadata max age, then revalidates it', async () => {
+    const file = path.join(far, 'simple', 'six', 'index.html');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, original.replace('</body>', `<a href="../../files/six-9.9-py3-none-any.whl#sha256=${'0'.repeat(64)}">six-9.9-py3-none-any.whl</a></body>`));
+    const versions = async () => ((await (await s.fetch('/repository/py-far/simple/six/', { headers: { Accept: PIP_ACCEPT } })).json()) as { versions: string[] }).versions;
+    assert.deepEqual(await versions(), ['1.17.0'], 'cached within metadataMaxAge');
+    await s.app.repositories.update(
+      'py-far',
+      s.app.repositories.parse('pypi', 'proxy', { name: 'py-far', ...PROXY(nginx.urls[1], { proxy: { remoteUrl: nginx.urls[1], contentMaxAge: 1440, metadataMaxAge: 0 } }) }),
+    );
+    assert.deepEqual(await versions(), ['1.17.0', '9.9'], 'revalidated once stale');
+    writeFileSync(file, original);
+  });
+
   it('serves cached pages and files when the upstream is down', async () => {
     await s.app.repositories.update(
       'py-proxy',
