@@ -12,14 +12,18 @@ import { projectPage } from './pages.js';
 import { compareVersions, isPrerelease } from './pep440.js';
 import type { ProjectFile } from './simple-page.js';
 
-function fileJson(f: ProjectFile, url: string): Record<string, unknown> {
+/** A file's digests besides the page's sha256, as a hosted upload recorded them. */
+type Extra = { md5?: string; blake2b256?: string | null };
+
+function fileJson(f: ProjectFile, url: string, extra: Extra = {}): Record<string, unknown> {
   const d = parseDistFilename(f.filename);
+  const md5 = f.hashes.md5 ?? extra.md5 ?? null;
   const t = f.uploadTime ?? null;
   return {
     filename: f.filename,
     url,
-    digests: { sha256: f.hashes.sha256 ?? null, md5: f.hashes.md5 ?? null, blake2b_256: f.hashes.blake2b_256 ?? null },
-    md5_digest: f.hashes.md5 ?? null,
+    digests: { sha256: f.hashes.sha256 ?? null, md5, blake2b_256: f.hashes.blake2b_256 ?? extra.blake2b256 ?? null },
+    md5_digest: md5,
     size: f.size ?? null,
     packagetype: d?.kind ?? 'unknown',
     python_version: d?.kind === 'bdist_wheel' ? d.tags!.python : 'source',
@@ -37,6 +41,13 @@ export async function getProjectJson(req: RouteRequest): Promise<void> {
   const page = await projectPage(req.repo, project);
   if (!page || page.files.length === 0) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
   const base = `${req.app.baseUrl(req.ctx)}/repository/${encodeURIComponent(req.repo.name)}/simple/${encodeURIComponent(project)}/`;
+  // A hosted repository's uploads: md5, BLAKE2b-256, summary and requirements (the page has sha256 only).
+  const uploads = new Map<string, { md5: string; pypi?: FileAttributes }>();
+  if (req.repo.type === 'hosted')
+    for (const a of await req.app.content.findAssets(req.repo.id, { pathPrefix: `packages/${project}/` })) {
+      const p = (a.attributes as { pypi?: FileAttributes }).pypi;
+      if (p?.filename) uploads.set(p.filename, { md5: a.md5, pypi: p });
+    }
   const releases = new Map<string, Record<string, unknown>[]>();
   const filesOf = new Map<string, ProjectFile[]>();
   for (const v of page.versions) releases.set(v, []);
@@ -44,7 +55,10 @@ export async function getProjectJson(req: RouteRequest): Promise<void> {
     const v = parseDistFilename(f.filename)?.version;
     if (!v) continue;
     const key = page.versions.find((x) => sameVersion(x, v)) ?? v;
-    releases.set(key, [...(releases.get(key) ?? []), fileJson(f, new URL(fileUrl(project, f.filename), base).href)]);
+    releases.set(key, [
+      ...(releases.get(key) ?? []),
+      fileJson(f, new URL(fileUrl(project, f.filename), base).href, { md5: uploads.get(f.filename)?.md5, blake2b256: uploads.get(f.filename)?.pypi?.blake2b256 }),
+    ]);
     filesOf.set(key, [...(filesOf.get(key) ?? []), f]);
   }
   const versions = [...releases.keys()].sort(compareVersions);
@@ -59,11 +73,7 @@ export async function getProjectJson(req: RouteRequest): Promise<void> {
   }
   const files = filesOf.get(version!) ?? [];
   // What a hosted upload recorded (summary, requirements) for this version.
-  let recorded: FileAttributes | undefined;
-  if (req.repo.type === 'hosted') {
-    const assets = await req.app.content.findAssets(req.repo.id, { pathPrefix: `packages/${project}/` });
-    recorded = assets.map((a) => (a.attributes as { pypi?: FileAttributes }).pypi).find((p) => p?.filename && files.some((f) => f.filename === p.filename));
-  }
+  const recorded = files.map((f) => uploads.get(f.filename)?.pypi).find((p) => p);
   const body = {
     info: {
       name: recorded?.project ?? page.name,

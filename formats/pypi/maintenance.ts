@@ -50,8 +50,9 @@ export function hostedPage(project: string, assets: AssetView[]): { page: Projec
     const p = (a.attributes as { pypi?: FileAttributes }).pypi;
     if (!p || p.filename !== loc.filename) continue;
     const meta = byPath.get(`${a.path}.metadata`);
-    const hashes: Record<string, string> = { sha256: a.sha256, md5: a.md5 };
-    if (p.blake2b256) hashes.blake2b_256 = p.blake2b256;
+    // sha256 only, as pypi.org: installers know it, and other names are not hashlib's (blake2b_256).
+    // md5 and BLAKE2b-256 are in the JSON API.
+    const hashes: Record<string, string> = { sha256: a.sha256 };
     files.push({
       filename: p.filename,
       url: fileUrl(project, p.filename),
