@@ -13,7 +13,7 @@ import { compareVersions, isPrerelease } from './pep440.js';
 import type { ProjectFile } from './simple-page.js';
 
 /** A file's digests besides the page's sha256, as a hosted upload recorded them. */
-type Extra = { md5?: string; blake2b256?: string | null };
+type Extra = { md5?: string | null; blake2b256?: string | null };
 
 function fileJson(f: ProjectFile, url: string, extra: Extra = {}): Record<string, unknown> {
   const d = parseDistFilename(f.filename);
@@ -42,11 +42,11 @@ export async function getProjectJson(req: RouteRequest): Promise<void> {
   if (!page || page.files.length === 0) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
   const base = `${req.app.baseUrl(req.ctx)}/repository/${encodeURIComponent(req.repo.name)}/simple/${encodeURIComponent(project)}/`;
   // A hosted repository's uploads: md5, BLAKE2b-256, summary and requirements (the page has sha256 only).
-  const uploads = new Map<string, { md5: string; pypi?: FileAttributes }>();
+  const uploads = new Map<string, { md5: string | null; blake2b256: string | null; pypi?: FileAttributes }>();
   if (req.repo.type === 'hosted')
     for (const a of await req.app.content.findAssets(req.repo.id, { pathPrefix: `packages/${project}/` })) {
       const p = (a.attributes as { pypi?: FileAttributes }).pypi;
-      if (p?.filename) uploads.set(p.filename, { md5: a.md5, pypi: p });
+      if (p?.filename) uploads.set(p.filename, { md5: a.md5, blake2b256: a.blake2b256 ?? p.blake2b256 ?? null, pypi: p });
     }
   const releases = new Map<string, Record<string, unknown>[]>();
   const filesOf = new Map<string, ProjectFile[]>();
@@ -57,7 +57,7 @@ export async function getProjectJson(req: RouteRequest): Promise<void> {
     const key = page.versions.find((x) => sameVersion(x, v)) ?? v;
     releases.set(key, [
       ...(releases.get(key) ?? []),
-      fileJson(f, new URL(fileUrl(project, f.filename), base).href, { md5: uploads.get(f.filename)?.md5, blake2b256: uploads.get(f.filename)?.pypi?.blake2b256 }),
+      fileJson(f, new URL(fileUrl(project, f.filename), base).href, { md5: uploads.get(f.filename)?.md5, blake2b256: uploads.get(f.filename)?.blake2b256 }),
     ]);
     filesOf.set(key, [...(filesOf.get(key) ?? []), f]);
   }

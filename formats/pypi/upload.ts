@@ -6,11 +6,10 @@
  * staged blob by ranged reads; one change stores the file and its `.metadata`. The maintenance
  * hook then rebuilds the project's page. Anything refused leaves nothing behind.
  */
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import busboy from 'busboy';
-import { createBLAKE2b } from 'hash-wasm';
 import { AppError, badRequest } from '../../src/errors.js';
 import type { BlobRow, StagedBlob } from '../../src/blob/blob-service.js';
 import type { RouteRequest } from '../../src/repository/format.js';
@@ -32,7 +31,6 @@ interface Received {
   fields: Map<string, string[]>;
   filename: string;
   staged: StagedBlob;
-  blake2b256: string;
 }
 
 /** The hosted repository an upload addressed to `req.repo` lands in. */
@@ -67,19 +65,6 @@ function checkForm(fields: Map<string, string[]>, filename: string): void {
   }
 }
 
-/** Hashes what passes with BLAKE2b-256 (PyPI's third digest). TODO(digests): the core's ingest computes it once declared. */
-async function blake2Tap(): Promise<{ tap: Transform; hex: () => string }> {
-  const h = await createBLAKE2b(256);
-  h.init();
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  return { tap, hex: () => h.digest('hex') };
-}
-
 /** Reads the form; the file part is staged (all checks done first) while it arrives. */
 async function receive(req: RouteRequest, target: Repository): Promise<Received> {
   const { ctx, app } = req;
@@ -95,7 +80,7 @@ async function receive(req: RouteRequest, target: Repository): Promise<Received>
   let problem: unknown;
   const fail = (e: unknown) => (problem ??= e);
   let filename = '';
-  let staging: Promise<{ staged: StagedBlob; blake2b256: string }> | null = null;
+  let staging: Promise<StagedBlob> | null = null;
   bb.on('field', (name, value, info) => {
     if (info.valueTruncated) fail(badRequest(`${name}: field is too long`));
     else fields.set(name, [...(fields.get(name) ?? []), value]);
@@ -114,12 +99,14 @@ async function receive(req: RouteRequest, target: Repository): Promise<Received>
         const path = filePath(project, filename);
         // Refused before the body is read (twine --skip-existing recognises "already exist").
         await checkWritePolicy(app, target, 'client', { puts: [{ path, kind: 'content', refusal: duplicate(filename, target) }] }, req.access);
-        const b2 = await blake2Tap();
-        const expected = { sha256: one(fields, 'sha256_digest') || undefined, md5: one(fields, 'md5_digest') || undefined };
-        // A client that goes away mid-file fails the tap, so the stage ends (and drops its bytes).
-        stream.on('error', (e) => b2.tap.destroy(e));
-        const staged = await app.blobs.stage(target.blobStoreId, stream.pipe(b2.tap), { expected, maxSize: MAX_FILE_BYTES });
-        return { staged, blake2b256: b2.hex() };
+        // Ingest computes the format's digests (sha256, md5, BLAKE2b-256) in one pass and checks
+        // every one the form states.
+        const expected = {
+          sha256: one(fields, 'sha256_digest') || undefined,
+          md5: one(fields, 'md5_digest') || undefined,
+          blake2b256: one(fields, 'blake2_256_digest') || undefined,
+        };
+        return await app.blobs.stage(target.blobStoreId, stream, { expected, maxSize: MAX_FILE_BYTES, digests: target.format.digests });
       } catch (e) {
         stream.resume();
         throw e;
@@ -134,13 +121,13 @@ async function receive(req: RouteRequest, target: Repository): Promise<Received>
   } catch (e) {
     fail(badRequest(`Malformed multipart request: ${(e as Error).message}`));
   }
-  const result = staging ? await (staging as Promise<{ staged: StagedBlob; blake2b256: string }>).catch(() => null) : null;
+  const staged = staging ? await (staging as Promise<StagedBlob>).catch(() => null) : null;
   if (problem) {
-    if (result) await app.blobs.discard(result.staged);
+    if (staged) await app.blobs.discard(staged);
     throw problem;
   }
-  if (!result) throw badRequest('Missing file part "content"');
-  return { fields, filename, ...result };
+  if (!staged) throw badRequest('Missing file part "content"');
+  return { fields, filename, staged };
 }
 
 function duplicate(filename: string, repo: Repository): string {
@@ -155,14 +142,12 @@ function stagedOpener(req: RouteRequest, staged: StagedBlob) {
 
 export async function upload(req: RouteRequest): Promise<void> {
   const target = await uploadTarget(req);
-  const { fields, filename, staged, blake2b256 } = await receive(req, target);
+  const { fields, filename, staged } = await receive(req, target);
   let adopted = false;
   try {
     const name = one(fields, 'name');
     const version = one(fields, 'version');
     const filetype = one(fields, 'filetype');
-    const wanted = one(fields, 'blake2_256_digest').toLowerCase();
-    if (wanted && wanted !== blake2b256) throw new AppError('DIGEST_INVALID', `Content blake2_256 does not match: expected ${wanted}, got ${blake2b256}`);
     const project = normalizeName(name);
     let metadata: Buffer | null = null;
     let requiresPython = one(fields, 'requires_python') || null;
@@ -194,7 +179,7 @@ export async function upload(req: RouteRequest): Promise<void> {
         filename,
         filetype,
         requiresPython,
-        blake2b256,
+        blake2b256: staged.blake2b256 ?? null,
         uploadTime: uploadTime(new Date()),
         metadataSha256: meta?.sha256 ?? null,
         yanked: false,

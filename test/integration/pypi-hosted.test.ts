@@ -207,7 +207,7 @@ for (const db of DATABASES) {
       const cases: Array<[string, FormData, RegExp]> = [
         ['wrong sha256', form({ ...base, sha256_digest: 'a'.repeat(64) }, { name: name06, bytes: w }), /sha256 does not match/],
         ['wrong md5', form({ ...base, md5_digest: 'b'.repeat(32) }, { name: name06, bytes: w }), /md5 does not match/],
-        ['wrong blake2', form({ ...base, blake2_256_digest: 'c'.repeat(64) }, { name: name06, bytes: w }), /blake2_256 does not match/],
+        ['wrong blake2', form({ ...base, blake2_256_digest: 'c'.repeat(64) }, { name: name06, bytes: w }), /blake2b256 does not match/],
         ['malformed wheel', form(base, { name: name06, bytes: Buffer.from('not a zip at all') }), /Invalid wheel/],
         ['METADATA of another version', form(base, { name: name06, bytes: w }), /no dep_lib-0.6.dist-info\/METADATA|version/],
         ['name mismatch', form({ ...base, name: 'other' }, { name: name06, bytes: w }), /does not match|names project/],
