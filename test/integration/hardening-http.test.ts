@@ -225,6 +225,7 @@ for (const db of DATABASES) {
         const taskId = ((await created.json()) as { id: string }).id;
         add('POST /tasks', 'POST', '/tasks', pollutedObjects({ ...task, name: 'purge-y' }));
         add('PUT /tasks/:id', 'PUT', `/tasks/${taskId}`, pollutedObjects({ ...task, name: 'purge-changed' }));
+        add('POST /pypi/yank', 'POST', '/pypi/yank', pollutedObjects({ repository: 'pypi-hosted', project: 'demo', version: '1.0' }));
       });
 
       it('covers every POST/PUT route of the REST API that takes JSON', () => {
