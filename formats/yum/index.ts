@@ -1,0 +1,56 @@
+/**
+ * yum/dnf repositories (protocols.md §5): hosted repositories whose repodata the maintenance
+ * hook keeps true from the metadata parsed at upload; proxies that keep upstream's repodata
+ * byte for byte (repomd.xml revalidated, everything it names cached for good).
+ */
+import { AppError } from '../../src/errors.js';
+import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js';
+import { sendContent } from '../../src/http/send-content.js';
+import { renderListing } from '../../src/http/listing.js';
+import { deleteFile, putFile } from './hosted.js';
+import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
+import { maintainRepodata } from './repodata-service.js';
+import { compareEvr } from './rpmvercmp.js';
+import { inspectYumUpload, planYumUpload } from './upload.js';
+
+async function get(req: RouteRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' && !ctx.path.endsWith('/')) {
+    ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
+    return;
+  }
+  if (path === '' || path.endsWith('/')) {
+    const entries = await repo.list(path);
+    if (entries.length === 0 && path !== '') throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+    renderListing(ctx, repo.name, path, entries);
+    return;
+  }
+  const content = await repo.get(path);
+  if (!content) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+  // Compressed repodata is served as the bytes repomd.xml's checksum covers: never with Content-Encoding.
+  await sendContent(ctx, content, { contentType: yumContentType(path) });
+  if (isYumMetadata(path)) ctx.set('Cache-Control', 'no-cache');
+  repo.downloaded(content);
+}
+
+export const yum: FormatPlugin = {
+  name: 'yum',
+  sections: [{ key: 'yum', schema: yumSection, defaults: (type) => (type === 'hosted' ? { repodataDepth: 0, deployPolicy: 'STRICT' } : undefined) }],
+  // sha256 names packages in repodata (pkgid) and the repodata files themselves.
+  digests: ['sha256'],
+  routes: [
+    { methods: ['GET'], path: /(?:^|\/)$/, need: 'browse', handler: get },
+    { methods: ['GET'], path: /^/, need: 'read', handler: get },
+    { methods: ['PUT'], path: /^/, need: 'add', handler: putFile },
+    { methods: ['DELETE'], path: /^/, need: 'delete', handler: deleteFile },
+  ],
+  planUpload: planYumUpload,
+  inspectUpload: inspectYumUpload,
+  maintain: maintainRepodata,
+  compareVersions: compareEvr,
+  // rpm has no prerelease marker a repository manager could rely on (`~rc1` is a convention).
+  isPrerelease: () => false,
+  componentOf: rpmComponentOfPath,
+  isMetadata: isYumMetadata,
+  proxyAsset: (path) => ({ contentType: yumContentType(path), component: rpmComponentOfPath(path) }),
+};
