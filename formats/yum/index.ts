@@ -7,6 +7,8 @@ import { AppError } from '../../src/errors.js';
 import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js';
 import { sendContent } from '../../src/http/send-content.js';
 import { renderListing } from '../../src/http/listing.js';
+import { GroupRepository } from '../../src/repository/repository.js';
+import { groupContent, mergeRepomd } from './group-merge.js';
 import { deleteFile, putFile } from './hosted.js';
 import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
 import { maintainRepodata } from './repodata-service.js';
@@ -25,7 +27,11 @@ async function get(req: RouteRequest): Promise<void> {
     renderListing(ctx, repo.name, path, entries);
     return;
   }
-  const content = await repo.get(path);
+  if (repo instanceof GroupRepository && /(^|\/)repodata\/repomd\.xml\.asc$/.test(path)) {
+    // Members' signatures cover their own repomd.xml, not the merged one.
+    throw new AppError('NOT_FOUND', `Path not found: ${path} (group repodata is not signed)`);
+  }
+  const content = repo instanceof GroupRepository ? await groupContent(repo, path) : await repo.get(path);
   if (!content) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
   // Compressed repodata is served as the bytes repomd.xml's checksum covers: never with Content-Encoding.
   await sendContent(ctx, content, { contentType: yumContentType(path) });
@@ -52,5 +58,6 @@ export const yum: FormatPlugin = {
   isPrerelease: () => false,
   componentOf: rpmComponentOfPath,
   isMetadata: isYumMetadata,
+  mergeMetadata: async (path, parts, group) => (path.endsWith('repodata/repomd.xml') ? mergeRepomd(path, parts, group) : null),
   proxyAsset: (path) => ({ contentType: yumContentType(path), component: rpmComponentOfPath(path) }),
 };

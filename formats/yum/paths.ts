@@ -75,7 +75,7 @@ export function isYumMetadata(path: string): boolean {
  * every repository name them), or null. A hosted RPM's component comes from its header instead.
  */
 export function rpmComponentOfPath(path: string): { name: string; version: string; attributes: { arch: string } } | null {
-  const m = /(?:^|\/)([^/]+)-([^-/]+)-([^-/]+)\.([^.\/]+)\.rpm$/.exec(path);
+  const m = /(?:^|\/)([^/]+)-([^-/]+)-([^-/]+)\.([^./]+)\.rpm$/.exec(path);
   if (!m || isRepodataPath(path)) return null;
   return { name: m[1], version: `${m[2]}-${m[3]}`, attributes: { arch: m[4] } };
 }

@@ -15,7 +15,9 @@ export interface RepoPackage {
   pkg: RpmPackage;
   /** Relative to the repodata's base directory. */
   href: string;
+  /** The package's digest (its pkgid), of type `checksumType` (default sha256; a merged member's may differ). */
   sha256: string;
+  checksumType?: string;
   size: number;
   /** `time file`: seconds (createrepo_c uses the file's mtime; we use when it was stored). */
   fileTime: number;
@@ -93,7 +95,7 @@ export function primaryPackage(r: RepoPackage): string {
     .join('');
   return (
     `<package type="rpm">${el('name', p.name)}${el('arch', p.arch)}${versionEl(p)}` +
-    `<checksum type="sha256" pkgid="YES">${r.sha256}</checksum>${el('summary', p.summary)}${el('description', p.description)}` +
+    `<checksum${attr('type', r.checksumType ?? 'sha256')} pkgid="YES">${r.sha256}</checksum>${el('summary', p.summary)}${el('description', p.description)}` +
     `${el('packager', p.packager)}${el('url', p.url)}<time file="${r.fileTime}" build="${p.buildTime}"/>` +
     `<size package="${r.size}" installed="${p.installedSize}" archive="${p.archiveSize}"/><location${attr('href', r.href)}/>` +
     `<format>${el('rpm:license', p.license)}${el('rpm:vendor', p.vendor)}${el('rpm:group', p.group)}${el('rpm:buildhost', p.buildhost)}` +
