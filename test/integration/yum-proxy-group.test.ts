@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- parsed repodata is walked as plain JSON */
 /**
  * yum proxy and group repositories with dnf: a proxy of a createrepo_c tree served by nginx
  * (upstream repodata served byte for byte, repomd.xml revalidated, xz metadata passed through),
