@@ -13,7 +13,10 @@ import { XMLParser } from 'fast-xml-parser';
 import type { Content, GetOptions } from '../../src/repository/types.js';
 import type { MergeInput } from '../../src/repository/format.js';
 import { GroupRepository, type Repository } from '../../src/repository/repository.js';
+import type { Stowage } from '../../src/stowage.js';
 import { GZ_TYPE, XML_TYPE } from './paths.js';
+import { putSignature } from './repodata-service.js';
+import { signingKeyOf } from './signing.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
 import { DEPENDENCY_KINDS, nevra, type Dependency, type DependencyKind, type RpmPackage } from './rpm-package.js';
 
@@ -154,10 +157,12 @@ export async function mergeRepomd(path: string, parts: MergeInput[], group: Repo
     }
   }
   const files = await repodataFiles(merged);
+  const body = Buffer.from(repomdXml(files, Math.floor(Date.now() / 1000)));
+  // The files first; the core stores repomd.xml itself once this returns.
   await group.change({ source: 'group', key: `yum-repodata:${base}` }, async (c) => {
     for (const f of files) c.put(base + f.href, await c.stageBytes(f.gz), { contentType: GZ_TYPE, kind: 'metadata', ifAbsent: true });
   });
-  return { body: Buffer.from(repomdXml(files, Math.floor(Date.now() / 1000))), contentType: XML_TYPE };
+  return { body, contentType: XML_TYPE };
 }
 
 /**
@@ -180,4 +185,25 @@ export async function groupContent(group: GroupRepository, path: string, trail: 
     }
   }
   return group.get(path, { groupTrail: trail.length ? trail : undefined });
+}
+
+/**
+ * The signature (`.asc`) or public key (`.key`) of a group's merged repomd.xml at `repomdPath`,
+ * signed now when the merged document changed since; null when the group has no key.
+ */
+export async function groupSignature(app: Stowage, group: GroupRepository, repomdPath: string, want: 'asc' | 'key'): Promise<Content | null> {
+  const key = await signingKeyOf(app, group);
+  if (!key) return null;
+  const repomd = await groupContent(group, repomdPath);
+  if (!repomd) return null;
+  const asc = await group.local(`${repomdPath}.asc`);
+  if (!asc || asc.asset.attributes.signs !== repomd.blob.sha256) {
+    const bytes = await readAll(repomd);
+    await group.change({ source: 'group', key: `yum-repodata:${repomdPath}` }, async (c) => {
+      await putSignature(c, repomdPath, bytes, key);
+      const put = c.puts.find((p) => p.path === `${repomdPath}.asc`)!;
+      put.attributes = { ...put.attributes, signs: repomd.blob.sha256 };
+    });
+  }
+  return group.local(`${repomdPath}.${want}`);
 }

@@ -8,10 +8,11 @@ import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js'
 import { sendContent } from '../../src/http/send-content.js';
 import { renderListing } from '../../src/http/listing.js';
 import { GroupRepository } from '../../src/repository/repository.js';
-import { groupContent, mergeRepomd } from './group-merge.js';
+import { groupContent, groupSignature, mergeRepomd } from './group-merge.js';
 import { deleteFile, putFile } from './hosted.js';
 import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
 import { maintainRepodata } from './repodata-service.js';
+import { signingRoutes } from './signing-api.js';
 import { compareEvr } from './rpmvercmp.js';
 import { inspectYumUpload, planYumUpload } from './upload.js';
 
@@ -27,11 +28,10 @@ async function get(req: RouteRequest): Promise<void> {
     renderListing(ctx, repo.name, path, entries);
     return;
   }
-  if (repo instanceof GroupRepository && /(^|\/)repodata\/repomd\.xml\.asc$/.test(path)) {
-    // Members' signatures cover their own repomd.xml, not the merged one.
-    throw new AppError('NOT_FOUND', `Path not found: ${path} (group repodata is not signed)`);
-  }
-  const content = repo instanceof GroupRepository ? await groupContent(repo, path) : await repo.get(path);
+  let content;
+  const signed = /^(.*repodata\/repomd\.xml)\.(asc|key)$/.exec(path);
+  if (repo instanceof GroupRepository && signed) content = await groupSignature(req.app, repo, signed[1], signed[2] as 'asc' | 'key');
+  else content = repo instanceof GroupRepository ? await groupContent(repo, path) : await repo.get(path);
   if (!content) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
   // Compressed repodata is served as the bytes repomd.xml's checksum covers: never with Content-Encoding.
   await sendContent(ctx, content, { contentType: yumContentType(path) });
@@ -50,6 +50,7 @@ export const yum: FormatPlugin = {
     { methods: ['PUT'], path: /^/, need: 'add', handler: putFile },
     { methods: ['DELETE'], path: /^/, need: 'delete', handler: deleteFile },
   ],
+  apiRoutes: signingRoutes,
   planUpload: planYumUpload,
   inspectUpload: inspectYumUpload,
   maintain: maintainRepodata,

@@ -7,13 +7,16 @@
  * runs share the next one (a burst of uploads costs two generations, not one per upload); on a
  * cluster, repomd.xml's blob is the change's expectation, so two nodes never both win.
  */
+import { createHash } from 'node:crypto';
 import type { AssetView } from '../../src/content/types.js';
+import type { ContentChange } from '../../src/content/content-change.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { CommittedChange } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { DEFAULT_YUM, GZ_TYPE, isRpm, repodataBase, XML_TYPE, type YumSection } from './paths.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
 import type { RpmPackage } from './rpm-package.js';
+import { signDetached, signingKeyOf, type SigningKey } from './signing.js';
 
 /** How long files of older generations stay after they left repomd.xml. */
 export const RETAIN_MS = 10 * 60_000;
@@ -75,6 +78,25 @@ export function requestGeneration(app: Stowage, repo: Repository, base: string):
   return s.next;
 }
 
+/** repomd.xml.asc and .key beside repomd.xml when the repository has a key; none when it has not. */
+export async function putSignature(c: ContentChange, repomdPath: string, repomd: Buffer, key: SigningKey | null): Promise<void> {
+  if (!key) {
+    c.deleteAsset(`${repomdPath}.asc`).deleteAsset(`${repomdPath}.key`);
+    return;
+  }
+  const sig = await signDetached(key, repomd);
+  c.put(`${repomdPath}.asc`, await c.stageBytes(sig.asc), { contentType: 'text/plain', kind: 'metadata', attributes: { fingerprint: sig.fingerprint } });
+  c.put(`${repomdPath}.key`, await c.stageBytes(sig.publicKey), { contentType: 'text/plain', kind: 'metadata', attributes: { fingerprint: sig.fingerprint } });
+}
+
+/** Every repodata directory of a hosted repository generated again (a signing key set or removed). */
+export async function regenerateAll(app: Stowage, repo: Repository): Promise<void> {
+  if (repo.type !== 'hosted') return;
+  const bases = new Set((await app.content.findAssets(repo.id, { pathLike: '%repodata/repomd.xml' })).map((a) => a.path.slice(0, -'repodata/repomd.xml'.length)));
+  if (bases.size === 0) bases.add('');
+  await Promise.all([...bases].map((b) => requestGeneration(app, repo, b)));
+}
+
 /** Generations made so far (per process), for tests that check coalescing. */
 export const generationStats = { count: 0 };
 
@@ -100,12 +122,16 @@ export async function generate(app: Stowage, repo: Repository, base: string): Pr
     const files = await repodataFiles(pkgs);
     const hrefs = files.map((f) => f.href);
     const was = (current?.attributes.files as string[] | undefined) ?? [];
-    // Same packages, same documents: nothing to write (an upload of identical bytes, a retry).
-    if (current && hrefs.every((h, i) => was[i] === h)) return;
+    const key = await signingKeyOf(app, repo);
+    const keyId = key ? createHash('sha256').update(key.keypair).digest('hex') : null;
+    // Same packages, same documents, same key: nothing to write (an upload of identical bytes, a retry).
+    if (current && hrefs.length === was.length && hrefs.every((h, i) => was[i] === h) && (current.attributes.signingKey ?? null) === keyId) return;
     generationStats.count++;
     for (const f of files) c.put(base + f.href, await c.stageBytes(f.gz), { contentType: GZ_TYPE, kind: 'metadata', ifAbsent: true });
     const revision = Math.floor(Date.now() / 1000);
-    c.put(repomdPath, await c.stageBytes(repomdXml(files, revision)), { contentType: XML_TYPE, kind: 'metadata', attributes: { files: hrefs, previous: was, revision } });
+    const repomd = Buffer.from(repomdXml(files, revision));
+    c.put(repomdPath, await c.stageBytes(repomd), { contentType: XML_TYPE, kind: 'metadata', attributes: { files: hrefs, previous: was, revision, signingKey: keyId } });
+    await putSignature(c, repomdPath, repomd, key);
     const keep = new Set([...hrefs, ...was].map((h) => base + h));
     const old = await app.content.findAssets(repo.id, { pathPrefix: `${base}repodata/` });
     for (const a of old) {
