@@ -15,7 +15,7 @@ import type { MergeInput } from '../../src/repository/format.js';
 import { GroupRepository, type Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { GZ_TYPE, XML_TYPE } from './paths.js';
-import { putSignature } from './repodata-service.js';
+import { putSignature, RETAIN_MS } from './repodata-service.js';
 import { signingKeyOf } from './signing.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
 import { DEPENDENCY_KINDS, nevra, type Dependency, type DependencyKind, type RpmPackage } from './rpm-package.js';
@@ -136,6 +136,14 @@ async function memberFile(member: Repository, base: string, href: string, trail:
   return c ? decompress(href, await readAll(c)) : null;
 }
 
+const MERGED_FILE = /-(primary|filelists|other)\.xml\.gz$/;
+
+/**
+ * The server each group belongs to, noted by the request handler: the core's merge hook is
+ * given the group but not the server, whose content index lists the group's earlier files.
+ */
+export const groupApps = new WeakMap<Repository, Stowage>();
+
 /** Merged repodata for the repomd.xml at `path` of `group` from its members' copies. */
 export async function mergeRepomd(path: string, parts: MergeInput[], group: Repository): Promise<{ body: Buffer; contentType: string }> {
   const base = path.slice(0, -'repodata/repomd.xml'.length);
@@ -159,8 +167,13 @@ export async function mergeRepomd(path: string, parts: MergeInput[], group: Repo
   const files = await repodataFiles(merged);
   const body = Buffer.from(repomdXml(files, Math.floor(Date.now() / 1000)));
   // The files first; the core stores repomd.xml itself once this returns.
+  const keep = new Set(files.map((f) => base + f.href));
   await group.change({ source: 'group', key: `yum-repodata:${base}` }, async (c) => {
     for (const f of files) c.put(base + f.href, await c.stageBytes(f.gz), { contentType: GZ_TYPE, kind: 'metadata', ifAbsent: true });
+    // Earlier merges' files go once no client mid-refresh can still want them.
+    const app = groupApps.get(group);
+    const old = app ? await app.content.findAssets(group.id, { pathPrefix: `${base}repodata/` }) : [];
+    for (const a of old) if (!keep.has(a.path) && MERGED_FILE.test(a.path) && Date.now() - a.updated_at > RETAIN_MS) c.deleteAsset(a.path);
   });
   return { body, contentType: XML_TYPE };
 }

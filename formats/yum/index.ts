@@ -8,7 +8,7 @@ import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js'
 import { sendContent } from '../../src/http/send-content.js';
 import { renderListing } from '../../src/http/listing.js';
 import { GroupRepository } from '../../src/repository/repository.js';
-import { groupContent, groupSignature, mergeRepomd } from './group-merge.js';
+import { groupApps, groupContent, groupSignature, mergeRepomd } from './group-merge.js';
 import { deleteFile, putFile } from './hosted.js';
 import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
 import { maintainRepodata } from './repodata-service.js';
@@ -29,6 +29,7 @@ async function get(req: RouteRequest): Promise<void> {
     return;
   }
   let content;
+  if (repo instanceof GroupRepository) groupApps.set(repo, req.app);
   const signed = /^(.*repodata\/repomd\.xml)\.(asc|key)$/.exec(path);
   if (repo instanceof GroupRepository && signed) content = await groupSignature(req.app, repo, signed[1], signed[2] as 'asc' | 'key');
   else content = repo instanceof GroupRepository ? await groupContent(repo, path) : await repo.get(path);

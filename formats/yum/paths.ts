@@ -65,9 +65,15 @@ export function yumContentType(path: string): string {
   return 'application/octet-stream';
 }
 
-/** Mutable repodata: revalidated by a proxy after the metadata max age. Everything else is named for good. */
+/**
+ * Mutable repodata, revalidated by a proxy after the metadata max age: repomd.xml with its
+ * signature and key, and repodata files whose names carry no digest (`--simple-md-filenames`),
+ * which change under the same name. Digest-named files and packages are named for good.
+ */
 export function isYumMetadata(path: string): boolean {
-  return /(^|\/)repodata\/repomd\.xml(\.asc|\.key)?$/.test(path);
+  const m = /(?:^|\/)repodata\/([^/]+)$/.exec(path);
+  if (!m) return false;
+  return /^repomd\.xml(\.asc|\.key)?$/.test(m[1]) || !/^[0-9a-f]{40,128}-/.test(m[1]);
 }
 
 /**

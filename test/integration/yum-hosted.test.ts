@@ -208,6 +208,11 @@ for (const db of DATABASES) {
       assert.equal(items.length, 1);
       assert.equal(items[0].name, 'yumbar');
       assert.equal(items[0].version, '2.0-1');
+      // A component deleted through the REST API leaves the repodata (the maintenance hook).
+      assert.equal((await s.fetch(`/service/rest/v1/components/${items[0].id}`, { method: 'DELETE' })).status, 204);
+      const after = (await repodata(s, 'yum-deep', 'el9/')) as any;
+      assert.equal(after.primary.metadata.package, undefined);
+      assert.match(JSON.stringify(after.primary.metadata), /"packages":"0"|"packages":0/);
     });
 
     it('coalesces a burst of 20 uploads into a few generations, each file listed', async () => {

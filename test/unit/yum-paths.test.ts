@@ -28,7 +28,8 @@ describe('yum paths', () => {
   it('revalidates repomd.xml and its signature; everything else is content', () => {
     assert.ok(isYumMetadata('repodata/repomd.xml'));
     assert.ok(isYumMetadata('el9/repodata/repomd.xml.asc'));
-    assert.ok(!isYumMetadata('repodata/abc-primary.xml.gz'));
+    assert.ok(!isYumMetadata(`repodata/${'ab'.repeat(32)}-primary.xml.gz`));
+    assert.ok(isYumMetadata('repodata/primary.xml.gz'), 'a file without a digest in its name changes in place');
     assert.ok(!isYumMetadata('Packages/x-1-1.noarch.rpm'));
   });
 
