@@ -120,7 +120,18 @@ for (const db of DATABASES) {
     before(async () => {
       s = await startServer({ db });
       await s.repo('yum', 'hosted', { name: 'yum-hosted', storage: { writePolicy: 'ALLOW' } });
-      await s.repo('yum', 'hosted', { name: 'yum-deep', yum: { repodataDepth: 1, deployPolicy: 'STRICT' } });
+      // Nexus's REST shape: POST /repositories/yum/hosted with the yum section.
+      const created = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'yum-deep', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, yum: { repodataDepth: 1, deployPolicy: 'STRICT' } }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      const cfg = (await (await s.fetch('/service/rest/v1/repositories/yum/hosted/yum-deep')).json()) as { yum: unknown };
+      assert.deepEqual(cfg.yum, { repodataDepth: 1, deployPolicy: 'STRICT' });
+      const bad = await s.fetch('/service/rest/v1/repositories/yum/hosted', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'yum-bad', yum: { repodataDepth: 9 } }) });
+      assert.equal(bad.status, 400);
+      assert.match(await bad.text(), /yum\.repodataDepth/);
     });
     after(() => s?.stop());
 
