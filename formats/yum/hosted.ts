@@ -58,7 +58,7 @@ export async function putFile(req: RouteRequest): Promise<void> {
     staged = await app.blobs.stage(
       repo.blobStoreId,
       pipeline(ctx.req, inspector, () => undefined),
-      { expectedSize, expected },
+      { digests: repo.format.digests, expectedSize, expected },
     );
   } catch (e) {
     // The inspector failing the stream is reported by the store as an aborted body: name the real cause.
