@@ -14,7 +14,7 @@ import type { Content, GetOptions } from '../../src/repository/types.js';
 import type { MergeInput } from '../../src/repository/format.js';
 import { GroupRepository, type Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
-import { GZ_TYPE, XML_TYPE } from './paths.js';
+import { GZ_TYPE, isYumMetadata, XML_TYPE } from './paths.js';
 import { putSignature, RETAIN_MS } from './repodata-service.js';
 import { signingKeyOf } from './signing.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
@@ -132,7 +132,8 @@ function repomdLocations(xml: Buffer): Map<string, string> {
 }
 
 async function memberFile(member: Repository, base: string, href: string, trail: string[]): Promise<Buffer | null> {
-  const c = await member.get(base + href, { groupTrail: trail } as GetOptions);
+  // A nested group serves its own merged files (and packages through its members) as a client sees them.
+  const c = member instanceof GroupRepository ? await groupContent(member, base + href, trail) : await member.get(base + href, { groupTrail: trail } as GetOptions);
   return c ? decompress(href, await readAll(c)) : null;
 }
 
@@ -187,6 +188,8 @@ export async function groupContent(group: GroupRepository, path: string, trail: 
     const own = await group.local(path);
     if (own) return own;
   }
+  // repomd.xml and other mutable repodata: the core's merge (or first member's copy).
+  if (isYumMetadata(path)) return group.get(path, { groupTrail: trail.length ? trail : undefined });
   const slash = path.indexOf('/');
   if (slash > 0) {
     const name = path.slice(0, slash);
@@ -197,7 +200,9 @@ export async function groupContent(group: GroupRepository, path: string, trail: 
       return member.get(rest, { groupTrail: [...trail, group.name] });
     }
   }
-  return group.get(path, { groupTrail: trail.length ? trail : undefined });
+  // The first member that has it; a nested group resolves its own `<member>/` locations.
+  const [hit] = await group.walk(path, (m, t) => (m instanceof GroupRepository ? groupContent(m, path, t) : m.get(path, { groupTrail: t })), { first: true, trail });
+  return hit?.value ?? null;
 }
 
 /**

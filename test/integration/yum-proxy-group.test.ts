@@ -129,6 +129,16 @@ for (const db of DATABASES) {
       assert.deepEqual(await installed(root), ['yumbar-1.0 hosted bar', 'yumfoo-1.0 The yumfoo test package & <friends>', 'yumup-3.0 The yumup test package & <friends>']);
     });
 
+    it('serves every package of a nested group through it (a group of one group, and of that group and the proxy)', async () => {
+      await s.repo('yum', 'group', { name: 'ygg', group: { memberNames: ['yg'] } });
+      await s.repo('yum', 'group', { name: 'ygp', group: { memberNames: ['yg', 'yp'] } });
+      for (const g of ['ygg', 'ygp']) {
+        const pkgs = await listed(s, g);
+        assert.deepEqual([...pkgs.keys()].sort(), ['yumbar-1.0', 'yumfoo-1.0', 'yumlater-1.0', 'yumup-3.0'], g);
+        for (const [n, p] of pkgs) assert.equal(sha256(await get(s, `/repository/${g}/${p.href}`)), p.sha256, `${g}: ${n}`);
+      }
+    });
+
     it('follows a member change: a package deleted from hosted leaves the merged repodata', async () => {
       assert.equal((await s.fetch('/repository/yh/yumfoo-1.0-1.noarch.rpm', { method: 'DELETE' })).status, 204);
       const pkgs = await listed(s, 'yg');
