@@ -124,12 +124,21 @@ for (const db of DATABASES) {
       const created = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name: 'yum-deep', online: true, storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' }, yum: { repodataDepth: 1, deployPolicy: 'STRICT' } }),
+        body: JSON.stringify({
+          name: 'yum-deep',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW_ONCE' },
+          yum: { repodataDepth: 1, deployPolicy: 'STRICT' },
+        }),
       });
       assert.equal(created.status, 201, await created.text());
       const cfg = (await (await s.fetch('/service/rest/v1/repositories/yum/hosted/yum-deep')).json()) as { yum: unknown };
       assert.deepEqual(cfg.yum, { repodataDepth: 1, deployPolicy: 'STRICT' });
-      const bad = await s.fetch('/service/rest/v1/repositories/yum/hosted', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'yum-bad', yum: { repodataDepth: 9 } }) });
+      const bad = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: 'yum-bad', yum: { repodataDepth: 9 } }),
+      });
       assert.equal(bad.status, 400);
       assert.match(await bad.text(), /yum\.repodataDepth/);
     });
