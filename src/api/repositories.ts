@@ -16,7 +16,8 @@ const TYPES: RepositoryType[] = ['hosted', 'proxy', 'group'];
 const DOMAIN = 'repository.repository';
 
 function formatAndType(app: Stowage, params: Record<string, string>): { format: string; type: RepositoryType } {
-  const { format, type } = params;
+  const { type } = params;
+  const format = [...app.formats.values()].find((f) => f.aliases?.includes(params.format))?.name ?? params.format;
   if (!app.formats.has(format)) {
     throw badRequest(`format: unknown format '${format}' (known: ${[...app.formats.keys()].join(', ')})`, { field: 'format' });
   }

@@ -5,17 +5,26 @@ import { badRequest, notFound } from '../errors.js';
 import { requireApp } from '../http/auth.js';
 import { MAX_PAGE_SIZE, pageParams, queryParam } from './params.js';
 import { ContentViews, searchScope, type ContentSearch } from './content-views.js';
+import type { ComponentFilter } from '../content/content-service.js';
 
 /** Nexus search parameters: exact values with `*` wildcards, `q` a keyword, digests exact. */
-function searchParams(ctx: Koa.Context): ContentSearch & { repository?: string; format?: string } {
+function searchParams(app: Stowage, ctx: Koa.Context): ContentSearch & { repository?: string; format?: string } {
   const p = (n: string) => queryParam(ctx, n);
+  const formatFilters: ComponentFilter = {};
+  for (const format of app.formats.values()) {
+    for (const [name, toFilter] of Object.entries(format.searchParameters ?? {})) {
+      const v = p(name);
+      if (v !== undefined) Object.assign(formatFilters, toFilter(v));
+    }
+  }
   return {
+    ...formatFilters,
     repository: p('repository'),
     format: p('format'),
-    namespace: p('group'),
-    name: p('name'),
-    version: p('version'),
-    keyword: p('q'),
+    namespace: p('group') ?? formatFilters.namespace,
+    name: p('name') ?? formatFilters.name,
+    version: p('version') ?? formatFilters.version,
+    keyword: p('q') ?? formatFilters.keyword,
     sha256: p('sha256'),
     sha1: p('sha1'),
     md5: p('md5'),
@@ -32,7 +41,7 @@ export function searchRoutes(app: Stowage): Router {
 
   const run = async (ctx: Koa.Context) => {
     await requireApp(app, ctx, 'nx-search-read');
-    const { repository, format, ...search } = searchParams(ctx);
+    const { repository, format, ...search } = searchParams(app, ctx);
     const scope = await searchScope(app, ctx, { repository, format });
     return { views: new ContentViews(app, app.baseUrl(ctx)), scope, search };
   };

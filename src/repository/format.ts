@@ -7,6 +7,7 @@ import type { Repository } from './repository.js';
 import type { RepositoryConfig } from './types.js';
 import type { AccessCheck, Content, ContentAction } from './types.js';
 import type { ComponentInput } from '../content/types.js';
+import type { ComponentFilter } from '../content/content-service.js';
 import type { Stowage } from '../stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
 import type { TaskType } from '../tasks/task-service.js';
@@ -142,6 +143,8 @@ export interface MergeInput {
  */
 export interface FormatPlugin {
   readonly name: string;
+  /** Other names the REST API accepts for the format in its paths (a shorter name Nexus also accepts). */
+  readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
   /**
@@ -253,6 +256,11 @@ export interface FormatPlugin {
   isPrerelease?(version: string): boolean;
   /** The component a repository path belongs to, or null (metadata, folders). */
   componentOf?(path: string): ComponentInput | null;
+  /**
+   * Search parameters of this format (Nexus's `<format>.<field>` ones), each mapped onto the core's
+   * component filter (exact values, `*` wildcards); the REST search applies those present.
+   */
+  readonly searchParameters?: Record<string, (value: string) => ComponentFilter>;
 
   // Group hooks -------------------------------------------------------------------------
   /**
