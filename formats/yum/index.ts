@@ -11,7 +11,7 @@ import { GroupRepository } from '../../src/repository/repository.js';
 import { groupApps, groupContent, groupSignature, mergeRepomd } from './group-merge.js';
 import { deleteFile, putFile } from './hosted.js';
 import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
-import { maintainRepodata } from './repodata-service.js';
+import { maintainRepodata, requestGeneration } from './repodata-service.js';
 import { signingRoutes } from './signing-api.js';
 import { compareEvr } from './rpmvercmp.js';
 import { inspectYumUpload, planYumUpload } from './upload.js';
@@ -33,6 +33,11 @@ async function get(req: RouteRequest): Promise<void> {
   const signed = /^(.*repodata\/repomd\.xml)\.(asc|key)$/.exec(path);
   if (repo instanceof GroupRepository && signed) content = await groupSignature(req.app, repo, signed[1], signed[2] as 'asc' | 'key');
   else content = repo instanceof GroupRepository ? await groupContent(repo, path) : await repo.get(path);
+  // A hosted repository nothing was uploaded to yet is an empty yum repository, as createrepo_c makes one.
+  if (!content && repo.type === 'hosted' && path === 'repodata/repomd.xml') {
+    await requestGeneration(req.app, repo, '');
+    content = await repo.get(path);
+  }
   if (!content) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
   // Compressed repodata is served as the bytes repomd.xml's checksum covers: never with Content-Encoding.
   await sendContent(ctx, content, { contentType: yumContentType(path) });

@@ -237,6 +237,9 @@ for (const db of DATABASES) {
 
     it('coalesces a burst of 20 uploads into a few generations, each file listed', async () => {
       await s.repo('yum', 'hosted', { name: 'yum-burst' });
+      // Before any upload: an empty repository, as createrepo_c makes one (dnf reads it without error).
+      const empty = (await repodata(s, 'yum-burst')) as any;
+      assert.equal(empty.primary.metadata.packages, '0');
       const body = await readFile(rpms[1]);
       const start = generationStats.count;
       // Repodata comes from the metadata stored at upload: no stored blob is read to make it.
