@@ -5,7 +5,8 @@
  * (`repomd.xml.key`). The openpgp library is not installed here; the system's gpg does the
  * cryptography, in a throw-away home directory per use.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -66,12 +67,14 @@ const keyrings = new Map<string, Promise<Keyring>>();
 const MAX_KEYRINGS = 8;
 
 async function dropKeyring(home: string): Promise<void> {
+  homes.delete(home);
   await exec('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => undefined);
   await rm(home, { recursive: true, force: true });
 }
 
 async function importKey(key: SigningKey): Promise<Keyring> {
   const home = await mkdtemp(path.join(tmpdir(), 'stowage-gpg-'));
+  removeAtExit(home);
   try {
     // The agent must not remember an unlocked key: every signature proves the passphrase again.
     await writeFile(path.join(home, 'gpg-agent.conf'), 'default-cache-ttl 0\nmax-cache-ttl 0\nallow-loopback-pinentry\n');
@@ -89,6 +92,26 @@ async function importKey(key: SigningKey): Promise<Keyring> {
     await dropKeyring(home);
     throw e;
   }
+}
+
+/** Homes still on disk; removed (and their agents stopped) when the process exits. */
+const homes = new Set<string>();
+let exitHook = false;
+
+function removeAtExit(home: string): void {
+  homes.add(home);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const h of homes) {
+      try {
+        execFileSync('gpgconf', ['--homedir', h, '--kill', 'gpg-agent'], { stdio: 'ignore', timeout: 5000 });
+      } catch {
+        // The agent also stops by itself once its socket is gone.
+      }
+      rmSync(h, { recursive: true, force: true });
+    }
+  });
 }
 
 function keyring(key: SigningKey): Promise<Keyring> {
