@@ -66,6 +66,8 @@ export interface UploadPlan {
   path: string;
   contentType: string;
   component?: ComponentInput | null;
+  /** The asset's attributes (what `inspectUpload` read from the file). */
+  attributes?: Record<string, unknown>;
 }
 
 /**
@@ -199,6 +201,12 @@ export interface FormatPlugin {
    * it do not accept component uploads.
    */
   planUpload?(form: UploadForm): UploadPlan[];
+  /**
+   * Checks one planned upload file against the target repository before anything is stored
+   * (the file is spooled: `open` reads it from the start) and returns what to change in its plan
+   * (a component or attributes read from the file); throws a 400 for a file the format refuses.
+   */
+  inspectUpload?(repo: Repository, plan: UploadPlan, open: () => Readable): Promise<Partial<UploadPlan>>;
 
   /** REST endpoints of this format under `/service/rest/v1/<name>/` (described in the OpenAPI document). */
   readonly apiRoutes?: ApiRoute[];

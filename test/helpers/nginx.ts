@@ -14,13 +14,13 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-export async function startNginx(roots: string[]): Promise<Nginx> {
+export async function startNginx(roots: string[], opts: { autoindex?: boolean } = {}): Promise<Nginx> {
   const dir = mkdtempSync(path.join(tmpdir(), 'stowage-nginx-'));
   const ports: number[] = [];
   for (const _ of roots) ports.push(await freePort());
   const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
   const servers = roots
-    .map((root, i) => `server { listen 127.0.0.1:${ports[i]}; root ${root}; index index.html; types { text/html html; } default_type application/octet-stream; }`)
+    .map((root, i) => `server { listen 127.0.0.1:${ports[i]}; root ${root}; index index.html; types { text/html html; } default_type application/octet-stream;${opts.autoindex ? ' autoindex on;' : ''} }`)
     .join('\n');
   writeFileSync(
     path.join(dir, 'nginx.conf'),
@@ -53,4 +53,10 @@ ${servers} }`,
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** One static folder (with directory listings): a plain upstream for proxy tests. */
+export async function serveStatic(root: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const nginx = await startNginx([root], { autoindex: true });
+  return { url: nginx.urls[0], stop: () => nginx.stop() };
 }
