@@ -17,6 +17,7 @@ import { securityRealmRoutes } from './security-realms.js';
 import { securityLdapRoutes } from './security-ldap.js';
 import { securityTokenRoutes } from './security-tokens.js';
 import { auditRoutes } from './audit.js';
+import { cleanupInternalRoutes, cleanupPolicyRoutes } from './cleanup-policies.js';
 
 export const API_PREFIX = '/service/rest';
 
@@ -36,6 +37,7 @@ export function apiRouter(app: Stowage): Koa.Middleware {
     securityTokenRoutes(app),
     auditRoutes(app),
     securityLdapRoutes(app),
+    cleanupPolicyRoutes(app),
     ...security,
   ]) {
     v1.use(r.routes(), r.allowedMethods());
@@ -51,6 +53,8 @@ export function apiRouter(app: Stowage): Koa.Middleware {
   v1.use(formatRoutes.routes(), formatRoutes.allowedMethods());
   const docs = openApiRoutes(app);
   rest.use(docs.routes(), docs.allowedMethods());
+  const internal = cleanupInternalRoutes(app);
+  rest.use(internal.routes(), internal.allowedMethods());
   rest.use(v1.routes(), v1.allowedMethods());
   const routes = rest.routes() as unknown as Koa.Middleware;
   const allowed = rest.allowedMethods() as unknown as Koa.Middleware;

@@ -314,6 +314,37 @@ export class BlobService {
   }
 
   /**
+   * Removes those of `ids` that no asset references any more and nobody touched since `cutoff`
+   * (a cleanup's own deletes, reclaimed in the same run): the row first, in its own commit, with
+   * the check in the delete itself (an upload reusing the blob touches it first), then its bytes.
+   */
+  async collect(ids: Iterable<number>, cutoff: number, signal?: AbortSignal): Promise<{ blobsDeleted: number; bytesReclaimed: number }> {
+    let blobsDeleted = 0;
+    let bytesReclaimed = 0;
+    const all = [...new Set(ids)];
+    for (let i = 0; i < all.length; i += 500) {
+      signal?.throwIfAborted();
+      const rows = (await this.db<BlobRow>('blobs').whereIn('id', all.slice(i, i + 500))).map(normaliseRow);
+      for (const b of rows) {
+        try {
+          const n = await this.db('blobs')
+            .where({ id: b.id })
+            .where('touched_at', '<', cutoff)
+            .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')))
+            .delete();
+          if (n !== 1) continue;
+        } catch {
+          continue; // A reference appeared (FK restrict): kept.
+        }
+        await this.deleteKey(b.store_id, b.storage_key);
+        blobsDeleted++;
+        bytesReclaimed += b.size;
+      }
+    }
+    return { blobsDeleted, bytesReclaimed };
+  }
+
+  /**
    * Removes blobs no asset references and nobody touched within `graceMs`, then bytes in the
    * store that no row names (left by a crash between publish and commit) and are older than the
    * grace. Rows go first, in their own commit; bytes only after it. Bytes of an ingest still in
