@@ -215,6 +215,36 @@ for (const db of DATABASES) {
       assert.equal((await s.app.db('cleanup_journal').count({ n: '*' }).first())!.n, db === 'postgres' ? '0' : 0);
     });
 
+    it('records the first download through a proxy (batched), and cleanup judges proxies by it', async () => {
+      const created = await json(s, `${API}/repositories/raw/proxy`, {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'files-proxy',
+          online: true,
+          storage: { blobStoreName: 'default', strictContentTypeValidation: false },
+          proxy: { remoteUrl: `${s.url}/repository/files/`, contentMaxAge: 1440, metadataMaxAge: 1440 },
+          cleanup: { policyNames: ['raw-unused'] },
+        }),
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const body = Buffer.from(await (await s.fetch('/repository/files-proxy/used/e.txt')).arrayBuffer());
+      assert.deepEqual(body, content.get('used/e.txt'));
+      // Written off the hot path: within the flush interval, or when cleanup asks.
+      let assets: Array<{ path: string; lastDownloaded: string | null }> = [];
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+        assets = (await json<{ items: typeof assets }>(s, `${API}/assets?repository=files-proxy`)).body.items;
+        if (assets[0]?.lastDownloaded) break;
+      }
+      assert.equal(assets.length, 1);
+      assert.ok(assets[0].lastDownloaded, 'the first, proxied download is recorded');
+      // Stored 40 days ago but downloaded now: not unused.
+      const repo = await s.app.repositories.require('files-proxy');
+      await s.app.db('assets').where({ repository_id: repo.id }).update({ updated_at: Date.now() - 40 * DAY });
+      assert.equal((await previewAll(s, 'raw-unused', 'files-proxy')).totals.components, 0);
+      await s.app.db('assets').where({ repository_id: repo.id }).update({ last_downloaded: Date.now() - 35 * DAY });
+      assert.equal((await previewAll(s, 'raw-unused', 'files-proxy')).totals.components, 1);
+    });
+
     it('creates the daily cleanup task at first start', async () => {
       const tasks = await json<{ items: Array<{ type: string; name: string; frequency: { schedule: string } }> }>(s, `${API}/tasks?type=repository.cleanup`);
       assert.equal(tasks.body.items.length, 1);
