@@ -239,9 +239,15 @@ for (const db of DATABASES) {
       assert.ok(assets[0].lastDownloaded, 'the first, proxied download is recorded');
       // Stored 40 days ago but downloaded now: not unused.
       const repo = await s.app.repositories.require('files-proxy');
-      await s.app.db('assets').where({ repository_id: repo.id }).update({ updated_at: Date.now() - 40 * DAY });
+      await s.app
+        .db('assets')
+        .where({ repository_id: repo.id })
+        .update({ updated_at: Date.now() - 40 * DAY });
       assert.equal((await previewAll(s, 'raw-unused', 'files-proxy')).totals.components, 0);
-      await s.app.db('assets').where({ repository_id: repo.id }).update({ last_downloaded: Date.now() - 35 * DAY });
+      await s.app
+        .db('assets')
+        .where({ repository_id: repo.id })
+        .update({ last_downloaded: Date.now() - 35 * DAY });
       assert.equal((await previewAll(s, 'raw-unused', 'files-proxy')).totals.components, 1);
     });
 
