@@ -251,6 +251,20 @@ for (const db of DATABASES) {
       assert.equal((await previewAll(s, 'raw-unused', 'files-proxy')).totals.components, 1);
     });
 
+    it('never runs on two nodes at once: a run while another node holds the task is refused', async () => {
+      const taskId = await s.app.cleanup.task();
+      // What a second node sees while this one runs cleanup: the task's lease, held and renewed.
+      await s.app
+        .db('tasks')
+        .where({ task_id: taskId })
+        .update({ lease_owner: 'another-node', lease_until: Date.now() + 60_000, current_state: 'RUNNING' });
+      const r = await json(s, `${API}/cleanup-policies/raw-logs/run`, { method: 'POST' });
+      assert.equal(r.status, 409);
+      assert.match(errorMessage(r.body), /already running/);
+      await s.app.db('tasks').where({ task_id: taskId }).update({ lease_owner: null, lease_until: null, current_state: 'WAITING' });
+      assert.equal((await runPolicy(s, 'raw-logs')).result, 'OK');
+    });
+
     it('creates the daily cleanup task at first start', async () => {
       const tasks = await json<{ items: Array<{ type: string; name: string; frequency: { schedule: string } }> }>(s, `${API}/tasks?type=repository.cleanup`);
       assert.equal(tasks.body.items.length, 1);
