@@ -324,18 +324,44 @@ export class BlobService {
     const all = [...new Set(ids)];
     for (let i = 0; i < all.length; i += 500) {
       signal?.throwIfAborted();
-      const rows = (await this.db<BlobRow>('blobs').whereIn('id', all.slice(i, i + 500))).map(normaliseRow);
-      for (const b of rows) {
-        try {
-          const n = await this.db('blobs')
-            .where({ id: b.id })
-            .where('touched_at', '<', cutoff)
-            .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')))
-            .delete();
-          if (n !== 1) continue;
-        } catch {
-          continue; // A reference appeared (FK restrict): kept.
+      const unused = (q: import('knex').Knex.QueryBuilder, ids: number[]) =>
+        q
+          .whereIn('id', ids)
+          .where('touched_at', '<', cutoff)
+          .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')));
+      const rows: BlobRow[] = ((await unused(this.db('blobs'), all.slice(i, i + 500)).select('*')) as BlobRow[]).map(normaliseRow);
+      if (rows.length === 0) continue;
+      // Checked again in the delete itself: an upload may have touched or referenced one meanwhile.
+      let gone = rows;
+      try {
+        const n = await unused(
+          this.db('blobs'),
+          rows.map((b) => b.id),
+        ).delete();
+        if (n !== rows.length) {
+          const left = new Set(
+            (
+              await this.db('blobs')
+                .whereIn(
+                  'id',
+                  rows.map((b) => b.id),
+                )
+                .select('id')
+            ).map((r: { id: unknown }) => num(r.id)),
+          );
+          gone = rows.filter((b) => !left.has(b.id));
         }
+      } catch {
+        // A reference appeared (FK restrict) and the statement kept them all: one at a time then.
+        gone = [];
+        for (const b of rows) {
+          const n = await unused(this.db('blobs'), [b.id])
+            .delete()
+            .catch(() => 0);
+          if (n === 1) gone.push(b);
+        }
+      }
+      for (const b of gone) {
         await this.deleteKey(b.store_id, b.storage_key);
         blobsDeleted++;
         bytesReclaimed += b.size;

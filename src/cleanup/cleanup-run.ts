@@ -20,7 +20,7 @@ import type { Policy } from './policy.js';
 import { selectComponents } from './selection.js';
 
 /** Components deleted per change: one transaction, one maintenance call (npm rewrites a packument once per batch). */
-const BATCH = 100;
+const BATCH = 500;
 const SYSTEM = { principal: null, remoteAddress: '' };
 
 export interface RepositoryReport {
@@ -94,11 +94,17 @@ async function deleteBatch(repo: Repository, app: Stowage, rows: Array<{ compone
     return true;
   });
   const attempt = async (batch: typeof eligible): Promise<boolean> => {
+    const expected = new Map(batch.flatMap((r) => (assets.get(r.component_id) ?? []).map((a) => [a.path, a.blobId] as const)));
     const { skipped, committed } = await repo.change({ source: 'cleanup', onConflict: 'skip' }, (c) => {
-      for (const r of batch) {
-        for (const a of assets.get(r.component_id) ?? []) c.expectAsset(a.path, a.blobId);
-        c.deleteComponent(r.component_id);
+      // Inside the transaction: every asset still holds the content it held when read (one query
+      // per 500 paths rather than a lock per asset; cleanup deletes thousands).
+      if (expected.size > 0) {
+        c.verify(async (read) => {
+          const now = await read.assets({ paths: [...expected.keys()] });
+          return now.length === expected.size && now.every((a) => expected.get(a.path) === a.blob_id);
+        });
       }
+      for (const r of batch) c.deleteComponent(r.component_id);
     });
     if (skipped) return false;
     out.components += committed.componentsDeleted.length;

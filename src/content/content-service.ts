@@ -265,6 +265,25 @@ export class ContentService {
     return { component: component(r), assets };
   }
 
+  /**
+   * Inside the caller's transaction: deletes the repository's components among `ids` with all
+   * their assets, a few statements per 500 (cleanup deletes thousands); what went.
+   */
+  async removeComponents(tx: Tx, repositoryId: number, ids: number[]): Promise<{ components: ComponentRow[]; assets: AssetRow[] }> {
+    const out: { components: ComponentRow[]; assets: AssetRow[] } = { components: [], assets: [] };
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const comps = (await tx('components').whereIn('id', chunk).where({ repository_id: repositoryId }).select('*')).map(component);
+      if (comps.length === 0) continue;
+      const own = comps.map((c) => c.id);
+      out.assets.push(...(await tx('assets').whereIn('component_id', own).select('*')).map(asset));
+      await tx('assets').whereIn('component_id', own).delete();
+      await tx('components').whereIn('id', own).delete();
+      out.components.push(...comps);
+    }
+    return out;
+  }
+
   async findComponent(repositoryId: number, c: ComponentInput, q: Q = this.db): Promise<ComponentRow | undefined> {
     const r = await q('components')
       .where({ repository_id: repositoryId, namespace: c.namespace ?? '', name: c.name, version: c.version ?? '' })
