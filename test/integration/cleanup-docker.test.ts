@@ -116,6 +116,19 @@ for (const db of DATABASES) {
       assert.equal(JSON.parse(String(audit.attributes)).bytesReclaimed, ownBytes);
     });
 
+    it('selects tags by regex (on the tag asset’s path); the image’s other tags are untouched', async () => {
+      await createPolicy(s, { name: 'drop-1x', format: 'docker', criteriaAssetRegex: '/manifests/1\\.[0-9]+$' });
+      const repo = await s.app.repositories.require('images');
+      await s.app.repositories.update('images', { ...repo.config, cleanup: { policyNames: ['keep-2-tags', 'drop-1x'] } });
+      assert.deepEqual((await previewAll(s, 'drop-1x', 'images')).items.map(label), ['app:1.1']);
+      const own = image('1.1').blobs.filter((d) => !image('2.0').blobs.includes(d));
+      const ownBytes = [image('1.1').manifest, ...own].reduce((n, d) => n + blob(d).length, 0);
+      const result = await runPolicy(s, 'drop-1x');
+      assert.equal(result.result, 'OK', result.message);
+      assert.equal(Number(/reclaimed (\d+) bytes/.exec(result.log)![1]), ownBytes);
+      assert.deepEqual((await json<{ tags: string[] }>(s, '/repository/images/v2/app/tags/list')).body.tags, ['2.0']);
+    });
+
     it('a second run finds nothing more to delete', async () => {
       assert.equal((await previewAll(s, 'keep-2-tags', 'images')).totals.components, 0);
       const result = await runPolicy(s, 'keep-2-tags');

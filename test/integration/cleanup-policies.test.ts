@@ -265,6 +265,32 @@ for (const db of DATABASES) {
       assert.equal((await runPolicy(s, 'raw-logs')).result, 'OK');
     });
 
+    it('keeps a blob another asset still uses, or an upload reuses while the run goes on', async () => {
+      const bytes = randomBytes(10_000);
+      const put = (p: string) => s.fetch(`/repository/files/${p}`, { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+      for (const p of ['old/z.bin', 'old/z2.bin']) assert.equal((await put(p)).status, 201);
+      const repo = await s.app.repositories.require('files');
+      await s.app
+        .db('assets')
+        .where({ repository_id: repo.id })
+        .whereIn('path', ['old/z.bin', 'old/z2.bin'])
+        .update({ updated_at: Date.now() - 40 * DAY });
+      // Both copies go; uploads of the same bytes keep arriving meanwhile.
+      const uploads = (async () => {
+        const codes: number[] = [];
+        for (let i = 0; i < 8; i++) codes.push((await put(`new/z-${i}.bin`)).status);
+        return codes;
+      })();
+      const run = await runPolicy(s, 'raw-unused');
+      assert.equal(run.result, 'OK', run.message);
+      assert.deepEqual(await uploads, Array(8).fill(201));
+      assert.equal((await s.fetch('/repository/files/old/z.bin')).status, 404);
+      for (let i = 0; i < 8; i++) assert.deepEqual(Buffer.from(await (await s.fetch(`/repository/files/new/z-${i}.bin`)).arrayBuffer()), bytes, `new/z-${i}.bin`);
+      // A blob GC with no grace afterwards finds the store and the rows in agreement: nothing named is missing.
+      await s.app.blobs.gc(0);
+      for (let i = 0; i < 8; i++) assert.deepEqual(Buffer.from(await (await s.fetch(`/repository/files/new/z-${i}.bin`)).arrayBuffer()), bytes);
+    });
+
     it('creates the daily cleanup task at first start', async () => {
       const tasks = await json<{ items: Array<{ type: string; name: string; frequency: { schedule: string } }> }>(s, `${API}/tasks?type=repository.cleanup`);
       assert.equal(tasks.body.items.length, 1);
