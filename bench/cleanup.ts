@@ -108,7 +108,14 @@ async function bench(db: 'sqlite' | 'postgres') {
     log(`${db}: preview`);
     const preview = await measure(() => s.app.cleanup.preview(policy, repo, null, 100));
     log(`${db}: run`);
-    const run = await measure(() => s.app.cleanup.run({ policyName: 'keep-1' }));
+    const t0 = performance.now();
+    const ctx = {
+      signal: new AbortController().signal,
+      log: (l: string) => log(`${db}: +${((performance.now() - t0) / 1000).toFixed(1)} s ${l}`),
+      progress: () => undefined,
+      runId: 0,
+    };
+    const run = await measure(() => s.app.cleanup.run({ policyName: 'keep-1' }, ctx));
     const report = run.value[0];
     const left = Number((await s.app.db('components').where({ repository_id: repo.id }).count({ n: '*' }).first())!.n);
     const blobsLeft = Number((await s.app.db('blobs').count({ n: '*' }).first())!.n);

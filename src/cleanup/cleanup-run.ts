@@ -162,6 +162,7 @@ export async function cleanRepository(app: Stowage, repo: Repository, policies: 
     out.blobIds.push(...r.blobIds);
     if (r.assetsDeleted > 0) log(`${r.assetsDeleted} assets only the deleted components used`);
   }
+  log(`deleted ${out.components} components; freeing ${out.blobIds.length} blobs`);
   const blobs = await app.blobs.collect(out.blobIds, started, signal);
   const report: RepositoryReport = {
     repository: repo.name,
