@@ -39,7 +39,7 @@ import type { Digests } from '../../src/blob/digest-stream.js';
 import { addressedRepository, catalogNames, getBlobContent, mountFromGroup, resolveManifest, tagNames, toWritableMember } from './group.js';
 import { archiveRoutes } from './archive.js';
 import { dockerProxySection, isMetadata, proxyAsset, proxyExpected, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
-import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
+import { dockerGcTask, dockerUploadPurgeTask, reclaimRepository } from './gc.js';
 
 export interface DockerSection {
   v1Enabled: boolean;
@@ -599,6 +599,7 @@ export const docker: FormatPlugin = {
   proxyAsset,
   proxyExpected,
   maintain,
+  reclaim: reclaimRepository,
   compareVersions,
   isPrerelease,
   componentOf,

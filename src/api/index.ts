@@ -17,6 +17,7 @@ import { securityRealmRoutes } from './security-realms.js';
 import { securityLdapRoutes } from './security-ldap.js';
 import { securityTokenRoutes } from './security-tokens.js';
 import { auditRoutes } from './audit.js';
+import { cleanupInternalRoutes, cleanupPolicyRoutes } from './cleanup-policies.js';
 import { mountRoutes, route, type ApiRoute } from './route.js';
 
 export const API_PREFIX = '/service/rest';
@@ -58,6 +59,7 @@ export function apiRoutes(app: Stowage): ApiRoute[] {
     ...securityTokenRoutes(app),
     ...auditRoutes(app),
     ...securityLdapRoutes(app),
+    ...cleanupPolicyRoutes(app),
     ...securityUserRoutes(app),
     ...securityRoleRoutes(app),
     ...securityPrivilegeRoutes(app),
@@ -94,6 +96,7 @@ export function apiGroups(app: Stowage): RouteGroup[] {
   const docs = documentRoutes(() => (doc ??= openApiDocument(groups)));
   const groups: RouteGroup[] = [
     { prefix: '', routes: docs.rest },
+    { prefix: '/internal', routes: cleanupInternalRoutes(app) },
     { prefix: '/v1', routes: [...docs.v1, ...apiRoutes(app)] },
   ];
   return groups;

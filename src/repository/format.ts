@@ -250,6 +250,14 @@ export interface FormatPlugin {
    * true (npm's packument without a version deleted through the REST API). A failure is logged.
    */
   maintain?(change: CommittedChange, app: Stowage): Promise<void>;
+  /**
+   * After cleanup deleted components of `repo`: deletes, in the same run, what only they kept
+   * (docker: manifests no tag names any more, and layers no manifest references), judging age as
+   * of `asOf` and keeping what was stored, pushed or read within `graceMs` of it (uploads in
+   * flight). Returns how many assets went and the blob ids they referenced (the core frees the
+   * bytes nothing references any more).
+   */
+  reclaim?(repo: Repository, app: Stowage, opts: { asOf: number; graceMs: number; signal?: AbortSignal }): Promise<{ assetsDeleted: number; blobIds: number[] }>;
   /** Orders two versions of a component (negative: a before b). Default: no order (raw). */
   compareVersions?(a: string, b: string): number;
   /** Whether a version is a prerelease. Default: none is. */

@@ -39,6 +39,7 @@ const NOT_JSON = new Set([
   'POST /tasks/:id/stop',
   'POST /security/ldap/clear-cache',
   'POST /docker/archive',
+  'POST /cleanup-policies/:name/run',
 ]);
 
 /** Three ways of hiding a prototype key in a JSON object body. */
@@ -219,12 +220,16 @@ for (const db of DATABASES) {
         add('POST /security/ldap/verify-user-mapping', 'POST', '/security/ldap/verify-user-mapping', pollutedObjects(LDAP));
         add('POST /security/ldap/verify-login', 'POST', '/security/ldap/verify-login', pollutedObjects({ server: LDAP, username: 'x', password: 'y' }));
         add('POST /security/user-tokens', 'POST', '/security/user-tokens', pollutedObjects({ name: 'ci' }));
+        await ok('POST', '/cleanup-policies', { name: 'pol1', format: 'raw', criteriaLastBlobUpdated: 30 });
+        add('POST /cleanup-policies', 'POST', '/cleanup-policies', pollutedObjects({ name: 'pol2', format: 'raw', criteriaLastBlobUpdated: 30 }));
+        add('PUT /cleanup-policies/:name', 'PUT', '/cleanup-policies/pol1', pollutedObjects({ name: 'pol1', format: 'raw', criteriaLastBlobUpdated: 60 }));
         const task = { type: 'repository.docker.upload-purge', name: 'purge-x', enabled: true, frequency: { schedule: 'manual' }, properties: { age: 12 } };
         const created = await send(s, 'POST', '/tasks', JSON.stringify(task));
         assert.equal(created.status, 201, await created.clone().text());
         const taskId = ((await created.json()) as { id: string }).id;
         add('POST /tasks', 'POST', '/tasks', pollutedObjects({ ...task, name: 'purge-y' }));
         add('PUT /tasks/:id', 'PUT', `/tasks/${taskId}`, pollutedObjects({ ...task, name: 'purge-changed' }));
+        add('PUT /yum/signing', 'PUT', '/yum/signing?repository=yum-hosted', pollutedObjects({ keypair: 'not a key', passphrase: '' }));
         add('POST /pypi/yank', 'POST', '/pypi/yank', pollutedObjects({ repository: 'pypi-hosted', project: 'demo', version: '1.0' }));
       });
 
@@ -248,6 +253,7 @@ for (const db of DATABASES) {
             '/security/anonymous',
             '/security/ldap',
             '/security/user-tokens',
+            '/cleanup-policies',
           ]) {
             const res = await s.fetch(API + p);
             assert.equal(res.status, 200, p);
