@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
+import { withDigests } from '../blob/digest-set.js';
 import { defaultNeed, matchRoute, type ContentRequest, type FormatPlugin, type FormatRoute, type RootRoute } from '../repository/format.js';
 import type { ContentAction } from '../repository/types.js';
 import { anonymousPrincipal } from '../security/principal.js';
@@ -157,7 +158,7 @@ export async function serve(
       uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
-  if (routed) await routed.route.handler({ ...req, params: routed.params });
-  else if (format.handle) await format.handle(req);
-  else throw new AppError('NOT_FOUND', `Not found: ${path}`);
+  if (!routed && !format.handle) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+  // Bytes a handler stages itself get the format's declared digests (digest-set.ts).
+  await withDigests(format.digests, () => (routed ? routed.route.handler({ ...req, params: routed.params }) : format.handle!(req)));
 }
