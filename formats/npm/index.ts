@@ -9,7 +9,7 @@ import type { ContentRequest, FormatPlugin, RequestNeed } from '../../src/reposi
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import { sendContent } from '../../src/http/send-content.js';
 import { NPM_TOKEN_REALM, couchUser, createToken, listTokens, login, logout, revokeToken, userDocument, whoami } from './auth.js';
-import { readPackument, repositoryUrl, sendJson, sendPackument, wantsCorgi } from './documents.js';
+import { readPackument, repositoryUrl, sendJson, servePackument } from './documents.js';
 import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
 import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
@@ -157,7 +157,7 @@ async function packumentOf(req: ContentRequest, name: string) {
 }
 
 async function getPackument(req: ContentRequest, name: string): Promise<void> {
-  await sendPackument(req.ctx, await packumentContent(req, name), repositoryUrl(req), wantsCorgi(req.ctx));
+  await servePackument(req, name, () => packumentContent(req, name));
 }
 
 async function getVersion(req: ContentRequest, name: string, spec: string): Promise<void> {

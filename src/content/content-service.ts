@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/db.js';
-import { fromJson, isPostgres, now, num, readCommittedRow, toJson } from '../db/db.js';
+import { fromJson, isPostgres, now, num, readCommittedRow, readCommittedTables, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
 import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
 
@@ -120,8 +120,39 @@ export class ContentService {
   constructor(private readonly db: Db) {}
 
   async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
-    const r = await q('assets').where({ repository_id: repositoryId, path }).first();
+    // The hot lookup of every content GET: outside a transaction, on SQLite, the committed state
+    // through the read-only connection (no query builder, no pool); elsewhere knex.
+    const fast = q === this.db ? readCommittedRow(this.db, 'select * from assets where repository_id = ? and path = ? limit 1', [repositoryId, path]) : null;
+    const r = fast !== null ? fast : await q('assets').where({ repository_id: repositoryId, path }).first();
     return r ? asset(r) : undefined;
+  }
+
+  /**
+   * The asset at `path` with its blob's row as stored (unnormalised), in one indexed lookup of
+   * committed data; `null` when this database cannot answer it so (PostgreSQL): ask findAsset.
+   */
+  findAssetWithBlob(repositoryId: number, path: string): { asset: AssetRow; blob: Record<string, unknown> } | undefined | null {
+    const r = readCommittedTables(this.db, 'select * from assets join blobs on blobs.id = assets.blob_id where assets.repository_id = ? and assets.path = ? limit 1', [
+      repositoryId,
+      path,
+    ]);
+    if (!r) return r;
+    return { asset: asset(r.assets), blob: r.blobs };
+  }
+
+  /**
+   * The sha256 of the blob at `path` (null: no asset there), in one indexed lookup of committed
+   * data: enough to serve a document already rendered from that blob.
+   */
+  async blobDigestAt(repositoryId: number, path: string): Promise<string | null> {
+    const sql = 'select blobs.sha256 from assets join blobs on blobs.id = assets.blob_id where assets.repository_id = ? and assets.path = ? limit 1';
+    const fast = readCommittedRow(this.db, sql, [repositoryId, path]);
+    const row =
+      fast !== null
+        ? fast
+        : ((await this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId, 'assets.path': path }).first('blobs.sha256')) as
+            Record<string, unknown> | undefined);
+    return row ? String(row.sha256) : null;
   }
 
   async findAssetView(repositoryId: number, path: string): Promise<AssetView | undefined> {

@@ -1,7 +1,7 @@
 import { pipeline, Readable } from 'node:stream';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
+import { digestMismatch, normaliseRow, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
@@ -79,6 +79,8 @@ export abstract class Repository {
 
   /** The repository's own stored asset at `path`, wrapped as Content. */
   async local(path: string): Promise<Content | null> {
+    const found = this.app.content.findAssetWithBlob(this.id, path);
+    if (found !== null) return found ? this.wrap(found.asset, normaliseRow(found.blob as unknown as BlobRow)) : null;
     const asset = await this.app.content.findAsset(this.id, path);
     if (!asset) return null;
     const blob = await this.app.blobs.get(asset.blob_id);
