@@ -120,16 +120,16 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     const plan = repo.format.planUpload;
     if (!plan) throw badRequest(`repository: ${repo.format.name} repositories do not accept component uploads`, { field: 'repository' });
     const form = await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled);
-    const uploads = plan.call(repo.format, form);
-    // Defence in depth: whatever the format planned must be a valid repository path.
-    for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
     if (target.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${target.name}' (${target.type}) does not allow uploads`);
+    const uploads = plan.call(repo.format, form, target);
+    // Defence in depth: whatever the format planned must be a valid repository path.
+    for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);
     await target.change({ source: 'upload', access, origin: auditOrigin(ctx) }, async (change) => {
       for (const u of uploads) {
         const file = form.files.get(u.field)!;
-        const opts = { contentType: u.contentType, component: u.component, expectedSize: file.size };
+        const opts = { contentType: u.contentType, component: u.component, attributes: u.attributes, expectedSize: file.size };
         change.put(u.path, await target.stageFor(change, u.path, createReadStream(file.file), opts), opts);
       }
     });

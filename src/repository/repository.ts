@@ -126,6 +126,7 @@ export abstract class Repository {
         attributes: opts.attributes,
         lastVerified: opts.lastVerified,
         uploader: opts.uploader,
+        mutable: opts.mutable,
       });
     });
     return (await putResult(this.app, committed, path))!;
@@ -153,12 +154,12 @@ export class HostedRepository extends Repository {
 
   override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     // Refused before a byte of the body is read; the unit of work checks again at the commit.
-    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind, mutable: opts.mutable }] }, access);
     return this.store(path, body, opts, access);
   }
 
   override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind, mutable: opts.mutable }] }, access);
     const mismatch = digestMismatch(digests, opts.expected);
     if (mismatch) throw mismatch;
     if (opts.expectedSize !== undefined && opts.expectedSize !== digests.size) {
