@@ -2,6 +2,7 @@ import type { Db, Tx } from '../db/db.js';
 import { fromJson, isPostgres, now, num, readCommittedRow, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
 import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
+import type { BlobRow } from '../blob/blob-service.js';
 
 type Q = Db | Tx;
 
@@ -72,6 +73,27 @@ const ASSET_VIEW_COLUMNS = [
   'blobs.created_at as blob_created_at',
 ];
 
+const BLOB_FIELDS = ['id', 'store_id', 'sha256', 'sha1', 'md5', 'sha512', 'blake2b256', 'size', 'storage_key', 'created_at', 'touched_at'] as const;
+const BLOB_COLUMNS = BLOB_FIELDS.map((f) => `blobs.${f} as blob__${f}`);
+
+function blobOf(r: Record<string, unknown>): BlobRow {
+  const v = (f: (typeof BLOB_FIELDS)[number]) => r[`blob__${f}`];
+  const text = (f: 'sha1' | 'md5' | 'sha512' | 'blake2b256') => (v(f) === null || v(f) === undefined ? null : String(v(f)));
+  return {
+    id: num(v('id')),
+    store_id: num(v('store_id')),
+    sha256: String(v('sha256')),
+    sha1: text('sha1'),
+    md5: text('md5'),
+    sha512: text('sha512'),
+    blake2b256: text('blake2b256'),
+    size: num(v('size')),
+    storage_key: String(v('storage_key')),
+    created_at: num(v('created_at')),
+    touched_at: num(v('touched_at')),
+  };
+}
+
 export interface AssetQuery {
   repositoryIds?: number[];
   pathPrefix?: string;
@@ -121,6 +143,15 @@ export class ContentService {
   async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
     const r = await q('assets').where({ repository_id: repositoryId, path }).first();
     return r ? asset(r) : undefined;
+  }
+
+  /** An asset and its blob row in one query (what every read of a path needs). */
+  async findAssetWithBlob(repositoryId: number, path: string): Promise<{ asset: AssetRow; blob: BlobRow } | undefined> {
+    const r = await this.db('assets')
+      .join('blobs', 'blobs.id', 'assets.blob_id')
+      .where({ 'assets.repository_id': repositoryId, 'assets.path': path })
+      .first(['assets.*', ...BLOB_COLUMNS]);
+    return r ? { asset: asset(r), blob: blobOf(r) } : undefined;
   }
 
   async findAssetView(repositoryId: number, path: string): Promise<AssetView | undefined> {

@@ -105,6 +105,21 @@ for (const db of DATABASES) {
       assert.equal(stored.status, 204, await stored.text());
     });
 
+    it('serves a group’s merged metadata again from memory: same bytes, ranges, and a new deploy at once', async () => {
+      await create('hosted', { name: 'mixed2', storage: { writePolicy: 'ALLOW' }, maven: { versionPolicy: 'MIXED' } });
+      await create('group', { name: 'grp', group: { memberNames: ['mixed', 'mixed2'] } });
+      await deployed('mixed2', 'org/nx/lib/7.0/lib-7.0.jar');
+      const url = '/repository/grp/org/nx/lib/maven-metadata.xml';
+      const first = await (await s.fetch(url)).text();
+      assert.match(first, /<version>1\.0<\/version>[\s\S]*<version>7\.0<\/version>/);
+      assert.equal(await (await s.fetch(url)).text(), first);
+      const part = await s.fetch(url, { headers: { Range: 'bytes=0-9' } });
+      assert.equal(part.status, 206);
+      assert.equal(await part.text(), first.slice(0, 10));
+      await deployed('mixed2', 'org/nx/lib/8.0/lib-8.0.jar');
+      assert.match(await (await s.fetch(url)).text(), /<version>8\.0<\/version>/);
+    });
+
     it('redeploys a plain -SNAPSHOT file under ALLOW_ONCE, never a timestamped build', async () => {
       const plain = 'org/nx/snap/3.0-SNAPSHOT/snap-3.0-SNAPSHOT.jar';
       await deployed('snap', plain, jar());
