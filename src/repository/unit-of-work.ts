@@ -108,8 +108,8 @@ export interface WriteIntent {
 /**
  * The write policy of a hosted repository and the edit permission on an overwrite — the only
  * place either is checked. DENY refuses every client change; ALLOW_ONCE refuses replacing a
- * stored asset (generated metadata and puts the format marks `mutable` aside) or moving a guarded tag; replacing under ALLOW needs
- * `edit`. Returns the paths and tags found in place (the transaction re-checks against them).
+ * stored asset (generated metadata and puts the format marks `mutable` aside) or moving a
+ * guarded tag; replacing under ALLOW (or a `mutable` put) needs `edit`. Returns the paths and tags found in place (the transaction re-checks against them).
  * Callers that must refuse before reading a body call it first; the unit of work calls it again.
  */
 export async function checkWritePolicy(app: Stowage, repo: Repository, source: ChangeSource, intent: WriteIntent, access?: AccessCheck): Promise<Set<string>> {
