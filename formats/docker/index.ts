@@ -3,12 +3,12 @@ import { Readable, Transform, pipeline } from 'node:stream';
 import { z } from 'zod';
 import type Koa from 'koa';
 import { AppError } from '../../src/errors.js';
-import type { ContentRequest, FormatPlugin, RootRoute } from '../../src/repository/format.js';
+import type { ContentRequest, FormatPlugin, FormatRoute, RootRoute, RouteRequest } from '../../src/repository/format.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { Stowage } from '../../src/stowage.js';
 import { sendContent } from '../../src/http/send-content.js';
 import { requireContent } from '../../src/http/auth.js';
-import { DOCKER_TOKEN_REALM, authenticated, dockerListenerPort, forcesBasicAuth, isTokenPath, tokenEndpoint, unauthorized } from './auth.js';
+import { DOCKER_TOKEN_REALM, authenticated, dockerListenerPort, forcesBasicAuth, tokenEndpoint, unauthorized } from './auth.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import { API_VERSION, API_VERSION_HEADER, ociError, renderOciError } from './errors.js';
 import {
@@ -22,7 +22,6 @@ import {
   isValidName,
   isValidTag,
   looksLikeDigest,
-  matchRoute,
   page,
   parseChunkRange,
   parseManifest,
@@ -471,55 +470,60 @@ async function getReferrers(req: ContentRequest, name: string, subject: string):
 
 // ---- plugin ----------------------------------------------------------------------------
 
-async function handle(req: ContentRequest): Promise<void> {
-  const { ctx } = req;
-  ctx.set(API_VERSION_HEADER, API_VERSION);
-  if (isTokenPath(req.rawPath) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return tokenEndpoint(ctx, req.app, req.repo);
-  // Forced Basic auth (Nexus's default): no anonymous pull, whatever the anonymous role may read.
-  if (forcesBasicAuth(req.repo) && (!req.principal || req.principal.anonymous)) throw unauthorized();
-  const route = matchRoute(req.rawPath);
-  const m = ctx.method;
-  const get = m === 'GET' || m === 'HEAD';
-  // A push to a group lands in its writable member.
-  if (req.repo.type === 'group' && (route.kind === 'upload-start' || route.kind === 'upload' || (route.kind === 'manifest' && m === 'PUT'))) {
-    req = await toWritableMember(req);
-  }
-  switch (route.kind) {
-    case 'ping':
-      if (get) return ping(req);
-      break;
-    case 'catalog':
-      if (get) return catalog(req);
-      break;
-    case 'tags':
-      if (get) return tagsList(req, route.name);
-      break;
-    case 'upload-start':
-      if (m === 'POST') return startUpload(req, route.name);
-      break;
-    case 'upload':
-      if (m === 'PATCH') return patchUpload(req, route.name, route.uuid);
-      if (m === 'PUT') return putUpload(req, route.name, route.uuid);
-      if (get) return uploadStatus(req, route.name, route.uuid);
-      if (m === 'DELETE') return cancelUpload(req, route.name, route.uuid);
-      break;
-    case 'blob':
-      if (get) return getBlob(req, route.name, route.digest);
-      if (m === 'DELETE') return deleteBlob(req, route.name, route.digest);
-      break;
-    case 'manifest':
-      if (get) return getManifest(req, route.name, route.reference);
-      if (m === 'PUT') return putManifest(req, route.name, route.reference);
-      if (m === 'DELETE') return deleteManifest(req, route.name, route.reference);
-      break;
-    case 'referrers':
-      if (get) return getReferrers(req, route.name, route.digest);
-      break;
-    case 'unknown':
-      throw ociError('NOT_FOUND', 'NAME_UNKNOWN', `Not a registry path: /${req.rawPath}`);
-  }
-  throw ociError('METHOD_NOT_ALLOWED', 'UNSUPPORTED', `${m} is not supported here`, { status: 405 });
+/**
+ * What every registry row does before its handler: the API version header, Nexus's forced Basic
+ * auth (no anonymous pull, whatever the anonymous role may read), and for a push through a group,
+ * the group's writable member as the request's repository.
+ */
+function registry(handler: (req: RouteRequest) => Promise<void>, opts: { push?: boolean } = {}): FormatRoute['handler'] {
+  return async (req) => {
+    req.ctx.set(API_VERSION_HEADER, API_VERSION);
+    if (forcesBasicAuth(req.repo) && (!req.principal || req.principal.anonymous)) throw unauthorized();
+    // The member's request keeps the params (and is the key group.ts remembers the group by).
+    if (opts.push && req.repo.type === 'group') req = (await toWritableMember(req)) as RouteRequest;
+    return handler(req);
+  };
 }
+
+async function token(req: RouteRequest): Promise<void> {
+  req.ctx.set(API_VERSION_HEADER, API_VERSION);
+  return tokenEndpoint(req.ctx, req.app, req.repo);
+}
+
+const NAME = String.raw`v2/(?<name>.+)`;
+const route = (pattern: string) => new RegExp(`^${pattern}$`);
+const uploadRoute = route(String.raw`${NAME}/blobs/uploads/(?<uuid>[^/]+)`);
+// `blobs/uploads` is the start of an upload, never a blob's digest.
+const blobRoute = route(String.raw`${NAME}/blobs/(?<digest>(?!uploads$)[^/]+)`);
+const manifestRoute = route(String.raw`${NAME}/manifests/(?<reference>[^/]+)`);
+
+/**
+ * The registry API (distribution spec v2 / OCI 1.1), one row per endpoint, matched on the path
+ * inside the repository (`v2/…`, also on a dedicated port and through the root route).
+ */
+const routes: FormatRoute[] = [
+  { methods: ['GET'], path: /(?:^|\/)v2\/token$/, need: 'public', handler: token },
+  { methods: ['GET'], path: /^v2\/?$/, need: 'public', handler: registry(ping) },
+  { methods: ['GET'], path: /^v2\/_catalog$/, need: 'browse', handler: registry(catalog) },
+  { methods: ['GET'], path: route(String.raw`${NAME}/tags/list`), need: 'read', handler: registry((req) => tagsList(req, req.params.name)) },
+  { methods: ['POST'], path: route(String.raw`${NAME}/blobs/uploads/?`), need: 'add', handler: registry((req) => startUpload(req, req.params.name), { push: true }) },
+  // An upload session is the pusher's: asking for its state or cancelling it needs add too.
+  { methods: ['GET'], path: uploadRoute, need: 'add', handler: registry((req) => uploadStatus(req, req.params.name, req.params.uuid), { push: true }) },
+  { methods: ['PATCH'], path: uploadRoute, need: 'add', handler: registry((req) => patchUpload(req, req.params.name, req.params.uuid), { push: true }) },
+  { methods: ['PUT'], path: uploadRoute, need: 'add', handler: registry((req) => putUpload(req, req.params.name, req.params.uuid), { push: true }) },
+  { methods: ['DELETE'], path: uploadRoute, need: 'add', handler: registry((req) => cancelUpload(req, req.params.name, req.params.uuid), { push: true }) },
+  { methods: ['GET'], path: blobRoute, need: 'read', handler: registry((req) => getBlob(req, req.params.name, req.params.digest)) },
+  { methods: ['DELETE'], path: blobRoute, need: 'delete', handler: registry((req) => deleteBlob(req, req.params.name, req.params.digest)) },
+  { methods: ['GET'], path: manifestRoute, need: 'read', handler: registry((req) => getManifest(req, req.params.name, req.params.reference)) },
+  { methods: ['PUT'], path: manifestRoute, need: 'add', handler: registry((req) => putManifest(req, req.params.name, req.params.reference), { push: true }) },
+  { methods: ['DELETE'], path: manifestRoute, need: 'delete', handler: registry((req) => deleteManifest(req, req.params.name, req.params.reference)) },
+  {
+    methods: ['GET'],
+    path: route(String.raw`${NAME}/referrers/(?<digest>[^/]+)`),
+    need: 'read',
+    handler: registry((req) => getReferrers(req, req.params.name, req.params.digest)),
+  },
+];
 
 /**
  * `/v2/<repo>/<image>/…` on the main listener: the first path segment names the repository, as
@@ -574,22 +578,7 @@ export const docker: FormatPlugin = {
   apiRoutes: archiveRoutes,
   listenerPort: dockerListenerPort,
   listenerPortField: 'docker.httpPort',
-  classify(ctx, path) {
-    if (isTokenPath(path)) return 'public';
-    const route = matchRoute(path);
-    if (route.kind === 'ping') return 'public';
-    if (route.kind === 'catalog') return 'browse';
-    switch (ctx.method) {
-      case 'GET':
-      case 'HEAD':
-        return route.kind === 'upload' ? 'add' : 'read';
-      case 'DELETE':
-        return route.kind === 'upload' ? 'add' : 'delete';
-      default:
-        return 'add';
-    }
-  },
-  handle,
+  routes,
   renderError: renderOciError,
   isMetadata,
   upstreamUrl,
