@@ -6,7 +6,6 @@ import type { RepositoryConfig } from '../repository/types.js';
 import { serve } from './content-router.js';
 import type { FormatPlugin } from '../repository/format.js';
 import { listen, listenerBase, type Listener } from './server.js';
-import { AppError } from '../errors.js';
 import { ConfigError } from '../config/config.js';
 
 /** How often listeners re-read the repositories for changes made on other nodes. */
@@ -147,11 +146,8 @@ export class ListenerManager {
 
   private koa(repository: string): Koa {
     const app = this.app;
-    const koa = listenerBase(app, repository);
-    koa.use(async (ctx) => {
-      if (!ctx.path.startsWith('/')) throw new AppError('NOT_FOUND', 'Not found');
-      return serve(app, ctx, repository, ctx.path.slice(1), false, undefined, true);
-    });
+    const koa = listenerBase(app, { repository });
+    koa.use((ctx) => serve(app, ctx));
     return koa;
   }
 
@@ -161,17 +157,9 @@ export class ListenerManager {
    */
   private sharedKoa(format: FormatPlugin): Koa {
     const app = this.app;
-    const koa = listenerBase(app, undefined, format);
-    koa.use(async (ctx) => {
-      const route = format.rootRoutes!.find((r) => ctx.path.startsWith(r.prefix) || ctx.path === r.prefix.replace(/\/$/, ''));
-      if (!route) throw new AppError('NOT_FOUND', 'Not found');
-      const target = route.resolve(ctx.path);
-      if (!target) {
-        if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
-        throw new AppError('NOT_FOUND', 'Not found');
-      }
-      return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
-    });
+    const koa = listenerBase(app, { format });
+    // Paths outside the format's root routes resolve to nothing: serve answers them 404.
+    koa.use((ctx) => serve(app, ctx));
     return koa;
   }
 
