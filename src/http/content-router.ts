@@ -31,8 +31,12 @@ export type ContentTarget =
   /** Under a root route's prefix but naming no repository (docker's `/v2/`, `/v2/token`). */
   | { kind: 'unrouted'; format: FormatPlugin; route: RootRoute };
 
-/** Which requests a listener's resolver considers: the main listener's, one repository's port, one format's shared port. */
-export type ListenerScope = { repository: string } | { format: FormatPlugin } | undefined;
+/**
+ * Which requests a listener's resolver considers: the main listener's (undefined), one
+ * repository's dedicated port (with its format, for errors once the repository is gone), or one
+ * format's shared port.
+ */
+export type ListenerScope = { repository: string; format?: FormatPlugin } | { format: FormatPlugin } | undefined;
 
 /**
  * The first step of every listener's pipeline: resolves the content request's repository once
@@ -44,7 +48,7 @@ export type ListenerScope = { repository: string } | { format: FormatPlugin } | 
 export function resolveContent(app: Stowage, scope?: ListenerScope): Koa.Middleware {
   return async (ctx, next) => {
     const target = targetOf(app, ctx.path, scope);
-    let format = scope && 'format' in scope ? scope.format : undefined;
+    let format = scope?.format;
     if (target?.kind === 'unrouted') format = target.format;
     else if (target) {
       const repo = await app.repositories.find(target.name);

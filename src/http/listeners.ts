@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { badRequest } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import type { RepositoryConfig } from '../repository/types.js';
+import type { Repository } from '../repository/repository.js';
 import { serve } from './content-router.js';
 import type { FormatPlugin } from '../repository/format.js';
 import { listen, listenerBase, type Listener } from './server.js';
@@ -120,22 +121,23 @@ export class ListenerManager {
 
   private async reconcile(): Promise<void> {
     if (this.host === null) return;
-    const wanted = new Map<number, string>();
+    const wanted = new Map<number, Repository>();
     for (const repo of await this.app.repositories.list()) {
       const port = this.portOf(repo.config);
-      if (port !== null && !wanted.has(port) && !this.sharedPorts.has(port)) wanted.set(port, repo.name);
+      if (port !== null && !wanted.has(port) && !this.sharedPorts.has(port)) wanted.set(port, repo);
     }
     for (const [port, o] of [...this.open]) {
-      if (wanted.get(port) !== o.repository) {
+      if (wanted.get(port)?.name !== o.repository) {
         this.open.delete(port);
         await o.listener.close(1_000);
         this.app.log.info(`Closed port ${port} of repository '${o.repository}'`);
       }
     }
-    for (const [port, repository] of wanted) {
+    for (const [port, repo] of wanted) {
       if (this.open.has(port) || this.host === null) continue;
+      const repository = repo.name;
       try {
-        const listener = await listen(this.koa(repository), port, this.host);
+        const listener = await listen(this.koa(repository, repo.format), port, this.host);
         this.open.set(port, { repository, listener });
         this.app.log.info(`Repository '${repository}' listening on ${listener.url}`);
       } catch (e) {
@@ -144,9 +146,10 @@ export class ListenerManager {
     }
   }
 
-  private koa(repository: string): Koa {
+  /** A dedicated listener; `format` (the repository's) shapes its errors even once the repository is gone. */
+  private koa(repository: string, format: FormatPlugin): Koa {
     const app = this.app;
-    const koa = listenerBase(app, { repository });
+    const koa = listenerBase(app, { repository, format });
     koa.use((ctx) => serve(app, ctx));
     return koa;
   }
