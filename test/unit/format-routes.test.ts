@@ -70,7 +70,7 @@ describe('matchRoute', () => {
 });
 
 describe('every format route table', () => {
-  const METHODS = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE', 'MKCOL', 'OPTIONS']);
+  const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'MKCOL', 'OPTIONS']);
 
   it('the formats list is not empty and every format declares routes', () => {
     assert.ok(formats.length >= 3);
