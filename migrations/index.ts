@@ -10,10 +10,13 @@ import * as m010 from './20261201_010_task_runs.js';
 import * as m011 from './20261201_011_task_schedules.js';
 import * as m020 from './20261201_020_docker_components.js';
 import * as m030 from './20261201_030_asset_uploader.js';
+import * as m040 from './20261202_040_blob_digests.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }`: the migration opens its own transactions (a SQLite table rebuild). */
+  config?: { transaction?: boolean };
 }
 
 /** The explicit, ordered list of migrations. Each file is one change and never edited once released. */
@@ -29,6 +32,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261201_011_task_schedules', m011],
   ['20261201_020_docker_components', m020],
   ['20261201_030_asset_uploader', m030],
+  ['20261202_040_blob_digests', m040],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

@@ -109,6 +109,7 @@ const pathRouted: RootRoute = {
 
 export const docker: FormatPlugin = {
   name: 'docker',
+  digests: ['sha256'],
   sections: [
     {
       key: 'docker',

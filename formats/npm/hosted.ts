@@ -5,7 +5,6 @@
  * package through the core's unit of work (package-change.ts): write policy, one transaction,
  * retry while another writer changed the package first; nothing partial is ever visible.
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AppError } from '../../src/errors.js';
 import { readSmall, type StagedBlob } from '../../src/blob/blob-service.js';
@@ -58,6 +57,12 @@ function inputError(e: unknown): never {
   throw e;
 }
 
+/** The blob's sha512 (npm declares it: ingest computed it) as SRI's base64. */
+function base64Of(hex: string | undefined): string {
+  if (!hex) throw new Error('npm tarball staged without its sha512');
+  return Buffer.from(hex, 'hex').toString('base64');
+}
+
 /** `sha512-<base64>` entries of an SRI string. */
 function sha512Of(integrity: unknown): string[] {
   if (typeof integrity !== 'string') return [];
@@ -103,7 +108,8 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
   }
   let tarball: Tarball | null = null;
   if (scanned.attachment) {
-    tarball = { staged: await staging!, sha512: scanned.attachment.sha512, size: scanned.attachment.size, head: scanned.attachment.head };
+    const staged = await staging!;
+    tarball = { staged, sha512: base64Of(staged.sha512), size: scanned.attachment.size, head: scanned.attachment.head };
   } else {
     // A body the scanner did not recognise the tarball in (unusual key order): decode it here.
     const atts = (scanned.doc as { _attachments?: Record<string, { data?: unknown }> } | null)?._attachments ?? {};
@@ -111,9 +117,10 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
     if (inline) {
       const buf = Buffer.from(inline[1].data as string, 'base64');
       inline[1].data = '';
+      const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([buf]));
       tarball = {
-        staged: await app.blobs.stage(repo.blobStoreId, Readable.from([buf])),
-        sha512: createHash('sha512').update(buf).digest('base64'),
+        staged,
+        sha512: base64Of(staged.sha512),
         size: buf.length,
         head: buf.subarray(0, 512),
       };

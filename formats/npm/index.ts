@@ -191,6 +191,7 @@ async function search(req: ContentRequest): Promise<void> {
 
 export const npm: FormatPlugin = {
   name: FORMAT,
+  digests: ['sha256', 'sha1', 'sha512'],
   sections: [{ key: 'npm', schema: npmSection }],
   userTokenRealms: [NPM_TOKEN_REALM],
   renderError: renderNpmError,

@@ -1,11 +1,10 @@
 /**
  * Reads an npm publish body (JSON holding the tarball as base64 in `_attachments.<file>.tgz.data`)
  * as it arrives: the tarball string is base64-decoded straight into a stream (to the blob store)
- * and hashed with sha512 on the way, never held whole; the rest of the document, small, is kept
+ * (ingest computes its sha512, npm's integrity), never held whole; the rest of the document, small, is kept
  * with that string emptied and parsed at the end. A byte-level scanner, so only JSON's structure
  * (ASCII) is interpreted; strings are copied untouched.
  */
-import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { AppError } from '../../src/errors.js';
 import { NpmInputError } from './packument.js';
@@ -22,7 +21,7 @@ export interface ScannedPublish {
   /** The document with the tarball's `data` emptied. */
   doc: unknown;
   /** `head`: the tarball's first bytes, for the content type check. */
-  attachment: { key: string; size: number; sha512: string; head: Buffer } | null;
+  attachment: { key: string; size: number; head: Buffer } | null;
 }
 
 interface Frame {
@@ -55,7 +54,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
   let keyParts: Buffer[] | null = null;
   let keyFrom = 0;
   let keySize = 0;
-  let streaming: { out: PassThrough; key: string; carry: string; size: number; hash: ReturnType<typeof createHash>; head: Buffer[] } | null = null;
+  let streaming: { out: PassThrough; key: string; carry: string; size: number; head: Buffer[] } | null = null;
   let result: ScannedPublish['attachment'] = null;
 
   const fail = (msg: string): never => {
@@ -72,7 +71,6 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
     const buf = Buffer.from(all.slice(0, usable), 'base64');
     if (streaming.size < HEAD_BYTES) streaming.head.push(buf.subarray(0, HEAD_BYTES - streaming.size));
     streaming.size += buf.length;
-    streaming.hash.update(buf);
     const out = streaming.out;
     // The consumer (the blob store) failed: stop with its error instead of waiting for it.
     if (out.destroyed) throw out.errored ?? new AppError('BAD_REQUEST', 'Tarball upload was aborted');
@@ -109,7 +107,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
             break;
           }
           if (streaming.carry.length > 0) await emit('===='.slice(0, 4 - streaming.carry.length));
-          result = { key: streaming.key, size: streaming.size, sha512: streaming.hash.digest('base64'), head: Buffer.concat(streaming.head) };
+          result = { key: streaming.key, size: streaming.size, head: Buffer.concat(streaming.head) };
           streaming.out.end();
           streaming = null;
           inString = false;
@@ -166,7 +164,7 @@ export async function scanPublishBody(body: Readable, maxRest: number, onAttachm
               if (result) fail('more than one tarball attachment');
               keep(chunk.subarray(segStart, i + 1));
               const out = new PassThrough();
-              streaming = { out, key: stack[1].key, carry: '', size: 0, hash: createHash('sha512'), head: [] };
+              streaming = { out, key: stack[1].key, carry: '', size: 0, head: [] };
               onAttachment({ key: stack[1].key, stream: out });
               segStart = i + 1;
             }

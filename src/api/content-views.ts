@@ -50,6 +50,7 @@ export interface ContentSearch extends ComponentFilter {
   sha256?: string;
   sha1?: string;
   md5?: string;
+  sha512?: string;
 }
 
 type ComponentItem = ReturnType<typeof componentXO>;
@@ -87,8 +88,8 @@ export class ContentViews {
 
   async assetPage(scope: Scope, search: ContentSearch, token: string | null, limit: number): Promise<{ items: AssetItem[]; continuationToken: string | null }> {
     if (scope.size === 0) return EMPTY;
-    const { sha256, sha1, md5, ...component } = search;
-    const q: AssetQuery = { repositoryIds: [...scope.keys()], sha256, sha1, md5 };
+    const { sha256, sha1, md5, sha512, ...component } = search;
+    const q: AssetQuery = { repositoryIds: [...scope.keys()], sha256, sha1, md5, sha512 };
     if (Object.values(component).some((v) => v !== undefined)) q.component = component;
     const page = await this.app.content.listAssets(q, token, limit);
     return { items: page.items.map((a) => this.assetItem(a, scope)), continuationToken: page.continuationToken };

@@ -23,6 +23,21 @@ function encodePath(p: string): string {
   return p.split('/').map(encodeURIComponent).join('/');
 }
 
+/**
+ * The digests known for an asset's blob (Nexus shows sha1, sha256, md5, and sha512 for Maven): a
+ * digest no format that stored the bytes needed is left out (the search by it finds the asset once
+ * the "compute missing digests" task ran).
+ */
+function checksumXO(a: AssetView): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (a.sha1) out.sha1 = a.sha1;
+  out.sha256 = a.sha256;
+  if (a.md5) out.md5 = a.md5;
+  if (a.sha512) out.sha512 = a.sha512;
+  if (a.blake2b256) out.blake2b256 = a.blake2b256;
+  return out;
+}
+
 /** Nexus AssetXO. */
 export function assetXO(a: AssetView, view: Repository, owner: Repository, baseUrl: string) {
   return {
@@ -31,7 +46,7 @@ export function assetXO(a: AssetView, view: Repository, owner: Repository, baseU
     id: encodeId(view.name, a.id),
     repository: view.name,
     format: view.format.name,
-    checksum: { sha1: a.sha1, sha256: a.sha256, md5: a.md5 },
+    checksum: checksumXO(a),
     contentType: a.content_type,
     lastModified: iso(a.updated_at),
     lastDownloaded: iso(a.last_downloaded),

@@ -49,6 +49,7 @@ const searchParams = [
   query('sha256', 'Asset SHA-256'),
   query('sha1', 'Asset SHA-1'),
   query('md5', 'Asset MD5'),
+  query('sha512', 'Asset SHA-512'),
 ];
 
 const page = (item: string) => ({

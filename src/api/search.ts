@@ -19,6 +19,7 @@ function searchParams(ctx: Koa.Context): ContentSearch & { repository?: string; 
     sha256: p('sha256'),
     sha1: p('sha1'),
     md5: p('md5'),
+    sha512: p('sha512'),
   };
 }
 

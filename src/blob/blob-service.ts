@@ -7,7 +7,8 @@ import type { Db, Tx } from '../db/db.js';
 import { now, num } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
-import { DigestStream, type DigestLimits, type Digests } from './digest-stream.js';
+import { DigestStream, Hasher, type DigestLimits, type Digests } from './digest-stream.js';
+import { DIGEST_ALGORITHMS, digestSet, scopedDigests, type DigestAlgorithm } from './digest-set.js';
 import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
 import { bufferedBodyBudget } from '../http/request-limits.js';
 import type { ByteRange } from './driver.js';
@@ -18,19 +19,19 @@ export interface BlobRow {
   id: number;
   store_id: number;
   sha256: string;
-  sha1: string;
-  md5: string;
+  /** Digests besides sha256 are null until a format that needs them stored these bytes, or `ensureDigests` computed them. */
+  sha1: string | null;
+  md5: string | null;
+  sha512: string | null;
+  blake2b256: string | null;
   size: number;
   storage_key: string;
   created_at: number;
   touched_at: number;
 }
 
-export interface ExpectedDigests {
-  sha256?: string;
-  sha1?: string;
-  md5?: string;
-}
+/** Digests a client declared for its upload: a mismatch refuses it (400 naming the algorithm). */
+export type ExpectedDigests = Partial<Record<DigestAlgorithm, string>>;
 
 /**
  * Bytes written to a store under a fresh key, digests known, not yet referenced by any row.
@@ -53,16 +54,40 @@ function newKey(owner: IngestOwner): string {
 }
 
 function normaliseRow(r: BlobRow): BlobRow {
-  return { ...r, size: num(r.size), created_at: num(r.created_at), touched_at: num(r.touched_at), id: num(r.id) };
+  return {
+    ...r,
+    sha1: r.sha1 ?? null,
+    md5: r.md5 ?? null,
+    sha512: r.sha512 ?? null,
+    blake2b256: r.blake2b256 ?? null,
+    size: num(r.size),
+    created_at: num(r.created_at),
+    touched_at: num(r.touched_at),
+    id: num(r.id),
+  };
+}
+
+/** The algorithms a client declared a value for (each must be computed to check it). */
+export function expectedAlgorithms(expected: ExpectedDigests | undefined): DigestAlgorithm[] {
+  return DIGEST_ALGORITHMS.filter((a) => !!expected?.[a]);
 }
 
 /** The refusal when `digests` do not match what the client declared (`expected`), else null. */
 export function digestMismatch(digests: Digests, expected: ExpectedDigests | undefined): AppError | null {
-  const which =
-    (expected?.sha256 && expected.sha256.toLowerCase() !== digests.sha256 && 'sha256') ||
-    (expected?.sha1 && expected.sha1.toLowerCase() !== digests.sha1 && 'sha1') ||
-    (expected?.md5 && expected.md5.toLowerCase() !== digests.md5 && 'md5');
-  return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which]}`) : null;
+  const which = expectedAlgorithms(expected).find((a) => expected![a]!.toLowerCase() !== digests[a]);
+  return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which] ?? '(not computed)'}`) : null;
+}
+
+/** The digests ingest computes when not told: the request's repository format's (digest-set.ts), else sha256, sha1, md5. */
+function defaultDigests(): DigestAlgorithm[] {
+  return digestSet(scopedDigests());
+}
+
+/** The digest columns of a blob row for `digests` (only those computed). */
+function digestColumns(digests: Digests): Partial<Record<DigestAlgorithm, string>> {
+  const cols: Partial<Record<DigestAlgorithm, string>> = {};
+  for (const a of DIGEST_ALGORITHMS) if (digests[a]) cols[a] = digests[a];
+  return cols;
 }
 
 /**
@@ -143,10 +168,15 @@ export class BlobService {
     if (why) throw new AppError('INSUFFICIENT_STORAGE', `Not enough storage space: ${why}. Delete content (and run the blob GC task) to free space`);
   }
 
-  /** Streams `body` into the store while hashing it once; verifies sizes and expected digests. */
+  /**
+   * Streams `body` into the store while hashing it once; verifies sizes and expected digests.
+   * Computes `opts.digests` (default: see DigestLimits) and every algorithm `expected` names.
+   */
   async stage(storeId: number, body: Readable, opts: DigestLimits & { expected?: ExpectedDigests } = {}): Promise<StagedBlob> {
     const driver = await this.stores.driver(storeId);
-    const digest = new DigestStream(opts, driver.returnsIngestBuffers === true);
+    const extra = expectedAlgorithms(opts.expected);
+    const limits = extra.length > 0 ? { ...opts, digests: [...(opts.digests ?? defaultDigests()), ...extra] } : opts;
+    const digest = new DigestStream(limits, driver.returnsIngestBuffers === true);
     // Any end of the body short of a complete one fails the write, and the driver drops the temp
     // bytes: an error, a client that disconnects mid-body, and also a request stream destroyed
     // before we began reading it (its socket closed while the handler awaited the database),
@@ -224,11 +254,18 @@ export class BlobService {
       const existing = await tx<BlobRow>('blobs').where({ store_id: staged.storeId, sha256: staged.sha256 }).first();
       if (!existing) return undefined;
       // Touch first: GC deletes only rows untouched for its grace period, so a row being reused is safe.
+      // Digests the row lacks and this ingest computed (the bytes streamed through anyway) are filled in.
       const t = now();
-      if ((await tx('blobs').where({ id: existing.id }).update({ touched_at: t })) !== 1) return undefined;
+      const fill = Object.fromEntries(Object.entries(digestColumns(staged)).filter(([a]) => existing[a as DigestAlgorithm] == null));
+      if (
+        (await tx('blobs')
+          .where({ id: existing.id })
+          .update({ touched_at: t, ...fill })) !== 1
+      )
+        return undefined;
       staged.blobId = num(existing.id);
       staged.duplicate = true;
-      return normaliseRow({ ...existing, touched_at: t });
+      return normaliseRow({ ...existing, ...fill, touched_at: t });
     };
     const found = await reuse();
     if (found) return found;
@@ -238,9 +275,7 @@ export class BlobService {
     const rows = await tx('blobs')
       .insert({
         store_id: staged.storeId,
-        sha256: staged.sha256,
-        sha1: staged.sha1,
-        md5: staged.md5,
+        ...digestColumns(staged),
         size: staged.size,
         storage_key: staged.storageKey,
         created_at: t,
@@ -294,6 +329,75 @@ export class BlobService {
     } catch {
       // Left for GC's orphan sweep.
     }
+  }
+
+  /** Computations of missing digests in progress, by blob id: one read per blob at a time. */
+  private readonly computing = new Map<number, Promise<BlobRow>>();
+
+  /**
+   * `blob` with `algorithms` all known: the ones never computed (the blob was stored for a format
+   * that did not need them) are computed now from one read of the bytes and stored on the row.
+   * Concurrent calls for one blob share that read (a later one for more algorithms reads again
+   * after it). Not for the upload path: search, checksum requests and the backfill task use it.
+   */
+  async ensureDigests(blob: BlobRow, algorithms: readonly DigestAlgorithm[]): Promise<BlobRow> {
+    const lacking = (b: BlobRow) => algorithms.filter((a) => b[a] == null);
+    if (lacking(blob).length === 0) return blob;
+    const running = this.computing.get(blob.id);
+    if (running) {
+      const after = await running.catch(() => blob);
+      return lacking(after).length === 0 ? after : this.ensureDigests(after, algorithms);
+    }
+    const work = (async () => {
+      // Another node (or an upload of the same bytes) may have filled them meanwhile.
+      const current = (await this.get(blob.id)) ?? blob;
+      const missing = lacking(current);
+      if (missing.length === 0) return current;
+      const hasher = new Hasher(current.size, missing);
+      try {
+        for await (const c of await this.open(current)) await hasher.update(c as Buffer);
+      } catch (e) {
+        hasher.abort();
+        throw e;
+      }
+      const d = await hasher.digest();
+      // sha256 comes along (ingest always computes it): bytes that no longer match are not described by new digests.
+      if (d.size !== current.size || d.sha256 !== current.sha256)
+        throw new AppError('INTERNAL', `Blob ${current.id} (${current.storage_key}) does not match its recorded size and sha256`);
+      const fill = Object.fromEntries(missing.map((a) => [a, d[a]!]));
+      for (const [a, v] of Object.entries(fill))
+        await this.db('blobs')
+          .where({ id: current.id })
+          .whereNull(a)
+          .update({ [a]: v });
+      this.digestsComputed++;
+      return { ...current, ...fill };
+    })();
+    this.computing.set(blob.id, work);
+    try {
+      return await work;
+    } finally {
+      this.computing.delete(blob.id);
+    }
+  }
+
+  /** How many times `ensureDigests` read a blob to compute digests (tests, metrics). */
+  digestsComputed = 0;
+
+  /**
+   * Blobs of `storeId` lacking one of `algorithms`, in id order after `afterId` (the backfill task's
+   * batches).
+   */
+  async lackingDigests(storeId: number, algorithms: readonly DigestAlgorithm[], afterId: number, limit: number): Promise<BlobRow[]> {
+    const rows = await this.db<BlobRow>('blobs')
+      .where({ store_id: storeId })
+      .andWhere('id', '>', afterId)
+      .andWhere((q) => {
+        for (const a of algorithms) q.orWhereNull(a);
+      })
+      .orderBy('id')
+      .limit(limit);
+    return rows.map(normaliseRow);
   }
 
   async get(id: number): Promise<BlobRow | undefined> {

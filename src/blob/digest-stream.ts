@@ -1,13 +1,16 @@
-import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors.js';
 import { INGEST_BUFFER, giveIngestBuffer, takeIngestBuffer } from './ingest-buffers.js';
+import { DIGEST_ALGORITHMS, blakeReady, digestSet, runningHash, scopedDigests, type DigestAlgorithm, type RunningHash } from './digest-set.js';
 
+/** The digests computed for some bytes: sha256 always, the others when the format asked for them. */
 export interface Digests {
   sha256: string;
-  sha1: string;
-  md5: string;
+  sha1?: string;
+  md5?: string;
+  sha512?: string;
+  blake2b256?: string;
   size: number;
 }
 
@@ -16,10 +19,15 @@ export interface DigestLimits {
   expectedSize?: number;
   /** Largest body accepted. */
   maxSize?: number;
+  /** Which digests to compute (sha256 is always added); default: the request's repository format's (see digest-set.ts), else sha256, sha1 and md5. */
+  digests?: readonly DigestAlgorithm[];
 }
 
-type Algo = 'sha256' | 'sha1' | 'md5';
-const ALGOS: Algo[] = ['sha256', 'sha1', 'md5'];
+type Algo = DigestAlgorithm;
+interface Split {
+  main: Algo[];
+  worker: Algo[];
+}
 
 /** Bodies below this are hashed inline: a worker round trip costs more than it saves. */
 const OFFLOAD_MIN_BYTES = 1024 * 1024;
@@ -42,10 +50,11 @@ interface Slot {
 }
 
 /**
- * One shared hashing worker. Which digests it computes is decided once by timing each
- * algorithm here (see `calibrate`), so the two threads finish together: on this CPU (SHA
- * extensions: sha256 and sha1 ~1 GB/s, md5 ~0.45 GB/s) sha256 stays on the main thread, which
- * also moves the bytes, and sha1 and md5 go to the worker.
+ * One shared hashing worker. Which digests of a set it computes is decided by timing each
+ * algorithm here once (see `calibrate`, `splitFor`), so the two threads finish together: on this
+ * CPU (SHA extensions: sha256 and sha1 ~1 GB/s, md5 ~0.45 GB/s) for sha256, sha1 and md5, sha256
+ * stays on the main thread, which also moves the bytes, and sha1 and md5 go to the worker; sha256
+ * alone stays on the main thread.
  */
 class HashWorker {
   private worker?: Worker;
@@ -57,7 +66,8 @@ class HashWorker {
   private inFlight = 0;
   private readonly slotWaiters: Array<(slot: Slot) => void> = [];
   private readonly dones = new Map<number, (d: Record<string, string>) => void>();
-  private split?: { main: Algo[]; worker: Algo[] };
+  private costs?: Record<Algo, number>;
+  private readonly splits = new Map<string, Split>();
   private failed = false;
   /** Streams in progress: the worker keeps the process alive only while there are some. */
   private active = 0;
@@ -70,11 +80,17 @@ class HashWorker {
     if (--this.active === 0) this.worker?.unref();
   }
 
-  /** The split between threads; null when no worker can be used. */
-  plan(): { main: Algo[]; worker: Algo[] } | null {
+  /** The split of `algorithms` between threads; null when everything stays on the main thread. */
+  plan(algorithms: Algo[]): Split | null {
     if (this.failed) return null;
-    if (!this.split) this.split = calibrate();
-    if (this.split.worker.length === 0) return null;
+    const key = algorithms.join(',');
+    let split = this.splits.get(key);
+    if (!split) {
+      this.costs ??= calibrate();
+      split = splitFor(algorithms, this.costs);
+      this.splits.set(key, split);
+    }
+    if (split.worker.length === 0) return null;
     if (!this.worker) {
       try {
         this.worker = new Worker(new URL('./hash-worker.js', import.meta.url));
@@ -97,7 +113,7 @@ class HashWorker {
         return null;
       }
     }
-    return this.split;
+    return split;
   }
 
   start(algorithms: Algo[]): number {
@@ -155,33 +171,48 @@ class HashWorker {
   }
 }
 
-function calibrate(): { main: Algo[]; worker: Algo[] } {
+/** CPU-ns per MiB of each algorithm here: the fastest of three runs each (the first pays for warming up). */
+export function calibrate(): Record<Algo, number> {
   const buf = Buffer.alloc(1024 * 1024, 0x5a);
-  const cost: Record<Algo, number> = { sha256: Infinity, sha1: Infinity, md5: Infinity };
-  // The fastest of three runs each: the first pays for warming up.
+  const cost = Object.fromEntries(DIGEST_ALGORITHMS.map((a) => [a, Infinity])) as Record<Algo, number>;
+  const blake = blakeReady();
   for (let run = 0; run < 3; run++) {
-    for (const a of ALGOS) {
+    for (const a of DIGEST_ALGORITHMS) {
+      if (a === 'blake2b256' && !blake) continue;
+      const h = a === 'blake2b256' ? null : (runningHash(a) as RunningHash);
       const t = process.hrtime.bigint();
-      createHash(a).update(buf).digest();
+      if (h) h.update(buf);
+      else blake!.update(buf);
       cost[a] = Math.min(cost[a], Number(process.hrtime.bigint() - t));
     }
   }
-  // The main thread also receives the bytes, copies them for the worker and writes them: measured
-  // during 1 GiB pushes, about twice the cost of the cheapest digest per byte (2.1 CPU-ns against
-  // 0.9–1.0 for sha1 and sha256 here). Charged so, the split keeps only sha256 on the main thread
-  // on this CPU (sha1 and md5 to the worker), which pushed ~0.5 s per GiB faster than md5 alone
-  // on the worker.
-  const moving = 2 * Math.min(...ALGOS.map((a) => cost[a]));
-  let best = { main: ALGOS, worker: [] as Algo[], t: Infinity };
-  for (let mask = 1; mask < 8; mask++) {
-    const worker = ALGOS.filter((_, i) => mask & (1 << i));
-    const main = ALGOS.filter((_, i) => !(mask & (1 << i)));
-    const t = Math.max(
-      moving + main.reduce((s, a) => s + cost[a], 0),
-      worker.reduce((s, a) => s + cost[a], 0),
-    );
+  blake?.init();
+  // Not made yet (the first moments of the process): ~330 MB/s measured here, about 1.4× md5.
+  if (!blake) cost.blake2b256 = 1.4 * cost.md5;
+  return cost;
+}
+
+/**
+ * Which of `algorithms` the worker computes, so that both threads finish together. The main
+ * thread also receives the bytes, copies them for the worker and writes them: measured during
+ * 1 GiB pushes, about twice the cost of the cheapest digest per byte (2.1 CPU-ns against 0.9–1.0
+ * for sha1 and sha256 here); without a worker there is no copy and no message, about half that.
+ * Charged so, sha256, sha1 and md5 keep only sha256 on the main thread on this CPU (sha1 and md5
+ * to the worker), which pushed ~0.5 s per GiB faster than md5 alone on the worker. The worker
+ * takes part only when that saves a tenth: sha256 alone stays on the main thread.
+ */
+export function splitFor(algorithms: readonly Algo[], cost: Record<Algo, number>): Split {
+  const cheapest = Math.min(cost.sha256, cost.sha1, cost.md5);
+  const sum = (as: Algo[]) => as.reduce((s, a) => s + cost[a], 0);
+  let best = { main: [...algorithms], worker: [] as Algo[], t: Infinity };
+  for (let mask = 1; mask < 1 << algorithms.length; mask++) {
+    const worker = algorithms.filter((_, i) => mask & (1 << i));
+    const main = algorithms.filter((_, i) => !(mask & (1 << i)));
+    const t = Math.max(2 * cheapest + sum(main), sum(worker));
     if (t < best.t) best = { main, worker, t };
   }
+  // The worker only when it saves a tenth: its round trips and the copy are not free on a busy machine.
+  if (best.t > 0.9 * (cheapest + sum([...algorithms]))) return { main: [...algorithms], worker: [] };
   return { main: best.main, worker: best.worker };
 }
 
@@ -193,12 +224,15 @@ function copyInto(chunk: Uint8Array, target: Buffer, at: number): void {
 }
 
 /**
- * sha256, sha1 and md5 of a sequence of byte chunks fed by `update`, large inputs sharing the
- * work with the hashing worker. Its state lives in this process: a chunked upload keeps one
- * across requests (`pause` between them lets the process exit while it waits).
+ * The digests of a sequence of byte chunks fed by `update`, large inputs sharing the work with the
+ * hashing worker. Its state lives in this process: a chunked upload keeps one across requests
+ * (`pause` between them lets the process exit while it waits).
  */
 export class Hasher {
-  private readonly mainHashes: Array<[Algo, Hash]>;
+  readonly algorithms: Algo[];
+  private mainHashes: Array<[Algo, RunningHash]> = [];
+  /** Until every main-thread hash exists (a BLAKE2b instance being made). */
+  private ready?: Promise<void>;
   private workerId = 0;
   private held = false;
   /** The slot being filled for the worker, and how much of it is filled. */
@@ -206,11 +240,21 @@ export class Hasher {
   private fill = 0;
   private bytes = 0;
 
-  /** `sizeHint`: the expected total, when known (below 1 MiB everything is hashed inline). */
-  constructor(sizeHint?: number) {
-    const plan = sizeHint === undefined || sizeHint >= OFFLOAD_MIN_BYTES ? pool.plan() : null;
-    const main = plan ? plan.main : ALGOS;
-    this.mainHashes = main.map((a) => [a, createHash(a)]);
+  /**
+   * `sizeHint`: the expected total, when known (below 1 MiB everything is hashed inline).
+   * `algorithms`: default the request's repository format's (digest-set.ts), else sha256, sha1, md5.
+   */
+  constructor(sizeHint?: number, algorithms?: readonly DigestAlgorithm[]) {
+    this.algorithms = digestSet(algorithms ?? scopedDigests());
+    const plan = sizeHint === undefined || sizeHint >= OFFLOAD_MIN_BYTES ? pool.plan(this.algorithms) : null;
+    const main = plan ? plan.main : this.algorithms;
+    const made = main.map((a) => runningHash(a));
+    if (made.some((h) => h instanceof Promise)) {
+      this.ready = Promise.all(made).then((hs) => {
+        this.mainHashes = hs.map((h, i) => [main[i], h]);
+        this.ready = undefined;
+      });
+    } else this.mainHashes = made.map((h, i) => [main[i], h as RunningHash]);
     if (plan) this.workerId = pool.start(plan.worker);
   }
 
@@ -220,6 +264,7 @@ export class Hasher {
 
   /** Hashes `chunk` (copied for the worker: the caller may reuse it). A promise only when waiting for a worker buffer. */
   update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.ready) return this.ready.then(() => this.update(chunk));
     this.bytes += chunk.length;
     for (const [, h] of this.mainHashes) h.update(chunk);
     if (!this.workerId) return undefined;
@@ -273,8 +318,9 @@ export class Hasher {
 
   /** The digests; the hasher is finished. */
   async digest(): Promise<Digests> {
+    if (this.ready) await this.ready;
     const digests: Record<string, string> = {};
-    for (const [a, h] of this.mainHashes) digests[a] = h.digest('hex');
+    for (const [a, h] of this.mainHashes) digests[a] = h.digest();
     let more: Record<string, string> = {};
     if (this.workerId) {
       const id = this.workerId;
@@ -287,8 +333,10 @@ export class Hasher {
       // `end` releases the hold when the worker answers.
       more = await pool.end(id);
     }
-    const all = { ...digests, ...more };
-    return { sha256: all.sha256, sha1: all.sha1, md5: all.md5, size: this.bytes };
+    const all: Record<string, string> = { ...digests, ...more };
+    const out: Digests = { sha256: all.sha256, size: this.bytes };
+    for (const a of this.algorithms) out[a] = all[a];
+    return out;
   }
 
   /** Drops the state (an aborted stream or upload). */
@@ -366,8 +414,8 @@ export class HashingStream extends Transform {
 }
 
 /**
- * Passes bytes through (as they came, or re-cut: see HashingStream) while computing sha256, sha1
- * and md5 and counting them, so every byte is hashed exactly once on its way to the store. Large bodies share the hashing
+ * Passes bytes through (as they came, or re-cut: see HashingStream) while computing the digests
+ * asked for (`limits.digests`, see Hasher) and counting them, so every byte is hashed exactly once on its way to the store. Large bodies share the hashing
  * with a worker thread. Fails the stream when the body is longer than allowed; a short body
  * fails at the end.
  */
@@ -381,7 +429,7 @@ export class DigestStream extends HashingStream {
     recut = false,
   ) {
     super(
-      new Hasher(limits.expectedSize),
+      new Hasher(limits.expectedSize, limits.digests),
       (bytes) => {
         const { expectedSize, maxSize } = limits;
         if (expectedSize !== undefined && bytes > expectedSize) return new AppError('SIZE_INVALID', `Body is longer than the declared ${expectedSize} bytes`);

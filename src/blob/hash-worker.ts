@@ -5,24 +5,46 @@
  * and the slot goes back with the acknowledgement as soon as it is hashed.
  */
 import { parentPort } from 'node:worker_threads';
-import { createHash, type Hash } from 'node:crypto';
+import { runningHash, type DigestAlgorithm, type RunningHash } from './digest-set.js';
 
 type Msg =
-  | { op: 'start'; id: number; algorithms: string[] }
+  | { op: 'start'; id: number; algorithms: DigestAlgorithm[] }
   | { op: 'slot'; slot: number; shared: SharedArrayBuffer }
   | { op: 'drop'; slot: number }
   | { op: 'data'; id: number; slot: number; length: number }
   | { op: 'end'; id: number }
   | { op: 'abort'; id: number };
 
-const streams = new Map<number, { names: string[]; hashes: Hash[] }>();
+interface Stream {
+  names: DigestAlgorithm[];
+  hashes: RunningHash[];
+  /** Its messages received before its hashes exist (a BLAKE2b instance being made), in order. */
+  waiting?: Msg[];
+}
+const streams = new Map<number, Stream>();
 const slots = new Map<number, Uint8Array>();
 
-parentPort!.on('message', (m: Msg) => {
+function handle(m: Msg): void {
+  const waiting = m.op !== 'start' && 'id' in m ? streams.get(m.id)?.waiting : undefined;
+  if (waiting) {
+    waiting.push(m);
+    return;
+  }
   switch (m.op) {
-    case 'start':
-      streams.set(m.id, { names: m.algorithms, hashes: m.algorithms.map((a) => createHash(a)) });
+    case 'start': {
+      const made = m.algorithms.map((a) => runningHash(a));
+      const s: Stream = { names: m.algorithms, hashes: [] };
+      if (made.some((h) => h instanceof Promise)) {
+        const queue: Msg[] = (s.waiting = []);
+        void Promise.all(made).then((hs) => {
+          s.hashes = hs;
+          s.waiting = undefined;
+          for (const q of queue) handle(q);
+        });
+      } else s.hashes = made as RunningHash[];
+      streams.set(m.id, s);
       break;
+    }
     case 'slot':
       slots.set(m.slot, new Uint8Array(m.shared));
       break;
@@ -43,7 +65,7 @@ parentPort!.on('message', (m: Msg) => {
     case 'end': {
       const s = streams.get(m.id);
       const digests: Record<string, string> = {};
-      s?.hashes.forEach((h, i) => (digests[s.names[i]] = h.digest('hex')));
+      s?.hashes.forEach((h, i) => (digests[s.names[i]] = h.digest()));
       streams.delete(m.id);
       parentPort!.postMessage({ op: 'done', id: m.id, digests });
       break;
@@ -52,4 +74,6 @@ parentPort!.on('message', (m: Msg) => {
       streams.delete(m.id);
       break;
   }
-});
+}
+
+parentPort!.on('message', handle);

@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import type { AuditEvent } from '../security/audit.js';
 import type { BlobRow, BlobService, ExpectedDigests, StagedBlob } from '../blob/blob-service.js';
+import type { DigestAlgorithm } from '../blob/digest-set.js';
 import type { DigestLimits } from '../blob/digest-stream.js';
 import type { AssetFilter } from './content-service.js';
 import type { AssetKind, AssetRow, AssetView, ComponentInput, Uploader } from './types.js';
@@ -91,11 +92,13 @@ export class ContentChange {
     readonly repositoryId: number,
     private readonly blobStoreId: number,
     private readonly blobs: BlobService,
+    /** The repository format's declared digests (what `stage` computes unless told otherwise). */
+    private readonly digests?: readonly DigestAlgorithm[],
   ) {}
 
   /** Streams a body into the repository's blob store, hashed once; owned by this change. */
   async stage(body: Readable, opts: DigestLimits & { expected?: ExpectedDigests } = {}): Promise<StagedBlob> {
-    const s = await this.blobs.stage(this.blobStoreId, body, opts);
+    const s = await this.blobs.stage(this.blobStoreId, body, { digests: this.digests, ...opts });
     this.staged.push(s);
     return s;
   }

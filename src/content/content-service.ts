@@ -29,8 +29,10 @@ function assetView(r: Record<string, unknown>): AssetView {
     ...asset(r),
     size: num(r.size),
     sha256: String(r.sha256),
-    sha1: String(r.sha1),
-    md5: String(r.md5),
+    sha1: r.sha1 == null ? null : String(r.sha1),
+    md5: r.md5 == null ? null : String(r.md5),
+    sha512: r.sha512 == null ? null : String(r.sha512),
+    blake2b256: r.blake2b256 == null ? null : String(r.blake2b256),
     blob_created_at: num(r.blob_created_at),
   };
 }
@@ -59,7 +61,16 @@ export function decodeToken(token: string | undefined | null): number {
   return Number(m[1]);
 }
 
-const ASSET_VIEW_COLUMNS = ['assets.*', 'blobs.size as size', 'blobs.sha256 as sha256', 'blobs.sha1 as sha1', 'blobs.md5 as md5', 'blobs.created_at as blob_created_at'];
+const ASSET_VIEW_COLUMNS = [
+  'assets.*',
+  'blobs.size as size',
+  'blobs.sha256 as sha256',
+  'blobs.sha1 as sha1',
+  'blobs.md5 as md5',
+  'blobs.sha512 as sha512',
+  'blobs.blake2b256 as blake2b256',
+  'blobs.created_at as blob_created_at',
+];
 
 export interface AssetQuery {
   repositoryIds?: number[];
@@ -69,6 +80,7 @@ export interface AssetQuery {
   sha256?: string;
   sha1?: string;
   md5?: string;
+  sha512?: string;
   kind?: string;
   /** Only assets of a component matching these (Nexus search: group, name, version, keyword). */
   component?: ComponentFilter;
@@ -293,6 +305,7 @@ export class ContentService {
     if (q.sha256) query.where('blobs.sha256', q.sha256.toLowerCase());
     if (q.sha1) query.where('blobs.sha1', q.sha1.toLowerCase());
     if (q.md5) query.where('blobs.md5', q.md5.toLowerCase());
+    if (q.sha512) query.where('blobs.sha512', q.sha512.toLowerCase());
     if (q.kind) query.where('assets.kind', q.kind);
     if (q.component) query.whereIn('assets.component_id', filterComponents(this.db('components').select('id'), q.component));
     const rows = (
@@ -321,7 +334,7 @@ export class ContentService {
   }
 
   async listComponents(
-    q: ComponentFilter & { repositoryIds?: number[]; ids?: number[]; sha256?: string; sha1?: string; md5?: string },
+    q: ComponentFilter & { repositoryIds?: number[]; ids?: number[]; sha256?: string; sha1?: string; md5?: string; sha512?: string },
     token: string | null | undefined,
     limit: number,
   ): Promise<Page<ComponentRow>> {
@@ -331,7 +344,7 @@ export class ContentService {
     if (q.ids) query.whereIn('id', q.ids);
     filterComponents(query, q);
     // Components with an asset of that digest (Nexus search by sha256/sha1/md5).
-    for (const alg of ['sha256', 'sha1', 'md5'] as const) {
+    for (const alg of ['sha256', 'sha1', 'md5', 'sha512'] as const) {
       const v = q[alg];
       if (!v) continue;
       query.whereExists(

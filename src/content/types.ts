@@ -33,8 +33,11 @@ export interface AssetRow {
 export interface AssetView extends AssetRow {
   size: number;
   sha256: string;
-  sha1: string;
-  md5: string;
+  /** Null when no format that stored these bytes needed it (and nothing computed it since). */
+  sha1: string | null;
+  md5: string | null;
+  sha512: string | null;
+  blake2b256: string | null;
   blob_created_at: number;
 }
 

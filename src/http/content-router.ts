@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
+import { withDigests } from '../blob/digest-set.js';
 import { matchRoute, type FormatPlugin, type RootRoute, type RouteRequest } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import type { ContentAction } from '../repository/types.js';
@@ -158,5 +159,6 @@ export async function serve(app: Stowage, ctx: Koa.Context): Promise<void> {
       uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
-  await route.handler(req);
+  // Bytes a handler stages itself get the format's declared digests (digest-set.ts).
+  await withDigests(format.digests, () => route.handler(req));
 }

@@ -55,13 +55,14 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   const { asset, blob, pending } = content;
   // Still arriving from upstream: no digests yet (so no ETag), and the size only when announced.
   const size = pending ? pending.size : blob.size;
-  const etag = pending ? null : `"${blob.sha1}"`;
+  // The sha1 as Nexus; a blob stored for a format that needs only sha256 is tagged by that.
+  const etag = pending ? null : `"${blob.sha1 ?? blob.sha256}"`;
   const modified = new Date(Math.floor(asset.updated_at / 1000) * 1000);
   if (etag) {
     ctx.set('ETag', etag);
-    ctx.set('X-Checksum-Sha1', blob.sha1);
+    if (blob.sha1) ctx.set('X-Checksum-Sha1', blob.sha1);
     ctx.set('X-Checksum-Sha256', blob.sha256);
-    ctx.set('X-Checksum-Md5', blob.md5);
+    if (blob.md5) ctx.set('X-Checksum-Md5', blob.md5);
   }
   ctx.set('Last-Modified', modified.toUTCString());
   ctx.set('Accept-Ranges', size === null ? 'none' : 'bytes');

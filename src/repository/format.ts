@@ -12,8 +12,9 @@ import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.
 import type { TaskType } from '../tasks/task-service.js';
 import type { CommittedChange } from './unit-of-work.js';
 
-/** Digest algorithms a format may ask ingest to compute. */
-export type DigestAlgorithm = 'sha256' | 'sha1' | 'md5' | 'sha512' | 'blake2b256';
+/** Digest algorithms a format may ask ingest to compute (defined with ingest, in src/blob/digest-set.ts). */
+export type { DigestAlgorithm } from '../blob/digest-set.js';
+import type { DigestAlgorithm } from '../blob/digest-set.js';
 
 /** One content request, after the core resolved the repository and checked access. */
 export interface ContentRequest {

@@ -178,7 +178,7 @@ export class ProxyRepository extends Repository {
       throw e;
     }
     // Re-cut into pooled buffers: the spool hands each back once written.
-    const digest = new DigestStream({ expectedSize: res.size ?? undefined }, true);
+    const digest = new DigestStream({ expectedSize: res.size ?? undefined, digests: this.format.digests }, true);
     // An HTML error page sent for `lib.jar` fails here, before a byte reaches the spool or a client.
     let refused: AppError | undefined;
     let decide: (e: Error | null) => void = () => undefined;
@@ -314,7 +314,19 @@ export class ProxyRepository extends Repository {
       last_downloaded: null,
       last_verified: t,
     };
-    const blob: BlobRow = { id: 0, store_id: this.blobStoreId, sha256: '', sha1: '', md5: '', size: res.size ?? -1, storage_key: '', created_at: t, touched_at: t };
+    const blob: BlobRow = {
+      id: 0,
+      store_id: this.blobStoreId,
+      sha256: '',
+      sha1: '',
+      md5: '',
+      sha512: null,
+      blake2b256: null,
+      size: res.size ?? -1,
+      storage_key: '',
+      created_at: t,
+      touched_at: t,
+    };
     return {
       asset,
       blob,

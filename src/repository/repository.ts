@@ -106,7 +106,7 @@ export abstract class Repository {
   protected async store(path: string, body: Readable, opts: StoreOptions, access?: AccessCheck): Promise<PutResult> {
     const guard = this.strictContentType(path, opts.kind, { drain: true });
     const source = guard ? pipeline(body, guard, () => undefined) : body;
-    const staged = await this.app.blobs.stage(this.blobStoreId, source, opts);
+    const staged = await this.app.blobs.stage(this.blobStoreId, source, { digests: this.format.digests, ...opts });
     return this.commitStaged(path, staged, opts, access);
   }
 

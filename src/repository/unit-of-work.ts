@@ -158,7 +158,7 @@ export function runChange<T>(app: Stowage, repo: Repository, opts: ChangeOptions
 async function attempt<T>(app: Stowage, repo: Repository, opts: ChangeOptions, compute: (change: ContentChange) => T | Promise<T>): Promise<ChangeOutcome<T>> {
   const adopted = opts.adopt ?? [];
   for (let n = 0; ; n++) {
-    const change = new ContentChange(repo.id, repo.blobStoreId, app.blobs);
+    const change = new ContentChange(repo.id, repo.blobStoreId, app.blobs, repo.format.digests);
     let value: T;
     let committed: CommittedChange;
     /** Staged blobs this attempt's transaction made blob rows of (or folded into existing ones). */

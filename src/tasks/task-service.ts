@@ -5,6 +5,7 @@ import { notFound, AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import { nextRun, storedSchedule, type Schedule } from './schedule.js';
 import type { TaskProperty } from './task-properties.js';
+import { blobDigestsTask } from './blob-digests-task.js';
 import { interruptRun, RunRecorder, startRun, type RunResult, type TaskRunContext } from './task-runs.js';
 
 export type { TaskProperty } from './task-properties.js';
@@ -97,7 +98,10 @@ const FLUSH_MS = 500;
  * died is marked INTERRUPTED by the next node that sees its lease expired.
  */
 export class TaskService {
-  readonly types = new Map<string, TaskType>([[blobGc.id, blobGc]]);
+  readonly types = new Map<string, TaskType>([
+    [blobGc.id, blobGc],
+    [blobDigestsTask.id, blobDigestsTask],
+  ]);
   readonly node = randomBytes(8).toString('hex');
   /** Lease length; renewed every third of it. Short enough that a dead node's task is taken over soon. */
   leaseMs = 60_000;

@@ -43,7 +43,6 @@ describe('npm publish body scanner', () => {
       assert.equal(key, '@s/n-1.0.0.tgz');
       assert.ok(bytes && bytes.equals(tarball));
       assert.equal(r.attachment!.size, tarball.length);
-      assert.equal(r.attachment!.sha512, createHash('sha512').update(tarball).digest('base64'));
       const doc = r.doc as { _attachments: Record<string, { data: string; length: number }>; versions: Record<string, { description: string }> };
       assert.equal(doc._attachments['@s/n-1.0.0.tgz'].data, '');
       assert.equal(doc._attachments['@s/n-1.0.0.tgz'].length, tarball.length);
