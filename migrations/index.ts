@@ -11,6 +11,7 @@ import * as m011 from './20261201_011_task_schedules.js';
 import * as m020 from './20261201_020_docker_components.js';
 import * as m030 from './20261201_030_asset_uploader.js';
 import * as m040 from './20261202_040_blob_digests.js';
+import * as m050 from './20261202_050_cleanup_policies.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -33,6 +34,7 @@ const migrations: Array<[string, Migration]> = [
   ['20261201_020_docker_components', m020],
   ['20261201_030_asset_uploader', m030],
   ['20261202_040_blob_digests', m040],
+  ['20261202_050_cleanup_policies', m050],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Migration]> = {

@@ -21,6 +21,7 @@ import { LdapRealm } from './security/ldap/realm.js';
 import { ScopedTokens, scopedTokenRealm } from './security/scoped-tokens.js';
 import { ListenerManager } from './http/listeners.js';
 import { configureSendfile } from './http/sendfile-native.js';
+import { CleanupService } from './cleanup/cleanup-service.js';
 
 /** The application: every core service, created once per process and passed to listeners and formats. */
 export class Stowage {
@@ -43,6 +44,8 @@ export class Stowage {
   readonly scopedTokens: ScopedTokens;
   /** Dedicated per-repository listeners (docker.httpPort); opened once started by the server. */
   readonly listeners: ListenerManager;
+  /** Cleanup policies, previews and runs. */
+  readonly cleanup: CleanupService;
 
   private constructor(
     readonly config: Config,
@@ -83,6 +86,8 @@ export class Stowage {
     this.loginThrottle = new LoginThrottle();
     this.tasks = new TaskService(db, this);
     for (const format of this.formats.values()) for (const t of format.tasks ?? []) this.tasks.register(t);
+    this.cleanup = new CleanupService(this);
+    this.cleanup.install();
     this.proxy = new ProxyService(db, this);
   }
 
@@ -141,6 +146,7 @@ export class Stowage {
   async close(): Promise<void> {
     await this.listeners.close();
     this.tasks.stop();
+    await this.content.flushDownloads().catch((e) => this.log.warn('Recording downloads failed', e));
     await this.proxy.close();
     await this.blobStores.close();
     this.blobs.close();

@@ -107,10 +107,21 @@ async function scan(app: Stowage, repo: Repository): Promise<Scan> {
   return { manifests, blobs: await app.content.findAssets(repo.id, { pathPrefix: BLOBS }) };
 }
 
-/** Collects one hosted repository; the caller runs the blob GC of its store afterwards. */
-export async function collectRepository(app: Stowage, repo: Repository, graceMs: number, signal?: AbortSignal): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
+/**
+ * Collects one hosted repository; the caller runs the blob GC of its store afterwards. Ages are
+ * judged as of `asOf` (cleanup's clock; default now); the blob ids of what went are added to `freed`.
+ */
+export async function collectRepository(
+  app: Stowage,
+  repo: Repository,
+  graceMs: number,
+  signal?: AbortSignal,
+  opts: { asOf?: number; freed?: number[] } = {},
+): Promise<{ manifestsDeleted: number; blobAssetsDeleted: number }> {
+  // Reads recorded but not yet written count: a blob read just now is in use.
+  await app.content.flushDownloads();
   const scanStart = now();
-  const cutoff = scanStart - graceMs;
+  const cutoff = (opts.asOf ?? scanStart) - graceMs;
   const { manifests, blobs } = await scan(app, repo);
   const byKey = new Map(manifests.map((m) => [key(m.name, m.digest), m]));
   const refs = new Map<string, References>();
@@ -166,6 +177,7 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
     const deleted = !skipped;
     if (deleted) {
       manifestsDeleted++;
+      opts.freed?.push(m.blobId);
       continue;
     }
     remaining.add(k);
@@ -217,9 +229,24 @@ export async function collectRepository(app: Stowage, repo: Repository, graceMs:
         for (const d of (await references(app, m)).blobs) referenced.add(d);
       }
     }
-    if (deleted) blobAssetsDeleted++;
+    if (deleted) {
+      blobAssetsDeleted++;
+      opts.freed?.push(b.blob_id);
+    }
   }
   return { manifestsDeleted, blobAssetsDeleted };
+}
+
+/** Cleanup's follow-up (FormatPlugin.reclaim): untagged manifests and unreferenced layers of a hosted repository, in the same run. */
+export async function reclaimRepository(
+  repo: Repository,
+  app: Stowage,
+  opts: { asOf: number; graceMs: number; signal?: AbortSignal },
+): Promise<{ assetsDeleted: number; blobIds: number[] }> {
+  if (repo.type !== 'hosted') return { assetsDeleted: 0, blobIds: [] };
+  const blobIds: number[] = [];
+  const r = await collectRepository(app, repo, opts.graceMs, opts.signal, { asOf: opts.asOf, freed: blobIds });
+  return { assetsDeleted: r.manifestsDeleted + r.blobAssetsDeleted, blobIds };
 }
 
 /** Grace in ms from task attributes: `graceSeconds` when given, else Nexus's `deployOffset` hours (default 24). */

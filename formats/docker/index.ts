@@ -9,7 +9,7 @@ import { catalog, deleteManifest, getManifest, getReferrers, ping, putManifest, 
 import { cancelUpload, deleteBlob, getBlob, patchUpload, putUpload, startUpload, uploadStatus } from './registry-blobs.js';
 import { archiveRoutes } from './archive.js';
 import { dockerProxySection, isMetadata, proxyAsset, proxyExpected, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
-import { dockerGcTask, dockerUploadPurgeTask } from './gc.js';
+import { dockerGcTask, dockerUploadPurgeTask, reclaimRepository } from './gc.js';
 
 export interface DockerSection {
   v1Enabled: boolean;
@@ -139,6 +139,7 @@ export const docker: FormatPlugin = {
   proxyAsset,
   proxyExpected,
   maintain,
+  reclaim: reclaimRepository,
   compareVersions,
   isPrerelease,
   componentOf,

@@ -1,10 +1,11 @@
-import Router from '@koa/router';
 import type Koa from 'koa';
+import { z } from 'zod';
 import type { Stowage } from '../stowage.js';
 import { badRequest } from '../errors.js';
-import { requireApp } from '../http/auth.js';
 import type { AuditRow } from '../security/audit.js';
 import { iso, pageParams, queryParam } from './params.js';
+import { route, type ApiRoute } from './route.js';
+import { PageAuditEventXO, badRequest as badRequestXO, ok, paging } from './schemas.js';
 
 export const AUDIT_READ_PRIVILEGE = 'nx-audit-read';
 
@@ -46,24 +47,39 @@ function instant(ctx: Koa.Context, name: string): number | undefined {
  * oldest first, filtered by domain, type, initiator and context (exact) and by time (`since`
  * inclusive, `until` exclusive, ISO 8601), paged with `continuationToken` and `limit`.
  */
-export function auditRoutes(app: Stowage): Router {
-  const r = new Router();
-
-  r.get('/audit', async (ctx) => {
-    await requireApp(app, ctx, AUDIT_READ_PRIVILEGE);
-    const { token, limit } = pageParams(ctx);
-    const filter = {
-      domain: queryParam(ctx, 'domain'),
-      type: queryParam(ctx, 'type'),
-      initiator: queryParam(ctx, 'initiator'),
-      context: queryParam(ctx, 'context'),
-      since: instant(ctx, 'since'),
-      until: instant(ctx, 'until'),
-    };
-    const rows = await app.audit.list(filter, token ? decodeToken(token) : 0, limit + 1);
-    const page = rows.slice(0, limit);
-    ctx.body = { items: page.map(auditXO), continuationToken: rows.length > limit ? encodeToken(page[page.length - 1].id) : null };
-  });
-
-  return r;
+export function auditRoutes(app: Stowage): ApiRoute[] {
+  return [
+    route({
+      method: 'GET',
+      path: '/audit',
+      operationId: 'getAuditEvents',
+      tags: ['Audit'],
+      summary: 'Audit events (configuration and security changes, content deletions), oldest first',
+      access: { privilege: AUDIT_READ_PRIVILEGE },
+      query: z.object({
+        domain: z.string().optional().describe('e.g. security.user, repository.repository, repository.asset'),
+        type: z.string().optional().describe('e.g. created, updated, deleted'),
+        initiator: z.string().optional().describe('User id'),
+        context: z.string().optional().describe('What the event is about (exact)'),
+        since: z.string().optional().describe('ISO date-time, inclusive'),
+        until: z.string().optional().describe('ISO date-time, exclusive'),
+        ...paging,
+      }),
+      responses: { 200: ok(PageAuditEventXO), 400: badRequestXO },
+      handler: async (ctx) => {
+        const { token, limit } = pageParams(ctx);
+        const filter = {
+          domain: queryParam(ctx, 'domain'),
+          type: queryParam(ctx, 'type'),
+          initiator: queryParam(ctx, 'initiator'),
+          context: queryParam(ctx, 'context'),
+          since: instant(ctx, 'since'),
+          until: instant(ctx, 'until'),
+        };
+        const rows = await app.audit.list(filter, token ? decodeToken(token) : 0, limit + 1);
+        const page = rows.slice(0, limit);
+        ctx.body = { items: page.map(auditXO), continuationToken: rows.length > limit ? encodeToken(page[page.length - 1].id) : null };
+      },
+    }),
+  ];
 }

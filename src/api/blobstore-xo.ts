@@ -15,40 +15,45 @@ const softQuota = z
   .optional();
 const optionalString = z.string().nullable().optional();
 
-const fileBody = z.object({ name: z.string().min(1).optional(), path: z.string().min(1), softQuota });
+/** `POST|PUT /blobstores/file` (validated by the route; also its documentation). */
+export const fileBody = z
+  .object({ name: z.string().min(1).optional(), path: z.string().min(1).describe('Absolute, or relative to <data>/blobs'), softQuota })
+  .meta({ id: 'FileBlobStoreRequest' });
 
-const s3Body = z.object({
-  name: z.string().min(1).optional(),
-  softQuota,
-  bucketConfiguration: z.object({
-    bucket: z.object({
-      region: z.string().min(1).default('DEFAULT'),
-      name: z.string().min(3).max(63),
-      prefix: optionalString,
-      expiration: z.number().int().min(-1).default(3),
+/** `POST|PUT /blobstores/s3`, Nexus's nested shape (validated by the route; also its documentation). */
+export const s3Body = z
+  .object({
+    name: z.string().min(1).optional(),
+    softQuota,
+    bucketConfiguration: z.object({
+      bucket: z.object({
+        region: z.string().min(1).default('DEFAULT'),
+        name: z.string().min(3).max(63),
+        prefix: optionalString,
+        expiration: z.number().int().min(-1).default(3),
+      }),
+      bucketSecurity: z
+        .object({
+          accessKeyId: optionalString,
+          secretAccessKey: optionalString.describe('Write only: never returned; a PUT without it keeps the stored one'),
+          role: optionalString,
+          sessionToken: optionalString,
+        })
+        .nullable()
+        .optional(),
+      encryption: z.object({ encryptionType: optionalString, encryptionKey: optionalString }).nullable().optional(),
+      advancedBucketConnection: z
+        .object({
+          endpoint: optionalString,
+          signerType: optionalString,
+          forcePathStyle: z.boolean().nullable().optional(),
+          maxConnectionPoolSize: z.number().int().nullable().optional(),
+        })
+        .nullable()
+        .optional(),
     }),
-    bucketSecurity: z.object({ accessKeyId: optionalString, secretAccessKey: optionalString, role: optionalString, sessionToken: optionalString }).nullable().optional(),
-    encryption: z.object({ encryptionType: optionalString, encryptionKey: optionalString }).nullable().optional(),
-    advancedBucketConnection: z
-      .object({
-        endpoint: optionalString,
-        signerType: optionalString,
-        forcePathStyle: z.boolean().nullable().optional(),
-        maxConnectionPoolSize: z.number().int().nullable().optional(),
-      })
-      .nullable()
-      .optional(),
-  }),
-});
-
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body: expected a JSON object', { field: 'body' });
-  const r = schema.safeParse(body);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const field = issue.path.map(String).join('.') || 'body';
-  throw badRequest(`${field}: ${issue.message}`, { field });
-}
+  })
+  .meta({ id: 'S3BlobStoreRequest' });
 
 /** A name in the body must agree with the name in the URL (PUT) — and is required on create. */
 function nameOf(body: { name?: string }, urlName: string | undefined): string {
@@ -61,8 +66,7 @@ function nameOf(body: { name?: string }, urlName: string | undefined): string {
 }
 
 /** `POST|PUT /blobstores/file`: name and the stored attributes. */
-export function parseFileStore(body: unknown, urlName?: string): { name: string; attributes: Record<string, unknown> } {
-  const b = parse(fileBody, body);
+export function parseFileStore(b: z.output<typeof fileBody>, urlName?: string): { name: string; attributes: Record<string, unknown> } {
   return { name: nameOf(b, urlName), attributes: { path: b.path, ...(b.softQuota ? { softQuota: b.softQuota } : {}) } };
 }
 
@@ -70,8 +74,7 @@ export function parseFileStore(body: unknown, urlName?: string): { name: string;
  * `POST|PUT /blobstores/s3`: Nexus's nested bucket configuration → the S3 driver's flat settings.
  * A PUT without the secret keeps the stored one (GET never returns it).
  */
-export function parseS3Store(body: unknown, urlName?: string, current?: Record<string, unknown>): { name: string; attributes: Record<string, unknown> } {
-  const b = parse(s3Body, body);
+export function parseS3Store(b: z.output<typeof s3Body>, urlName?: string, current?: Record<string, unknown>): { name: string; attributes: Record<string, unknown> } {
   const { bucket, bucketSecurity: sec, advancedBucketConnection: adv, encryption } = b.bucketConfiguration;
   if (sec?.role) throw badRequest('bucketConfiguration.bucketSecurity.role: assuming an IAM role is not supported', { field: 'bucketConfiguration.bucketSecurity.role' });
   if (sec?.sessionToken) {

@@ -1,16 +1,19 @@
-import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { encodeToken } from '../content/content-service.js';
-import { auditOrigin, principalOf, requireApp } from '../http/auth.js';
+import { auditOrigin, principalOf } from '../http/auth.js';
 import type { CompiledCsel } from '../security/csel.js';
 import { compileExpression } from '../security/selectors.js';
-import { readJson } from './body.js';
 import { repositoryScope, type Scope } from './content-views.js';
 import { canContent } from './access.js';
 import { assetXO } from './content-xo.js';
 import { pageParams } from './params.js';
 import { object, optString, selectorXO } from './security-xo.js';
+import { route, type ApiRoute } from './route.js';
+import { badRequest as badRequestXO, conflict, noContent, notFound as notFoundXO, ok, params, pathParam } from './schemas.js';
+import { z } from 'zod';
+import { PageAssetXO, paging } from './schemas.js';
+import { ContentSelector, ContentSelectorPreview, ContentSelectorRequest } from './security-schemas.js';
 
 const DOMAIN = 'security.contentselector';
 /** Assets examined per preview request at most; past that the page ends early with a token. */
@@ -60,50 +63,100 @@ async function preview(app: Stowage, ctx: Koa.Context, selector: CompiledCsel, s
  * `POST /security/content-selectors/preview` {expression, repository?, format?}: the assets the
  * expression matches among those the caller may browse, paged like /assets.
  */
-export function securitySelectorRoutes(app: Stowage): Router {
-  const r = new Router();
-  const maxJson = app.config.http.maxJsonBytes;
+export function securitySelectorRoutes(app: Stowage): ApiRoute[] {
+  const tags = ['Security management'];
+  const selName = params({ name: pathParam('Content selector name') });
   const selectors = app.security.selectors;
 
-  r.get('/security/content-selectors', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-read');
-    ctx.body = (await selectors.list()).map(selectorXO);
-  });
-
-  r.post('/security/content-selectors/preview', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-read');
-    const body = object(await readJson(ctx, maxJson));
-    const selector = compileExpression(body.expression);
-    const { token, limit } = pageParams(ctx);
-    const scope = await previewScope(app, ctx, optString(body, 'repository'), optString(body, 'format'));
-    ctx.body = await preview(app, ctx, selector, scope, token, limit);
-  });
-
-  r.post('/security/content-selectors', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-create');
-    const created = await selectors.create(object(await readJson(ctx, maxJson)));
-    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'created', context: created.name, attributes: { after: selectorXO(created) } });
-    ctx.status = 204;
-  });
-
-  r.get('/security/content-selectors/:name', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-read');
-    ctx.body = selectorXO(await selectors.require(ctx.params.name));
-  });
-
-  r.put('/security/content-selectors/:name', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-update');
-    const { before, after } = await selectors.update(ctx.params.name, object(await readJson(ctx, maxJson)));
-    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'updated', context: after.name, attributes: { before: selectorXO(before), after: selectorXO(after) } });
-    ctx.status = 204;
-  });
-
-  r.delete('/security/content-selectors/:name', async (ctx) => {
-    await requireApp(app, ctx, 'nx-selectors-delete');
-    const before = await selectors.delete(ctx.params.name);
-    await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'deleted', context: before.name, attributes: { before: selectorXO(before) } });
-    ctx.status = 204;
-  });
-
-  return r;
+  return [
+    route({
+      method: 'GET',
+      path: '/security/content-selectors',
+      operationId: 'getContentSelectors',
+      tags,
+      summary: 'List content selectors',
+      access: { privilege: 'nx-selectors-read' },
+      responses: { 200: ok(z.array(ContentSelector)) },
+      handler: async (ctx) => {
+        ctx.body = (await selectors.list()).map(selectorXO);
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/security/content-selectors/preview',
+      operationId: 'previewContentSelector',
+      tags,
+      summary: 'Preview: the assets an expression matches, among those the caller may browse (paged like /assets). Stowage extension',
+      access: { privilege: 'nx-selectors-read' },
+      query: z.object(paging),
+      body: { schema: ContentSelectorPreview },
+      responses: { 200: ok(PageAssetXO), 400: badRequestXO, 404: notFoundXO },
+      handler: async (ctx, input) => {
+        const body = object(await input.body());
+        const selector = compileExpression(body.expression);
+        const { token, limit } = pageParams(ctx);
+        const scope = await previewScope(app, ctx, optString(body, 'repository'), optString(body, 'format'));
+        ctx.body = await preview(app, ctx, selector, scope, token, limit);
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/security/content-selectors',
+      operationId: 'createContentSelector',
+      tags,
+      summary: 'Create a content selector (CSEL: format, path; ==, !=, =~, =^; and, or, parentheses)',
+      access: { privilege: 'nx-selectors-create' },
+      body: { schema: ContentSelectorRequest },
+      responses: { 204: noContent, 400: badRequestXO, 409: conflict },
+      handler: async (ctx, input) => {
+        const created = await selectors.create(object(await input.body()));
+        await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'created', context: created.name, attributes: { after: selectorXO(created) } });
+        ctx.status = 204;
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/security/content-selectors/:name',
+      operationId: 'getContentSelector',
+      tags,
+      summary: 'A content selector',
+      access: { privilege: 'nx-selectors-read' },
+      params: selName,
+      responses: { 200: ok(ContentSelector), 404: notFoundXO },
+      handler: async (ctx) => {
+        ctx.body = selectorXO(await selectors.require(ctx.params.name));
+      },
+    }),
+    route({
+      method: 'PUT',
+      path: '/security/content-selectors/:name',
+      operationId: 'updateContentSelector',
+      tags,
+      summary: 'Update a content selector',
+      access: { privilege: 'nx-selectors-update' },
+      params: selName,
+      body: { schema: ContentSelectorRequest },
+      responses: { 204: noContent, 400: badRequestXO, 404: notFoundXO },
+      handler: async (ctx, input) => {
+        const { before, after } = await selectors.update(ctx.params.name, object(await input.body()));
+        await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'updated', context: after.name, attributes: { before: selectorXO(before), after: selectorXO(after) } });
+        ctx.status = 204;
+      },
+    }),
+    route({
+      method: 'DELETE',
+      path: '/security/content-selectors/:name',
+      operationId: 'deleteContentSelector',
+      tags,
+      summary: 'Delete a content selector (refused while a privilege uses it)',
+      access: { privilege: 'nx-selectors-delete' },
+      params: selName,
+      responses: { 204: noContent, 404: notFoundXO, 409: conflict },
+      handler: async (ctx) => {
+        const before = await selectors.delete(ctx.params.name);
+        await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'deleted', context: before.name, attributes: { before: selectorXO(before) } });
+        ctx.status = 204;
+      },
+    }),
+  ];
 }

@@ -1,4 +1,3 @@
-import Router from '@koa/router';
 import type Koa from 'koa';
 import { z } from 'zod';
 import type { Stowage } from '../stowage.js';
@@ -6,8 +5,9 @@ import { badRequest, forbidden, notFound } from '../errors.js';
 import { auditOrigin, denied, principalOf } from '../http/auth.js';
 import type { Principal } from '../security/principal.js';
 import { API_TOKEN_KIND, TOKEN_SCOPES, type TokenInfo } from '../security/tokens.js';
-import { readJson } from './body.js';
 import { iso, queryParam } from './params.js';
+import { route, type ApiRoute } from './route.js';
+import { badRequest as badRequestXO, noContent, notFound as notFoundXO, ok, params, pathParam, UserTokenCreatedXO, UserTokenXO } from './schemas.js';
 
 /** Lets an administrator list and revoke other users' tokens (Nexus's name for API key administration). */
 export const TOKENS_ADMIN_PRIVILEGE = 'nx-apikey-all';
@@ -20,7 +20,8 @@ const createBody = z
     expiresAt: z.iso.datetime({ offset: true }).nullable().optional(),
     expiresInDays: z.number().positive().max(36500).nullable().optional(),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'UserTokenCreate' });
 
 /** A token as listed: never the secret, which only the creation response carries. */
 function tokenXO(t: TokenInfo) {
@@ -45,15 +46,8 @@ function signedIn(ctx: Koa.Context, what: string): Principal {
   return p;
 }
 
-function parseCreate(body: unknown): { name: string; scope: 'read' | 'write'; expiresAt: number | null } {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body: expected a JSON object', { field: 'body' });
-  const r = createBody.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const field = issue.path.map(String).join('.') || (issue.code === 'unrecognized_keys' ? issue.keys[0] : 'body');
-    throw badRequest(`${field}: ${issue.message}`, { field });
-  }
-  const b = r.data;
+/** The expiry of a valid body (its shape checked by the route's schema). */
+function parseCreate(b: z.output<typeof createBody>): { name: string; scope: 'read' | 'write'; expiresAt: number | null } {
   if (b.expiresAt != null && b.expiresInDays != null) throw badRequest('expiresAt: give expiresAt or expiresInDays, not both', { field: 'expiresAt' });
   let expiresAt: number | null = null;
   if (b.expiresAt != null) expiresAt = Date.parse(b.expiresAt);
@@ -69,10 +63,10 @@ function parseCreate(body: unknown): { name: string; scope: 'read' | 'write'; ex
  * authenticated by a token cannot create tokens, so a leaked token cannot outlive its revocation
  * by minting others.
  */
-export function securityTokenRoutes(app: Stowage): Router {
-  const r = new Router();
+export function securityTokenRoutes(app: Stowage): ApiRoute[] {
+  const tags = ['Security management: user tokens'];
+  const userId = z.string().optional().describe("Another user's tokens (administrators with nx-apikey-all)");
   const BASE = '/security/user-tokens';
-  const maxJson = app.config.http.maxJsonBytes;
 
   /** Whose tokens a request is about: the caller's, or with `?userId=` anyone's for an administrator. */
   async function owner(ctx: Koa.Context, p: Principal, what: string): Promise<{ userId: string; source?: string } | null> {
@@ -83,48 +77,77 @@ export function securityTokenRoutes(app: Stowage): Router {
     return { userId, source };
   }
 
-  r.get(BASE, async (ctx) => {
-    const p = signedIn(ctx, 'list user tokens');
-    const o = (await owner(ctx, p, "list other users' tokens"))!;
-    ctx.body = (await app.tokens.list(o.userId, o.source)).map(tokenXO);
-  });
-
-  r.post(BASE, async (ctx) => {
-    const p = signedIn(ctx, 'create user tokens');
-    if (p.tokenId) throw forbidden('A token cannot create tokens: sign in with your password');
-    if (queryParam(ctx, 'userId') !== undefined && queryParam(ctx, 'userId') !== p.userId) throw forbidden('Tokens are created by their own user only');
-    const b = parseCreate(await readJson(ctx, maxJson));
-    const { token, secret } = await app.tokens.issue(p.userId, p.source, { name: b.name, scope: b.scope, kind: API_TOKEN_KIND, expiresAt: b.expiresAt });
-    await app.audit.record(auditOrigin(ctx), {
-      domain: 'security.user-token',
-      type: 'created',
-      context: token.userId,
-      attributes: { tokenId: token.tokenId, name: token.name, scope: token.scope, kind: token.kind, source: token.source, expiresAt: iso(token.expiresAt) },
-    });
-    ctx.status = 201;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { ...tokenXO(token), token: secret };
-  });
-
-  r.delete(`${BASE}/:id`, async (ctx) => {
-    const p = signedIn(ctx, 'revoke user tokens');
-    const token = await app.tokens.get(ctx.params.id);
-    const own = !!token && token.userId === p.userId && token.source === p.source;
-    const asked = queryParam(ctx, 'userId');
-    // Someone else's token is "not found" unless the caller administers tokens: ids reveal nothing.
-    if (!token || (asked !== undefined && asked !== token.userId) || (!own && !(await app.authorizer.canApp(p, TOKENS_ADMIN_PRIVILEGE)))) {
-      throw notFound(`User token '${ctx.params.id}' not found`);
-    }
-    if (p.scope === 'read') throw forbidden('A read-only token cannot revoke tokens');
-    await app.tokens.revoke(token.tokenId);
-    await app.audit.record(auditOrigin(ctx), {
-      domain: 'security.user-token',
-      type: 'deleted',
-      context: token.userId,
-      attributes: { tokenId: token.tokenId, name: token.name, scope: token.scope, kind: token.kind, source: token.source },
-    });
-    ctx.status = 204;
-  });
-
-  return r;
+  return [
+    route({
+      method: 'GET',
+      path: BASE,
+      operationId: 'getUserTokens',
+      tags,
+      summary: 'List API tokens (never their secrets)',
+      access: { requires: 'an authenticated user (own tokens); nx-apikey-all for ?userId=' },
+      query: z.object({ userId }),
+      responses: { 200: ok(z.array(UserTokenXO)) },
+      handler: async (ctx) => {
+        const p = signedIn(ctx, 'list user tokens');
+        const o = (await owner(ctx, p, "list other users' tokens"))!;
+        ctx.body = (await app.tokens.list(o.userId, o.source)).map(tokenXO);
+      },
+    }),
+    route({
+      method: 'POST',
+      path: BASE,
+      operationId: 'createUserToken',
+      tags,
+      summary: 'Create an API token; the response carries its secret once. Usable as a Bearer token or as the Basic password of its user.',
+      access: { requires: 'an authenticated user signed in without a token' },
+      body: { schema: createBody, validate: true },
+      responses: { 201: ok(UserTokenCreatedXO, 'Created'), 400: badRequestXO },
+      handler: async (ctx, input) => {
+        const p = signedIn(ctx, 'create user tokens');
+        if (p.tokenId) throw forbidden('A token cannot create tokens: sign in with your password');
+        if (queryParam(ctx, 'userId') !== undefined && queryParam(ctx, 'userId') !== p.userId) throw forbidden('Tokens are created by their own user only');
+        const b = parseCreate(await input.body());
+        const { token, secret } = await app.tokens.issue(p.userId, p.source, { name: b.name, scope: b.scope, kind: API_TOKEN_KIND, expiresAt: b.expiresAt });
+        await app.audit.record(auditOrigin(ctx), {
+          domain: 'security.user-token',
+          type: 'created',
+          context: token.userId,
+          attributes: { tokenId: token.tokenId, name: token.name, scope: token.scope, kind: token.kind, source: token.source, expiresAt: iso(token.expiresAt) },
+        });
+        ctx.status = 201;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { ...tokenXO(token), token: secret };
+      },
+    }),
+    route({
+      method: 'DELETE',
+      path: `${BASE}/:id`,
+      operationId: 'deleteUserToken',
+      tags,
+      summary: 'Revoke an API token',
+      access: { requires: 'an authenticated user (own tokens); nx-apikey-all for ?userId=' },
+      params: params({ id: pathParam('Token id') }),
+      query: z.object({ userId }),
+      responses: { 204: noContent, 404: notFoundXO },
+      handler: async (ctx) => {
+        const p = signedIn(ctx, 'revoke user tokens');
+        const token = await app.tokens.get(ctx.params.id);
+        const own = !!token && token.userId === p.userId && token.source === p.source;
+        const asked = queryParam(ctx, 'userId');
+        // Someone else's token is "not found" unless the caller administers tokens: ids reveal nothing.
+        if (!token || (asked !== undefined && asked !== token.userId) || (!own && !(await app.authorizer.canApp(p, TOKENS_ADMIN_PRIVILEGE)))) {
+          throw notFound(`User token '${ctx.params.id}' not found`);
+        }
+        if (p.scope === 'read') throw forbidden('A read-only token cannot revoke tokens');
+        await app.tokens.revoke(token.tokenId);
+        await app.audit.record(auditOrigin(ctx), {
+          domain: 'security.user-token',
+          type: 'deleted',
+          context: token.userId,
+          attributes: { tokenId: token.tokenId, name: token.name, scope: token.scope, kind: token.kind, source: token.source },
+        });
+        ctx.status = 204;
+      },
+    }),
+  ];
 }

@@ -126,10 +126,12 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
     if (target.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${target.name}' (${target.type}) does not allow uploads`);
     await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);
+    const inspect = target.format.inspectUpload;
+    if (inspect) for (const u of uploads) Object.assign(u, await inspect.call(target.format, target, u, () => createReadStream(form.files.get(u.field)!.file)));
     await target.change({ source: 'upload', access, origin: auditOrigin(ctx) }, async (change) => {
       for (const u of uploads) {
         const file = form.files.get(u.field)!;
-        const opts = { contentType: u.contentType, component: u.component, expectedSize: file.size };
+        const opts = { contentType: u.contentType, component: u.component, attributes: u.attributes, expectedSize: file.size };
         change.put(u.path, await target.stageFor(change, u.path, createReadStream(file.file), opts), opts);
       }
     });

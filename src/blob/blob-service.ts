@@ -418,6 +418,62 @@ export class BlobService {
   }
 
   /**
+   * Removes those of `ids` that no asset references any more and nobody touched since `cutoff`
+   * (a cleanup's own deletes, reclaimed in the same run): the row first, in its own commit, with
+   * the check in the delete itself (an upload reusing the blob touches it first), then its bytes.
+   */
+  async collect(ids: Iterable<number>, cutoff: number, signal?: AbortSignal): Promise<{ blobsDeleted: number; bytesReclaimed: number }> {
+    let blobsDeleted = 0;
+    let bytesReclaimed = 0;
+    const all = [...new Set(ids)];
+    for (let i = 0; i < all.length; i += 500) {
+      signal?.throwIfAborted();
+      const unused = (q: import('knex').Knex.QueryBuilder, ids: number[]) =>
+        q
+          .whereIn('id', ids)
+          .where('touched_at', '<', cutoff)
+          .whereNotExists(this.db('assets').whereRaw('assets.blob_id = blobs.id').select(this.db.raw('1')));
+      const rows: BlobRow[] = ((await unused(this.db('blobs'), all.slice(i, i + 500)).select('*')) as BlobRow[]).map(normaliseRow);
+      if (rows.length === 0) continue;
+      // Checked again in the delete itself: an upload may have touched or referenced one meanwhile.
+      let gone = rows;
+      try {
+        const n = await unused(
+          this.db('blobs'),
+          rows.map((b) => b.id),
+        ).delete();
+        if (n !== rows.length) {
+          const left = new Set(
+            (
+              await this.db('blobs')
+                .whereIn(
+                  'id',
+                  rows.map((b) => b.id),
+                )
+                .select('id')
+            ).map((r: { id: unknown }) => num(r.id)),
+          );
+          gone = rows.filter((b) => !left.has(b.id));
+        }
+      } catch {
+        // A reference appeared (FK restrict) and the statement kept them all: one at a time then.
+        gone = [];
+        for (const b of rows) {
+          const n = await unused(this.db('blobs'), [b.id])
+            .delete()
+            .catch(() => 0);
+          if (n === 1) gone.push(b);
+        }
+      }
+      // The rows are gone: their bytes go a few at a time (a cleanup frees thousands).
+      for (let j = 0; j < gone.length; j += 16) await Promise.all(gone.slice(j, j + 16).map((b) => this.deleteKey(b.store_id, b.storage_key)));
+      blobsDeleted += gone.length;
+      bytesReclaimed += gone.reduce((n, b) => n + b.size, 0);
+    }
+    return { blobsDeleted, bytesReclaimed };
+  }
+
+  /**
    * Removes blobs no asset references and nobody touched within `graceMs`, then bytes in the
    * store that no row names (left by a crash between publish and commit) and are older than the
    * grace. Rows go first, in their own commit; bytes only after it. Bytes of an ingest still in

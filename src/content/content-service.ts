@@ -61,6 +61,10 @@ export function decodeToken(token: string | undefined | null): number {
   return Number(m[1]);
 }
 
+/** Downloads are written at most this long after they happen, or once this many are waiting. */
+const DOWNLOAD_FLUSH_MS = 1000;
+const DOWNLOAD_BATCH = 500;
+
 const ASSET_VIEW_COLUMNS = [
   'assets.*',
   'blobs.size as size',
@@ -109,6 +113,10 @@ export interface ComponentFilter {
  * content write is one commit together with its blob row.
  */
 export class ContentService {
+  /** Downloads recorded and not yet written: asset id → time. */
+  private readonly downloads = new Map<number, number>();
+  private downloadTimer?: NodeJS.Timeout;
+
   constructor(private readonly db: Db) {}
 
   async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
@@ -192,12 +200,37 @@ export class ContentService {
     await this.db('assets').where({ id: assetId }).update({ last_verified: at });
   }
 
-  /** Records a download; throttled per asset so hot reads do not write on every request. */
+  /**
+   * Records a download, off the hot path: throttled per asset, and written in batches (at most a
+   * second later, or by `flushDownloads`), so a read never waits for a write.
+   */
   async markDownloaded(a: AssetRow): Promise<void> {
     const t = now();
     if (a.last_downloaded !== null && t - a.last_downloaded < 60_000) return;
     a.last_downloaded = t;
-    await this.db('assets').where({ id: a.id }).update({ last_downloaded: t });
+    this.downloads.set(a.id, t);
+    if (this.downloads.size >= DOWNLOAD_BATCH) void this.flushDownloads().catch(() => undefined);
+    else if (!this.downloadTimer) {
+      this.downloadTimer = setTimeout(() => void this.flushDownloads().catch(() => undefined), DOWNLOAD_FLUSH_MS);
+      this.downloadTimer.unref();
+    }
+  }
+
+  /** Writes the downloads recorded so far (cleanup calls it before it judges last downloads). */
+  async flushDownloads(): Promise<void> {
+    if (this.downloadTimer) clearTimeout(this.downloadTimer);
+    this.downloadTimer = undefined;
+    if (this.downloads.size === 0) return;
+    const batch = [...this.downloads];
+    this.downloads.clear();
+    await this.db.transaction(async (tx) => {
+      for (const [id, t] of batch) {
+        await tx('assets')
+          .where({ id })
+          .andWhere((w) => w.whereNull('last_downloaded').orWhere('last_downloaded', '<', t))
+          .update({ last_downloaded: t });
+      }
+    });
   }
 
   /** Deletes one asset (and its component when it was the last asset). */
@@ -242,6 +275,25 @@ export class ContentService {
     await tx('assets').where({ component_id: id }).delete();
     await tx('components').where({ id }).delete();
     return { component: component(r), assets };
+  }
+
+  /**
+   * Inside the caller's transaction: deletes the repository's components among `ids` with all
+   * their assets, a few statements per 500 (cleanup deletes thousands); what went.
+   */
+  async removeComponents(tx: Tx, repositoryId: number, ids: number[]): Promise<{ components: ComponentRow[]; assets: AssetRow[] }> {
+    const out: { components: ComponentRow[]; assets: AssetRow[] } = { components: [], assets: [] };
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const comps = (await tx('components').whereIn('id', chunk).where({ repository_id: repositoryId }).select('*')).map(component);
+      if (comps.length === 0) continue;
+      const own = comps.map((c) => c.id);
+      out.assets.push(...(await tx('assets').whereIn('component_id', own).select('*')).map(asset));
+      await tx('assets').whereIn('component_id', own).delete();
+      await tx('components').whereIn('id', own).delete();
+      out.components.push(...comps);
+    }
+    return out;
   }
 
   async findComponent(repositoryId: number, c: ComponentInput, q: Q = this.db): Promise<ComponentRow | undefined> {

@@ -169,7 +169,13 @@ class SpoolReader extends Readable {
     try {
       for (;;) {
         const { written, state, error } = this.spool.view();
-        const limit = Math.min(written, this.end);
+        if (state === 'failed') {
+          this.destroy(error);
+          return;
+        }
+        // The last byte waits for the verdict on the body (its digests against the format's
+        // metadata): a client never holds a whole body that is then refused.
+        const limit = Math.min(state === 'writing' ? written - 1 : written, this.end);
         if (this.pos < limit) {
           const buf = Buffer.allocUnsafe(Math.min(limit - this.pos, CHUNK));
           const n = await this.spool.read(buf, this.pos);
@@ -178,10 +184,6 @@ class SpoolReader extends Readable {
           this.pos += n;
           if (!this.push(n === buf.length ? buf : buf.subarray(0, n))) return;
           continue;
-        }
-        if (state === 'failed') {
-          this.destroy(error);
-          return;
         }
         if (this.pos >= this.end || state === 'complete') {
           this.push(null);

@@ -116,3 +116,12 @@ export function parseRepositoryConfig(format: string, type: RepositoryType, body
   }
   return cfg;
 }
+
+/**
+ * What the REST API's document shows as a repository body: one object with the sections of
+ * every type (which apply depends on the type) and the formats' sections under their keys.
+ */
+export function repositoryBodySchema(sections: FormatSection[]): z.ZodObject {
+  const all = z.looseObject({ ...hosted.shape, ...proxy.shape, ...group.shape, ...Object.fromEntries(sections.map((s) => [s.key, s.schema])) });
+  return all.partial().required({ name: true });
+}

@@ -7,6 +7,7 @@ import type { Repository } from './repository.js';
 import type { RepositoryConfig } from './types.js';
 import type { AccessCheck, Content, ContentAction } from './types.js';
 import type { ComponentInput } from '../content/types.js';
+import type { ComponentFilter } from '../content/content-service.js';
 import type { Stowage } from '../stowage.js';
 import type { UpstreamClient, UpstreamResponse } from '../proxy/upstream-client.js';
 import type { TaskType } from '../tasks/task-service.js';
@@ -65,6 +66,8 @@ export interface UploadPlan {
   path: string;
   contentType: string;
   component?: ComponentInput | null;
+  /** The asset's attributes (what `inspectUpload` read from the file). */
+  attributes?: Record<string, unknown>;
 }
 
 /**
@@ -136,6 +139,8 @@ export interface MergeInput {
  */
 export interface FormatPlugin {
   readonly name: string;
+  /** Other names the REST API accepts for the format in its paths (a shorter name Nexus also accepts). */
+  readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
   /** The format's content routes: one match yields the permission check and the handler. */
@@ -185,6 +190,12 @@ export interface FormatPlugin {
    * it do not accept component uploads.
    */
   planUpload?(form: UploadForm): UploadPlan[];
+  /**
+   * Checks one planned upload file against the target repository before anything is stored
+   * (the file is spooled: `open` reads it from the start) and returns what to change in its plan
+   * (a component or attributes read from the file); throws a 400 for a file the format refuses.
+   */
+  inspectUpload?(repo: Repository, plan: UploadPlan, open: () => Readable): Promise<Partial<UploadPlan>>;
 
   /** REST endpoints of this format under `/service/rest/v1/<name>/` (described in the OpenAPI document). */
   readonly apiRoutes?: ApiRoute[];
@@ -228,12 +239,25 @@ export interface FormatPlugin {
    * true (npm's packument without a version deleted through the REST API). A failure is logged.
    */
   maintain?(change: CommittedChange, app: Stowage): Promise<void>;
+  /**
+   * After cleanup deleted components of `repo`: deletes, in the same run, what only they kept
+   * (docker: manifests no tag names any more, and layers no manifest references), judging age as
+   * of `asOf` and keeping what was stored, pushed or read within `graceMs` of it (uploads in
+   * flight). Returns how many assets went and the blob ids they referenced (the core frees the
+   * bytes nothing references any more).
+   */
+  reclaim?(repo: Repository, app: Stowage, opts: { asOf: number; graceMs: number; signal?: AbortSignal }): Promise<{ assetsDeleted: number; blobIds: number[] }>;
   /** Orders two versions of a component (negative: a before b). Default: no order (raw). */
   compareVersions?(a: string, b: string): number;
   /** Whether a version is a prerelease. Default: none is. */
   isPrerelease?(version: string): boolean;
   /** The component a repository path belongs to, or null (metadata, folders). */
   componentOf?(path: string): ComponentInput | null;
+  /**
+   * Search parameters of this format (Nexus's `<format>.<field>` ones), each mapped onto the core's
+   * component filter (exact values, `*` wildcards); the REST search applies those present.
+   */
+  readonly searchParameters?: Record<string, (value: string) => ComponentFilter>;
 
   // Group hooks -------------------------------------------------------------------------
   /**

@@ -33,6 +33,8 @@ export class RepositoryManager {
   private loading?: Promise<void>;
   /** Checks a configuration before create/update writes it (dedicated listener ports…); throws a 400. */
   readonly validators: Array<(cfg: RepositoryConfig) => Promise<void>> = [];
+  /** Write rows that belong to a configuration (cleanup policy links) inside its create/update transaction. */
+  readonly linkWriters: Array<(tx: import('../db/db.js').Tx, repositoryId: number, cfg: RepositoryConfig) => Promise<void>> = [];
   /** Called after every change made through this manager (listeners re-sync). */
   readonly changeListeners: Array<() => Promise<void>> = [];
 
@@ -192,7 +194,9 @@ export class RepositoryManager {
             updated_at: t,
           })
           .returning('id');
-        await this.writeMembers(tx, num(typeof row === 'object' ? row.id : row), cfg);
+        const id = num(typeof row === 'object' ? row.id : row);
+        await this.writeMembers(tx, id, cfg);
+        for (const w of this.linkWriters) await w(tx, id, cfg);
       });
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict(`Repository '${cfg.name}' already exists`);
@@ -227,6 +231,7 @@ export class RepositoryManager {
         .where({ id: cur.id })
         .update({ online: cfg.online, attributes: toJson(this.rowFields(cfg)), updated_at: this.bump(tx) });
       await this.writeMembers(tx, cur.id, cfg);
+      for (const w of this.linkWriters) await w(tx, cur.id, cfg);
     });
     await this.changed();
     return this.require(name);

@@ -86,9 +86,15 @@ export abstract class Repository {
     return this.wrap(asset, blob);
   }
 
-  /** Records that content was served (Nexus's last downloaded; throttled, never fails the read). */
+  /**
+   * Records that content was served (Nexus's last downloaded; throttled, batched, never fails the
+   * read). A proxy's first fetch counts once what it stored is committed.
+   */
   downloaded(content: Content): void {
-    if (content.pending) return;
+    if (content.pending) {
+      void content.pending.stored.then((c) => this.app.content.markDownloaded(c.asset)).catch(() => undefined);
+      return;
+    }
     void this.app.content.markDownloaded(content.asset).catch(() => undefined);
   }
 

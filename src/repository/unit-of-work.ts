@@ -276,14 +276,10 @@ async function write(
       if (row && String(row.target) !== t.target) throw new Changed();
     }
   }
-  for (const id of change.componentDeletes) {
-    const own = await tx('components').where({ id, repository_id: repo.id }).first('id');
-    if (!own) continue;
-    const r = await app.content.removeComponent(tx, id);
-    if (r) {
-      out.componentsDeleted.push(r.component);
-      out.assetsDeleted.push(...r.assets);
-    }
+  if (change.componentDeletes.length > 0) {
+    const r = await app.content.removeComponents(tx, repo.id, change.componentDeletes);
+    out.componentsDeleted.push(...r.components);
+    out.assetsDeleted.push(...r.assets);
   }
   const deleted = (r: { asset: AssetRow; component: ComponentRow | null } | undefined) => {
     if (!r) return;

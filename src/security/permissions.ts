@@ -99,6 +99,7 @@ export const APPLICATION_DOMAINS: Array<[string, string[], string]> = [
   ['apikey', [], 'API keys and user tokens of other users'],
   ['audit', ['read'], 'the audit log'],
   ['blobstores', CRUD, 'blob stores'],
+  ['cleanup-policies', [...CRUD, 'run'], 'cleanup policies'],
   ['component', ['upload'], 'component upload'],
   ['healthcheck', ['read'], 'health checks'],
   ['ldap', CRUD, 'LDAP servers'],

@@ -12,26 +12,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type Router from '@koa/router';
 import { ADMIN, ADMIN_PASSWORD, DATABASES, basic, spawnServer, startServer, type TestServer } from '../helpers/stowage.js';
 import { publish } from '../helpers/npm-gen.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 import type { Stowage } from '../../src/stowage.js';
-import { repositoryRoutes } from '../../src/api/repositories.js';
-import { blobStoreRoutes } from '../../src/api/blobstores.js';
-import { componentRoutes } from '../../src/api/components.js';
-import { assetRoutes } from '../../src/api/assets.js';
-import { searchRoutes } from '../../src/api/search.js';
-import { taskRoutes } from '../../src/api/tasks.js';
-import { statusRoutes } from '../../src/api/status.js';
-import { auditRoutes } from '../../src/api/audit.js';
-import { securityUserRoutes } from '../../src/api/security-users.js';
-import { securityRoleRoutes } from '../../src/api/security-roles.js';
-import { securityPrivilegeRoutes } from '../../src/api/security-privileges.js';
-import { securitySelectorRoutes } from '../../src/api/security-selectors.js';
-import { securityRealmRoutes } from '../../src/api/security-realms.js';
-import { securityLdapRoutes } from '../../src/api/security-ldap.js';
-import { securityTokenRoutes } from '../../src/api/security-tokens.js';
+import { apiRoutes } from '../../src/api/index.js';
 
 const API = '/service/rest/v1';
 
@@ -39,39 +24,22 @@ function send(s: TestServer, method: string, p: string, body: string, auth: stri
   return s.fetch(API + p, { method, auth, headers: { 'Content-Type': type }, body });
 }
 
-/** POST/PUT/PATCH routes of the REST API, from the routers themselves (`POST /security/roles`). */
+/** POST/PUT/PATCH routes of the REST API (formats' endpoints included), from the route declarations (`POST /security/roles`). */
 function bodyRoutes(app: Stowage): string[] {
-  const routers: Router[] = [
-    repositoryRoutes(app),
-    blobStoreRoutes(app),
-    componentRoutes(app),
-    assetRoutes(app),
-    searchRoutes(app),
-    taskRoutes(app),
-    statusRoutes(app),
-    auditRoutes(app),
-    securityUserRoutes(app),
-    securityRoleRoutes(app),
-    securityPrivilegeRoutes(app),
-    securitySelectorRoutes(app),
-    securityRealmRoutes(app),
-    securityLdapRoutes(app),
-    securityTokenRoutes(app),
-  ];
-  const out: string[] = [];
-  for (const r of routers) for (const layer of r.stack) for (const m of layer.methods) if (['POST', 'PUT', 'PATCH'].includes(m)) out.push(`${m} ${layer.path}`);
-  for (const f of app.formats.values()) for (const r of f.apiRoutes ?? []) if (!['GET', 'HEAD', 'DELETE'].includes(r.method)) out.push(`${r.method} /${f.name}${r.path}`);
-  return out;
+  return apiRoutes(app)
+    .filter((r) => !['GET', 'HEAD', 'DELETE'].includes(r.method))
+    .map((r) => `${r.method} ${r.path}`);
 }
 
 /** Body routes that take no JSON at all (no body, multipart, a tar archive). */
 const NOT_JSON = new Set([
-  'POST /repositories/:name/invalidate-cache',
+  'POST /repositories/:repositoryName/invalidate-cache',
   'POST /components',
   'POST /tasks/:id/run',
   'POST /tasks/:id/stop',
   'POST /security/ldap/clear-cache',
   'POST /docker/archive',
+  'POST /cleanup-policies/:name/run',
 ]);
 
 /** Three ways of hiding a prototype key in a JSON object body. */
@@ -200,7 +168,7 @@ for (const db of DATABASES) {
           for (const type of ['hosted', 'proxy', 'group']) {
             add('POST /repositories/:format/:type', 'POST', `/repositories/${format}/${type}`, pollutedObjects(repositoryBody(format, type, `${format}-${type}-new`)));
             add(
-              'PUT /repositories/:format/:type/:name',
+              'PUT /repositories/:format/:type/:repositoryName',
               'PUT',
               `/repositories/${format}/${type}/${format}-${type}`,
               pollutedObjects(repositoryBody(format, type, `${format}-${type}`)),
@@ -228,7 +196,12 @@ for (const db of DATABASES) {
         add('PUT /security/roles/:id', 'PUT', '/security/roles/r1', pollutedObjects({ id: 'r1', name: 'r1', description: 'changed', privileges: [], roles: [] }));
         for (const [type, b] of Object.entries(privileges)) {
           add('POST /security/privileges/:type', 'POST', `/security/privileges/${type}`, pollutedObjects({ name: `q-${type}`, description: 'd', ...b }));
-          add('PUT /security/privileges/:type/:name', 'PUT', `/security/privileges/${type}/p-${type}`, pollutedObjects({ name: `p-${type}`, description: 'changed', ...b }));
+          add(
+            'PUT /security/privileges/:type/:privilegeName',
+            'PUT',
+            `/security/privileges/${type}/p-${type}`,
+            pollutedObjects({ name: `p-${type}`, description: 'changed', ...b }),
+          );
         }
         add('POST /security/content-selectors/preview', 'POST', '/security/content-selectors/preview', pollutedObjects({ type: 'csel', expression: 'format == "raw"' }));
         add('POST /security/content-selectors', 'POST', '/security/content-selectors', pollutedObjects({ name: 'sel2', description: '', expression: 'format == "raw"' }));
@@ -247,12 +220,17 @@ for (const db of DATABASES) {
         add('POST /security/ldap/verify-user-mapping', 'POST', '/security/ldap/verify-user-mapping', pollutedObjects(LDAP));
         add('POST /security/ldap/verify-login', 'POST', '/security/ldap/verify-login', pollutedObjects({ server: LDAP, username: 'x', password: 'y' }));
         add('POST /security/user-tokens', 'POST', '/security/user-tokens', pollutedObjects({ name: 'ci' }));
+        await ok('POST', '/cleanup-policies', { name: 'pol1', format: 'raw', criteriaLastBlobUpdated: 30 });
+        add('POST /cleanup-policies', 'POST', '/cleanup-policies', pollutedObjects({ name: 'pol2', format: 'raw', criteriaLastBlobUpdated: 30 }));
+        add('PUT /cleanup-policies/:name', 'PUT', '/cleanup-policies/pol1', pollutedObjects({ name: 'pol1', format: 'raw', criteriaLastBlobUpdated: 60 }));
         const task = { type: 'repository.docker.upload-purge', name: 'purge-x', enabled: true, frequency: { schedule: 'manual' }, properties: { age: 12 } };
         const created = await send(s, 'POST', '/tasks', JSON.stringify(task));
         assert.equal(created.status, 201, await created.clone().text());
         const taskId = ((await created.json()) as { id: string }).id;
         add('POST /tasks', 'POST', '/tasks', pollutedObjects({ ...task, name: 'purge-y' }));
         add('PUT /tasks/:id', 'PUT', `/tasks/${taskId}`, pollutedObjects({ ...task, name: 'purge-changed' }));
+        add('PUT /yum/signing', 'PUT', '/yum/signing?repository=yum-hosted', pollutedObjects({ keypair: 'not a key', passphrase: '' }));
+        add('POST /pypi/yank', 'POST', '/pypi/yank', pollutedObjects({ repository: 'pypi-hosted', project: 'demo', version: '1.0' }));
       });
 
       it('covers every POST/PUT route of the REST API that takes JSON', () => {
@@ -275,6 +253,7 @@ for (const db of DATABASES) {
             '/security/anonymous',
             '/security/ldap',
             '/security/user-tokens',
+            '/cleanup-policies',
           ]) {
             const res = await s.fetch(API + p);
             assert.equal(res.status, 200, p);

@@ -200,9 +200,10 @@ describe('digests per format', () => {
       const { main, worker } = splitFor(set, cost);
       assert.deepEqual([...main, ...worker].sort(), [...set].sort());
     }
-    assert.deepEqual(splitFor(['sha256'], cost).worker, []);
     // Costs as measured here (CPU-ns per MiB): sha256 a little faster than sha1 ~1 GB/s, md5 ~0.5, sha512 ~0.7, BLAKE2b ~0.33.
     const here = { sha256: 950, sha1: 1000, md5: 2000, sha512: 1400, blake2b256: 3000 };
+    // Judged on fixed costs: measured ones swing on a loaded machine.
+    assert.deepEqual(splitFor(['sha256'], here).worker, []);
     // sha256, sha1, md5: the slow md5 on the worker with one of the fast ones, the other on the main thread (which also moves the bytes).
     const raw = splitFor(['sha256', 'sha1', 'md5'], here);
     assert.ok(raw.worker.includes('md5') && raw.main.length === 1, JSON.stringify(raw));

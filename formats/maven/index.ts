@@ -1,0 +1,109 @@
+/**
+ * Maven 2 repositories (format `maven2`, as Nexus names it) for mvn and Gradle: hosted
+ * (releases and timestamped snapshots), proxy and group, on `/repository/<repo>/` (protocols.md §4).
+ * Deploys live in hosted.ts, generated metadata in maintenance.ts, proxy and group hooks in proxy.ts.
+ */
+import type Koa from 'koa';
+import { AppError } from '../../src/errors.js';
+import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js';
+import { sendContent } from '../../src/http/send-content.js';
+import { renderListing } from '../../src/http/listing.js';
+import { BASIC_CHALLENGE } from '../../src/http/auth.js';
+import { digestOf } from './checksums.js';
+import { componentOf } from './components.js';
+import { contentTypeOf, parseMavenPath } from './layout.js';
+import { maintainMetadata } from './maintenance.js';
+import { mavenSection, sectionDefaults, sectionOf, versionRefusal } from './policy.js';
+import { put } from './hosted.js';
+import { groupMembers, isMetadata, mergeMetadata, proxyAsset, proxyExpected, validateMetadata, warnChecksums } from './proxy.js';
+import { compareVersions, isSnapshot } from './version.js';
+import { mavenTasks } from './tasks.js';
+import { planMavenUpload } from './upload.js';
+
+async function get(req: RouteRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' || path.endsWith('/')) {
+    const entries = await repo.list(path);
+    if (entries.length === 0 && path !== '') throw new AppError('NOT_FOUND', `Path not found: ${path}`);
+    renderListing(ctx, repo.name, path, entries);
+    return;
+  }
+  const p = parseMavenPath(path);
+  // A read the version policy excludes is not here (mvn then tries its next repository).
+  if (p && repo.type !== 'group' && versionRefusal(repo, p)) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+  if (p?.kind === 'checksum') {
+    // From the bytes this repository serves for the file: a group's merged metadata, a member's artifact.
+    const target = await repo.get(p.target);
+    if (!target) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+    const digest = await digestOf(req.app, target, p.algorithm);
+    ctx.status = 200;
+    ctx.set('Content-Type', 'text/plain');
+    ctx.set('Last-Modified', new Date(Math.floor(target.asset.updated_at / 1000) * 1000).toUTCString());
+    ctx.body = digest;
+    return;
+  }
+  const content = await repo.get(path);
+  if (!content) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+  await sendContent(ctx, content, { disposition: sectionOf(repo).contentDisposition, contentType: p ? contentTypeOf(path) : undefined });
+  repo.downloaded(content);
+}
+
+async function del(req: RouteRequest): Promise<void> {
+  const { ctx, repo, path } = req;
+  if (path === '' || path.endsWith('/')) throw new AppError('BAD_REQUEST', 'Folders are deleted through the REST API');
+  const deleted = await repo.delete(path, {
+    access: req.access,
+    origin: { principal: req.principal, remoteAddress: ctx.ip },
+    audit: { domain: 'repository.asset', type: 'deleted', context: path, attributes: { path } },
+  });
+  if (!deleted) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+  ctx.status = 204;
+}
+
+/**
+ * Plain text, and the message as the HTTP reason phrase too: Maven's transports print the status
+ * line (`Return code is: 400, ReasonPhrase: Repository version policy: …`), not the body.
+ */
+function renderMavenError(ctx: Koa.Context, err: AppError): void {
+  if (err.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', BASIC_CHALLENGE);
+  const phrase = err.message.replace(/[^\x20-\x7e]/g, ' ').slice(0, 200);
+  if (phrase) ctx.message = phrase;
+  ctx.set('Content-Type', 'text/plain; charset=utf-8');
+  ctx.body = err.message + '\n';
+}
+
+export const maven: FormatPlugin = {
+  name: 'maven2',
+  aliases: ['maven'],
+  sections: [{ key: 'maven', schema: mavenSection, defaults: sectionDefaults }],
+  digests: ['sha1', 'md5', 'sha256', 'sha512'],
+  routes: [
+    { methods: ['GET'], path: /(?:^|\/)$/, need: 'browse', handler: get },
+    { methods: ['GET'], path: /^/, need: 'read', handler: get },
+    { methods: ['PUT'], path: /^/, need: 'add', handler: put },
+    { methods: ['DELETE'], path: /^/, need: 'delete', handler: del },
+  ],
+  renderError: renderMavenError,
+  planUpload: planMavenUpload,
+  isMetadata,
+  proxyAsset: (path) => proxyAsset(path),
+  proxyExpected,
+  validateMetadata,
+  mergeMetadata: (path, parts) => mergeMetadata(path, parts),
+  groupMembers: (path, members) => groupMembers(path, members),
+  maintain: async (change, app) => {
+    if (change.repository.type === 'proxy') return warnChecksums(change, app);
+    await maintainMetadata(change, app);
+  },
+  compareVersions,
+  isPrerelease: isSnapshot,
+  componentOf,
+  // Nexus's maven search parameters. A snapshot baseVersion matches its builds (`1.0-*`: also a
+  // release named `1.0-…`); extension and classifier are asset properties the filter cannot name.
+  searchParameters: {
+    'maven.groupId': (v) => ({ namespace: v }),
+    'maven.artifactId': (v) => ({ name: v }),
+    'maven.baseVersion': (v) => ({ version: v.endsWith('-SNAPSHOT') ? v.slice(0, -'SNAPSHOT'.length) + '*' : v }),
+  },
+  tasks: mavenTasks,
+};

@@ -1,0 +1,19 @@
+/**
+ * A deployed POM is checked before it is stored: well-formed XML whose root is `<project>`, with
+ * no DOCTYPE or entity declarations (Maven's own reader refuses them too, and a repository should
+ * not serve what every client will fail on). Pure.
+ */
+import { XMLValidator } from 'fast-xml-parser';
+
+/** POMs are small; one past this is refused rather than held in memory for the check. */
+export const MAX_POM_BYTES = 8 * 1024 * 1024;
+
+/** Why `xml` is not a usable POM, or null. */
+export function pomProblem(xml: string): string | null {
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) return 'a POM must not declare a DOCTYPE or entities';
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) return `the POM is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`;
+  const root = /^(?:\s|<\?[^>]*\?>|<!--[\s\S]*?-->)*<([A-Za-z_][\w.:-]*)/.exec(xml.replace(/^\uFEFF/, ''));
+  if (!root || root[1] !== 'project') return `the POM's root element is <${root?.[1] ?? '?'}>, not <project>`;
+  return null;
+}

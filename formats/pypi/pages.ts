@@ -1,0 +1,198 @@
+/**
+ * Project pages and the project list as clients see them, for hosted, proxy and group alike: the
+ * repository's stored document (hosted: derived by the maintenance hook; proxy: upstream's, HTML
+ * or JSON; group: merged by the core's group walk) is parsed once per blob into one model, every
+ * file URL pointed at this repository, and rendered as the client negotiated (PEP 691), with
+ * `Vary: Accept` and an ETag per blob and representation.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { AppError } from '../../src/errors.js';
+import { readSmall } from '../../src/blob/blob-service.js';
+import { sendContent } from '../../src/http/send-content.js';
+import type { RouteRequest } from '../../src/repository/format.js';
+import type { ProxyRepository } from '../../src/repository/proxy-repository.js';
+import type { Repository } from '../../src/repository/repository.js';
+import type { Content } from '../../src/repository/types.js';
+import { fileUrl, LIST_PATH, pagePath } from './layout.js';
+import { normalizeName } from './names.js';
+import {
+  HTML_TYPE,
+  JSON_TYPE,
+  PageError,
+  negotiate,
+  parseProjectHtml,
+  parseProjectJson,
+  parseProjectList,
+  renderListHtml,
+  renderListJson,
+  renderProjectHtml,
+  renderProjectJson,
+  type ProjectPage,
+} from './simple-page.js';
+
+/** Largest page read (pypi.org's biggest project pages and its root list are tens of MB). */
+export const MAX_PAGE_BYTES = 128 * 1024 * 1024;
+/** Base for resolving the relative links of documents Stowage wrote itself. */
+const LOCAL_BASE = 'http://stowage.invalid/';
+
+const parsedPages = new LRUCache<string, ProjectPage>({ max: 2000 });
+const parsedLists = new LRUCache<string, string[]>({ max: 16 });
+const rendered = new LRUCache<string, Rendered>({
+  max: 2000,
+  maxSize: 256 * 1024 * 1024,
+  sizeCalculation: (v) => Math.max(1, v.body.length),
+});
+
+/** Whether a stored document is JSON (PEP 691) rather than HTML: by its first character. */
+function looksJson(text: string): boolean {
+  return /^\s*[{[]/.test(text);
+}
+
+/** The URL a repository's copy of `path` was fetched from (relative links resolve against it). */
+export function baseOf(repo: Repository, path: string): string {
+  return repo.type === 'proxy' ? (repo as ProxyRepository).upstreamUrl(path) : LOCAL_BASE + path;
+}
+
+async function stored(content: Content): Promise<Content> {
+  return content.pending ? content.pending.stored : content;
+}
+
+/** A stored project page as the model (parsed once per blob and base). */
+export async function readPage(content: Content, project: string, base: string): Promise<ProjectPage> {
+  const c = await stored(content);
+  const key = `${c.blob.sha256}\n${base}`;
+  const hit = parsedPages.get(key);
+  if (hit) return hit;
+  const text = (await readSmall(await c.open(), MAX_PAGE_BYTES)).toString('utf8');
+  let page: ProjectPage;
+  try {
+    page = looksJson(text) ? parseProjectJson(text, base) : parseProjectHtml(text, base, project);
+  } catch (e) {
+    if (e instanceof PageError) throw new AppError('BAD_GATEWAY', `The page of ${project} in ${c.repositoryName} is unusable: ${e.message}`);
+    throw e;
+  }
+  parsedPages.set(key, page);
+  return page;
+}
+
+export async function readList(content: Content): Promise<string[]> {
+  const c = await stored(content);
+  const hit = parsedLists.get(c.blob.sha256);
+  if (hit) return hit;
+  const text = (await readSmall(await c.open(), MAX_PAGE_BYTES)).toString('utf8');
+  let names: string[];
+  try {
+    names = parseProjectList(text, looksJson(text));
+  } catch (e) {
+    if (e instanceof PageError) throw new AppError('BAD_GATEWAY', `The project list of ${c.repositoryName} is unusable: ${e.message}`);
+    throw e;
+  }
+  parsedLists.set(c.blob.sha256, names);
+  return names;
+}
+
+/** Why a document fetched for `path` cannot be used, or null (proxy: never cache a portal's page). */
+export function pageProblem(path: string, text: string): string | null {
+  try {
+    if (path === LIST_PATH) parseProjectList(text, looksJson(text));
+    else if (looksJson(text)) parseProjectJson(text, LOCAL_BASE);
+    else if (!/<(html|a|body|!doctype)\b/i.test(text) && text.trim() !== '') return 'neither a PEP 691 JSON nor a PEP 503 HTML page';
+  } catch (e) {
+    if (e instanceof PageError) return e.message;
+    throw e;
+  }
+  return null;
+}
+
+/** A repository's page of `project` (the model), or null when it has none. */
+export async function projectPage(repo: Repository, project: string, trail?: string[]): Promise<ProjectPage | null> {
+  const path = pagePath(project);
+  const c = await repo.get(path, { groupTrail: trail });
+  return c ? readPage(c, project, baseOf(repo, path)) : null;
+}
+
+/** A rendered document; `stored` when its bytes are the stored blob's (then the blob is sent as a file). */
+interface Rendered {
+  body: Buffer;
+  etag: string;
+  stored: boolean;
+}
+
+const PAGE_HEADERS = { Vary: 'Accept', 'Cache-Control': 'max-age=0, must-revalidate' };
+
+/**
+ * Sends the document rendered by `make` (kept per blob and representation), 304 when the client
+ * has it. A hosted or merged JSON document is stored exactly as it is served: then the stored file
+ * goes out through sendfile(2), as a static server would send it.
+ */
+async function send(req: RouteRequest, c: Content | null, key: string, type: string, make: () => string): Promise<void> {
+  const { ctx } = req;
+  let r = rendered.get(key);
+  if (!r) {
+    const body = Buffer.from(make());
+    const stored = !!c && body.length === c.blob.size && createHash('sha256').update(body).digest('hex') === c.blob.sha256;
+    r = { body, etag: `"${createHash('sha1').update(body).digest('hex')}"`, stored };
+    rendered.set(key, r);
+  }
+  if (r.stored && c) {
+    await sendContent(ctx, c, { contentType: type, headers: PAGE_HEADERS });
+    return;
+  }
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) ctx.set(k, v);
+  ctx.set('ETag', r.etag);
+  const inm = ctx.get('If-None-Match');
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === r.etag)) {
+    ctx.status = 304;
+    return;
+  }
+  ctx.status = 200;
+  ctx.set('Content-Type', type);
+  ctx.set('Content-Length', String(r.body.length));
+  // HEAD: headers only (a null body would make Koa answer 204).
+  if (ctx.method !== 'HEAD') ctx.body = r.body;
+}
+
+function representation(req: RouteRequest): { repr: 'json' | 'html'; type: string } {
+  const repr = negotiate(req.ctx.get('Accept') || undefined);
+  if (!repr) throw new AppError('BAD_REQUEST', `None of the simple API's types is acceptable (${JSON_TYPE}, ${HTML_TYPE}, text/html)`, { status: 406 });
+  // A client that asked for plain text/html gets that type back (browsers, old pip).
+  const accept = req.ctx.get('Accept') || '';
+  const type = repr === 'json' ? JSON_TYPE : accept.includes(HTML_TYPE) ? HTML_TYPE : 'text/html; charset=utf-8';
+  return { repr, type };
+}
+
+/** `GET simple/<project>/`: non-normalised names and a missing slash redirect to the canonical URL. */
+export async function getProjectPage(req: RouteRequest): Promise<void> {
+  const { ctx } = req;
+  const asked = req.params.project;
+  const project = normalizeName(asked);
+  if (asked !== project || !req.path.endsWith('/')) {
+    ctx.status = 301;
+    ctx.redirect(ctx.path.replace(/[^/]+\/?$/, encodeURIComponent(project) + '/') + (ctx.querystring ? '?' + ctx.querystring : ''));
+    return;
+  }
+  const { repr, type } = representation(req);
+  const path = pagePath(project);
+  const content = await req.repo.get(path);
+  if (!content) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
+  const c = await stored(content);
+  const page = await readPage(c, project, baseOf(req.repo, path));
+  await send(req, c, `p\n${project}\n${c.blob.sha256}\n${repr}\n${type}`, type, () => {
+    const local: ProjectPage = { ...page, name: project, files: page.files.map((f) => ({ ...f, url: fileUrl(project, f.filename) })) };
+    return repr === 'json' ? renderProjectJson(local) : renderProjectHtml(local);
+  });
+  if (!content.pending) req.repo.downloaded(c);
+}
+
+/** `GET simple/`: the project list (an empty list for a repository without projects). */
+export async function getProjectList(req: RouteRequest): Promise<void> {
+  const { repr, type } = representation(req);
+  const content = await req.repo.get(LIST_PATH);
+  const c = content ? await stored(content) : null;
+  const names = c ? await readList(c) : [];
+  await send(req, c, `l\n${c?.blob.sha256 ?? 'empty'}\n${repr}\n${type}`, type, () => {
+    const sorted = [...new Set(names.map(normalizeName))].sort();
+    return repr === 'json' ? renderListJson(sorted) : renderListHtml(sorted);
+  });
+}

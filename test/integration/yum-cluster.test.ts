@@ -1,0 +1,77 @@
+/**
+ * Two nodes on one PostgreSQL and one shared blob store take RPMs for the same hosted yum
+ * repository at once, and both then serve repodata listing every package. (Each node's
+ * generation commits only over the repomd.xml it read; the window in which two generations
+ * overlap is narrow, so this checks the outcome rather than forcing that race.)
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { startServer, type TestServer } from '../helpers/stowage.js';
+import { createDatabase } from '../helpers/postgres.js';
+import { buildRpms } from '../helpers/rpm.js';
+
+const CLUSTER_ENV = { STOWAGE_SECRET_KEY: 'yum-cluster-test-secret-key-0123456789' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('yum repodata on two nodes', { timeout: 120_000 }, () => {
+  let a: TestServer;
+  let b: TestServer;
+  let work: string;
+  let rpm: Buffer;
+
+  before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'stowage-yumcluster-'));
+    const [f] = await buildRpms(path.join(work, 'b'), [{ name: 'yumclu', version: '1.0' }]);
+    rpm = await readFile(f);
+    const dbUrl = await createDatabase();
+    a = await startServer({ dataDir: mkdtempSync(path.join(work, 'a-')), dbUrl, env: CLUSTER_ENV });
+    b = await startServer({ dataDir: mkdtempSync(path.join(work, 'b-')), dbUrl, env: CLUSTER_ENV });
+    const store = await a.fetch('/service/rest/v1/blobstores/file', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'shared', path: path.join(work, 'blobs') }),
+    });
+    assert.equal(store.status, 204, await store.text());
+    const repo = await a.fetch('/service/rest/v1/repositories/yum/hosted', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'yc', storage: { blobStoreName: 'shared' } }),
+    });
+    assert.equal(repo.status, 201, await repo.text());
+    for (let i = 0; (await b.fetch('/repository/yc/')).status === 404 && i < 100; i++) await sleep(100);
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  async function listed(s: TestServer): Promise<string[]> {
+    const md = await (await s.fetch('/repository/yc/repodata/repomd.xml')).text();
+    const href = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(md)![1];
+    const gz = Buffer.from(await (await s.fetch(`/repository/yc/${href}`)).arrayBuffer());
+    return [
+      ...gunzipSync(gz)
+        .toString()
+        .matchAll(/<location href="([^"]+)"/g),
+    ]
+      .map((m) => m[1])
+      .sort();
+  }
+
+  it('lists every RPM uploaded through either node', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `n${String(i).padStart(2, '0')}.rpm`);
+    const rs = await Promise.all(names.map((n, i) => (i % 2 ? b : a).fetch(`/repository/yc/${n}`, { method: 'PUT', body: rpm as unknown as BodyInit })));
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      Array(12).fill(201),
+    );
+    assert.deepEqual(await listed(a), names);
+    assert.deepEqual(await listed(b), names);
+  });
+});
