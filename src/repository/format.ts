@@ -148,22 +148,15 @@ export interface FormatPlugin {
   readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
-  /**
-   * The format's content routes. A format declares either `routes` or `handle` (with `classify`);
-   * with routes, one match yields the permission check and the handler.
-   */
-  readonly routes?: readonly FormatRoute[];
+  /** The format's content routes: one match yields the permission check and the handler. */
+  readonly routes: readonly FormatRoute[];
   /**
    * The digests this format's assets need (docker: sha256; npm: sha1, sha512; raw: sha256, sha1,
    * md5 as Nexus shows them). Ingest computes exactly these (sha256 always: blobs are addressed by it).
    */
   readonly digests?: readonly DigestAlgorithm[];
-  /** Which action the request needs; default: GET/HEAD read, PUT/POST add, DELETE delete. */
-  classify?(ctx: Koa.Context, path: string): RequestNeed;
   /** Paths at the root of the main listener routed to this format's repositories. */
   readonly rootRoutes?: RootRoute[];
-  /** Serves a content request (formats without `routes`). */
-  handle?(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
   renderError?(ctx: Koa.Context, err: AppError, app?: Stowage): void;
 
@@ -290,21 +283,4 @@ export interface FormatPlugin {
    * left out are never asked (no upstream request through them).
    */
   groupMembers?(path: string, members: Repository[], group: Repository): Repository[];
-}
-
-export function defaultNeed(method: string): RequestNeed {
-  switch (method) {
-    case 'GET':
-    case 'HEAD':
-      return 'read';
-    case 'PUT':
-    case 'POST':
-    case 'PATCH':
-    case 'MKCOL':
-      return 'add';
-    case 'DELETE':
-      return 'delete';
-    default:
-      return 'read';
-  }
 }
