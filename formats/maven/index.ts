@@ -16,7 +16,7 @@ import { maintainMetadata } from './maintenance.js';
 import { mavenSection, sectionDefaults, sectionOf, versionRefusal } from './policy.js';
 import { put } from './hosted.js';
 import { groupMembers, isMetadata, mergeMetadata, proxyAsset, proxyExpected, validateMetadata, warnChecksums } from './proxy.js';
-import { compareVersions, isSnapshot } from './version.js';
+import { compareComponentVersions, isSnapshot } from './version.js';
 import { mavenTasks } from './tasks.js';
 import { planMavenUpload } from './upload.js';
 
@@ -95,7 +95,7 @@ export const maven: FormatPlugin = {
     if (change.repository.type === 'proxy') return warnChecksums(change, app);
     await maintainMetadata(change, app);
   },
-  compareVersions,
+  compareVersions: compareComponentVersions,
   isPrerelease: isSnapshot,
   componentOf,
   // Nexus's maven search parameters: baseVersion is the component's (a snapshot's builds share

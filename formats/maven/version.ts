@@ -156,6 +156,24 @@ export function compareVersions(a: string, b: string): number {
   return compareItem(cachedParse(a), cachedParse(b));
 }
 
+const TIMESTAMPED = /^(.*)-(\d{8}\.\d{6})-(\d+)$/;
+
+/**
+ * The order of component versions (cleanup's retain N): ComparableVersion, except that a
+ * timestamped snapshot build ranks as its `-SNAPSHOT` base version — before the release it leads
+ * to, not after it as ComparableVersion puts the bare numbers — and builds of one base version
+ * by timestamp, then build number.
+ */
+export function compareComponentVersions(a: string, b: string): number {
+  const x = TIMESTAMPED.exec(a);
+  const y = TIMESTAMPED.exec(b);
+  if (!x && !y) return compareVersions(a, b);
+  const base = compareVersions(x ? `${x[1]}-SNAPSHOT` : a, y ? `${y[1]}-SNAPSHOT` : b);
+  if (base !== 0) return base;
+  if (!x || !y) return x ? 1 : -1;
+  return compareVersions(`${x[2]}-${x[3]}`, `${y[2]}-${y[3]}`);
+}
+
 /** The canonical form Maven compares (ComparableVersion.getCanonical), for tests and debugging. */
 export function canonical(version: string): string {
   const render = (item: Item): string => {

@@ -1,7 +1,7 @@
 /** Maven's version order (formats/maven/version.ts) against Maven 3.8's own ComparableVersionTest cases. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonical, compareVersions, highest, isSnapshot } from '../../formats/maven/version.js';
+import { canonical, compareComponentVersions, compareVersions, highest, isSnapshot } from '../../formats/maven/version.js';
 
 // ComparableVersionTest.VERSIONS_QUALIFIER and VERSIONS_NUMBER: each strictly before the next.
 const VERSIONS_QUALIFIER = [
@@ -158,6 +158,12 @@ describe('Maven ComparableVersion', () => {
 
   it('orders timestamped snapshots of one version by build (after the release, as Maven does: they are numbers)', () => {
     checkOrder(['1.0-SNAPSHOT', '1.0', '1.0-20261201.120000-3', '1.0-20261201.130000-4']);
+  });
+
+  it('ranks a timestamped build as its -SNAPSHOT base version for components (retain N), builds by timestamp then number', () => {
+    const order = ['1.0-alpha', '1.0-20261201.120000-3', '1.0-20261201.130000-4', '1.0-20261202.010000-5', '1.0', '1.9', '1.10-SNAPSHOT', '1.10-20261101.100000-1', '1.10'];
+    for (let i = 0; i < order.length; i++)
+      for (let j = 0; j < order.length; j++) assert.equal(Math.sign(compareComponentVersions(order[i], order[j])), Math.sign(i - j), `${order[i]} vs ${order[j]}`);
   });
 
   it('knows snapshots and the highest version', () => {
