@@ -139,6 +139,21 @@ for (const db of DATABASES) {
       }
     });
 
+    it('serves packages of members whose repodata is below the root (repodataDepth 1) through the group; dnf installs', async () => {
+      await s.repo('yum', 'hosted', { name: 'yhd', yum: { repodataDepth: 1, deployPolicy: 'STRICT' } });
+      await s.repo('yum', 'group', { name: 'ygd', group: { memberNames: ['yhd'] } });
+      for (const f of hostedRpms) {
+        const r = await s.fetch(`/repository/yhd/el9/${path.basename(f)}`, { method: 'PUT', body: (await readFile(f)) as unknown as BodyInit });
+        assert.equal(r.status, 201);
+      }
+      const pkgs = await listed(s, 'ygd/el9');
+      assert.deepEqual([...pkgs.keys()].sort(), ['yumbar-1.0', 'yumfoo-1.0']);
+      for (const [n, p] of pkgs) assert.equal(sha256(await get(s, `/repository/ygd/el9/${p.href}`)), p.sha256, n);
+      const root = path.join(work, `deep-root-${db}`);
+      await dnf(root, `${s.url}/repository/ygd/el9/`, ['install', 'yumfoo'], ['--nogpgcheck']);
+      assert.deepEqual(await installed(root), ['yumbar-1.0 hosted bar', 'yumfoo-1.0 The yumfoo test package & <friends>']);
+    });
+
     it('follows a member change: a package deleted from hosted leaves the merged repodata', async () => {
       assert.equal((await s.fetch('/repository/yh/yumfoo-1.0-1.noarch.rpm', { method: 'DELETE' })).status, 204);
       const pkgs = await listed(s, 'yg');
