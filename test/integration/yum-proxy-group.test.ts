@@ -140,14 +140,16 @@ for (const db of DATABASES) {
     });
 
     it('serves packages of members whose repodata is below the root (repodataDepth 1) through the group; dnf installs', async () => {
-      await s.repo('yum', 'hosted', { name: 'yhd', yum: { repodataDepth: 1, deployPolicy: 'STRICT' } });
-      await s.repo('yum', 'group', { name: 'ygd', group: { memberNames: ['yhd'] } });
-      for (const f of hostedRpms) {
-        const r = await s.fetch(`/repository/yhd/el9/${path.basename(f)}`, { method: 'PUT', body: (await readFile(f)) as unknown as BodyInit });
+      // Two members (a group of one serves its member's repodata as it is): yumfoo in one, yumbar it needs in the other.
+      for (const [i, name] of ['yhd', 'yhd2'].entries()) {
+        await s.repo('yum', 'hosted', { name, yum: { repodataDepth: 1, deployPolicy: 'STRICT' } });
+        const r = await s.fetch(`/repository/${name}/el9/${path.basename(hostedRpms[i])}`, { method: 'PUT', body: (await readFile(hostedRpms[i])) as unknown as BodyInit });
         assert.equal(r.status, 201);
       }
+      await s.repo('yum', 'group', { name: 'ygd', group: { memberNames: ['yhd', 'yhd2'] } });
       const pkgs = await listed(s, 'ygd/el9');
       assert.deepEqual([...pkgs.keys()].sort(), ['yumbar-1.0', 'yumfoo-1.0']);
+      assert.equal(pkgs.get('yumbar-1.0')!.href, 'yhd2/yumbar-1.0-1.noarch.rpm');
       for (const [n, p] of pkgs) assert.equal(sha256(await get(s, `/repository/ygd/el9/${p.href}`)), p.sha256, n);
       const root = path.join(work, `deep-root-${db}`);
       await dnf(root, `${s.url}/repository/ygd/el9/`, ['install', 'yumfoo'], ['--nogpgcheck']);
