@@ -190,14 +190,17 @@ export async function groupContent(group: GroupRepository, path: string, trail: 
   }
   // repomd.xml and other mutable repodata: the core's merge (or first member's copy).
   if (isYumMetadata(path)) return group.get(path, { groupTrail: trail.length ? trail : undefined });
-  const slash = path.indexOf('/');
-  if (slash > 0) {
-    const name = path.slice(0, slash);
-    const member = (await group.members()).find((m) => m.name === name);
-    if (member && !trail.includes(member.name)) {
-      const rest = path.slice(slash + 1);
-      if (member instanceof GroupRepository) return groupContent(member, rest, [...trail, group.name]);
-      return member.get(rest, { groupTrail: [...trail, group.name] });
+  // `<base><member>/<href>`: merged locations are relative to the repodata's directory, which is
+  // `<base>` below the root when members keep repodata deeper (repodataDepth > 0).
+  const segments = path.split('/');
+  if (segments.length > 1) {
+    const members = new Map((await group.members()).map((m) => [m.name, m]));
+    for (let i = 0; i < segments.length - 1; i++) {
+      const member = members.get(segments[i]);
+      if (!member || trail.includes(member.name)) continue;
+      const rest = [...segments.slice(0, i), ...segments.slice(i + 1)].join('/');
+      const hit = member instanceof GroupRepository ? await groupContent(member, rest, [...trail, group.name]) : await member.get(rest, { groupTrail: [...trail, group.name] });
+      if (hit) return hit;
     }
   }
   // The first member that has it; a nested group resolves its own `<member>/` locations.

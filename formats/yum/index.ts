@@ -10,9 +10,10 @@ import { renderListing } from '../../src/http/listing.js';
 import { GroupRepository } from '../../src/repository/repository.js';
 import { groupApps, groupContent, groupSignature, mergeRepomd } from './group-merge.js';
 import { deleteFile, putFile } from './hosted.js';
-import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection } from './paths.js';
+import { isYumMetadata, rpmComponentOfPath, yumContentType, yumSection, yumSigningSection } from './paths.js';
 import { maintainRepodata, requestGeneration } from './repodata-service.js';
 import { signingRoutes } from './signing-api.js';
+import { signingChanged } from './signing.js';
 import { compareEvr } from './rpmvercmp.js';
 import { inspectYumUpload, planYumUpload } from './upload.js';
 
@@ -38,6 +39,12 @@ async function get(req: RouteRequest): Promise<void> {
     await requestGeneration(req.app, repo, '');
     content = await repo.get(path);
   }
+  // A key set or changed in the configuration since the last generation: sign again before answering.
+  const repomd = /^(.*)repodata\/repomd\.xml(?:\.asc|\.key)?$/.exec(path);
+  if (repomd && repo.type === 'hosted' && (await signingChanged(req.app, repo, `${repomd[1]}repodata/repomd.xml`))) {
+    await requestGeneration(req.app, repo, repomd[1]);
+    content = await repo.get(path);
+  }
   if (!content) throw new AppError('NOT_FOUND', `Path not found: ${path}`);
   // Compressed repodata is served as the bytes repomd.xml's checksum covers: never with Content-Encoding.
   await sendContent(ctx, content, { contentType: yumContentType(path) });
@@ -47,7 +54,10 @@ async function get(req: RouteRequest): Promise<void> {
 
 export const yum: FormatPlugin = {
   name: 'yum',
-  sections: [{ key: 'yum', schema: yumSection, defaults: (type) => (type === 'hosted' ? { repodataDepth: 0, deployPolicy: 'STRICT' } : undefined) }],
+  sections: [
+    { key: 'yum', schema: yumSection, defaults: (type) => (type === 'hosted' ? { repodataDepth: 0, deployPolicy: 'STRICT' } : undefined) },
+    { key: 'yumSigning', schema: yumSigningSection, secrets: ['keypair', 'passphrase'] },
+  ],
   // sha256 names packages in repodata (pkgid) and the repodata files themselves.
   digests: ['sha256'],
   routes: [

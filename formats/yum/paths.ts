@@ -17,6 +17,19 @@ export const yumSection = z.object({
   deployPolicy: z.enum(['STRICT', 'PERMISSIVE']).default('STRICT'),
 });
 
+/**
+ * Nexus's `yumSigning` section: the repository's GPG key (armored private key, passphrase).
+ * Both are credentials (sealed at rest, null in GETs); a PUT sending them null keeps the stored key.
+ */
+export const yumSigningSection = z.object({
+  keypair: z
+    .string()
+    .max(64 * 1024)
+    .nullable()
+    .optional(),
+  passphrase: z.string().max(4096).nullable().optional(),
+});
+
 export const DEFAULT_YUM: YumSection = { repodataDepth: 0, deployPolicy: 'STRICT' };
 
 export const RPM_TYPE = 'application/x-rpm';

@@ -7,7 +7,6 @@
  * runs share the next one (a burst of uploads costs two generations, not one per upload); on a
  * cluster, repomd.xml's blob is the change's expectation, so two nodes never both win.
  */
-import { createHash } from 'node:crypto';
 import type { AssetView } from '../../src/content/types.js';
 import type { ContentChange } from '../../src/content/content-change.js';
 import type { Repository } from '../../src/repository/repository.js';
@@ -16,7 +15,7 @@ import type { Stowage } from '../../src/stowage.js';
 import { DEFAULT_YUM, GZ_TYPE, isRpm, repodataBase, XML_TYPE, type YumSection } from './paths.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
 import type { RpmPackage } from './rpm-package.js';
-import { signDetached, signingKeyOf, type SigningKey } from './signing.js';
+import { keyIdOf, signDetached, signingKeyOf, type SigningKey } from './signing.js';
 
 /** How long files of older generations stay after they left repomd.xml. */
 export const RETAIN_MS = 10 * 60_000;
@@ -123,7 +122,7 @@ export async function generate(app: Stowage, repo: Repository, base: string): Pr
     const hrefs = files.map((f) => f.href);
     const was = (current?.attributes.files as string[] | undefined) ?? [];
     const key = await signingKeyOf(app, repo);
-    const keyId = key ? createHash('sha256').update(key.keypair).digest('hex') : null;
+    const keyId = keyIdOf(key);
     // Same packages, same documents, same key: nothing to write (an upload of identical bytes, a retry).
     if (current && hrefs.length === was.length && hrefs.every((h, i) => was[i] === h) && (current.attributes.signingKey ?? null) === keyId) return;
     generationStats.count++;

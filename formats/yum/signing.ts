@@ -31,8 +31,13 @@ export interface Signature {
 
 const SCOPE = 'yum-signing';
 
-/** The repository's key, or null (stored as a property, sealed). */
+/**
+ * The repository's key, or null: the configuration's `yumSigning` section (Nexus's shape) first,
+ * else the one set through `PUT /v1/yum/signing` (a sealed property). Both are sealed at rest.
+ */
 export async function signingKeyOf(app: Stowage, repo: Repository): Promise<SigningKey | null> {
+  const section = repo.section<{ keypair?: string | null; passphrase?: string | null }>('yumSigning');
+  if (section?.keypair) return { keypair: app.secrets.decrypt(section.keypair), passphrase: section.passphrase ? app.secrets.decrypt(section.passphrase) : '' };
   const sealed = await app.content.getProperty(SCOPE, String(repo.id));
   if (!sealed) return null;
   return JSON.parse(app.secrets.decrypt(sealed)) as SigningKey;
@@ -43,6 +48,17 @@ export async function storeSigningKey(app: Stowage, repo: Repository, key: Signi
     if (key) c.setProperty(SCOPE, String(repo.id), app.secrets.encrypt(JSON.stringify(key)));
     else c.deleteProperty(SCOPE, String(repo.id));
   });
+}
+
+export function keyIdOf(key: SigningKey | null): string | null {
+  return key ? createHash('sha256').update(key.keypair).digest('hex') : null;
+}
+
+/** True when repomd.xml exists but was not signed with the repository's current key (or lack of one). */
+export async function signingChanged(app: Stowage, repo: Repository, repomdPath: string): Promise<boolean> {
+  const current = await app.content.findAsset(repo.id, repomdPath);
+  if (!current) return false;
+  return ((current.attributes.signingKey as string | null | undefined) ?? null) !== keyIdOf(await signingKeyOf(app, repo));
 }
 
 async function gpg(home: string, args: string[], input?: string): Promise<string> {

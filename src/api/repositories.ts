@@ -188,7 +188,7 @@ export function repositoryRoutes(app: Stowage): ApiRoute[] {
           domain: DOMAIN,
           type: 'deleted',
           context: repo.name,
-          attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config) },
+          attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config, repo.format.sections) },
         });
         ctx.status = 204;
       },
@@ -213,9 +213,10 @@ export function repositoryRoutes(app: Stowage): ApiRoute[] {
         const name = (raw as { name?: unknown } | null)?.name;
         await requireRepoAdmin(app, ctx, format, typeof name === 'string' ? name : '', 'add');
         if (raw instanceof Error) throw raw;
-        const cfg = refuseSealedSecrets(app.repositories.parse(format, type, raw), app.secrets);
-        const repo = await app.repositories.create(sealSecrets(cfg, app.secrets));
-        await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'created', context: repo.name, attributes: { format, type, after: auditConfig(repo.config) } });
+        const sections = app.formats.get(format)?.sections;
+        const cfg = refuseSealedSecrets(app.repositories.parse(format, type, raw), app.secrets, sections);
+        const repo = await app.repositories.create(sealSecrets(cfg, app.secrets, sections));
+        await app.audit.record(auditOrigin(ctx), { domain: DOMAIN, type: 'created', context: repo.name, attributes: { format, type, after: auditConfig(repo.config, sections) } });
         ctx.status = 201;
         ctx.set('Location', `${base(ctx)}/service/rest/v1/repositories/${format}/${type}/${encodeURIComponent(repo.name)}`);
         ctx.body = '';
@@ -249,15 +250,16 @@ export function repositoryRoutes(app: Stowage): ApiRoute[] {
       handler: async (ctx, input) => {
         const repo = await typedRepository(app, ctx.params);
         await requireRepoAdmin(app, ctx, repo.format.name, repo.name, 'edit');
-        const parsed = refuseSealedSecrets(app.repositories.parse(repo.format.name, repo.type, await input.body()), app.secrets);
-        const cfg = keepSecrets(parsed, repo.config);
-        const credentialsChanged = hasNewSecrets(cfg, app.secrets);
-        const updated = await app.repositories.update(repo.name, sealSecrets(cfg, app.secrets));
+        const sections = repo.format.sections;
+        const parsed = refuseSealedSecrets(app.repositories.parse(repo.format.name, repo.type, await input.body()), app.secrets, sections);
+        const cfg = keepSecrets(parsed, repo.config, sections);
+        const credentialsChanged = hasNewSecrets(cfg, app.secrets, sections);
+        const updated = await app.repositories.update(repo.name, sealSecrets(cfg, app.secrets, sections));
         await app.audit.record(auditOrigin(ctx), {
           domain: DOMAIN,
           type: 'updated',
           context: repo.name,
-          attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config), after: auditConfig(updated.config), credentialsChanged },
+          attributes: { format: repo.format.name, type: repo.type, before: auditConfig(repo.config, sections), after: auditConfig(updated.config, sections), credentialsChanged },
         });
         ctx.status = 204;
       },

@@ -88,6 +88,11 @@ export interface FormatSection {
   schema: z.ZodType;
   /** Whether the section is required on a type. Missing optional sections get the schema's default. */
   defaults?: (type: RepositoryType) => unknown;
+  /**
+   * Fields of the section that are credentials (e.g. a signing key): sealed at rest, returned as
+   * null, kept when a PUT sends them null, masked in audit records, like upstream passwords.
+   */
+  secrets?: readonly string[];
 }
 
 function fieldError(issue: z.core.$ZodIssue): never {

@@ -1,5 +1,6 @@
 /**
- * Signed repodata: a repository's GPG key (set through the REST API, stored sealed), repomd.xml.asc
+ * Signed repodata: a repository's GPG key (set through the REST API or in the repository body's
+ * `yumSigning` section, stored sealed), repomd.xml.asc
  * and repomd.xml.key served, dnf with repo_gpgcheck=1 accepting them and refusing a tampered
  * repomd.xml; a group signing its merged repodata. Runs on SQLite and PostgreSQL.
  */
@@ -147,6 +148,48 @@ for (const db of DATABASES) {
       assert.equal((await s.fetch('/repository/ys/repodata/repomd.xml.asc')).status, 404);
       const hrefs = (b: Buffer) => [...b.toString().matchAll(/href="([^"]+)"/g)].map((m) => m[1]);
       assert.deepEqual(hrefs(await bytes('/repository/ys/repodata/repomd.xml')), hrefs(repomd));
+    });
+
+    it("takes the key in the repository body (Nexus's yumSigning), sealed, never returned; dnf with repo_gpgcheck=1 accepts it", async () => {
+      const json = { 'Content-Type': 'application/json' };
+      const body = {
+        name: 'ysc',
+        online: true,
+        storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
+        yum: { repodataDepth: 0, deployPolicy: 'STRICT' },
+      };
+      const created = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ ...body, yumSigning: { keypair: secretKey, passphrase: PASS } }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      const r = await s.fetch(`/repository/ysc/${path.basename(rpms[0])}`, { method: 'PUT', body: (await readFile(rpms[0])) as unknown as BodyInit });
+      assert.equal(r.status, 201);
+      const got = await (await s.fetch('/service/rest/v1/repositories/yum/hosted/ysc')).json();
+      assert.deepEqual(got.yumSigning, { keypair: null, passphrase: null });
+      const stored = JSON.stringify(await s.app.db('repositories').where({ name: 'ysc' }).select('attributes'));
+      assert.doesNotMatch(stored, /PGP|correct horse/);
+      assert.match(stored, /keypair/);
+      const audits = JSON.stringify(await s.app.db('audit_events').select());
+      assert.doesNotMatch(audits, /PGP PRIVATE|correct horse/);
+
+      // The configuration read back and sent again (secrets null) keeps the key.
+      const updated = await s.fetch('/service/rest/v1/repositories/yum/hosted/ysc', { method: 'PUT', headers: json, body: JSON.stringify(got) });
+      assert.equal(updated.status, 204, await updated.text());
+      const repomd = await bytes('/repository/ysc/repodata/repomd.xml');
+      const key = (await bytes('/repository/ysc/repodata/repomd.xml.key')).toString();
+      assert.ok(await verifies(key, await bytes('/repository/ysc/repodata/repomd.xml.asc'), repomd));
+      const url = `${s.url}/repository/ysc/`;
+      const root = path.join(work, `root-c-${db}`);
+      await dnf(root, url, ['install', 'yumsig'], ['--setopt=r.repo_gpgcheck=1', `--setopt=r.gpgkey=${url}repodata/repomd.xml.key`, '--setopt=r.gpgcheck=0']);
+      assert.match((await run('rpm', ['--root', root, '-q', 'yumsig'])).stdout, /yumsig-1.0-1/);
+
+      // Without the section, the key is gone and repomd.xml is no longer signed.
+      const dropped = await s.fetch('/service/rest/v1/repositories/yum/hosted/ysc', { method: 'PUT', headers: json, body: JSON.stringify(body) });
+      assert.equal(dropped.status, 204);
+      assert.equal((await s.fetch('/repository/ysc/repodata/repomd.xml')).status, 200);
+      assert.equal((await s.fetch('/repository/ysc/repodata/repomd.xml.asc')).status, 404);
     });
 
     it('a group with a key signs its merged repomd.xml; dnf checks it', async () => {
