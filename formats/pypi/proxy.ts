@@ -30,7 +30,11 @@ export const pypiSection = z.object({
   removeQuarantined: z.boolean().optional(),
   pinnedProjects: z
     .record(z.string().regex(PROJECT_KEY, 'keys are normalised project names, or prefixes ending in "*" (e.g. "corp-*")'), z.array(z.string().min(1)).min(1))
-    .optional(),
+    .optional()
+    .describe(
+      'Groups: project names (normalised, PEP 503) or prefixes ending in "*" mapped to the members that alone serve them, e.g. {"corp-*": ["pypi-hosted"]}; ' +
+        'a pinned project is never looked up on other members (dependency confusion). The longest matching prefix decides.',
+    ),
 });
 
 export function isMetadata(path: string): boolean {
