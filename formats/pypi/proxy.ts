@@ -1,6 +1,8 @@
 /**
  * PyPI on the core's proxy and group: which paths are pages (revalidated after the metadata max
- * age), how they are asked for upstream (JSON preferred, HTML accepted), what a fetched file must
+ * age), how they are asked for upstream (JSON preferred, HTML accepted: one cached document per
+ * page, since PEP 691's serializations carry the same data and JSON a superset; pages.ts renders
+ * each representation from it under its own ETag and `Vary: Accept`), what a fetched file must
  * be (its page's sha256), the group merge of pages and lists, and per-project pinning of group
  * members against dependency confusion.
  */

@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
@@ -223,6 +225,57 @@ for (const db of DATABASES) {
       const r = await pipInstall(index('py-group'), target, ['corp-lib', 'requests']);
       assert.equal(r.code, 0, r.all);
       assert.match(r.all, /Successfully installed .*corp[-_]lib-1\.0.*six-1\.17\.0/is);
+    });
+
+    it('caches one upstream page per project and renders each representation from it (an upstream answering differently per Accept)', async () => {
+      // PEP 691's serializations carry the same data, JSON a superset: the proxy asks for JSON
+      // (HTML accepted), keeps that one document, and renders HTML and JSON from it, each with its
+      // own type and ETag under Vary: Accept; it never hands a stored document of one type to a
+      // client of the other. An upstream that diverges per Accept is thus seen through its JSON.
+      const seen: string[] = [];
+      const upstream: Server = createServer((req, res) => {
+        seen.push(`${req.url} ${req.headers.accept}`);
+        const json = (req.headers.accept ?? '').startsWith('application/vnd.pypi.simple.v1+json');
+        const file = json ? 'two_faced-1.0-py3-none-any.whl' : 'two_faced-2.0-py3-none-any.whl';
+        res.setHeader('Content-Type', json ? 'application/vnd.pypi.simple.v1+json' : 'text/html');
+        res.end(
+          json
+            ? JSON.stringify({ meta: { 'api-version': '1.1' }, name: 'two-faced', files: [{ filename: file, url: `f/${file}`, hashes: { sha256: '2'.repeat(64) }, size: 7 }] })
+            : `<html><body><a href="f/${file}#sha256=${'3'.repeat(64)}">${file}</a></body></html>`,
+        );
+      });
+      await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+      try {
+        await s.repo('pypi', 'proxy', { name: 'py-two-faced', ...PROXY(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`) });
+        const html = await s.fetch('/repository/py-two-faced/simple/two-faced/', { headers: { Accept: 'text/html' } });
+        assert.equal(html.status, 200);
+        assert.match(html.headers.get('content-type')!, /^text\/html/);
+        assert.equal(html.headers.get('vary'), 'Accept');
+        const htmlBody = await html.text();
+        assert.match(htmlBody, new RegExp(`two_faced-1.0-py3-none-any.whl#sha256=${'2'.repeat(64)}`), 'the HTML client sees the JSON document upstream gave');
+        const json = await s.fetch('/repository/py-two-faced/simple/two-faced/', { headers: { Accept: PIP_ACCEPT } });
+        assert.equal(json.headers.get('content-type'), 'application/vnd.pypi.simple.v1+json');
+        const doc = await json.json();
+        assert.deepEqual(
+          doc.files.map((f: { filename: string; size: number }) => [f.filename, f.size]),
+          [['two_faced-1.0-py3-none-any.whl', 7]],
+        );
+        assert.notEqual(json.headers.get('etag'), html.headers.get('etag'), 'each representation has its own ETag');
+        // A conditional request with the HTML ETag does not get a 304 for JSON.
+        const cross = await s.fetch('/repository/py-two-faced/simple/two-faced/', { headers: { Accept: PIP_ACCEPT, 'If-None-Match': html.headers.get('etag')! } });
+        assert.equal(cross.status, 200);
+        await cross.arrayBuffer();
+        const again = await s.fetch('/repository/py-two-faced/simple/two-faced/', { headers: { Accept: 'text/html', 'If-None-Match': html.headers.get('etag')! } });
+        assert.equal(again.status, 304);
+        assert.deepEqual(
+          seen,
+          [`/simple/two-faced/ application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1`],
+          'one upstream request, JSON preferred',
+        );
+        assert.equal((await assetsOf('py-two-faced', 'simple/')).length, 1, 'one cache entry');
+      } finally {
+        upstream.close();
+      }
     });
 
     it('group: a pinned project is never looked up on the proxies (dependency confusion)', async () => {
