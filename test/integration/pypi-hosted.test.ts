@@ -176,6 +176,7 @@ for (const db of DATABASES) {
       assert.ok(existsSync(path.join(target, 'demo_pkg', '__init__.py')));
       // Stowage served the files and pip read the metadata files (it did not take them from disk).
       const repo = await s.app.repositories.require('py-hosted');
+      await s.app.content.flushDownloads(); // downloads are recorded in batches
       const assets = await s.app.content.findAssets(repo.id, { pathPrefix: 'packages/' });
       const served = (p: RegExp) => assets.filter((a) => p.test(a.path) && a.last_downloaded !== null).length;
       assert.ok(served(/demo-pkg\/.*-2\.0-py3-none-any\.whl$/) === 1, 'the wheel was downloaded');
@@ -191,6 +192,7 @@ for (const db of DATABASES) {
       assert.equal(r.code, 0, r.all);
       assert.match(r.all, /Successfully installed dep[-_]lib-0.5 fresh[-_]pkg-3.0/i);
       const repo = await s.app.repositories.require('py-hosted');
+      await s.app.content.flushDownloads();
       const meta = await s.app.content.findAsset(repo.id, 'packages/fresh-pkg/fresh_pkg-3.0-py3-none-any.whl.metadata');
       assert.notEqual(meta?.last_downloaded ?? null, null, 'pip 26 fetched the .metadata');
       assert.equal((await s.fetch('/repository/py-hosted/packages/fresh-pkg/', { method: 'DELETE' })).status, 204);
