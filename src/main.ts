@@ -1,12 +1,17 @@
 #!/usr/bin/env node
+// Heap settings apply from here on; loading the server's modules is what grew the heap, so they
+// are imported only now (dynamically: static imports would load before this module's body runs).
+import { youngGenerationMayGrow } from './heap-settings.js';
 import v8 from 'node:v8';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
-import { Stowage } from './stowage.js';
-import { createMainApp, listen } from './http/server.js';
-import { migrate, openDb, withStartupLock } from './db/db.js';
-import { sendfileStatus } from './http/sendfile-native.js';
+import type { Config } from './config/config.js';
+
+const { ConfigError, loadConfig } = await import('./config/config.js');
+const { Stowage } = await import('./stowage.js');
+const { createMainApp, listen } = await import('./http/server.js');
+const { migrate, openDb, withStartupLock } = await import('./db/db.js');
+const { sendfileStatus } = await import('./http/sendfile-native.js');
 // The composition root: the one place where the core meets the formats.
-import { formats } from '../formats/index.js';
+const { formats } = await import('../formats/index.js');
 
 const USAGE = `Usage: stowage <command>
   serve                              start the server (default)
@@ -35,6 +40,7 @@ async function serve(config: Config): Promise<void> {
   await app.listeners.start(config.http.host);
   await app.proxy.start?.();
   app.tasks.start();
+  youngGenerationMayGrow();
   app.log.info(`Stowage listening on ${main.url} (data: ${config.dataDir})`);
   const sendfile = sendfileStatus();
   if (sendfile.active) app.log.info('Stored files are sent with sendfile(2)');

@@ -42,46 +42,6 @@ export function digestAlgorithm(d: string): 'sha256' | 'sha512' {
   return d.startsWith('sha512:') ? 'sha512' : 'sha256';
 }
 
-export type Route =
-  | { kind: 'ping' }
-  | { kind: 'catalog' }
-  | { kind: 'tags'; name: string }
-  | { kind: 'upload-start'; name: string }
-  | { kind: 'upload'; name: string; uuid: string }
-  | { kind: 'blob'; name: string; digest: string }
-  | { kind: 'manifest'; name: string; reference: string }
-  | { kind: 'referrers'; name: string; digest: string }
-  | { kind: 'unknown' };
-
-/**
- * Matches a raw path inside a docker repository (`v2/…`). Names may contain `/` and even the
- * words `blobs` or `manifests`, so the patterns are anchored at the end.
- */
-export function matchRoute(rawPath: string): Route {
-  if (rawPath === 'v2' || rawPath === 'v2/') return { kind: 'ping' };
-  if (rawPath === 'v2/_catalog') return { kind: 'catalog' };
-  let m = /^v2\/(.+)\/blobs\/uploads(?:\/([^/]*))?$/.exec(rawPath);
-  if (m) return m[2] ? { kind: 'upload', name: m[1], uuid: m[2] } : { kind: 'upload-start', name: m[1] };
-  m = /^v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(rawPath);
-  if (m) {
-    const ref = safeDecode(m[3]);
-    if (m[2] === 'blobs') return { kind: 'blob', name: m[1], digest: ref };
-    if (m[2] === 'referrers') return { kind: 'referrers', name: m[1], digest: ref };
-    return { kind: 'manifest', name: m[1], reference: ref };
-  }
-  m = /^v2\/(.+)\/tags\/list$/.exec(rawPath);
-  if (m) return { kind: 'tags', name: m[1] };
-  return { kind: 'unknown' };
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
-
 /** Strips parameters from a Content-Type (`application/json; charset=utf-8` → `application/json`). */
 export function bareMediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0].trim();

@@ -1,6 +1,6 @@
 /** Which component (groupId, artifactId, version) a Maven path belongs to. Pure. */
 import type { ComponentInput } from '../../src/content/types.js';
-import { parseMavenPath } from './layout.js';
+import { parseMavenPath, type Coordinates } from './layout.js';
 
 /**
  * The component of an artifact file: namespace groupId, name artifactId, version the file's
@@ -12,4 +12,9 @@ export function componentOf(path: string): ComponentInput | null {
   if (!p || p.kind !== 'artifact') return null;
   const { groupId, artifactId, version, baseVersion } = p.coords;
   return { namespace: groupId, name: artifactId, version, attributes: { maven2: { groupId, artifactId, version, baseVersion } } };
+}
+
+/** An artifact file's attributes: its coordinates (Nexus's search filters extension and classifier). */
+export function mavenAttributes(coords: Coordinates): Record<string, unknown> {
+  return { maven2: { ...coords } };
 }

@@ -11,11 +11,11 @@ import type { RouteRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import { checkWritePolicy } from '../../src/repository/unit-of-work.js';
 import { digestOf, parseChecksumFile } from './checksums.js';
-import { contentTypeOf, parseMavenPath, type MavenPath } from './layout.js';
+import { contentTypeOf, isPlainSnapshot, parseMavenPath, type MavenPath } from './layout.js';
 import { rebuildArtifact } from './maintenance.js';
 import { MAX_METADATA_BYTES, MetadataError, parseMetadata, writeMetadata, type Metadata } from './metadata.js';
 import { sectionOf, versionRefusal } from './policy.js';
-import { componentOf } from './components.js';
+import { componentOf, mavenAttributes } from './components.js';
 import { MAX_POM_BYTES, pomProblem } from './pom.js';
 
 const MAX_CHECKSUM_BYTES = 1024;
@@ -51,9 +51,11 @@ export async function put(req: RouteRequest): Promise<void> {
   if (p?.kind === 'checksum') return checkUploadedChecksum(req, target, p);
   if (p?.kind === 'metadata') return putMetadata(req, target, p);
   let body: Readable = ctx.req;
+  // As Nexus: a non-timestamped snapshot file is redeployed at will, whatever the write policy.
+  const mutable = p?.kind === 'artifact' && isPlainSnapshot(p.coords);
   if (p?.kind === 'artifact' && p.coords.extension === 'pom') {
     // Refused before a byte is read, as any deploy; then checked whole (POMs are small).
-    await checkWritePolicy(req.app, target, 'client', { puts: [{ path }] }, req.access);
+    await checkWritePolicy(req.app, target, 'client', { puts: [{ path, mutable }] }, req.access);
     const pom = await readSmall(ctx.req, MAX_POM_BYTES);
     const problem = pomProblem(pom.toString('utf8'));
     if (problem) throw new AppError('BAD_REQUEST', `${path}: ${problem}`);
@@ -65,8 +67,9 @@ export async function put(req: RouteRequest): Promise<void> {
     {
       contentType: contentTypeOf(path),
       component: p ? componentOf(path) : null,
-      attributes: p ? { maven2: { ...p.coords } } : undefined,
+      attributes: p?.kind === 'artifact' ? mavenAttributes(p.coords) : undefined,
       expectedSize: declaredSize(req),
+      mutable,
       expected: { sha1: ctx.get('X-Checksum-Sha1') || undefined, md5: ctx.get('X-Checksum-Md5') || undefined, sha256: ctx.get('X-Checksum-Sha256') || undefined },
     },
     req.access,

@@ -98,12 +98,17 @@ export const maven: FormatPlugin = {
   compareVersions,
   isPrerelease: isSnapshot,
   componentOf,
-  // Nexus's maven search parameters. A snapshot baseVersion matches its builds (`1.0-*`: also a
-  // release named `1.0-…`); extension and classifier are asset properties the filter cannot name.
+  // Nexus's maven search parameters: baseVersion is the component's (a snapshot's builds share
+  // it), extension and classifier are those of the asset files (attributes stored at deploy,
+  // upload and proxy time).
   searchParameters: {
     'maven.groupId': (v) => ({ namespace: v }),
     'maven.artifactId': (v) => ({ name: v }),
-    'maven.baseVersion': (v) => ({ version: v.endsWith('-SNAPSHOT') ? v.slice(0, -'SNAPSHOT'.length) + '*' : v }),
+    'maven.baseVersion': (v) => ({ attributes: { 'maven2.baseVersion': v } }),
+    'maven.extension': (v) => ({ assetAttributes: { 'maven2.extension': v } }),
+    'maven.classifier': (v) => ({ assetAttributes: { 'maven2.classifier': v } }),
   },
+  // As Nexus's maven2 proxies: released artifacts never change, metadata is revalidated daily.
+  proxyDefaults: { contentMaxAge: -1, metadataMaxAge: 1440 },
   tasks: mavenTasks,
 };

@@ -113,6 +113,11 @@ export function fileName(c: Pick<Coordinates, 'artifactId' | 'version' | 'classi
   return `${c.artifactId}-${c.version}${c.classifier ? '-' + c.classifier : ''}.${c.extension}`;
 }
 
+/** A non-unique snapshot file (`a-1.0-SNAPSHOT.jar`): replaced by every deploy, upstream and here. */
+export function isPlainSnapshot(c: Pick<Coordinates, 'version' | 'baseVersion'>): boolean {
+  return c.version === c.baseVersion && c.baseVersion.endsWith('-SNAPSHOT');
+}
+
 /** `g/r/o/u/p/artifactId` */
 export function artifactDir(groupId: string, artifactId: string): string {
   return `${groupId.replace(/\./g, '/')}/${artifactId}`;

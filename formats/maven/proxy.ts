@@ -7,49 +7,43 @@
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { readSmall } from '../../src/blob/blob-service.js';
-import type { ExpectedContent, MergeInput } from '../../src/repository/format.js';
+import type { ExpectedContent, MergeInput, UpstreamFetch } from '../../src/repository/format.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { CommittedChange } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { AppError } from '../../src/errors.js';
 import { parseChecksumFile } from './checksums.js';
-import { METADATA_FILE, contentTypeOf, parseMavenPath } from './layout.js';
+import { METADATA_FILE, contentTypeOf, isPlainSnapshot, parseMavenPath } from './layout.js';
 import { MAX_METADATA_BYTES, MetadataError, mergeMetadata as mergeDocuments, parseMetadata, writeMetadata } from './metadata.js';
 import { sectionOf, versionRefusal } from './policy.js';
-import { componentOf } from './components.js';
+import { componentOf, mavenAttributes } from './components.js';
 
 /** maven-metadata.xml documents and non-unique `-SNAPSHOT` files change upstream; everything else is immutable. */
 export function isMetadata(path: string): boolean {
   const p = parseMavenPath(path);
   if (!p) return false;
   if (p.kind === 'metadata') return true;
-  return p.kind === 'artifact' && p.coords.version === p.coords.baseVersion && p.coords.baseVersion.endsWith('-SNAPSHOT');
+  return p.kind === 'artifact' && isPlainSnapshot(p.coords);
 }
 
-export function proxyAsset(path: string): { contentType: string; component: ReturnType<typeof componentOf> } {
-  return { contentType: contentTypeOf(path), component: componentOf(path) };
+export function proxyAsset(path: string): { contentType: string; component: ReturnType<typeof componentOf>; attributes?: Record<string, unknown> } {
+  const p = parseMavenPath(path);
+  return { contentType: contentTypeOf(path), component: componentOf(path), attributes: p?.kind === 'artifact' ? mavenAttributes(p.coords) : undefined };
 }
 
 /** Upstream sha1 of artifacts fetched by WARN proxies, compared once the artifact is stored. */
 const warnSha1 = new LRUCache<string, string>({ max: 10_000 });
 
-/** The core's app, which a hook given only the repository reaches through it. */
-function appOf(repo: Repository): Stowage {
-  return repo['app'];
-}
-
 /**
  * What an artifact fetched upstream must be: upstream's `.sha1` of it (STRICT: a body that differs
  * is refused and not cached; WARN: it is cached and the difference logged; IGNORE: not fetched).
  */
-export async function proxyExpected(path: string, repo: Repository): Promise<ExpectedContent | null> {
+export async function proxyExpected(path: string, repo: Repository, upstream: UpstreamFetch): Promise<ExpectedContent | null> {
   const p = parseMavenPath(path);
   if (!p || p.kind !== 'artifact' || p.coords.extension.endsWith('.asc')) return null;
   const policy = sectionOf(repo).checksumPolicy;
   if (policy === 'IGNORE') return null;
-  const app = appOf(repo);
-  const url = repo.format.upstreamUrl?.(repo.config.proxy!.remoteUrl, path + '.sha1', repo) ?? `${repo.config.proxy!.remoteUrl.replace(/\/+$/, '')}/${path}.sha1`;
-  const res = await app.proxy.client(repo.config).get(url);
+  const res = await upstream.get(path + '.sha1');
   if (res.status !== 200) {
     res.body.destroy();
     return null;

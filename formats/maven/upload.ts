@@ -2,14 +2,17 @@
  * Nexus's Maven component upload (`POST /service/rest/v1/components`): `maven2.groupId`,
  * `maven2.artifactId`, `maven2.version` and files `maven2.assetN` with `maven2.assetN.extension`
  * and an optional `maven2.assetN.classifier`. Pure: the whole form is checked before anything is
- * stored. Snapshot versions are refused (Nexus too: builds are deployed by Maven, timestamped).
+ * stored, against the target's version policy too. Snapshot versions are refused (builds are
+ * deployed by Maven, timestamped).
  */
 import { badRequest } from '../../src/errors.js';
 import type { UploadForm, UploadPlan } from '../../src/repository/format.js';
 import { artifactDir, contentTypeOf, fileName, parseMavenPath } from './layout.js';
-import { componentOf } from './components.js';
+import { componentOf, mavenAttributes } from './components.js';
+import { versionRefusal } from './policy.js';
+import type { Repository } from '../../src/repository/repository.js';
 
-export function planMavenUpload(form: UploadForm): UploadPlan[] {
+export function planMavenUpload(form: UploadForm, target: Repository): UploadPlan[] {
   const required = (f: string) => {
     const v = form.fields.get(f)?.trim();
     if (!v) throw badRequest(`${f}: is required`, { field: f });
@@ -21,7 +24,6 @@ export function planMavenUpload(form: UploadForm): UploadPlan[] {
   const groupId = required('maven2.groupId');
   const artifactId = required('maven2.artifactId');
   const version = required('maven2.version');
-  if (version.endsWith('-SNAPSHOT')) throw badRequest('maven2.version: snapshots are deployed by Maven, not uploaded', { field: 'maven2.version' });
   const out: UploadPlan[] = [];
   for (const field of form.files.keys()) {
     if (!/^maven2\.asset\d+$/.test(field)) throw badRequest(`${field}: unexpected file field (expected maven2.asset1, maven2.asset2, …)`, { field });
@@ -33,9 +35,12 @@ export function planMavenUpload(form: UploadForm): UploadPlan[] {
     if (!parsed || parsed.kind !== 'artifact' || parsed.coords.classifier !== classifier || parsed.coords.extension !== extension) {
       throw badRequest(`${field}: ${groupId}:${artifactId}:${version}${classifier ? ':' + classifier : ''}:${extension} are not valid Maven coordinates`, { field });
     }
+    const refusal = versionRefusal(target, parsed);
+    if (refusal) throw badRequest(refusal, { field: 'maven2.version' });
     if (out.some((u) => u.path === path)) throw badRequest(`${field}: '${path}' is uploaded twice`, { field });
-    out.push({ field, path, contentType: contentTypeOf(path), component: componentOf(path) });
+    out.push({ field, path, contentType: contentTypeOf(path), component: componentOf(path), attributes: mavenAttributes(parsed.coords) });
   }
   if (out.length === 0) throw badRequest('maven2.asset1: at least one file is required', { field: 'maven2.asset1' });
+  if (version.endsWith('-SNAPSHOT')) throw badRequest('maven2.version: snapshots are deployed by Maven, not uploaded', { field: 'maven2.version' });
   return out;
 }

@@ -17,11 +17,14 @@ import { LRUCache } from 'lru-cache';
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
 export const CORGI = 'application/vnd.npm.install-v1+json';
 const JSON_TYPE = 'application/json';
+const JSON_TYPE_UTF8 = 'application/json; charset=utf-8';
+const CORGI_TYPE = CORGI;
 
 interface Rendered {
   body: Buffer;
   etag: string;
-  modified: string | null;
+  /** The Last-Modified header value, or null. */
+  lastModified: string | null;
 }
 
 /** Rendered documents, bounded by count and bytes (one document at most a quarter of them). */
@@ -64,34 +67,59 @@ export function wantsCorgi(ctx: Koa.Context): boolean {
   return (ctx.get('Accept') || '').includes(CORGI);
 }
 
+const renderKey = (sha256: string, repoUrl: string, corgi: boolean) => `${sha256}\n${repoUrl}\n${corgi ? 1 : 0}`;
+
+/**
+ * Serves the packument of `name` in the repository addressed. A hosted repository's document
+ * (kept true by every change, the maintenance hook's included) is answered from the bytes already
+ * rendered for its stored blob after one indexed lookup of that blob's digest: a change of the
+ * document is a new blob, so a stale rendering is never found. Anything else goes through `load`.
+ */
+export async function servePackument(req: ContentRequest, name: string, load: () => Promise<Content>): Promise<void> {
+  const repoUrl = repositoryUrl(req);
+  const corgi = wantsCorgi(req.ctx);
+  if (req.repo.type === 'hosted') {
+    const sha256 = await req.app.content.blobDigestAt(req.repo.id, name);
+    const r = sha256 ? rendered.get(renderKey(sha256, repoUrl, corgi)) : undefined;
+    if (r) return sendRendered(req.ctx, r, corgi);
+  }
+  return sendPackument(req.ctx, await load(), repoUrl, corgi);
+}
+
 /** Sends a packument (full or abbreviated) with its tarballs under `repoUrl`; ETag/304. */
 export async function sendPackument(ctx: Koa.Context, content: Content, repoUrl: string, corgi: boolean): Promise<void> {
   const c = content.pending ? await content.pending.stored : content;
-  const key = `${c.blob.sha256}\n${repoUrl}\n${corgi ? 1 : 0}`;
+  const key = renderKey(c.blob.sha256, repoUrl, corgi);
   let r = rendered.get(key);
   if (!r) {
     const doc = rewriteTarballs(await readPackument(c), repoUrl);
     const out = corgi ? abbreviate(doc) : doc;
     const body = Buffer.from(JSON.stringify(out));
-    r = { body, etag: `"${createHash('sha1').update(body).digest('hex')}"`, modified: doc.time?.modified ?? null };
+    const modified = doc.time?.modified;
+    r = {
+      body,
+      etag: `"${createHash('sha1').update(body).digest('hex')}"`,
+      lastModified: modified && !Number.isNaN(Date.parse(modified)) ? new Date(modified).toUTCString() : null,
+    };
     rendered.set(key, r);
   }
+  sendRendered(ctx, r, corgi);
+}
+
+function sendRendered(ctx: Koa.Context, r: Rendered, corgi: boolean): void {
   ctx.set('Vary', 'Accept');
   ctx.set('ETag', r.etag);
   ctx.set('Cache-Control', 'max-age=0, must-revalidate');
-  if (r.modified && !Number.isNaN(Date.parse(r.modified))) ctx.set('Last-Modified', new Date(r.modified).toUTCString());
+  if (r.lastModified) ctx.set('Last-Modified', r.lastModified);
   const inm = ctx.get('If-None-Match');
-  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === r!.etag)) {
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === r.etag)) {
     ctx.status = 304;
     return;
   }
   ctx.status = 200;
-  ctx.type = corgi ? CORGI : JSON_TYPE;
-  if (ctx.method === 'HEAD') {
-    ctx.set('Content-Length', String(r.body.length));
-    ctx.body = null;
-    return;
-  }
+  // Set as is: `ctx.type` would look the type up (mime-types) on every request.
+  ctx.set('Content-Type', corgi ? CORGI_TYPE : JSON_TYPE_UTF8);
+  // Koa answers a HEAD with the headers of this body and no bytes (a null body would be a 204).
   ctx.body = r.body;
 }
 

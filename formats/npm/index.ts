@@ -1,18 +1,17 @@
 /**
  * npm registry API (protocols.md §2) on `/repository/<repo>/` for hosted, proxy and group
- * repositories, as the npm CLI (v10/v11) speaks it. Routing reads top to bottom in `handle`;
+ * repositories, as the npm CLI (v10/v11) speaks it. Routing reads top to bottom in `routes`;
  * writes live in hosted.ts, accounts and tokens in auth.ts, proxy/group hooks in proxy.ts.
  */
-import type Koa from 'koa';
 import { AppError } from '../../src/errors.js';
-import type { ContentRequest, FormatPlugin, RequestNeed } from '../../src/repository/format.js';
+import type { ContentRequest, FormatPlugin, FormatRoute, RouteRequest } from '../../src/repository/format.js';
 import type { GroupRepository, Repository } from '../../src/repository/repository.js';
 import { sendContent } from '../../src/http/send-content.js';
 import { NPM_TOKEN_REALM, couchUser, createToken, listTokens, login, logout, revokeToken, userDocument, whoami } from './auth.js';
-import { readPackument, repositoryUrl, sendJson, sendPackument, wantsCorgi } from './documents.js';
+import { readPackument, repositoryUrl, sendJson, servePackument } from './documents.js';
 import { renderNpmError } from './errors.js';
 import { changeDistTag, deleteTarball, putPackage, readJsonBody, unpublishPackage } from './hosted.js';
-import { invalidName, parsePackagePath, rewriteTarballs } from './packument.js';
+import { invalidName, rewriteTarballs } from './packument.js';
 import { maintainPackuments } from './maintenance.js';
 import { compareVersions, isPrerelease } from './versions.js';
 import { proxyExpected } from './proxy-expected.js';
@@ -22,129 +21,106 @@ import { forwardAudit, groupMembers, isMetadata, mergeMetadata, npmSection, prox
 
 const FORMAT = 'npm';
 
-/** The package a path names (validated), or a 400. */
-function packageOf(path: string): { name: string; rest: string[] } {
-  const p = parsePackagePath(path);
-  if (!p) throw new AppError('NOT_FOUND', 'Not found');
-  const bad = invalidName(p.name);
-  if (bad) throw new AppError('BAD_REQUEST', `Invalid package name "${p.name}": ${bad}`);
-  return p;
-}
-
-/** Which action a request needs (the core authorizes it before `handle`). */
-function classify(ctx: Koa.Context, path: string): RequestNeed {
-  const m = ctx.method;
-  if (path.startsWith('-/')) {
-    const rest = path.slice(2);
-    if (/^(ping|whoami|v1\/login|user\/|npm\/v1\/tokens)/.test(rest)) return 'public';
-    if (rest.startsWith('package/')) return m === 'PUT' ? 'add' : m === 'DELETE' ? 'delete' : 'read';
-    if (rest.startsWith('v1/search')) return 'browse';
-    return 'read';
-  }
-  if (m === 'GET' || m === 'HEAD') return 'read';
-  if (m === 'DELETE') return 'delete';
-  // A PUT through `-rev` is an unpublish of versions; `handle` asks for delete or edit as it finds.
-  return 'add';
-}
-
-async function handle(req: ContentRequest): Promise<void> {
-  const { ctx, path } = req;
-  const m = ctx.method;
-  if (path === '' || path === '-/ping') return sendJson(ctx, 200, {});
-  if (path.startsWith('-/')) return special(req, path.slice(2));
-  const { name, rest } = packageOf(path);
-  // <name>
-  if (rest.length === 0) {
-    if (m === 'GET' || m === 'HEAD') return getPackument(req, name);
-    if (m === 'PUT') return done(req, await putPackage(req, name, false));
-    return notAllowed(m, 'GET, HEAD, PUT');
-  }
-  // <name>/-rev/<rev>
-  if (rest.length === 2 && rest[0] === '-rev') {
-    if (m === 'PUT') return done(req, await putPackage(req, name, true));
-    if (m === 'DELETE') {
-      await unpublishPackage(req, name);
-      return done(req, 200);
-    }
-    return notAllowed(m, 'PUT, DELETE');
-  }
-  // <name>/-/<file>[/-rev/<rev>]
-  if (rest[0] === '-' && rest.length >= 2) {
-    const file = rest[1];
-    if (rest.length === 2 && (m === 'GET' || m === 'HEAD')) return getTarball(req, name, file);
-    if (m === 'DELETE' && (rest.length === 2 || (rest.length === 4 && rest[2] === '-rev'))) {
-      await deleteTarball(req, name, file);
-      return done(req, 200);
-    }
-    throw new AppError('NOT_FOUND', 'Not found');
-  }
-  // <name>/<version-or-tag>
-  if (rest.length === 1 && (m === 'GET' || m === 'HEAD')) return getVersion(req, name, rest[0]);
-  throw new AppError('NOT_FOUND', 'Not found');
+/** A package name from a route's `name` group, validated (a 400 names what is wrong). */
+function packageName(req: RouteRequest): string {
+  const name = req.params.name;
+  const bad = invalidName(name);
+  if (bad) throw new AppError('BAD_REQUEST', `Invalid package name "${name}": ${bad}`);
+  return name;
 }
 
 function done(req: ContentRequest, status: number): void {
   sendJson(req.ctx, status, { ok: true, success: true });
 }
 
-function notAllowed(method: string, allow: string): never {
-  throw new AppError('METHOD_NOT_ALLOWED', `${method} is not supported here`, { headers: { Allow: allow } });
+// ---- route handlers: parse the row's parameters, one call, respond ----------------------
+
+const pong = async (req: RouteRequest) => sendJson(req.ctx, 200, {});
+const packument = (req: RouteRequest) => getPackument(req, packageName(req));
+const version = (req: RouteRequest) => getVersion(req, packageName(req), req.params.spec);
+const tarball = (req: RouteRequest) => getTarball(req, packageName(req), req.params.file);
+const publish = async (req: RouteRequest) => done(req, await putPackage(req, packageName(req), false));
+// A PUT through `-rev` is an unpublish of versions: putPackage asks for delete or edit as it finds.
+const publishRevision = async (req: RouteRequest) => done(req, await putPackage(req, packageName(req), true));
+
+async function unpublish(req: RouteRequest): Promise<void> {
+  await unpublishPackage(req, packageName(req));
+  done(req, 200);
 }
 
-/** `-/…` endpoints. */
-async function special(req: ContentRequest, rest: string): Promise<void> {
-  const { ctx } = req;
-  const m = ctx.method;
-  if (rest === 'whoami') return whoami(req);
-  // Web login is not offered: npm falls back to name and password (the CouchDB flow).
-  if (rest === 'v1/login') throw new AppError('NOT_FOUND', 'Web login is not supported; use the legacy login (name and password)');
-  if (rest.startsWith('user/token/')) {
-    if (m !== 'DELETE') return notAllowed(m, 'DELETE');
-    return logout(req, rest.slice('user/token/'.length));
-  }
-  if (rest.startsWith('user/')) {
-    const user = couchUser(rest.slice(5));
-    if (!user) throw new AppError('NOT_FOUND', 'Not found');
-    if (m === 'PUT') return login(req, user);
-    if (m === 'GET') return userDocument(req, user);
-    return notAllowed(m, 'GET, PUT');
-  }
-  if (rest === 'npm/v1/tokens') {
-    if (m === 'GET') return listTokens(req);
-    if (m === 'POST') return createToken(req);
-    return notAllowed(m, 'GET, POST');
-  }
-  if (rest.startsWith('npm/v1/tokens/token/') && m === 'DELETE') return revokeToken(req, rest.slice('npm/v1/tokens/token/'.length));
-  if (rest === 'npm/v1/security/advisories/bulk' || rest === 'npm/v1/security/audits/quick') {
-    if (m !== 'POST') return notAllowed(m, 'POST');
-    return forwardAudit(req, rest.slice('npm/v1/security/'.length));
-  }
-  if (rest === 'v1/search') return search(req);
-  if (rest.startsWith('package/')) {
-    const { name, rest: tail } = packageOf(rest.slice('package/'.length));
-    if (tail[0] !== 'dist-tags' || tail.length > 2) throw new AppError('NOT_FOUND', 'Not found');
-    if (tail.length === 1) {
-      if (m !== 'GET' && m !== 'HEAD') return notAllowed(m, 'GET');
-      const doc = await packumentOf(req, name);
-      return sendJson(ctx, 200, doc['dist-tags']);
-    }
-    const tag = tail[1];
-    if (m === 'PUT' || m === 'POST') {
-      const version = await readJsonBody(req, 4096);
-      if (typeof version !== 'string') throw new AppError('BAD_REQUEST', 'The body must be a JSON string naming a version');
-      return sendJson(ctx, 200, await changeDistTag(req, name, tag, version));
-    }
-    if (m === 'DELETE') return sendJson(ctx, 200, await changeDistTag(req, name, tag, null));
-    if (m === 'GET') {
-      const doc = await packumentOf(req, name);
-      const version = own(doc['dist-tags'], tag);
-      if (version === undefined) throw new AppError('NOT_FOUND', `No dist-tag ${tag} on ${name}`);
-      return sendJson(ctx, 200, version);
-    }
-    return notAllowed(m, 'GET, PUT, DELETE');
-  }
-  throw new AppError('NOT_FOUND', 'Not found');
+async function unpublishTarball(req: RouteRequest): Promise<void> {
+  await deleteTarball(req, packageName(req), req.params.file);
+  done(req, 200);
 }
+
+async function distTags(req: RouteRequest): Promise<void> {
+  const doc = await packumentOf(req, packageName(req));
+  sendJson(req.ctx, 200, doc['dist-tags']);
+}
+
+async function distTag(req: RouteRequest): Promise<void> {
+  const name = packageName(req);
+  const version = own((await packumentOf(req, name))['dist-tags'], req.params.tag);
+  if (version === undefined) throw new AppError('NOT_FOUND', `No dist-tag ${req.params.tag} on ${name}`);
+  sendJson(req.ctx, 200, version);
+}
+
+async function setDistTag(req: RouteRequest): Promise<void> {
+  const name = packageName(req);
+  const version = await readJsonBody(req, 4096);
+  if (typeof version !== 'string') throw new AppError('BAD_REQUEST', 'The body must be a JSON string naming a version');
+  sendJson(req.ctx, 200, await changeDistTag(req, name, req.params.tag, version));
+}
+
+async function removeDistTag(req: RouteRequest): Promise<void> {
+  sendJson(req.ctx, 200, await changeDistTag(req, packageName(req), req.params.tag, null));
+}
+
+function couchUserOf(req: RouteRequest): string {
+  const user = couchUser(req.params.user);
+  if (!user) throw new AppError('NOT_FOUND', 'Not found');
+  return user;
+}
+
+const noWebLogin = async () => {
+  // Web login is not offered: npm falls back to name and password (the CouchDB flow).
+  throw new AppError('NOT_FOUND', 'Web login is not supported; use the legacy login (name and password)');
+};
+
+/**
+ * A package name in a path: `@scope/name` (`@scope%2fname` arrives decoded) or a bare name;
+ * never `-`, which starts the registry's own endpoints. Validated by the handler (a 400).
+ */
+const NAME = String.raw`(?<name>@[^/]*/[^/]+|(?!-(?:/|$))[^/@][^/]*)`;
+const pkg = (tail = '') => new RegExp(`^${NAME}${tail}$`);
+const distTagPath = new RegExp(String.raw`^-/package/${NAME}/dist-tags/(?<tag>[^/]+)$`);
+
+/** The npm registry API, one row per endpoint (first match wins; GET answers HEAD too). */
+const routes: FormatRoute[] = [
+  { methods: ['GET'], path: /^$/, need: 'read', handler: pong },
+  { methods: ['GET'], path: /^-\/ping$/, need: 'public', handler: pong },
+  { methods: ['GET'], path: /^-\/whoami$/, need: 'public', handler: async (req) => whoami(req) },
+  { methods: ['GET', 'POST'], path: /^-\/v1\/login$/, need: 'public', handler: noWebLogin },
+  { methods: ['DELETE'], path: /^-\/user\/token\/(?<token>.*)$/, need: 'public', handler: (req) => logout(req, req.params.token) },
+  { methods: ['GET'], path: /^-\/user\/(?!token\/)(?<user>.+)$/, need: 'public', handler: async (req) => userDocument(req, couchUserOf(req)) },
+  { methods: ['PUT'], path: /^-\/user\/(?!token\/)(?<user>.+)$/, need: 'public', handler: (req) => login(req, couchUserOf(req)) },
+  { methods: ['GET'], path: /^-\/npm\/v1\/tokens$/, need: 'public', handler: listTokens },
+  { methods: ['POST'], path: /^-\/npm\/v1\/tokens$/, need: 'public', handler: createToken },
+  { methods: ['DELETE'], path: /^-\/npm\/v1\/tokens\/token\/(?<key>.*)$/, need: 'public', handler: (req) => revokeToken(req, req.params.key) },
+  { methods: ['POST'], path: /^-\/npm\/v1\/security\/(?<endpoint>advisories\/bulk|audits\/quick)$/, need: 'read', handler: (req) => forwardAudit(req, req.params.endpoint) },
+  { methods: ['GET'], path: /^-\/v1\/search$/, need: 'browse', handler: search },
+  { methods: ['GET'], path: new RegExp(String.raw`^-/package/${NAME}/dist-tags$`), need: 'read', handler: distTags },
+  { methods: ['GET'], path: distTagPath, need: 'read', handler: distTag },
+  { methods: ['PUT', 'POST'], path: distTagPath, need: 'add', handler: setDistTag },
+  { methods: ['DELETE'], path: distTagPath, need: 'delete', handler: removeDistTag },
+  { methods: ['GET'], path: pkg(), need: 'read', handler: packument },
+  { methods: ['PUT'], path: pkg(), need: 'add', handler: publish },
+  { methods: ['PUT'], path: pkg('/-rev/(?<rev>[^/]*)'), need: 'add', handler: publishRevision },
+  { methods: ['DELETE'], path: pkg('/-rev/(?<rev>[^/]*)'), need: 'delete', handler: unpublish },
+  { methods: ['GET'], path: pkg('/-/(?<file>[^/]+)'), need: 'read', handler: tarball },
+  { methods: ['DELETE'], path: pkg('/-/(?<file>[^/]+)(?:/-rev/[^/]*)?'), need: 'delete', handler: unpublishTarball },
+  { methods: ['GET'], path: pkg('/(?<spec>[^/]*)'), need: 'read', handler: version },
+];
 
 async function packumentContent(req: ContentRequest, name: string) {
   const c = await req.repo.get(name);
@@ -157,7 +133,7 @@ async function packumentOf(req: ContentRequest, name: string) {
 }
 
 async function getPackument(req: ContentRequest, name: string): Promise<void> {
-  await sendPackument(req.ctx, await packumentContent(req, name), repositoryUrl(req), wantsCorgi(req.ctx));
+  await servePackument(req, name, () => packumentContent(req, name));
 }
 
 async function getVersion(req: ContentRequest, name: string, spec: string): Promise<void> {
@@ -217,10 +193,9 @@ export const npm: FormatPlugin = {
   name: FORMAT,
   digests: ['sha256', 'sha1', 'sha512'],
   sections: [{ key: 'npm', schema: npmSection }],
-  classify,
   userTokenRealms: [NPM_TOKEN_REALM],
   renderError: renderNpmError,
-  handle,
+  routes,
   isMetadata,
   upstreamUrl: (remote, path) => upstreamUrl(remote, path),
   upstreamHeaders: () => upstreamHeaders(),

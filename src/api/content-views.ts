@@ -70,9 +70,12 @@ export class ContentViews {
     return assetXO(a, s.view, s.owner, this.baseUrl);
   }
 
-  private async components(rows: ComponentRow[], scope: Scope): Promise<ComponentItem[]> {
+  private async components(rows: ComponentRow[], scope: Scope, assetAttributes?: Record<string, string>): Promise<ComponentItem[]> {
     const assets = new Map<number, AssetItem[]>();
-    for (const a of await this.app.content.assetsOfComponents(rows.map((c) => c.id))) {
+    for (const a of await this.app.content.assetsOfComponents(
+      rows.map((c) => c.id),
+      assetAttributes,
+    )) {
       const list = assets.get(a.component_id!) ?? [];
       list.push(this.assetItem(a, scope));
       assets.set(a.component_id!, list);
@@ -83,7 +86,7 @@ export class ContentViews {
   async componentPage(scope: Scope, search: ContentSearch, token: string | null, limit: number): Promise<{ items: ComponentItem[]; continuationToken: string | null }> {
     if (scope.size === 0) return EMPTY;
     const page = await this.app.content.listComponents({ ...search, repositoryIds: [...scope.keys()] }, token, limit);
-    return { items: await this.components(page.items, scope), continuationToken: page.continuationToken };
+    return { items: await this.components(page.items, scope, search.assetAttributes), continuationToken: page.continuationToken };
   }
 
   async assetPage(scope: Scope, search: ContentSearch, token: string | null, limit: number): Promise<{ items: AssetItem[]; continuationToken: string | null }> {

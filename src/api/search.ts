@@ -15,7 +15,11 @@ function searchParams(app: Stowage, ctx: Koa.Context): ContentSearch & { reposit
   for (const format of app.formats.values()) {
     for (const [name, toFilter] of Object.entries(format.searchParameters ?? {})) {
       const v = p(name);
-      if (v !== undefined) Object.assign(formatFilters, toFilter(v));
+      if (v === undefined) continue;
+      const { attributes, assetAttributes, ...fields } = toFilter(v);
+      Object.assign(formatFilters, fields);
+      if (attributes) formatFilters.attributes = { ...formatFilters.attributes, ...attributes };
+      if (assetAttributes) formatFilters.assetAttributes = { ...formatFilters.assetAttributes, ...assetAttributes };
     }
   }
   return {

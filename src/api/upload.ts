@@ -120,11 +120,11 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     const plan = repo.format.planUpload;
     if (!plan) throw badRequest(`repository: ${repo.format.name} repositories do not accept component uploads`, { field: 'repository' });
     const form = await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled);
-    const uploads = plan.call(repo.format, form);
-    // Defence in depth: whatever the format planned must be a valid repository path.
-    for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
     if (target.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${target.name}' (${target.type}) does not allow uploads`);
+    const uploads = plan.call(repo.format, form, target);
+    // Defence in depth: whatever the format planned must be a valid repository path.
+    for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);
     const inspect = target.format.inspectUpload;
     if (inspect) for (const u of uploads) Object.assign(u, await inspect.call(target.format, target, u, () => createReadStream(form.files.get(u.field)!.file)));

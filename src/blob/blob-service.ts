@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, finished } from 'node:stream';
 import { IncomingMessage } from 'node:http';
 import type { Db, Tx } from '../db/db.js';
-import { now, num } from '../db/db.js';
+import { now, num, readCommittedRow } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, Hasher, type DigestLimits, type Digests } from './digest-stream.js';
@@ -53,7 +53,7 @@ function newKey(owner: IngestOwner): string {
   return `content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}-${owner.tag}`;
 }
 
-function normaliseRow(r: BlobRow): BlobRow {
+export function normaliseRow(r: BlobRow): BlobRow {
   return {
     ...r,
     sha1: r.sha1 ?? null,
@@ -401,7 +401,9 @@ export class BlobService {
   }
 
   async get(id: number): Promise<BlobRow | undefined> {
-    const r = await this.db<BlobRow>('blobs').where({ id }).first();
+    // Read with every content GET: on SQLite through the read-only connection (committed state).
+    const fast = readCommittedRow(this.db, 'select * from blobs where id = ? limit 1', [id]) as BlobRow | undefined | null;
+    const r = fast !== null ? fast : await this.db<BlobRow>('blobs').where({ id }).first();
     return r && normaliseRow(r);
   }
 

@@ -42,6 +42,11 @@ export interface PutAsset extends AssetMeta {
   overwrite?: boolean;
   /** The message an ALLOW_ONCE refusal of this put shows the client (the core's default otherwise). */
   refusal?: string;
+  /**
+   * Content the format defines as replaceable (Maven's non-timestamped `-SNAPSHOT` files):
+   * ALLOW_ONCE treats replacing it as ALLOW does (the edit permission is still needed).
+   */
+  mutable?: boolean;
 }
 
 export interface SetTag {

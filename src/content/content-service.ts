@@ -1,7 +1,8 @@
 import type { Db, Tx } from '../db/db.js';
-import { fromJson, isPostgres, now, num, readCommittedRow, toJson } from '../db/db.js';
+import { fromJson, isPostgres, now, num, readCommittedRow, readCommittedTables, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
 import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
+import type { BlobRow } from '../blob/blob-service.js';
 
 type Q = Db | Tx;
 
@@ -76,6 +77,27 @@ const ASSET_VIEW_COLUMNS = [
   'blobs.created_at as blob_created_at',
 ];
 
+const BLOB_FIELDS = ['id', 'store_id', 'sha256', 'sha1', 'md5', 'sha512', 'blake2b256', 'size', 'storage_key', 'created_at', 'touched_at'] as const;
+const BLOB_COLUMNS = BLOB_FIELDS.map((f) => `blobs.${f} as blob__${f}`);
+
+function blobOf(r: Record<string, unknown>): BlobRow {
+  const v = (f: (typeof BLOB_FIELDS)[number]) => r[`blob__${f}`];
+  const text = (f: 'sha1' | 'md5' | 'sha512' | 'blake2b256') => (v(f) === null || v(f) === undefined ? null : String(v(f)));
+  return {
+    id: num(v('id')),
+    store_id: num(v('store_id')),
+    sha256: String(v('sha256')),
+    sha1: text('sha1'),
+    md5: text('md5'),
+    sha512: text('sha512'),
+    blake2b256: text('blake2b256'),
+    size: num(v('size')),
+    storage_key: String(v('storage_key')),
+    created_at: num(v('created_at')),
+    touched_at: num(v('touched_at')),
+  };
+}
+
 export interface AssetQuery {
   repositoryIds?: number[];
   pathPrefix?: string;
@@ -106,6 +128,13 @@ export interface ComponentFilter {
   namespace?: string;
   version?: string;
   keyword?: string;
+  /** Component attributes by dotted path (`maven2.baseVersion`): exact, or `*` wildcards. */
+  attributes?: Record<string, string>;
+  /**
+   * Asset attributes by dotted path (`maven2.extension`): a component matches when one of its
+   * assets does; asset searches and the assets listed with a component keep only those that do.
+   */
+  assetAttributes?: Record<string, string>;
 }
 
 /**
@@ -120,8 +149,48 @@ export class ContentService {
   constructor(private readonly db: Db) {}
 
   async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
-    const r = await q('assets').where({ repository_id: repositoryId, path }).first();
+    // The hot lookup of every content GET: outside a transaction, on SQLite, the committed state
+    // through the read-only connection (no query builder, no pool); elsewhere knex.
+    const fast = q === this.db ? readCommittedRow(this.db, 'select * from assets where repository_id = ? and path = ? limit 1', [repositoryId, path]) : null;
+    const r = fast !== null ? fast : await q('assets').where({ repository_id: repositoryId, path }).first();
     return r ? asset(r) : undefined;
+  }
+
+  /**
+   * The asset at `path` with its blob's row as stored (unnormalised), in one indexed lookup of
+   * committed data; `null` when this database cannot answer it so (PostgreSQL): ask findAsset.
+   */
+  findAssetWithBlob(repositoryId: number, path: string): { asset: AssetRow; blob: Record<string, unknown> } | undefined | null {
+    const r = readCommittedTables(this.db, 'select * from assets join blobs on blobs.id = assets.blob_id where assets.repository_id = ? and assets.path = ? limit 1', [
+      repositoryId,
+      path,
+    ]);
+    if (!r) return r;
+    return { asset: asset(r.assets), blob: r.blobs };
+  }
+
+  /**
+   * The sha256 of the blob at `path` (null: no asset there), in one indexed lookup of committed
+   * data: enough to serve a document already rendered from that blob.
+   */
+  async blobDigestAt(repositoryId: number, path: string): Promise<string | null> {
+    const sql = 'select blobs.sha256 from assets join blobs on blobs.id = assets.blob_id where assets.repository_id = ? and assets.path = ? limit 1';
+    const fast = readCommittedRow(this.db, sql, [repositoryId, path]);
+    const row =
+      fast !== null
+        ? fast
+        : ((await this.db('assets').join('blobs', 'blobs.id', 'assets.blob_id').where({ 'assets.repository_id': repositoryId, 'assets.path': path }).first('blobs.sha256')) as
+            Record<string, unknown> | undefined);
+    return row ? String(row.sha256) : null;
+  }
+
+  /** An asset and its blob row in one query (what every read of a path needs; findAssetWithBlob's fallback). */
+  async queryAssetWithBlob(repositoryId: number, path: string): Promise<{ asset: AssetRow; blob: BlobRow } | undefined> {
+    const r = await this.db('assets')
+      .join('blobs', 'blobs.id', 'assets.blob_id')
+      .where({ 'assets.repository_id': repositoryId, 'assets.path': path })
+      .first(['assets.*', ...BLOB_COLUMNS]);
+    return r ? { asset: asset(r), blob: blobOf(r) } : undefined;
   }
 
   async findAssetView(repositoryId: number, path: string): Promise<AssetView | undefined> {
@@ -359,7 +428,11 @@ export class ContentService {
     if (q.md5) query.where('blobs.md5', q.md5.toLowerCase());
     if (q.sha512) query.where('blobs.sha512', q.sha512.toLowerCase());
     if (q.kind) query.where('assets.kind', q.kind);
-    if (q.component) query.whereIn('assets.component_id', filterComponents(this.db('components').select('id'), q.component));
+    if (q.component) {
+      const { assetAttributes, ...component } = q.component;
+      if (assetAttributes) filterAttributes(this.db, query, 'assets.attributes', assetAttributes);
+      if (Object.values(component).some((v) => v !== undefined)) query.whereIn('assets.component_id', filterComponents(this.db, this.db('components').select('id'), component));
+    }
     const rows = (
       await query
         .orderBy('assets.id')
@@ -371,15 +444,16 @@ export class ContentService {
     return { items, continuationToken: more ? encodeToken(items[items.length - 1].id) : null };
   }
 
-  async assetsOfComponents(componentIds: number[]): Promise<AssetView[]> {
+  /** The assets of components (only those with these attributes, when given). */
+  async assetsOfComponents(componentIds: number[], attributes?: Record<string, string>): Promise<AssetView[]> {
     if (componentIds.length === 0) return [];
     const out: AssetView[] = [];
     for (let i = 0; i < componentIds.length; i += 500) {
-      const rows = await this.db('assets')
+      const query = this.db('assets')
         .join('blobs', 'blobs.id', 'assets.blob_id')
-        .whereIn('assets.component_id', componentIds.slice(i, i + 500))
-        .orderBy('assets.id')
-        .select(ASSET_VIEW_COLUMNS);
+        .whereIn('assets.component_id', componentIds.slice(i, i + 500));
+      if (attributes) filterAttributes(this.db, query, 'assets.attributes', attributes);
+      const rows = await query.orderBy('assets.id').select(ASSET_VIEW_COLUMNS);
       out.push(...rows.map(assetView));
     }
     return out;
@@ -394,7 +468,7 @@ export class ContentService {
     const query = this.db('components').where('components.id', '>', after);
     if (q.repositoryIds) query.whereIn('repository_id', q.repositoryIds);
     if (q.ids) query.whereIn('id', q.ids);
-    filterComponents(query, q);
+    filterComponents(this.db, query, q);
     // Components with an asset of that digest (Nexus search by sha256/sha1/md5).
     for (const alg of ['sha256', 'sha1', 'md5', 'sha512'] as const) {
       const v = q[alg];
@@ -529,7 +603,12 @@ export function wherePrefix<Q extends import('knex').Knex.QueryBuilder>(db: Db, 
 }
 
 /** Applies a component search filter to a query over `components`. */
-function filterComponents<Q extends import('knex').Knex.QueryBuilder>(query: Q, q: ComponentFilter): Q {
+function filterComponents<Q extends import('knex').Knex.QueryBuilder>(db: Db, query: Q, q: ComponentFilter): Q {
+  if (q.attributes) filterAttributes(db, query, 'components.attributes', q.attributes);
+  if (q.assetAttributes) {
+    const assets = db('assets').whereRaw('assets.component_id = components.id').select(db.raw('1'));
+    query.whereExists(filterAttributes(db, assets, 'assets.attributes', q.assetAttributes));
+  }
   if (q.name !== undefined) applyPattern(query, 'components.name', q.name);
   if (q.namespace !== undefined) applyPattern(query, 'components.namespace', q.namespace);
   if (q.version !== undefined) applyPattern(query, 'components.version', q.version);
@@ -541,6 +620,23 @@ function filterComponents<Q extends import('knex').Knex.QueryBuilder>(query: Q, 
         .orWhereRaw(`lower(components.namespace) like ? escape '\\'`, [k])
         .orWhereRaw(`lower(components.version) like ? escape '\\'`, [k]),
     );
+  }
+  return query;
+}
+
+/**
+ * Conditions on values inside a JSON attributes column (stored as text), by dotted path; the
+ * path's keys are checked (they become SQL), the values are bound.
+ */
+function filterAttributes<Q extends import('knex').Knex.QueryBuilder>(db: Db, query: Q, column: string, attributes: Record<string, string>): Q {
+  for (const [dotted, value] of Object.entries(attributes)) {
+    const keys = dotted.split('.');
+    if (keys.some((k) => !/^[A-Za-z0-9_-]+$/.test(k))) throw new Error(`Invalid attribute path: ${dotted}`);
+    const [expr, bindings] = isPostgres(db)
+      ? [`jsonb_extract_path_text(${column}::jsonb, ${keys.map(() => '?').join(', ')})`, keys]
+      : [`json_extract(${column}, ?)`, ['$.' + keys.map((k) => `"${k}"`).join('.')]];
+    if (value.includes('*')) query.whereRaw(`${expr} like ? escape '\\'`, [...bindings, escapeLike(value).replace(/\*/g, '%')]);
+    else query.whereRaw(`${expr} = ?`, [...bindings, value]);
   }
   return query;
 }

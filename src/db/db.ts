@@ -71,16 +71,19 @@ class CommittedReader {
 
   constructor(private readonly file: string) {}
 
-  get(sql: string, params: unknown[]): unknown {
+  /** `byTable`: the row's columns grouped by the table they come from (a join of tables with like-named columns). */
+  get(sql: string, params: unknown[], byTable = false): unknown {
     if (this.closed) throw new Error('database closed');
     if (!this.conn) {
       this.conn = new Database(this.file, { readonly: true, fileMustExist: true });
       this.conn.pragma('busy_timeout = 10000');
     }
-    let st = this.stmts.get(sql);
+    const key = byTable ? `T${sql}` : sql;
+    let st = this.stmts.get(key);
     if (!st) {
       st = this.conn.prepare(sql);
-      this.stmts.set(sql, st);
+      if (byTable) st.expand(true);
+      this.stmts.set(key, st);
     }
     return st.get(...params);
   }
@@ -105,6 +108,20 @@ export function readCommittedRow(db: Db, sql: string, params: unknown[]): Record
   if (!reader) return null;
   try {
     return reader.get(sql, params) as Record<string, unknown> | undefined;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * As readCommittedRow, for a join: one row's columns grouped by table (`{ assets: {…}, blobs: {…} }`),
+ * so that tables with like-named columns (`id`, `created_at`) can be read in one statement.
+ */
+export function readCommittedTables(db: Db, sql: string, params: unknown[]): Record<string, Record<string, unknown>> | undefined | null {
+  const reader = readers.get(db);
+  if (!reader) return null;
+  try {
+    return reader.get(sql, params, true) as Record<string, Record<string, unknown>> | undefined;
   } catch {
     return null;
   }

@@ -2,7 +2,8 @@ import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import { withDigests } from '../blob/digest-set.js';
-import { defaultNeed, matchRoute, type ContentRequest, type FormatPlugin, type FormatRoute, type RootRoute } from '../repository/format.js';
+import { matchRoute, type FormatPlugin, type RootRoute, type RouteRequest } from '../repository/format.js';
+import type { Repository } from '../repository/repository.js';
 import type { ContentAction } from '../repository/types.js';
 import { anonymousPrincipal } from '../security/principal.js';
 import { principalOf, requireContent } from './auth.js';
@@ -11,69 +12,84 @@ import { decodeRepositoryPath } from './paths.js';
 const PREFIX = '/repository/';
 
 /**
- * `/repository/<name>/<path>` for every format: resolve the repository, hand error rendering to
- * its format, refuse offline repositories, pass the one authorizer hook, then let the format
- * handle the request.
+ * What a content request addresses, resolved once per request before authentication
+ * (`ctx.state.content`): the repository (absent when no repository has that name), the raw path
+ * inside it and how the request arrived. `serve` answers from it.
  */
-export function contentRouter(app: Stowage): Koa.Middleware {
-  return async (ctx, next) => {
-    if (ctx.path.startsWith(PREFIX)) {
-      const rest = ctx.path.slice(PREFIX.length);
-      const slash = rest.indexOf('/');
-      const rawName = slash < 0 ? rest : rest.slice(0, slash);
-      const rawPath = slash < 0 ? '' : rest.slice(slash + 1);
-      let name: string;
-      try {
-        name = decodeURIComponent(rawName);
-      } catch {
-        throw new AppError('BAD_REQUEST', 'Malformed repository name');
-      }
-      return serve(app, ctx, name, rawPath, slash < 0);
+export type ContentTarget =
+  | {
+      kind: 'repository';
+      /** The repository name as addressed. */
+      name: string;
+      repository?: Repository;
+      /** The path inside the repository as received, still percent-encoded. */
+      rawPath: string;
+      /** Through a format's root route: only repositories of that format are reachable. */
+      root?: { format: FormatPlugin; route: RootRoute };
+      /** On the repository's dedicated listener. */
+      listener: boolean;
     }
-    const root = rootRouteOf(app, ctx.path);
-    if (!root) return next();
-    const { format, route } = root;
-    if (format.renderError) ctx.state.renderError = rendererOf(app, format);
-    const target = route.resolve(ctx.path);
-    if (!target) {
-      if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
-      throw new AppError('NOT_FOUND', 'Not found');
-    }
-    return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
-  };
-}
+  /** Under a root route's prefix but naming no repository (docker's `/v2/`, `/v2/token`). */
+  | { kind: 'unrouted'; format: FormatPlugin; route: RootRoute };
 
 /**
- * Sets the error rendering of the format a content path belongs to before authentication runs,
- * so a refused credential is answered in the format's shape too (docker's OCI body and challenge).
+ * Which requests a listener's resolver considers: the main listener's (undefined), one
+ * repository's dedicated port (with its format, for errors once the repository is gone), or one
+ * format's shared port.
  */
-export function formatErrorRendering(app: Stowage, fixed?: string): Koa.Middleware {
+export type ListenerScope = { repository: string; format?: FormatPlugin } | { format: FormatPlugin } | undefined;
+
+/**
+ * The first step of every listener's pipeline: resolves the content request's repository once
+ * (`ctx.state.content`, and `ctx.state.repository` for the format's challenge) and chooses the
+ * error renderer once, before authentication, so a refused credential is answered in the
+ * format's shape too (docker's OCI body and challenge). A name no repository has is answered 404
+ * by `serve`, after authentication, in the shape of the format the path implies.
+ */
+export function resolveContent(app: Stowage, scope?: ListenerScope): Koa.Middleware {
   return async (ctx, next) => {
-    let format: FormatPlugin | undefined;
-    if (fixed) {
-      const repo = await app.repositories.find(fixed);
-      // A refused credential on a dedicated listener is answered in that repository's terms too.
-      ctx.state.repository = repo;
-      format = repo?.format;
-    } else if (ctx.path.startsWith(PREFIX)) {
-      const rest = ctx.path.slice(PREFIX.length);
-      const slash = rest.indexOf('/');
-      let name: string | null = null;
-      try {
-        name = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash));
-      } catch {
-        /* the router answers it */
-      }
-      if (name) format = (await app.repositories.find(name))?.format;
-    } else format = rootRouteOf(app, ctx.path)?.format;
-    if (format?.renderError) ctx.state.renderError = rendererOf(app, format);
+    const target = targetOf(app, ctx.path, scope);
+    let format = scope?.format;
+    if (target?.kind === 'unrouted') format = target.format;
+    else if (target) {
+      const repo = await app.repositories.find(target.name);
+      // Through a root route only repositories of that route's format are reachable.
+      if (repo && !(target.root && repo.format !== target.root.format)) target.repository = repo;
+      ctx.state.repository = target.repository;
+      format = target.repository?.format ?? target.root?.format;
+    }
+    ctx.state.content = target;
+    if (format?.renderError) {
+      const render = format.renderError.bind(format);
+      ctx.state.renderError = (c: Koa.Context, err: AppError) => render(c, err, app);
+    }
     await next();
   };
 }
 
+function targetOf(app: Stowage, path: string, scope: ListenerScope): ContentTarget | undefined {
+  if (scope && 'repository' in scope) return { kind: 'repository', name: scope.repository, rawPath: path.slice(1), listener: true };
+  if (!scope && path.startsWith(PREFIX)) {
+    const rest = path.slice(PREFIX.length);
+    const slash = rest.indexOf('/');
+    let name: string;
+    try {
+      name = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash));
+    } catch {
+      throw new AppError('BAD_REQUEST', 'Malformed repository name');
+    }
+    return { kind: 'repository', name, rawPath: slash < 0 ? '' : rest.slice(slash + 1), listener: false };
+  }
+  const root = rootRouteOf(scope ? [scope.format] : app.formats.values(), path);
+  if (!root) return undefined;
+  const resolved = root.route.resolve(path);
+  if (!resolved) return { kind: 'unrouted', ...root };
+  return { kind: 'repository', name: resolved.repository, rawPath: resolved.rawPath, root, listener: false };
+}
+
 /** The format whose root route covers `path`, if any. */
-function rootRouteOf(app: Stowage, path: string): { format: FormatPlugin; route: RootRoute } | null {
-  for (const format of app.formats.values()) {
+function rootRouteOf(formats: Iterable<FormatPlugin>, path: string): { format: FormatPlugin; route: RootRoute } | null {
+  for (const format of formats) {
     for (const route of format.rootRoutes ?? []) {
       if (path.startsWith(route.prefix) || path === route.prefix.replace(/\/$/, '')) return { format, route };
     }
@@ -81,8 +97,12 @@ function rootRouteOf(app: Stowage, path: string): { format: FormatPlugin; route:
   return null;
 }
 
-function rendererOf(app: Stowage, format: FormatPlugin) {
-  return (ctx: Koa.Context, err: AppError) => format.renderError!(ctx, err, app);
+/** The main listener's content surface: requests `resolveContent` resolved are served, others go on (API, UI). */
+export function contentRouter(app: Stowage): Koa.Middleware {
+  return async (ctx, next) => {
+    if (!ctx.state.content) return next();
+    return serve(app, ctx);
+  };
 }
 
 /** Decoded (and checked) paths by raw path: a pure function, so hot paths decode once. Bounded. */
@@ -98,67 +118,47 @@ function decodedPath(rawPath: string): string {
 }
 
 /**
- * Serves one content request for repository `name` (`rawPath` inside it): from `/repository/`,
- * a format's root route, or a repository's dedicated listener (`listener`).
+ * Serves the content request `resolveContent` resolved: refuse offline repositories, match the
+ * format's route table, pass the one authorizer with the row's need, run the row's handler.
  */
-export async function serve(
-  app: Stowage,
-  ctx: Koa.Context,
-  name: string,
-  rawPath: string,
-  bare: boolean,
-  root?: { format: FormatPlugin; route: RootRoute },
-  listener = false,
-): Promise<void> {
-  const repo = await app.repositories.find(name);
-  // Through a root route only repositories of that route's format are reachable.
-  if (!repo || (root && repo.format !== root.format)) throw new AppError('NOT_FOUND', `Repository '${name}' not found`);
+export async function serve(app: Stowage, ctx: Koa.Context): Promise<void> {
+  const target = ctx.state.content as ContentTarget | undefined;
+  if (!target) throw new AppError('NOT_FOUND', 'Not found');
+  if (target.kind === 'unrouted') {
+    if (target.route.handleUnrouted) return target.route.handleUnrouted(ctx, app);
+    throw new AppError('NOT_FOUND', 'Not found');
+  }
+  const { repository: repo, rawPath } = target;
+  if (!repo) throw new AppError('NOT_FOUND', `Repository '${target.name}' not found`);
   const format = repo.format;
-  // For the format's error renderer (docker's challenge depends on the repository's settings).
-  ctx.state.repository = repo;
-  if (format.renderError) ctx.state.renderError = rendererOf(app, format);
-  if (bare && !format.classify && !format.routes) {
-    // `/repository/name` → the folder listing lives at `/repository/name/`.
-    ctx.redirect(ctx.path + '/' + (ctx.querystring ? '?' + ctx.querystring : ''));
-    return;
-  }
   const path = decodedPath(rawPath);
-  if (!repo.online) throw new AppError('OFFLINE', `Repository '${name}' is offline`);
-  let routed: { route: FormatRoute; params: Record<string, string> } | undefined;
-  if (format.routes) {
-    const m = matchRoute(format.routes, ctx.method, path);
-    if ('allowed' in m) {
-      if (m.allowed.length === 0) throw new AppError('NOT_FOUND', `Not found: ${path}`);
-      throw new AppError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${path || '/'}`, { headers: { Allow: m.allowed.join(', ') } });
-    }
-    routed = m;
+  if (!repo.online) throw new AppError('OFFLINE', `Repository '${repo.name}' is offline`);
+  const m = matchRoute(format.routes, ctx.method, path);
+  if ('allowed' in m) {
+    if (m.allowed.length === 0) throw new AppError('NOT_FOUND', `Not found: ${path}`);
+    throw new AppError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${path || '/'}`, { headers: { Allow: m.allowed.join(', ') } });
   }
-  const need = routed
-    ? typeof routed.route.need === 'function'
-      ? routed.route.need(ctx, routed.params)
-      : routed.route.need
-    : format.classify
-      ? format.classify(ctx, path)
-      : defaultNeed(ctx.method);
-  const principal =
-    need === 'public' ? (principalOf(ctx) ?? anonymousPrincipal()) : await requireContent(app, ctx, { format: format.name, repository: repo.name, action: need, path: '/' + path });
-  const req: ContentRequest = {
+  const { route, params } = m;
+  const need = typeof route.need === 'function' ? route.need(ctx, params) : route.need;
+  const check = (action: ContentAction) => requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
+  const principal = need === 'public' ? (principalOf(ctx) ?? anonymousPrincipal()) : await check(need);
+  const req: RouteRequest = {
     ctx,
     repo,
     path,
     rawPath,
+    params,
     principal,
     app,
-    rootRoute: root?.route,
-    listener,
+    rootRoute: target.root?.route,
+    listener: target.listener,
     access: {
       require: async (action: ContentAction) => {
-        await requireContent(app, ctx, { format: format.name, repository: repo.name, action, path: '/' + path });
+        await check(action);
       },
       uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
-  if (!routed && !format.handle) throw new AppError('NOT_FOUND', `Not found: ${path}`);
   // Bytes a handler stages itself get the format's declared digests (digest-set.ts).
-  await withDigests(format.digests, () => (routed ? routed.route.handler({ ...req, params: routed.params }) : format.handle!(req)));
+  await withDigests(format.digests, () => route.handler(req));
 }

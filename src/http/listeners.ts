@@ -3,10 +3,10 @@ import Koa from 'koa';
 import { badRequest } from '../errors.js';
 import type { Stowage } from '../stowage.js';
 import type { RepositoryConfig } from '../repository/types.js';
+import type { Repository } from '../repository/repository.js';
 import { serve } from './content-router.js';
 import type { FormatPlugin } from '../repository/format.js';
 import { listen, listenerBase, type Listener } from './server.js';
-import { AppError } from '../errors.js';
 import { ConfigError } from '../config/config.js';
 
 /** How often listeners re-read the repositories for changes made on other nodes. */
@@ -121,22 +121,23 @@ export class ListenerManager {
 
   private async reconcile(): Promise<void> {
     if (this.host === null) return;
-    const wanted = new Map<number, string>();
+    const wanted = new Map<number, Repository>();
     for (const repo of await this.app.repositories.list()) {
       const port = this.portOf(repo.config);
-      if (port !== null && !wanted.has(port) && !this.sharedPorts.has(port)) wanted.set(port, repo.name);
+      if (port !== null && !wanted.has(port) && !this.sharedPorts.has(port)) wanted.set(port, repo);
     }
     for (const [port, o] of [...this.open]) {
-      if (wanted.get(port) !== o.repository) {
+      if (wanted.get(port)?.name !== o.repository) {
         this.open.delete(port);
         await o.listener.close(1_000);
         this.app.log.info(`Closed port ${port} of repository '${o.repository}'`);
       }
     }
-    for (const [port, repository] of wanted) {
+    for (const [port, repo] of wanted) {
       if (this.open.has(port) || this.host === null) continue;
+      const repository = repo.name;
       try {
-        const listener = await listen(this.koa(repository), port, this.host);
+        const listener = await listen(this.koa(repository, repo.format), port, this.host);
         this.open.set(port, { repository, listener });
         this.app.log.info(`Repository '${repository}' listening on ${listener.url}`);
       } catch (e) {
@@ -145,13 +146,11 @@ export class ListenerManager {
     }
   }
 
-  private koa(repository: string): Koa {
+  /** A dedicated listener; `format` (the repository's) shapes its errors even once the repository is gone. */
+  private koa(repository: string, format: FormatPlugin): Koa {
     const app = this.app;
-    const koa = listenerBase(app, repository);
-    koa.use(async (ctx) => {
-      if (!ctx.path.startsWith('/')) throw new AppError('NOT_FOUND', 'Not found');
-      return serve(app, ctx, repository, ctx.path.slice(1), false, undefined, true);
-    });
+    const koa = listenerBase(app, { repository, format });
+    koa.use((ctx) => serve(app, ctx));
     return koa;
   }
 
@@ -161,17 +160,9 @@ export class ListenerManager {
    */
   private sharedKoa(format: FormatPlugin): Koa {
     const app = this.app;
-    const koa = listenerBase(app, undefined, format);
-    koa.use(async (ctx) => {
-      const route = format.rootRoutes!.find((r) => ctx.path.startsWith(r.prefix) || ctx.path === r.prefix.replace(/\/$/, ''));
-      if (!route) throw new AppError('NOT_FOUND', 'Not found');
-      const target = route.resolve(ctx.path);
-      if (!target) {
-        if (route.handleUnrouted) return route.handleUnrouted(ctx, app);
-        throw new AppError('NOT_FOUND', 'Not found');
-      }
-      return serve(app, ctx, target.repository, target.rawPath, false, { format, route });
-    });
+    const koa = listenerBase(app, { format });
+    // Paths outside the format's root routes resolve to nothing: serve answers them 404.
+    koa.use((ctx) => serve(app, ctx));
     return koa;
   }
 

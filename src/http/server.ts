@@ -5,11 +5,9 @@ import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
 import { accessLog } from './access-log.js';
 import { authentication, principalOf } from './auth.js';
-import { contentRouter, formatErrorRendering } from './content-router.js';
+import { contentRouter, resolveContent, type ListenerScope } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
-import type { FormatPlugin } from '../repository/format.js';
-import type { AppError } from '../errors.js';
 import { applyRequestLimits, BodyBudget, chargeBufferedBody, type RequestLimits } from './request-limits.js';
 
 export interface Listener {
@@ -37,30 +35,23 @@ function budgetOf(app: Stowage): BodyBudget {
 
 /**
  * What every listener starts with: the request id and access line, the one error boundary,
- * common headers, the format's error shape (for a dedicated listener, that of its `repository`;
- * for a shared format port, that `format`'s), then identity.
+ * common headers, the content request resolved once with its format's error shape (`scope`: a
+ * dedicated listener's repository, a shared port's format, or the main listener), then identity.
  */
-export function listenerBase(app: Stowage, repository?: string, format?: FormatPlugin): Koa {
+export function listenerBase(app: Stowage, scope?: ListenerScope): Koa {
   const koa = new Koa();
   // X-Forwarded-For/Proto/Host only when configured: client addresses (audit, login throttle)
   // and generated URLs (Stowage.baseUrl reads ctx.protocol and ctx.host) follow this switch.
   koa.proxy = app.config.http.trustProxy;
   koa.silent = true;
-  koa.use(accessLog(app.log, repository));
+  koa.use(accessLog(app.log, scope && 'repository' in scope ? scope.repository : undefined));
   koa.use(errorBoundary(app.log));
   koa.use(async (ctx, next) => {
     ctx.set('Server', 'Stowage');
     ctx.set('X-Content-Type-Options', 'nosniff');
     await next();
   });
-  koa.use(formatErrorRendering(app, repository));
-  if (format?.renderError) {
-    const render = format.renderError.bind(format);
-    koa.use(async (ctx, next) => {
-      ctx.state.renderError = (c: Koa.Context, err: AppError) => render(c, err, app);
-      await next();
-    });
-  }
+  koa.use(resolveContent(app, scope));
   koa.use(authentication(app));
   const budget = budgetOf(app);
   // What callers not signed in buffer (readSmall) is charged to one budget per app: many slow

@@ -99,10 +99,20 @@ function fieldError(issue: z.core.$ZodIssue): never {
  * Validates a Nexus-shaped repository body for (format, type) and fills Nexus's defaults.
  * Errors are 400s whose message starts with the offending field.
  */
-export function parseRepositoryConfig(format: string, type: RepositoryType, body: unknown, sections: FormatSection[]): RepositoryConfig {
+export function parseRepositoryConfig(
+  format: string,
+  type: RepositoryType,
+  body: unknown,
+  sections: FormatSection[],
+  proxyDefaults?: { contentMaxAge?: number; metadataMaxAge?: number },
+): RepositoryConfig {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body: expected a JSON object', { field: 'body' });
   const schema = SCHEMAS[type];
-  const parsed = schema.safeParse(body);
+  const proxyBody = (body as Record<string, unknown>).proxy;
+  // The format's cache ages under the body's own (a missing or malformed `proxy` is the schema's to report).
+  const filled =
+    type === 'proxy' && proxyDefaults && proxyBody && typeof proxyBody === 'object' && !Array.isArray(proxyBody) ? { ...body, proxy: { ...proxyDefaults, ...proxyBody } } : body;
+  const parsed = schema.safeParse(filled);
   if (!parsed.success) fieldError(parsed.error.issues[0]);
   const cfg = { ...(parsed.data as Record<string, unknown>), format, type } as RepositoryConfig;
   if (type === 'hosted') cfg.storage.writePolicy = cfg.storage.writePolicy ?? 'ALLOW_ONCE';

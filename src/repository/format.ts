@@ -66,8 +66,13 @@ export interface UploadPlan {
   path: string;
   contentType: string;
   component?: ComponentInput | null;
-  /** The asset's attributes (what `inspectUpload` read from the file). */
+  /** The asset's attributes (what `inspectUpload` read from the file; what asset search parameters filter on). */
   attributes?: Record<string, unknown>;
+}
+
+/** One GET of a repository path upstream, as the proxy makes it (its URL mapping, headers and HTTP client). */
+export interface UpstreamFetch {
+  get(path: string): Promise<UpstreamResponse>;
 }
 
 /**
@@ -113,11 +118,7 @@ export interface FormatRoute {
 }
 
 /** The route of `routes` for a method and path, or the methods the path allows when none fits. */
-export function matchRoute(
-  routes: readonly FormatRoute[],
-  method: string,
-  path: string,
-): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
+export function matchRoute(routes: readonly FormatRoute[], method: string, path: string): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
   const allowed = new Set<string>();
   const wanted = method === 'HEAD' ? 'GET' : method;
   for (const route of routes) {
@@ -147,22 +148,15 @@ export interface FormatPlugin {
   readonly aliases?: readonly string[];
   /** Config sections the REST API accepts for this format (raw's `raw`, docker's `docker`…). */
   readonly sections?: FormatSection[];
-  /**
-   * The format's content routes. A format declares either `routes` or `handle` (with `classify`);
-   * with routes, one match yields the permission check and the handler.
-   */
-  readonly routes?: readonly FormatRoute[];
+  /** The format's content routes: one match yields the permission check and the handler. */
+  readonly routes: readonly FormatRoute[];
   /**
    * The digests this format's assets need (docker: sha256; npm: sha1, sha512; raw: sha256, sha1,
    * md5 as Nexus shows them). Ingest computes exactly these (sha256 always: blobs are addressed by it).
    */
   readonly digests?: readonly DigestAlgorithm[];
-  /** Which action the request needs; default: GET/HEAD read, PUT/POST add, DELETE delete. */
-  classify?(ctx: Koa.Context, path: string): RequestNeed;
   /** Paths at the root of the main listener routed to this format's repositories. */
   readonly rootRoutes?: RootRoute[];
-  /** Serves a content request (formats without `routes`). */
-  handle?(req: ContentRequest): Promise<void>;
   /** Renders an error for this format's clients; default is the core's plain/JSON rendering. */
   renderError?(ctx: Koa.Context, err: AppError, app?: Stowage): void;
 
@@ -197,10 +191,11 @@ export interface FormatPlugin {
 
   /**
    * Nexus component upload (`POST /service/rest/v1/components`): which files of the form go to
-   * which paths. Pure (no database, no HTTP); throws a 400 naming the bad field. Formats without
-   * it do not accept component uploads.
+   * which paths, in `target` (the hosted repository that stores them: its config, e.g. a version
+   * policy, may refuse the form). Pure (no database, no HTTP); throws a 400 naming the bad field.
+   * Formats without it do not accept component uploads.
    */
-  planUpload?(form: UploadForm): UploadPlan[];
+  planUpload?(form: UploadForm, target: Repository): UploadPlan[];
   /**
    * Checks one planned upload file against the target repository before anything is stored
    * (the file is spooled: `open` reads it from the start) and returns what to change in its plan
@@ -215,6 +210,12 @@ export interface FormatPlugin {
   /** Metadata paths are revalidated after metadataMaxAge; others are content (contentMaxAge). */
   isMetadata?(path: string): boolean;
   /** Upstream URL for a path; default: remoteUrl joined with the path. */
+  /**
+   * The format's defaults for a proxy's cache ages (minutes; -1 keeps for good) where Nexus's
+   * differ from the core's 1440 (Maven: artifacts never expire). A body's own values win.
+   */
+  readonly proxyDefaults?: { contentMaxAge?: number; metadataMaxAge?: number };
+
   upstreamUrl?(remoteUrl: string, path: string, repo?: Repository): string;
   /** Extra request headers for fetching `path` upstream (Accept, a cached Authorization). */
   upstreamHeaders?(path: string, repo: Repository): Record<string, string> | Promise<Record<string, string>>;
@@ -227,13 +228,13 @@ export interface FormatPlugin {
    * How a proxy stores what it fetched for `path` (its component, a content type other than
    * upstream's). Default: upstream's Content-Type, no component.
    */
-  proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null };
+  proxyAsset?(path: string, upstream: { contentType: string | null }): { contentType?: string; component?: ComponentInput | null; attributes?: Record<string, unknown> };
   /**
    * The size or digest `path` must have, as the format's metadata states it (a cached packument's
    * `dist.shasum`, the digest in a blob's path), or null. A proxy refuses a body that differs, and
    * only a body verified this way (or by its own framing) becomes a permanent cache entry.
    */
-  proxyExpected?(path: string, repo: Repository): Promise<ExpectedContent | null>;
+  proxyExpected?(path: string, repo: Repository, upstream: UpstreamFetch): Promise<ExpectedContent | null>;
   /**
    * Whether a metadata document (fetched from upstream, or cached) is one the format can use: null
    * when it is, else why not. A body refused is never cached (the client gets a 502 naming the
@@ -282,21 +283,4 @@ export interface FormatPlugin {
    * left out are never asked (no upstream request through them).
    */
   groupMembers?(path: string, members: Repository[], group: Repository): Repository[];
-}
-
-export function defaultNeed(method: string): RequestNeed {
-  switch (method) {
-    case 'GET':
-    case 'HEAD':
-      return 'read';
-    case 'PUT':
-    case 'POST':
-    case 'PATCH':
-    case 'MKCOL':
-      return 'add';
-    case 'DELETE':
-      return 'delete';
-    default:
-      return 'read';
-  }
 }

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import type { FlightResult } from '../proxy/single-flight.js';
 import { Spool } from '../proxy/spool.js';
 import { GzipEndCheck, expectedMismatch, isCloseDelimited, verifiable } from '../proxy/body-check.js';
-import type { ExpectedContent } from './format.js';
+import type { ExpectedContent, UpstreamFetch } from './format.js';
 import { RedirectError, UpstreamError, type UpstreamResponse } from '../proxy/upstream-client.js';
 import { joinRemote } from '../proxy/upstream-url.js';
 import { Repository, type DeleteOptions } from './repository.js';
@@ -78,6 +78,11 @@ export class ProxyRepository extends Repository {
     const remote = this.config.proxy!.remoteUrl;
     return this.format.upstreamUrl ? this.format.upstreamUrl(remote, path, this) : joinRemote(remote, path);
   }
+
+  /** What a format hook asks upstream (a checksum file, an index), fetched as the proxy fetches. */
+  private readonly upstreamFetch: UpstreamFetch = {
+    get: async (path) => this.app.proxy.client(this.config).get(this.upstreamUrl(path), (await this.format.upstreamHeaders?.(path, this)) ?? {}),
+  };
 
   /** The single-flight leader's work for a stale or missing path. */
   private async refresh(path: string, upstreamPath: string): Promise<Flight> {
@@ -248,7 +253,7 @@ export class ProxyRepository extends Repository {
   /** The format's statement of what `path` must be (never fails the fetch: a broken hook just verifies nothing). */
   private async expectedContent(path: string): Promise<ExpectedContent | null> {
     try {
-      return (await this.format.proxyExpected?.(path, this)) ?? null;
+      return (await this.format.proxyExpected?.(path, this, this.upstreamFetch)) ?? null;
     } catch (e) {
       this.app.log.warn(`Proxy '${this.name}': could not tell what '${path}' should be: ${(e as Error).message}`);
       return null;
@@ -293,7 +298,7 @@ export class ProxyRepository extends Repository {
       contentType: hook.contentType ?? upstreamType ?? 'application/octet-stream',
       kind: this.format.isMetadata?.(path) ? 'metadata' : 'content',
       component: hook.component,
-      attributes: { upstream: { etag: header('etag'), lastModified: header('last-modified') } },
+      attributes: { ...hook.attributes, upstream: { etag: header('etag'), lastModified: header('last-modified') } },
     };
   }
 

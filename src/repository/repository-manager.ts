@@ -130,7 +130,7 @@ export class RepositoryManager {
   /** Validates a Nexus-shaped body for (format, type): defaults filled, errors name the field. */
   parse(format: string, type: RepositoryType, body: unknown): RepositoryConfig {
     const plugin = this.formatPlugin(format);
-    return parseRepositoryConfig(format, type, body, plugin.sections ?? []);
+    return parseRepositoryConfig(format, type, body, plugin.sections ?? [], plugin.proxyDefaults);
   }
 
   private async checkGroup(cfg: RepositoryConfig): Promise<void> {

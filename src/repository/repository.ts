@@ -1,7 +1,8 @@
 import { pipeline, Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
+import { digestMismatch, normaliseRow, readSmall, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
@@ -79,11 +80,10 @@ export abstract class Repository {
 
   /** The repository's own stored asset at `path`, wrapped as Content. */
   async local(path: string): Promise<Content | null> {
-    const asset = await this.app.content.findAsset(this.id, path);
-    if (!asset) return null;
-    const blob = await this.app.blobs.get(asset.blob_id);
-    if (!blob) return null;
-    return this.wrap(asset, blob);
+    const fast = this.app.content.findAssetWithBlob(this.id, path);
+    if (fast !== null) return fast ? this.wrap(fast.asset, normaliseRow(fast.blob as unknown as BlobRow)) : null;
+    const found = await this.app.content.queryAssetWithBlob(this.id, path);
+    return found ? this.wrap(found.asset, found.blob) : null;
   }
 
   /**
@@ -132,6 +132,7 @@ export abstract class Repository {
         attributes: opts.attributes,
         lastVerified: opts.lastVerified,
         uploader: opts.uploader,
+        mutable: opts.mutable,
       });
     });
     return (await putResult(this.app, committed, path))!;
@@ -159,12 +160,12 @@ export class HostedRepository extends Repository {
 
   override async put(path: string, body: Readable, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
     // Refused before a byte of the body is read; the unit of work checks again at the commit.
-    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind, mutable: opts.mutable }] }, access);
     return this.store(path, body, opts, access);
   }
 
   override async putStaged(path: string, stage: () => Promise<StagedBlob>, digests: Digests, opts: PutOptions, access?: AccessCheck): Promise<PutResult> {
-    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind }] }, access);
+    await checkWritePolicy(this.app, this, opts.source ?? 'client', { puts: [{ path, kind: opts.kind, mutable: opts.mutable }] }, access);
     const mismatch = digestMismatch(digests, opts.expected);
     if (mismatch) throw mismatch;
     if (opts.expectedSize !== undefined && opts.expectedSize !== digests.size) {
@@ -174,6 +175,25 @@ export class HostedRepository extends Repository {
     const staged = await stage();
     return this.commitStaged(path, staged, opts, access);
   }
+}
+
+/** Largest merged document kept in memory. */
+const MEMO_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Merged metadata by group and path (per app), with its bytes, while its stamp holds: a read of an
+ * unchanged document costs the member lookups only (no lookup of the group's copy, no file read).
+ * The stamp names every member asset and blob merged, so a stale entry is never served.
+ */
+const mergedMemos = new WeakMap<Stowage, LRUCache<string, { stamp: string; content: Content }>>();
+
+function mergedMemo(app: Stowage): LRUCache<string, { stamp: string; content: Content }> {
+  let memo = mergedMemos.get(app);
+  if (!memo) {
+    memo = new LRUCache({ maxSize: 64 * 1024 * 1024, sizeCalculation: (v) => v.content.bytes!.length + 256 });
+    mergedMemos.set(app, memo);
+  }
+  return memo;
 }
 
 /** A member's answer in a group walk. */
@@ -266,8 +286,11 @@ export class GroupRepository extends Repository {
     if (parts.length === 0) return null;
     if (parts.length === 1) return parts[0].content;
     let stamp = parts.map((p) => `${p.member.name}:${p.content.asset.id}:${p.content.blob.sha256}`).join(',');
+    const memoKey = `${this.id}\n${path}`;
+    const memo = mergedMemo(this.app).get(memoKey);
+    if (memo?.stamp === stamp) return memo.content;
     const cached = await this.local(path);
-    if (cached && cached.asset.attributes.groupStamp === stamp) return cached;
+    if (cached && cached.asset.attributes.groupStamp === stamp) return this.memoize(memoKey, stamp, cached);
     let merged: Awaited<ReturnType<NonNullable<FormatPlugin['mergeMetadata']>>>;
     try {
       merged = await this.format.mergeMetadata!(path, parts, this);
@@ -286,7 +309,16 @@ export class GroupRepository extends Repository {
       attributes: { groupStamp: stamp },
       source: 'group',
     });
-    return this.wrap(r.asset, r.blob);
+    return this.memoize(memoKey, stamp, this.wrap(r.asset, r.blob), merged.body);
+  }
+
+  /** Keeps a small merged document in memory, served from its bytes. */
+  private async memoize(key: string, stamp: string, content: Content, body?: Buffer): Promise<Content> {
+    if (content.blob.size > MEMO_MAX_BYTES) return content;
+    const bytes = body ?? (await readSmall(await content.open(), MEMO_MAX_BYTES));
+    const held: Content = { ...content, bytes, open: async (range) => Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]) };
+    mergedMemo(this.app).set(key, { stamp, content: held });
+    return held;
   }
 
   /** The parts the format can merge on their own; the others are logged. Throws `failure` when none is left. */

@@ -82,6 +82,8 @@ export interface PutOptions {
   source?: import('./unit-of-work.js').ChangeSource;
   /** Who sent it (set from the AccessCheck of a client upload). */
   uploader?: Uploader;
+  /** Replaceable under ALLOW_ONCE (see `PutAsset.mutable`). */
+  mutable?: boolean;
 }
 
 export interface PutResult {

@@ -99,7 +99,7 @@ const readOnly = (repo: Repository) => new AppError('WRITE_POLICY', `Repository 
 
 /** What the write policy looks at in a change. */
 export interface WriteIntent {
-  puts?: Array<Pick<PutAsset, 'path' | 'kind' | 'overwrite' | 'refusal' | 'ifAbsent'>>;
+  puts?: Array<Pick<PutAsset, 'path' | 'kind' | 'overwrite' | 'refusal' | 'ifAbsent' | 'mutable'>>;
   tags?: SetTag[];
   /** Whether the change deletes anything. */
   deletes?: boolean;
@@ -108,8 +108,8 @@ export interface WriteIntent {
 /**
  * The write policy of a hosted repository and the edit permission on an overwrite — the only
  * place either is checked. DENY refuses every client change; ALLOW_ONCE refuses replacing a
- * stored asset (generated metadata aside) or moving a guarded tag; replacing under ALLOW needs
- * `edit`. Returns the paths and tags found in place (the transaction re-checks against them).
+ * stored asset (generated metadata and puts the format marks `mutable` aside) or moving a
+ * guarded tag; replacing under ALLOW (or a `mutable` put) needs `edit`. Returns the paths and tags found in place (the transaction re-checks against them).
  * Callers that must refuse before reading a body call it first; the unit of work calls it again.
  */
 export async function checkWritePolicy(app: Stowage, repo: Repository, source: ChangeSource, intent: WriteIntent, access?: AccessCheck): Promise<Set<string>> {
@@ -125,7 +125,7 @@ export async function checkWritePolicy(app: Stowage, repo: Repository, source: C
     const exists = !!(await app.content.findAsset(repo.id, p.path));
     if (exists) present.add(assetKey(p.path));
     if (!exists && !p.overwrite) continue;
-    if (policy === 'ALLOW_ONCE') throw new AppError('WRITE_POLICY', p.refusal ?? `Repository does not allow updating assets: ${repo.name}`);
+    if (policy === 'ALLOW_ONCE' && !p.mutable) throw new AppError('WRITE_POLICY', p.refusal ?? `Repository does not allow updating assets: ${repo.name}`);
     overwrite = true;
   }
   for (const t of tags) {

@@ -108,6 +108,14 @@ describe('Maven proxy', () => {
         assert.equal(await (await get(`strict-${db}`, 'org/fx/good/maven-metadata.xml.sha1')).text(), sha1(md));
       });
 
+      it('keeps the coordinates of what it caches as asset attributes (maven.extension search)', async () => {
+        await (await get(`strict-${db}`, 'org/fx/good/1.0/good-1.0.jar')).arrayBuffer();
+        const search = async (q: string) =>
+          ((await (await s.fetch(`/service/rest/v1/search/assets?repository=strict-${db}&${q}`)).json()) as { items: Array<{ path: string }> }).items.map((a) => a.path);
+        assert.deepEqual(await search('maven.extension=jar'), ['org/fx/good/1.0/good-1.0.jar']);
+        assert.deepEqual(await search('maven.extension=pom'), []);
+      });
+
       it('remembers a 404 (negative cache): a file appearing upstream later is not asked for again', async () => {
         const p = 'org/fx/late/1.0/late-1.0.jar';
         assert.equal((await get(`warn-${db}`, p)).status, 404);

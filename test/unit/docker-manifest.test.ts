@@ -1,4 +1,4 @@
-/** The docker format's pure parsers: name, tag and digest grammar, routes, manifests, paging. */
+/** The docker format's pure parsers: name, tag and digest grammar, route table, manifests, paging. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -13,7 +13,6 @@ import {
   isValidDigest,
   isValidName,
   isValidTag,
-  matchRoute,
   page,
   parseChunkRange,
   parseManifest,
@@ -21,6 +20,7 @@ import {
   referrerArtifactType,
 } from '../../formats/docker/manifest.js';
 import { parseReferrersIndex, referrersIndex, referrersScope } from '../../formats/docker/referrers.js';
+import { docker } from '../../formats/docker/index.js';
 
 const D = (c: string) => 'sha256:' + c.repeat(64);
 
@@ -42,23 +42,35 @@ describe('docker name, tag and digest grammar', () => {
   });
 });
 
-describe('docker routes on the raw path', () => {
+describe('docker route table', () => {
+  /** The endpoint a repository path is: the first row's params, and the methods of every row matching it. */
+  const endpoint = (path: string) => {
+    const rows = docker.routes.filter((r) => r.path.test(path));
+    if (rows.length === 0) return 'unknown';
+    return {
+      params: { ...rows[0].path.exec(path)!.groups },
+      methods: rows
+        .flatMap((r) => r.methods)
+        .sort()
+        .join(','),
+    };
+  };
   it('matches every endpoint, anchored at the end', () => {
-    assert.deepEqual(matchRoute('v2/'), { kind: 'ping' });
-    assert.deepEqual(matchRoute('v2'), { kind: 'ping' });
-    assert.deepEqual(matchRoute('v2/_catalog'), { kind: 'catalog' });
-    assert.deepEqual(matchRoute('v2/a/b/tags/list'), { kind: 'tags', name: 'a/b' });
-    assert.deepEqual(matchRoute('v2/a/blobs/uploads/'), { kind: 'upload-start', name: 'a' });
-    assert.deepEqual(matchRoute('v2/a/blobs/uploads'), { kind: 'upload-start', name: 'a' });
-    assert.deepEqual(matchRoute('v2/a/blobs/uploads/u-1'), { kind: 'upload', name: 'a', uuid: 'u-1' });
-    assert.deepEqual(matchRoute(`v2/x/blobs/y/blobs/${D('a')}`), { kind: 'blob', name: 'x/blobs/y', digest: D('a') });
-    assert.deepEqual(matchRoute('v2/manifests/manifests/latest'), { kind: 'manifest', name: 'manifests', reference: 'latest' });
-    assert.deepEqual(matchRoute('v2/a/manifests/sha256%3Aabc'), { kind: 'manifest', name: 'a', reference: 'sha256:abc' });
-    assert.deepEqual(matchRoute('v2/a/other'), { kind: 'unknown' });
-    assert.deepEqual(matchRoute('v2/a/blobs/uploadsx'), { kind: 'blob', name: 'a', digest: 'uploadsx' });
-    assert.deepEqual(matchRoute(`v2/a/b/referrers/${D('a')}`), { kind: 'referrers', name: 'a/b', digest: D('a') });
-    assert.deepEqual(matchRoute(`v2/referrers/referrers/${D('a')}`), { kind: 'referrers', name: 'referrers', digest: D('a') });
-    assert.deepEqual(matchRoute(`v2/a/referrers/${D('a')}/x`), { kind: 'unknown' });
+    assert.deepEqual(endpoint('v2/'), { params: {}, methods: 'GET' });
+    assert.deepEqual(endpoint('v2'), { params: {}, methods: 'GET' });
+    assert.deepEqual(endpoint('v2/_catalog'), { params: {}, methods: 'GET' });
+    assert.deepEqual(endpoint('v2/token'), { params: {}, methods: 'GET' });
+    assert.deepEqual(endpoint('v2/a/b/tags/list'), { params: { name: 'a/b' }, methods: 'GET' });
+    assert.deepEqual(endpoint('v2/a/blobs/uploads/'), { params: { name: 'a' }, methods: 'POST' });
+    assert.deepEqual(endpoint('v2/a/blobs/uploads'), { params: { name: 'a' }, methods: 'POST' });
+    assert.deepEqual(endpoint('v2/a/blobs/uploads/u-1'), { params: { name: 'a', uuid: 'u-1' }, methods: 'DELETE,GET,PATCH,PUT' });
+    assert.deepEqual(endpoint(`v2/x/blobs/y/blobs/${D('a')}`), { params: { name: 'x/blobs/y', digest: D('a') }, methods: 'DELETE,GET' });
+    assert.deepEqual(endpoint('v2/manifests/manifests/latest'), { params: { name: 'manifests', reference: 'latest' }, methods: 'DELETE,GET,PUT' });
+    assert.deepEqual(endpoint('v2/a/other'), 'unknown');
+    assert.deepEqual(endpoint('v2/a/blobs/uploadsx'), { params: { name: 'a', digest: 'uploadsx' }, methods: 'DELETE,GET' });
+    assert.deepEqual(endpoint(`v2/a/b/referrers/${D('a')}`), { params: { name: 'a/b', digest: D('a') }, methods: 'GET' });
+    assert.deepEqual(endpoint(`v2/referrers/referrers/${D('a')}`), { params: { name: 'referrers', digest: D('a') }, methods: 'GET' });
+    assert.deepEqual(endpoint(`v2/a/referrers/${D('a')}/x`), 'unknown');
   });
 });
 
