@@ -72,8 +72,20 @@ export async function readPage(content: Content, project: string, base: string):
     if (e instanceof PageError) throw new AppError('BAD_GATEWAY', `The page of ${project} in ${c.repositoryName} is unusable: ${e.message}`);
     throw e;
   }
+  if (!base.startsWith(LOCAL_BASE)) page = servableMetadata(page);
   parsedPages.set(key, page);
   return page;
+}
+
+/**
+ * An upstream page as a proxy may pass it on: core metadata stays advertised only where the proxy
+ * can serve it when upstream does not (wheels: read out of the wheel). An sdist's PKG-INFO may be
+ * dynamic and would not match upstream's hash, and pip fails hard on a 404 for an advertised
+ * `.metadata`; unadvertised, pip builds the sdist's metadata itself.
+ */
+function servableMetadata(page: ProjectPage): ProjectPage {
+  if (!page.files.some((f) => f.coreMetadata && !f.filename.endsWith('.whl'))) return page;
+  return { ...page, files: page.files.map((f) => (f.coreMetadata && !f.filename.endsWith('.whl') ? { ...f, coreMetadata: null } : f)) };
 }
 
 export async function readList(content: Content): Promise<string[]> {

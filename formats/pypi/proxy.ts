@@ -1,6 +1,8 @@
 /**
  * PyPI on the core's proxy and group: which paths are pages (revalidated after the metadata max
- * age), how they are asked for upstream (JSON preferred, HTML accepted), what a fetched file must
+ * age), how they are asked for upstream (JSON preferred, HTML accepted: one cached document per
+ * page, since PEP 691's serializations carry the same data and JSON a superset; pages.ts renders
+ * each representation from it under its own ETag and `Vary: Accept`), what a fetched file must
  * be (its page's sha256), the group merge of pages and lists, and per-project pinning of group
  * members against dependency confusion.
  */
@@ -30,7 +32,11 @@ export const pypiSection = z.object({
   removeQuarantined: z.boolean().optional(),
   pinnedProjects: z
     .record(z.string().regex(PROJECT_KEY, 'keys are normalised project names, or prefixes ending in "*" (e.g. "corp-*")'), z.array(z.string().min(1)).min(1))
-    .optional(),
+    .optional()
+    .describe(
+      'Groups: project names (normalised, PEP 503) or prefixes ending in "*" mapped to the members that alone serve them, e.g. {"corp-*": ["pypi-hosted"]}; ' +
+        'a pinned project is never looked up on other members (dependency confusion). The longest matching prefix decides.',
+    ),
 });
 
 export function isMetadata(path: string): boolean {
