@@ -20,7 +20,10 @@ export async function startNginx(roots: string[], opts: { autoindex?: boolean } 
   for (const _ of roots) ports.push(await freePort());
   const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
   const servers = roots
-    .map((root, i) => `server { listen 127.0.0.1:${ports[i]}; root ${root}; index index.html; types { text/html html; } default_type application/octet-stream;${opts.autoindex ? ' autoindex on;' : ''} }`)
+    .map(
+      (root, i) =>
+        `server { listen 127.0.0.1:${ports[i]}; root ${root}; index index.html; types { text/html html; } default_type application/octet-stream;${opts.autoindex ? ' autoindex on;' : ''} }`,
+    )
     .join('\n');
   writeFileSync(
     path.join(dir, 'nginx.conf'),
