@@ -80,7 +80,9 @@ function specText(s: RpmSpec): string {
 
 /** Builds each spec with rpmbuild into `dir/RPMS/noarch/`; returns the file paths in spec order. */
 export async function buildRpms(dir: string, specs: RpmSpec[]): Promise<string[]> {
-  await mkdir(path.join(dir, 'SPECS'), { recursive: true });
+  // rpmbuild creates its directories unless they exist, and two builds at once race on that
+  // ("failed to create directory %{_builddir}: File exists"): make them first.
+  for (const d of ['SPECS', 'SOURCES', 'BUILD', 'BUILDROOT', 'SRPMS', 'RPMS/noarch']) await mkdir(path.join(dir, d), { recursive: true });
   const out: string[] = [];
   // Two at a time: rpmbuild is mostly process start-up; the machine has 2 cores.
   for (let i = 0; i < specs.length; i += 2) {
