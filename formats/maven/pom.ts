@@ -17,3 +17,20 @@ export function pomProblem(xml: string): string | null {
   if (!root || root[1] !== 'project') return `the POM's root element is <${root?.[1] ?? '?'}>, not <project>`;
   return null;
 }
+
+const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A minimal POM naming just the coordinates and packaging (what Nexus generates on an upload). */
+export function pomXml(p: { groupId: string; artifactId: string; version: string; packaging: string }): string {
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<project xmlns="http://maven.apache.org/POM/4.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 http://maven.apache.org/xsd/maven-4.0.0.xsd">',
+    '  <modelVersion>4.0.0</modelVersion>',
+    `  <groupId>${escapeXml(p.groupId)}</groupId>`,
+    `  <artifactId>${escapeXml(p.artifactId)}</artifactId>`,
+    `  <version>${escapeXml(p.version)}</version>`,
+    `  <packaging>${escapeXml(p.packaging)}</packaging>`,
+    '</project>',
+    '',
+  ].join('\n');
+}

@@ -9,6 +9,7 @@ import { badRequest } from '../../src/errors.js';
 import type { UploadForm, UploadPlan } from '../../src/repository/format.js';
 import { artifactDir, contentTypeOf, fileName, parseMavenPath } from './layout.js';
 import { componentOf, mavenAttributes } from './components.js';
+import { pomXml } from './pom.js';
 import { versionRefusal } from './policy.js';
 import type { Repository } from '../../src/repository/repository.js';
 
@@ -18,13 +19,12 @@ export function planMavenUpload(form: UploadForm, target: Repository): UploadPla
     if (!v) throw badRequest(`${f}: is required`, { field: f });
     return v;
   };
-  if (form.fields.get('maven2.generate-pom') === 'true') {
-    throw badRequest('maven2.generate-pom: generating a POM is not supported; upload one as an asset with extension pom', { field: 'maven2.generate-pom' });
-  }
+  const generatePom = form.fields.get('maven2.generate-pom')?.trim() === 'true';
   const groupId = required('maven2.groupId');
   const artifactId = required('maven2.artifactId');
   const version = required('maven2.version');
   const out: UploadPlan[] = [];
+  let mainExtension: string | undefined;
   for (const field of form.files.keys()) {
     if (!/^maven2\.asset\d+$/.test(field)) throw badRequest(`${field}: unexpected file field (expected maven2.asset1, maven2.asset2, …)`, { field });
     const extension = form.fields.get(`${field}.extension`)?.trim();
@@ -37,10 +37,37 @@ export function planMavenUpload(form: UploadForm, target: Repository): UploadPla
     }
     const refusal = versionRefusal(target, parsed);
     if (refusal) throw badRequest(refusal, { field: 'maven2.version' });
+    if (generatePom && extension === 'pom' && !classifier) {
+      throw badRequest(`maven2.generate-pom: cannot generate a POM when ${field} is one; upload either`, { field: 'maven2.generate-pom' });
+    }
     if (out.some((u) => u.path === path)) throw badRequest(`${field}: '${path}' is uploaded twice`, { field });
+    if (!classifier) mainExtension ??= extension;
     out.push({ field, path, contentType: contentTypeOf(path), component: componentOf(path), attributes: mavenAttributes(parsed.coords) });
   }
   if (out.length === 0) throw badRequest('maven2.asset1: at least one file is required', { field: 'maven2.asset1' });
+  if (generatePom) out.push(generatedPom(form, groupId, artifactId, version, mainExtension));
   if (version.endsWith('-SNAPSHOT')) throw badRequest('maven2.version: snapshots are deployed by Maven, not uploaded', { field: 'maven2.version' });
   return out;
+}
+
+/**
+ * Nexus's `maven2.generate-pom`: a minimal POM for coordinates uploaded without one, its packaging
+ * `maven2.packaging` or else the main (unclassified) file's extension, so that Maven resolves the
+ * artifact as a dependency without warnings about a missing POM.
+ */
+function generatedPom(form: UploadForm, groupId: string, artifactId: string, version: string, mainExtension: string | undefined): UploadPlan {
+  const given = form.fields.get('maven2.packaging')?.trim();
+  if (given && !/^[A-Za-z0-9][\w.-]*$/.test(given)) throw badRequest(`maven2.packaging: '${given}' is not a packaging name`, { field: 'maven2.packaging' });
+  const packaging = given || mainExtension || 'jar';
+  const path = `${artifactDir(groupId, artifactId)}/${version}/${fileName({ artifactId, version, classifier: null, extension: 'pom' })}`;
+  const parsed = parseMavenPath(path);
+  if (parsed?.kind !== 'artifact') throw badRequest(`maven2.generate-pom: '${path}' is not a valid POM path`, { field: 'maven2.generate-pom' });
+  return {
+    field: 'maven2.generate-pom',
+    path,
+    contentType: contentTypeOf(path),
+    component: componentOf(path),
+    attributes: mavenAttributes(parsed.coords),
+    content: Buffer.from(pomXml({ groupId, artifactId, version, packaging })),
+  };
 }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type Koa from 'koa';
 import busboy from 'busboy';
 import type { Stowage } from '../stowage.js';
@@ -12,6 +13,7 @@ import { auditOrigin, requireContent } from '../http/auth.js';
 import { GroupRepository } from '../repository/repository.js';
 import { checkWritePolicy } from '../repository/unit-of-work.js';
 import type { AccessCheck } from '../repository/types.js';
+import type { UploadPlan } from '../repository/format.js';
 import { decodeRepositoryPath } from '../http/paths.js';
 
 /** A file part, spooled to disk (never held in memory) until the whole form has been read. */
@@ -127,12 +129,13 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);
     const inspect = target.format.inspectUpload;
-    if (inspect) for (const u of uploads) Object.assign(u, await inspect.call(target.format, target, u, () => createReadStream(form.files.get(u.field)!.file)));
+    const open = (u: UploadPlan) => (u.content ? Readable.from([u.content]) : createReadStream(form.files.get(u.field)!.file));
+    if (inspect) for (const u of uploads) Object.assign(u, await inspect.call(target.format, target, u, () => open(u)));
     await target.change({ source: 'upload', access, origin: auditOrigin(ctx) }, async (change) => {
       for (const u of uploads) {
-        const file = form.files.get(u.field)!;
-        const opts = { contentType: u.contentType, component: u.component, attributes: u.attributes, expectedSize: file.size };
-        change.put(u.path, await target.stageFor(change, u.path, createReadStream(file.file), opts), opts);
+        const size = u.content ? u.content.length : form.files.get(u.field)!.size;
+        const opts = { contentType: u.contentType, component: u.component, attributes: u.attributes, expectedSize: size };
+        change.put(u.path, await target.stageFor(change, u.path, open(u), opts), opts);
       }
     });
   } finally {

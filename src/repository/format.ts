@@ -68,6 +68,8 @@ export interface UploadPlan {
   component?: ComponentInput | null;
   /** The asset's attributes (what `inspectUpload` read from the file; what asset search parameters filter on). */
   attributes?: Record<string, unknown>;
+  /** A file the format generates (e.g. a POM) rather than one of the form's files; `field` then names the field that asked for it. Small. */
+  content?: Buffer;
 }
 
 /** One GET of a repository path upstream, as the proxy makes it (its URL mapping, headers and HTTP client). */
