@@ -1,11 +1,13 @@
 /**
  * Maven as Nexus behaves where the first cut differed, on SQLite and PostgreSQL: search by the
  * asset files' extension and classifier and by an exact baseVersion, a proxy's cache ages
- * defaulting to Nexus's maven2 ones, the version policy applied to component uploads, and plain
+ * defaulting to Nexus's maven2 ones, the version policy applied to component uploads, a POM
+ * generated on an upload with `maven2.generate-pom`, and plain
  * `-SNAPSHOT` files redeployable under ALLOW_ONCE.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { jar } from '../helpers/maven.js';
 
@@ -103,6 +105,59 @@ for (const db of DATABASES) {
       }
       const stored = await upload('rel', '2.0');
       assert.equal(stored.status, 204, await stored.text());
+    });
+
+    it('generates a POM on a component upload with maven2.generate-pom, checksummed and listed in maven-metadata.xml', async () => {
+      const upload = (fields: Record<string, string>, files: Record<string, Buffer>) => {
+        const form = new FormData();
+        for (const [k, v] of Object.entries({ 'maven2.groupId': 'org.nx.gen', 'maven2.artifactId': 'gen', ...fields })) form.set(k, v);
+        for (const [k, v] of Object.entries(files)) form.set(k, new Blob([new Uint8Array(v)]), 'f');
+        return s.fetch('/service/rest/v1/components?repository=rel', { method: 'POST', body: form });
+      };
+      const body = jar();
+      const stored = await upload(
+        { 'maven2.version': '1.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'jar', 'maven2.asset2.extension': 'jar', 'maven2.asset2.classifier': 'sources' },
+        { 'maven2.asset1': body, 'maven2.asset2': jar() },
+      );
+      assert.equal(stored.status, 204, await stored.text());
+      const pomUrl = '/repository/rel/org/nx/gen/gen/1.0/gen-1.0.pom';
+      const pom = await s.fetch(pomUrl);
+      assert.equal(pom.status, 200);
+      const xml = await pom.text();
+      assert.match(xml, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<project [^>]*>/);
+      for (const [tag, value] of [['modelVersion', '4.0.0'], ['groupId', 'org.nx.gen'], ['artifactId', 'gen'], ['version', '1.0'], ['packaging', 'jar']]) {
+        assert.match(xml, new RegExp(`<${tag}>${value.replace(/\./g, '\\.')}</${tag}>`), tag);
+      }
+      assert.equal(await (await s.fetch(`${pomUrl}.sha1`)).text(), createHash('sha1').update(xml).digest('hex'));
+      assert.deepEqual(Buffer.from(await (await s.fetch('/repository/rel/org/nx/gen/gen/1.0/gen-1.0.jar')).arrayBuffer()), body);
+      // The maintenance hook saw the generated POM like any deployed file.
+      assert.match(await (await s.fetch('/repository/rel/org/nx/gen/gen/maven-metadata.xml')).text(), /<version>1\.0<\/version>/);
+      const search = (await (await s.fetch('/service/rest/v1/search/assets?repository=rel&maven.artifactId=gen&maven.extension=pom')).json()) as { items: Array<{ path: string }> };
+      assert.deepEqual(search.items.map((a) => a.path), ['org/nx/gen/gen/1.0/gen-1.0.pom']);
+
+      // maven2.packaging names the packaging; without it, the main (unclassified) file's extension.
+      const war = await upload({ 'maven2.version': '2.0', 'maven2.generate-pom': 'true', 'maven2.packaging': 'bundle', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
+      assert.equal(war.status, 204, await war.text());
+      assert.match(await (await s.fetch('/repository/rel/org/nx/gen/gen/2.0/gen-2.0.pom')).text(), /<packaging>bundle<\/packaging>/);
+      const zip = await upload({ 'maven2.version': '3.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'zip' }, { 'maven2.asset1': jar() });
+      assert.equal(zip.status, 204, await zip.text());
+      assert.match(await (await s.fetch('/repository/rel/org/nx/gen/gen/3.0/gen-3.0.pom')).text(), /<packaging>zip<\/packaging>/);
+
+      // A POM uploaded and one to generate: refused, naming the field; nothing stored.
+      const both = await upload(
+        { 'maven2.version': '4.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'jar', 'maven2.asset2.extension': 'pom' },
+        { 'maven2.asset1': jar(), 'maven2.asset2': Buffer.from('<project><modelVersion>4.0.0</modelVersion></project>') },
+      );
+      assert.equal(both.status, 400);
+      assert.match(await both.text(), /maven2\.generate-pom/);
+      const badPackaging = await upload({ 'maven2.version': '4.0', 'maven2.generate-pom': 'true', 'maven2.packaging': '<x>', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
+      assert.equal(badPackaging.status, 400);
+      assert.match(await badPackaging.text(), /maven2\.packaging/);
+      assert.deepEqual(await s.app.content.findAssets((await s.app.repositories.require('rel')).id, { pathPrefix: 'org/nx/gen/gen/4.0/' }), []);
+      // Without generate-pom no POM appears.
+      const plain = await upload({ 'maven2.version': '5.0', 'maven2.generate-pom': 'false', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
+      assert.equal(plain.status, 204, await plain.text());
+      assert.equal((await s.fetch('/repository/rel/org/nx/gen/gen/5.0/gen-5.0.pom')).status, 404);
     });
 
     it('serves a group’s merged metadata again from memory: same bytes, ranges, and a new deploy at once', async () => {
