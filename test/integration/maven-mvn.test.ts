@@ -3,7 +3,8 @@
  * comes through Stowage (a group of hosted releases and snapshots and two proxies of static Maven
  * trees served by nginx), never from disk. Deploys a multi-module release with a classifier, a
  * redeploy the write policy refuses (mvn prints the reason), a snapshot twice (buildNumber 2),
- * then builds a dependent project with an empty local repository and checksum policy `fail`.
+ * then builds a dependent project with an empty local repository and checksum policy `fail` (one
+ * dependency uploaded through the REST API with a generated POM).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, startServer, type TestServer } from '../helpers/stowage.js';
-import { LOCAL_MAVEN_REPO, PLUGINS, mvn, pom, startMavenNginx, writeProject, writeSettings, type StaticMaven } from '../helpers/maven.js';
+import { LOCAL_MAVEN_REPO, PLUGINS, jar as jarFile, mvn, pom, startMavenNginx, writeProject, writeSettings, type StaticMaven } from '../helpers/maven.js';
 
 const G = 'com.example.it';
 
@@ -126,10 +127,19 @@ ${PLUGINS}</project>\n`;
 
   it('builds a dependent project with an empty local repository through the group, checksum policy fail', async () => {
     const dir = path.join(work, 'app');
+    // Uploaded as Nexus's UI does, without a POM: Stowage generates one (maven2.generate-pom).
+    const form = new FormData();
+    for (const [k, v] of Object.entries({ 'maven2.groupId': G, 'maven2.artifactId': 'uploaded', 'maven2.version': '1.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'jar' })) {
+      form.set(k, v);
+    }
+    form.set('maven2.asset1', new Blob([new Uint8Array(jarFile())]), 'uploaded.jar');
+    const uploaded = await s.fetch('/service/rest/v1/components?repository=releases', { method: 'POST', body: form });
+    assert.equal(uploaded.status, 204, await uploaded.text());
     const deps = [
       `<dependency><groupId>${G}</groupId><artifactId>core</artifactId><version>1.0</version></dependency>`,
       `<dependency><groupId>${G}</groupId><artifactId>util</artifactId><version>1.0</version><classifier>extra</classifier></dependency>`,
       `<dependency><groupId>${G}</groupId><artifactId>snap</artifactId><version>2.0-SNAPSHOT</version></dependency>`,
+      `<dependency><groupId>${G}</groupId><artifactId>uploaded</artifactId><version>1.0</version></dependency>`,
       // Not in Debian's repository: only the proxy of the local repository has it.
       `<dependency><groupId>com.google.code.gson</groupId><artifactId>gson</artifactId><version>2.10.1</version></dependency>`,
     ].join('');
@@ -151,6 +161,9 @@ ${PLUGINS}</project>\n`;
       snapFiles.join(' '),
     );
     assert.ok(existsSync(path.join(local, 'com/example/it/util/1.0/util-1.0-extra.jar')));
+    // The generated POM resolved (checked against its .sha1 under checksum policy fail), not just the jar.
+    assert.match(readFileSync(path.join(local, 'com/example/it/uploaded/1.0/uploaded-1.0.pom'), 'utf8'), /<packaging>jar<\/packaging>/);
+    assert.ok(existsSync(path.join(local, 'com/example/it/uploaded/1.0/uploaded-1.0.jar')));
     const jar = 'com/google/code/gson/gson/2.10.1/gson-2.10.1.jar';
     assert.ok(nginx.requests().includes(`GET /m2/${jar} 200`), nginx.requests().join('\n'));
     assert.ok((await stored('central', 'com/google/code/gson/')).includes(jar));
