@@ -129,7 +129,13 @@ ${PLUGINS}</project>\n`;
     const dir = path.join(work, 'app');
     // Uploaded as Nexus's UI does, without a POM: Stowage generates one (maven2.generate-pom).
     const form = new FormData();
-    for (const [k, v] of Object.entries({ 'maven2.groupId': G, 'maven2.artifactId': 'uploaded', 'maven2.version': '1.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'jar' })) {
+    for (const [k, v] of Object.entries({
+      'maven2.groupId': G,
+      'maven2.artifactId': 'uploaded',
+      'maven2.version': '1.0',
+      'maven2.generate-pom': 'true',
+      'maven2.asset1.extension': 'jar',
+    })) {
       form.set(k, v);
     }
     form.set('maven2.asset1', new Blob([new Uint8Array(jarFile())]), 'uploaded.jar');

@@ -125,7 +125,13 @@ for (const db of DATABASES) {
       assert.equal(pom.status, 200);
       const xml = await pom.text();
       assert.match(xml, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<project [^>]*>/);
-      for (const [tag, value] of [['modelVersion', '4.0.0'], ['groupId', 'org.nx.gen'], ['artifactId', 'gen'], ['version', '1.0'], ['packaging', 'jar']]) {
+      for (const [tag, value] of [
+        ['modelVersion', '4.0.0'],
+        ['groupId', 'org.nx.gen'],
+        ['artifactId', 'gen'],
+        ['version', '1.0'],
+        ['packaging', 'jar'],
+      ]) {
         assert.match(xml, new RegExp(`<${tag}>${value.replace(/\./g, '\\.')}</${tag}>`), tag);
       }
       assert.equal(await (await s.fetch(`${pomUrl}.sha1`)).text(), createHash('sha1').update(xml).digest('hex'));
@@ -133,10 +139,16 @@ for (const db of DATABASES) {
       // The maintenance hook saw the generated POM like any deployed file.
       assert.match(await (await s.fetch('/repository/rel/org/nx/gen/gen/maven-metadata.xml')).text(), /<version>1\.0<\/version>/);
       const search = (await (await s.fetch('/service/rest/v1/search/assets?repository=rel&maven.artifactId=gen&maven.extension=pom')).json()) as { items: Array<{ path: string }> };
-      assert.deepEqual(search.items.map((a) => a.path), ['org/nx/gen/gen/1.0/gen-1.0.pom']);
+      assert.deepEqual(
+        search.items.map((a) => a.path),
+        ['org/nx/gen/gen/1.0/gen-1.0.pom'],
+      );
 
       // maven2.packaging names the packaging; without it, the main (unclassified) file's extension.
-      const war = await upload({ 'maven2.version': '2.0', 'maven2.generate-pom': 'true', 'maven2.packaging': 'bundle', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
+      const war = await upload(
+        { 'maven2.version': '2.0', 'maven2.generate-pom': 'true', 'maven2.packaging': 'bundle', 'maven2.asset1.extension': 'jar' },
+        { 'maven2.asset1': jar() },
+      );
       assert.equal(war.status, 204, await war.text());
       assert.match(await (await s.fetch('/repository/rel/org/nx/gen/gen/2.0/gen-2.0.pom')).text(), /<packaging>bundle<\/packaging>/);
       const zip = await upload({ 'maven2.version': '3.0', 'maven2.generate-pom': 'true', 'maven2.asset1.extension': 'zip' }, { 'maven2.asset1': jar() });
@@ -150,7 +162,10 @@ for (const db of DATABASES) {
       );
       assert.equal(both.status, 400);
       assert.match(await both.text(), /maven2\.generate-pom/);
-      const badPackaging = await upload({ 'maven2.version': '4.0', 'maven2.generate-pom': 'true', 'maven2.packaging': '<x>', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
+      const badPackaging = await upload(
+        { 'maven2.version': '4.0', 'maven2.generate-pom': 'true', 'maven2.packaging': '<x>', 'maven2.asset1.extension': 'jar' },
+        { 'maven2.asset1': jar() },
+      );
       assert.equal(badPackaging.status, 400);
       assert.match(await badPackaging.text(), /maven2\.packaging/);
       assert.deepEqual(await s.app.content.findAssets((await s.app.repositories.require('rel')).id, { pathPrefix: 'org/nx/gen/gen/4.0/' }), []);
