@@ -3,7 +3,7 @@
  * no DOCTYPE or entity declarations (Maven's own reader refuses them too, and a repository should
  * not serve what every client will fail on). Pure.
  */
-import { XMLValidator } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 /** POMs are small; one past this is refused rather than held in memory for the check. */
 export const MAX_POM_BYTES = 8 * 1024 * 1024;
@@ -33,4 +33,19 @@ export function pomXml(p: { groupId: string; artifactId: string; version: string
     '</project>',
     '',
   ].join('\n');
+}
+
+const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: true, processEntities: true });
+
+/**
+ * The coordinates a POM declares, groupId and version inherited from `<parent>` as Maven does;
+ * a value that is missing or still a `${…}` expression is left out. `xml` must have passed `pomProblem`.
+ */
+export function pomCoordinates(xml: string): { groupId?: string; artifactId?: string; version?: string } {
+  const project = ((parser.parse(xml) as { project?: unknown }).project ?? {}) as Record<string, unknown>;
+  const parent = (typeof project.parent === 'object' && project.parent ? project.parent : {}) as Record<string, unknown>;
+  const value = (v: unknown) => (typeof v === 'string' && v !== '' && !v.includes('${') ? v : undefined);
+  // Only an absent value is inherited: an expression is the project's own, just unresolvable here.
+  const inherited = (key: string) => (project[key] === undefined ? value(parent[key]) : value(project[key]));
+  return { groupId: inherited('groupId'), artifactId: value(project.artifactId), version: inherited('version') };
 }

@@ -9,20 +9,21 @@ import { badRequest } from '../../src/errors.js';
 import type { UploadForm, UploadPlan } from '../../src/repository/format.js';
 import { artifactDir, contentTypeOf, fileName, parseMavenPath } from './layout.js';
 import { componentOf, mavenAttributes } from './components.js';
-import { pomXml } from './pom.js';
+import { MAX_POM_BYTES, pomCoordinates, pomProblem, pomXml } from './pom.js';
 import { versionRefusal } from './policy.js';
 import type { Repository } from '../../src/repository/repository.js';
 
-export function planMavenUpload(form: UploadForm, target: Repository): UploadPlan[] {
-  const required = (f: string) => {
-    const v = form.fields.get(f)?.trim();
-    if (!v) throw badRequest(`${f}: is required`, { field: f });
+export async function planMavenUpload(form: UploadForm, target: Repository): Promise<UploadPlan[]> {
+  const fromPom = await uploadedPomCoordinates(form);
+  const required = (f: 'groupId' | 'artifactId' | 'version') => {
+    const v = form.fields.get(`maven2.${f}`)?.trim() || fromPom?.[f];
+    if (!v) throw badRequest(`maven2.${f}: is required${fromPom ? ' (the uploaded POM does not give it)' : ''}`, { field: `maven2.${f}` });
     return v;
   };
   const generatePom = form.fields.get('maven2.generate-pom')?.trim() === 'true';
-  const groupId = required('maven2.groupId');
-  const artifactId = required('maven2.artifactId');
-  const version = required('maven2.version');
+  const groupId = required('groupId');
+  const artifactId = required('artifactId');
+  const version = required('version');
   const out: UploadPlan[] = [];
   let mainExtension: string | undefined;
   for (const field of form.files.keys()) {
@@ -70,4 +71,25 @@ function generatedPom(form: UploadForm, groupId: string, artifactId: string, ver
     attributes: mavenAttributes(parsed.coords),
     content: Buffer.from(pomXml({ groupId, artifactId, version, packaging })),
   };
+}
+
+/**
+ * Nexus takes coordinates not given as fields from the uploaded POM (the unclassified asset with
+ * extension pom), if there is one and a field is missing; null otherwise. A POM that is not one is
+ * a 400 naming its field.
+ */
+async function uploadedPomCoordinates(form: UploadForm): Promise<{ groupId?: string; artifactId?: string; version?: string } | null> {
+  if (['groupId', 'artifactId', 'version'].every((f) => form.fields.get(`maven2.${f}`)?.trim())) return null;
+  const field = [...form.files.keys()].find(
+    (f) => /^maven2\.asset\d+$/.test(f) && form.fields.get(`${f}.extension`)?.trim() === 'pom' && !form.fields.get(`${f}.classifier`)?.trim(),
+  );
+  const file = field ? form.files.get(field) : undefined;
+  if (!field || !file?.open) return null;
+  if (file.size > MAX_POM_BYTES) throw badRequest(`${field}: the POM is larger than ${MAX_POM_BYTES} bytes`, { field });
+  const chunks: Buffer[] = [];
+  for await (const chunk of file.open()) chunks.push(chunk as Buffer);
+  const xml = Buffer.concat(chunks).toString('utf8');
+  const problem = pomProblem(xml);
+  if (problem) throw badRequest(`${field}: ${problem}`, { field });
+  return pomCoordinates(xml);
 }

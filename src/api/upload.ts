@@ -20,6 +20,7 @@ import { decodeRepositoryPath } from '../http/paths.js';
 interface SpooledFile {
   file: string;
   size: number;
+  open: () => Readable;
 }
 
 interface Form {
@@ -78,7 +79,7 @@ async function receiveForm(ctx: Koa.Context, dir: string, spooled: string[]): Pr
     }
     const file = path.join(dir, randomBytes(16).toString('hex'));
     spooled.push(file);
-    const entry: SpooledFile = { file, size: 0 };
+    const entry: SpooledFile = { file, size: 0, open: () => createReadStream(file) };
     form.files.set(name, entry);
     const out = createWriteStream(file);
     writes.push(
@@ -124,7 +125,7 @@ export async function uploadComponent(app: Stowage, ctx: Koa.Context, repository
     const form = await receiveForm(ctx, path.join(app.config.dataDir, 'tmp', 'uploads'), spooled);
     const target = repo instanceof GroupRepository ? await repo.writableMember() : repo;
     if (target.type !== 'hosted') throw new AppError('METHOD_NOT_ALLOWED', `Repository '${target.name}' (${target.type}) does not allow uploads`);
-    const uploads = plan.call(repo.format, form, target);
+    const uploads = await plan.call(repo.format, form, target);
     // Defence in depth: whatever the format planned must be a valid repository path.
     for (const u of uploads) decodeRepositoryPath(encodeURI(u.path));
     await checkWritePolicy(app, target, 'upload', { puts: uploads }, access);

@@ -56,7 +56,8 @@ export type RequestNeed = ContentAction | 'public';
 /** A multipart component upload as received: text fields, and the file fields with their sizes. */
 export interface UploadForm {
   fields: Map<string, string>;
-  files: Map<string, { size: number }>;
+  /** `open` reads a received file (given by the core; a format reads one only to plan, e.g. coordinates from a POM). */
+  files: Map<string, { size: number; open?: () => Readable }>;
 }
 
 /** One file of an upload and where it goes. */
@@ -197,7 +198,7 @@ export interface FormatPlugin {
    * policy, may refuse the form). Pure (no database, no HTTP); throws a 400 naming the bad field.
    * Formats without it do not accept component uploads.
    */
-  planUpload?(form: UploadForm, target: Repository): UploadPlan[];
+  planUpload?(form: UploadForm, target: Repository): UploadPlan[] | Promise<UploadPlan[]>;
   /**
    * Checks one planned upload file against the target repository before anything is stored
    * (the file is spooled: `open` reads it from the start) and returns what to change in its plan

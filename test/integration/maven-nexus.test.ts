@@ -2,7 +2,7 @@
  * Maven as Nexus behaves where the first cut differed, on SQLite and PostgreSQL: search by the
  * asset files' extension and classifier and by an exact baseVersion, a proxy's cache ages
  * defaulting to Nexus's maven2 ones, the version policy applied to component uploads, a POM
- * generated on an upload with `maven2.generate-pom`, and plain
+ * generated on an upload with `maven2.generate-pom`, coordinates taken from an uploaded POM, and plain
  * `-SNAPSHOT` files redeployable under ALLOW_ONCE.
  */
 import { after, before, describe, it } from 'node:test';
@@ -173,6 +173,43 @@ for (const db of DATABASES) {
       const plain = await upload({ 'maven2.version': '5.0', 'maven2.generate-pom': 'false', 'maven2.asset1.extension': 'jar' }, { 'maven2.asset1': jar() });
       assert.equal(plain.status, 204, await plain.text());
       assert.equal((await s.fetch('/repository/rel/org/nx/gen/gen/5.0/gen-5.0.pom')).status, 404);
+    });
+
+    it('takes coordinates not given as fields from the uploaded POM, inheriting from its parent', async () => {
+      const upload = (fields: Record<string, string>, pom: string) => {
+        const form = new FormData();
+        for (const [k, v] of Object.entries({ 'maven2.asset1.extension': 'jar', 'maven2.asset2.extension': 'pom', ...fields })) form.set(k, v);
+        form.set('maven2.asset1', new Blob([new Uint8Array(jar())]), 'a.jar');
+        form.set('maven2.asset2', new Blob([pom]), 'pom.xml');
+        return s.fetch('/service/rest/v1/components?repository=rel', { method: 'POST', body: form });
+      };
+      const pom =
+        '<project><modelVersion>4.0.0</modelVersion><parent><groupId>org.nx.parent</groupId><artifactId>p</artifactId><version>9</version></parent>' +
+        '<groupId>org.nx.frompom</groupId><artifactId>fp</artifactId><version>1.2</version></project>';
+      const stored = await upload({}, pom);
+      assert.equal(stored.status, 204, await stored.text());
+      assert.equal(await (await s.fetch('/repository/rel/org/nx/frompom/fp/1.2/fp-1.2.pom')).text(), pom);
+      assert.equal((await s.fetch('/repository/rel/org/nx/frompom/fp/1.2/fp-1.2.jar')).status, 200);
+      // groupId and version from <parent>.
+      const inherited = await upload(
+        {},
+        '<project><parent><groupId>org.nx.inh</groupId><artifactId>p</artifactId><version>3.1</version></parent><artifactId>child</artifactId></project>',
+      );
+      assert.equal(inherited.status, 204, await inherited.text());
+      assert.equal((await s.fetch('/repository/rel/org/nx/inh/child/3.1/child-3.1.jar')).status, 200);
+      // A field given wins; one the POM leaves to an expression is required.
+      const given = await upload({ 'maven2.version': '1.3' }, pom.replace('<version>1.2</version>', '<version>${revision}</version>'));
+      assert.equal(given.status, 204, await given.text());
+      assert.equal((await s.fetch('/repository/rel/org/nx/frompom/fp/1.3/fp-1.3.jar')).status, 200);
+      const expression = await upload({}, pom.replace('<version>1.2</version>', '<version>${revision}</version>'));
+      assert.equal(expression.status, 400);
+      assert.match(await expression.text(), /maven2\.version: is required/);
+      const broken = await upload({}, '<project><artifactId>x</artifactId>');
+      assert.equal(broken.status, 400);
+      assert.match(await broken.text(), /maven2\.asset2: the POM is not well-formed XML/);
+      const notPom = await upload({}, '<settings/>');
+      assert.equal(notPom.status, 400);
+      assert.match(await notPom.text(), /maven2\.asset2: the POM's root element is <settings>/);
     });
 
     it('serves a group’s merged metadata again from memory: same bytes, ranges, and a new deploy at once', async () => {
