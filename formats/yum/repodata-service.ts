@@ -102,9 +102,10 @@ export async function regenerateAll(app: Stowage, repo: Repository): Promise<voi
 /**
  * For tests: generations made so far (per process), to check coalescing; generations of one
  * directory that ran while another (of any node in this process) was running, to check the
- * lease; and a pause inside each generation that widens the window in which they could overlap.
+ * lease; how many run now; and a pause inside each generation, after it read the packages, that
+ * widens the window in which generations could overlap or miss an upload.
  */
-export const generationStats = { count: 0, overlaps: 0, pauseMs: 0 };
+export const generationStats = { count: 0, overlaps: 0, active: 0, pauseMs: 0 };
 const running = new Map<string, number>();
 
 function repoPackage(a: AssetView, base: string): RepoPackage | null {
@@ -121,10 +122,11 @@ export async function generate(app: Stowage, repo: Repository, base: string): Pr
   const others = running.get(dir) ?? 0;
   running.set(dir, others + 1);
   if (others > 0) generationStats.overlaps++;
+  generationStats.active++;
   try {
-    if (generationStats.pauseMs > 0) await new Promise((r) => setTimeout(r, generationStats.pauseMs));
     await generateNow(app, repo, base, depth, repomdPath);
   } finally {
+    generationStats.active--;
     const n = (running.get(dir) ?? 1) - 1;
     if (n > 0) running.set(dir, n);
     else running.delete(dir);
@@ -136,6 +138,7 @@ async function generateNow(app: Stowage, repo: Repository, base: string, depth: 
     const current = await app.content.findAsset(repo.id, repomdPath);
     c.expectAsset(repomdPath, current?.blob_id ?? null);
     const assets = await app.content.findAssets(repo.id, base ? { pathPrefix: base, pathLike: '%.rpm' } : { pathLike: '%.rpm' });
+    if (generationStats.pauseMs > 0) await new Promise((r) => setTimeout(r, generationStats.pauseMs));
     const pkgs = assets
       .filter((a) => a.kind === 'content' && repodataBase(a.path, depth) === base)
       .map((a) => repoPackage(a, base))

@@ -76,9 +76,15 @@ describe('yum repodata on two nodes', { timeout: 120_000 }, () => {
       for (let w = 0; w < names.length; w += 4) {
         rs.push(...(await Promise.all(names.slice(w, w + 4).map((n, i) => (i % 2 ? b : a).fetch(`/repository/yc/${n}`, { method: 'PUT', body: rpm as unknown as BodyInit })))));
       }
+      // One upload on each node with the second arriving while the first node's generation runs
+      // (it read the packages before the second upload): the second node must leave a request.
+      const first = a.fetch('/repository/yc/z-late-a.rpm', { method: 'PUT', body: rpm as unknown as BodyInit });
+      for (let i = 0; generationStats.active === 0 && i < 1000; i++) await sleep(10);
+      rs.push(await b.fetch('/repository/yc/z-late-b.rpm', { method: 'PUT', body: rpm as unknown as BodyInit }), await first);
+      names.push('z-late-a.rpm', 'z-late-b.rpm');
       assert.deepEqual(
         rs.map((r) => r.status),
-        Array(12).fill(201),
+        Array(14).fill(201),
       );
       // An upload that found the other node's lease left it a request: its generation may still run.
       const until = Date.now() + 30_000;
