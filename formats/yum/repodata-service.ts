@@ -5,7 +5,8 @@
  * hash-named files and repomd.xml together (clients see the old set or the new one); the files
  * of the previous generation stay for clients mid-refresh. Requests arriving while a generation
  * runs share the next one (a burst of uploads costs two generations, not one per upload); on a
- * cluster, repomd.xml's blob is the change's expectation, so two nodes never both win.
+ * cluster, one node at a time generates a directory (`repodata-lease.ts`), and repomd.xml's blob
+ * is the change's expectation, so two nodes never both win even if the lease lapsed.
  */
 import type { AssetView } from '../../src/content/types.js';
 import type { ContentChange } from '../../src/content/content-change.js';
@@ -13,6 +14,7 @@ import type { Repository } from '../../src/repository/repository.js';
 import type { CommittedChange } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { DEFAULT_YUM, GZ_TYPE, isRpm, repodataBase, XML_TYPE, type YumSection } from './paths.js';
+import { underLease } from './repodata-lease.js';
 import { repodataFiles, repomdXml, type RepoPackage } from './repodata.js';
 import type { RpmPackage } from './rpm-package.js';
 import { keyIdOf, signDetached, signingKeyOf, type SigningKey } from './signing.js';
@@ -53,12 +55,13 @@ const slots = new Map<string, Slot>();
  * the running generation, shared by every request that arrives meanwhile.
  */
 export function requestGeneration(app: Stowage, repo: Repository, base: string): Promise<void> {
-  const key = `${repo.id}:${base}`;
+  // Per node (app), not per process: tests run two nodes in one process.
+  const key = `${app.tasks.node}:${repo.id}:${base}`;
   let slot = slots.get(key);
   if (!slot) slots.set(key, (slot = { running: null, next: null }));
   const s = slot;
   const start = (): Promise<void> => {
-    const p = generate(app, repo, base)
+    const p = underLease(app, repo, base, () => generate(app, repo, base))
       .catch((e) => app.log.warn(`yum: repodata of '${repo.name}/${base}' not generated:`, (e as Error).message ?? e))
       .finally(() => {
         if (s.running === p) s.running = null;
@@ -96,8 +99,14 @@ export async function regenerateAll(app: Stowage, repo: Repository): Promise<voi
   await Promise.all([...bases].map((b) => requestGeneration(app, repo, b)));
 }
 
-/** Generations made so far (per process), for tests that check coalescing. */
-export const generationStats = { count: 0 };
+/**
+ * For tests: generations made so far (per process), to check coalescing; generations of one
+ * directory that ran while another (of any node in this process) was running, to check the
+ * lease; how many run now; and a pause inside each generation, after it read the packages, that
+ * widens the window in which generations could overlap or miss an upload.
+ */
+export const generationStats = { count: 0, overlaps: 0, active: 0, pauseMs: 0 };
+const running = new Map<string, number>();
 
 function repoPackage(a: AssetView, base: string): RepoPackage | null {
   const pkg = a.attributes.rpm as RpmPackage | undefined;
@@ -109,10 +118,27 @@ function repoPackage(a: AssetView, base: string): RepoPackage | null {
 export async function generate(app: Stowage, repo: Repository, base: string): Promise<void> {
   const depth = yumSectionOf(repo).repodataDepth;
   const repomdPath = `${base}repodata/repomd.xml`;
+  const dir = `${repo.id}:${base}`;
+  const others = running.get(dir) ?? 0;
+  running.set(dir, others + 1);
+  if (others > 0) generationStats.overlaps++;
+  generationStats.active++;
+  try {
+    await generateNow(app, repo, base, depth, repomdPath);
+  } finally {
+    generationStats.active--;
+    const n = (running.get(dir) ?? 1) - 1;
+    if (n > 0) running.set(dir, n);
+    else running.delete(dir);
+  }
+}
+
+async function generateNow(app: Stowage, repo: Repository, base: string, depth: number, repomdPath: string): Promise<void> {
   await repo.change({ source: 'maintenance', key: `yum-repodata:${base}` }, async (c) => {
     const current = await app.content.findAsset(repo.id, repomdPath);
     c.expectAsset(repomdPath, current?.blob_id ?? null);
     const assets = await app.content.findAssets(repo.id, base ? { pathPrefix: base, pathLike: '%.rpm' } : { pathLike: '%.rpm' });
+    if (generationStats.pauseMs > 0) await new Promise((r) => setTimeout(r, generationStats.pauseMs));
     const pkgs = assets
       .filter((a) => a.kind === 'content' && repodataBase(a.path, depth) === base)
       .map((a) => repoPackage(a, base))

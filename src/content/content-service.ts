@@ -538,8 +538,13 @@ export class ContentService {
   }
 
   /** Tags: a name within a scope (image, package) pointing at a target (digest, version). */
-  async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string): Promise<void> {
+  /** `create`: the tag must not exist yet (a concurrent first write fails on the unique key instead of being overwritten). */
+  async setTag(tx: Q, repositoryId: number, scope: string, name: string, target: string, create = false): Promise<void> {
     const t = now();
+    if (create) {
+      await tx('tags').insert({ repository_id: repositoryId, scope, name, target, updated_at: t });
+      return;
+    }
     // One statement, so concurrent first writes of a tag cannot clash on the unique key.
     await tx('tags').insert({ repository_id: repositoryId, scope, name, target, updated_at: t }).onConflict(['repository_id', 'scope', 'name']).merge({ target, updated_at: t });
   }

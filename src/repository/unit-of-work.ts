@@ -311,7 +311,10 @@ async function write(
   for (const b of rows.values()) out.blobs.set(b.id, b);
   for (const t of change.tagDeletes) if (await app.content.deleteTag(tx, repo.id, t.scope, t.name)) out.tagsDeleted.push(t);
   for (const t of change.tagSets) {
-    await app.content.setTag(tx, repo.id, t.scope, t.name, t.target);
+    // A tag expected absent is created, not upserted: of two changes that both saw it absent
+    // (no row to lock), the second fails on the unique key and computes again, as for assets.
+    const create = change.expectations.some((x) => !('path' in x) && x.scope === t.scope && x.tag === t.name && x.target === null);
+    await app.content.setTag(tx, repo.id, t.scope, t.name, t.target, create);
     out.tagsSet.push({ scope: t.scope, name: t.name, target: t.target });
   }
   for (const p of change.propertyDeletes) await app.content.deleteProperty(p.scope, p.key, tx);

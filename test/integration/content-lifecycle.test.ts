@@ -333,5 +333,22 @@ for (const db of DATABASES) {
       });
       assert.deepEqual(await s.app.content.listProperties('test.scope'), [{ key: 'b', value: '3' }]);
     });
+
+    it('unit of work: of concurrent changes that each expect a tag absent and set it, exactly one wins (a lease)', async () => {
+      const repo = (await s.app.repositories.find('files'))!;
+      // No key: the changes run at once, and all of them may see the tag absent before any commits.
+      const take = (who: string) =>
+        repo.change({ source: 'maintenance' }, async (c) => {
+          const cur = await s.app.content.tagTarget(repo.id, 'test-lease', 'holder');
+          c.expectTag('test-lease', 'holder', cur);
+          if (cur !== null) return false;
+          c.setTag('test-lease', 'holder', who);
+          return true;
+        });
+      const who = Array.from({ length: 8 }, (_, i) => `node${i}`);
+      const won = (await Promise.all(who.map(take))).map((o) => o.value);
+      assert.equal(won.filter(Boolean).length, 1, `winners: ${who.filter((_, i) => won[i]).join(', ')}`);
+      assert.equal(await s.app.content.tagTarget(repo.id, 'test-lease', 'holder'), who[won.indexOf(true)]);
+    });
   });
 }

@@ -1,8 +1,8 @@
 /**
  * Two nodes on one PostgreSQL and one shared blob store take RPMs for the same hosted yum
- * repository at once, and both then serve repodata listing every package. (Each node's
- * generation commits only over the repomd.xml it read; the window in which two generations
- * overlap is narrow, so this checks the outcome rather than forcing that race.)
+ * repository at once: both then serve repodata listing every package (no generation lost), and
+ * the two never generated the directory at the same time (the lease). Each generation pauses
+ * (a test hook) so that, without the lease, generations of the two nodes do overlap.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startServer, type TestServer } from '../helpers/stowage.js';
 import { createDatabase } from '../helpers/postgres.js';
+import { generationStats } from '../../formats/yum/repodata-service.js';
 import { buildRpms } from '../helpers/rpm.js';
 
 const CLUSTER_ENV = { STOWAGE_SECRET_KEY: 'yum-cluster-test-secret-key-0123456789' };
@@ -64,14 +65,41 @@ describe('yum repodata on two nodes', { timeout: 120_000 }, () => {
       .sort();
   }
 
-  it('lists every RPM uploaded through either node', async () => {
+  it('lists every RPM uploaded through either node, one node generating at a time', async () => {
     const names = Array.from({ length: 12 }, (_, i) => `n${String(i).padStart(2, '0')}.rpm`);
-    const rs = await Promise.all(names.map((n, i) => (i % 2 ? b : a).fetch(`/repository/yc/${n}`, { method: 'PUT', body: rpm as unknown as BodyInit })));
-    assert.deepEqual(
-      rs.map((r) => r.status),
-      Array(12).fill(201),
-    );
-    assert.deepEqual(await listed(a), names);
-    assert.deepEqual(await listed(b), names);
+    generationStats.pauseMs = 300;
+    const overlapsBefore = generationStats.overlaps;
+    const countBefore = generationStats.count;
+    try {
+      // In waves, so that uploads keep arriving on both nodes while generations run.
+      const rs: Response[] = [];
+      for (let w = 0; w < names.length; w += 4) {
+        rs.push(...(await Promise.all(names.slice(w, w + 4).map((n, i) => (i % 2 ? b : a).fetch(`/repository/yc/${n}`, { method: 'PUT', body: rpm as unknown as BodyInit })))));
+      }
+      // One upload on each node with the second arriving while the first node's generation runs
+      // (it read the packages before the second upload): the second node must leave a request.
+      const first = a.fetch('/repository/yc/z-late-a.rpm', { method: 'PUT', body: rpm as unknown as BodyInit });
+      for (let i = 0; generationStats.active === 0 && i < 1000; i++) await sleep(10);
+      rs.push(await b.fetch('/repository/yc/z-late-b.rpm', { method: 'PUT', body: rpm as unknown as BodyInit }), await first);
+      names.push('z-late-a.rpm', 'z-late-b.rpm');
+      assert.deepEqual(
+        rs.map((r) => r.status),
+        Array(14).fill(201),
+      );
+      // An upload that found the other node's lease left it a request: its generation may still run.
+      const until = Date.now() + 30_000;
+      while (Date.now() < until && (JSON.stringify(await listed(a)) !== JSON.stringify(names) || (await a.app.content.listTags(await repoId(), {})).length > 0)) await sleep(100);
+      assert.deepEqual(await listed(a), names);
+      assert.deepEqual(await listed(b), names);
+      assert.ok(generationStats.count - countBefore >= 2, `generations: ${generationStats.count - countBefore}`);
+      assert.equal(generationStats.overlaps - overlapsBefore, 0, 'two nodes generated the same repodata directory at the same time');
+      assert.deepEqual(await a.app.content.listTags(await repoId(), {}), [], 'every lease released');
+    } finally {
+      generationStats.pauseMs = 0;
+    }
   });
+
+  async function repoId(): Promise<number> {
+    return (await a.app.repositories.require('yc')).id;
+  }
 });
