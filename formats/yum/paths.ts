@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../../src/errors.js';
+import { isEncryptedValue } from '../../src/security/secrets.js';
 
 export interface YumSection {
   /** 0: `repodata/` at the root; N: one `repodata/` in each directory N levels down. */
@@ -22,9 +23,15 @@ export const yumSection = z.object({
  * Both are credentials (sealed at rest, null in GETs); a PUT sending them null keeps the stored key.
  */
 export const yumSigningSection = z.object({
+  // Anything but an armored private key block (or the sealed form a stored one takes) is refused
+  // here with a 400, not accepted and then failing at the first signing. A wrong passphrase is
+  // only found when gpg imports the key.
   keypair: z
     .string()
     .max(64 * 1024)
+    .refine((v) => isEncryptedValue(v) || /-----BEGIN PGP PRIVATE KEY BLOCK-----[\s\S]+-----END PGP PRIVATE KEY BLOCK-----/.test(v), {
+      message: 'must be an ASCII-armored PGP private key block (gpg --armor --export-secret-keys)',
+    })
     .nullable()
     .optional(),
   passphrase: z.string().max(4096).nullable().optional(),

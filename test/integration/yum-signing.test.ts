@@ -158,6 +158,14 @@ for (const db of DATABASES) {
         storage: { blobStoreName: 'default', strictContentTypeValidation: true, writePolicy: 'ALLOW' },
         yum: { repodataDepth: 0, deployPolicy: 'STRICT' },
       };
+      const junk = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ ...body, yumSigning: { keypair: 'not a key', passphrase: PASS } }),
+      });
+      assert.equal(junk.status, 400);
+      assert.match(await junk.text(), /yumSigning\.keypair/);
+      assert.equal(await s.app.repositories.find('ysc'), undefined, 'a refused body creates nothing');
       const created = await s.fetch('/service/rest/v1/repositories/yum/hosted', {
         method: 'POST',
         headers: json,
