@@ -13,13 +13,13 @@
  * dist/bench/maven.js`. Environment: BENCH_MAVEN_DEPS (60), BENCH_MAVEN_RUNS (3),
  * BENCH_MAVEN_SECONDS (10), BENCH_MAVEN_CONNECTIONS (32).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, ADMIN_PASSWORD, spawnServer } from '../test/helpers/stowage.js';
-import { freePort } from '../test/helpers/net.js';
+import { runNginx } from '../test/helpers/nginx.js';
 import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, PLUGINS, jar, mvn, writeSettings } from '../test/helpers/maven.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -33,37 +33,9 @@ const log = (s: string) => process.stderr.write(`  · ${s}\n`);
 
 /** nginx (1 worker, sendfile, no access log): `roots` tried in order for every path (a merged tree). */
 async function startNginx(roots: string[]): Promise<{ url: string; stop(): void }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-bench-nginx-'));
-  const port = await freePort();
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
   const chain = roots.map((r, i) => `location ${i === 0 ? '/' : `@r${i}`} { root ${r}; ${i + 1 < roots.length ? `try_files $uri @r${i + 1};` : ''} }`).join('\n    ');
-  writeFileSync(
-    path.join(dir, 'nginx.conf'),
-    `${process.getuid?.() === 0 ? 'user root;' : ''} worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream; ${temps}
-  server { listen 127.0.0.1:${port};
-    ${chain}
-  } }`,
-  );
-  const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(url + '/');
-      break;
-    } catch {
-      if (i > 200) throw new Error('nginx did not start');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  return {
-    url,
-    stop: () => {
-      proc.kill('SIGQUIT');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const nginx = await runNginx({ http: () => 'access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;', servers: [() => chain], connections: 1024 });
+  return { url: nginx.urls[0], stop: () => void nginx.stop() };
 }
 
 /** The parent a POM names, if any; null when it imports a BOM (resolving it would need more than the chain). */

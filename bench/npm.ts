@@ -15,7 +15,7 @@
  * JSON to bench/results/. `npm run bench:npm`. Environment: BENCH_NPM_VERSIONS (300),
  * BENCH_NPM_SECONDS (10 per measurement), BENCH_NPM_CONNECTIONS (32).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { startVerdaccio } from '../test/helpers/verdaccio.js';
 import { publishMany } from '../test/helpers/npm-gen.js';
 import { ADMIN, spawnServer } from '../test/helpers/stowage.js';
-import { freePort } from '../test/helpers/net.js';
+import { runNginx } from '../test/helpers/nginx.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'bench/results');
@@ -73,33 +73,8 @@ async function createRepo(base: string, type: string, body: Record<string, unkno
 
 /** nginx (1 worker, sendfile, no access log) serving `root`; for the static-document peer. */
 async function startNginx(root: string): Promise<{ url: string; stop(): void }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-bench-nginx-'));
-  const port = await freePort();
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
-  writeFileSync(
-    path.join(dir, 'nginx.conf'),
-    `${process.getuid?.() === 0 ? 'user root;' : ''} worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http { access_log off; sendfile on; tcp_nopush on; default_type application/json; ${temps} server { listen 127.0.0.1:${port}; root ${root}; } }`,
-  );
-  const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(url + '/');
-      break;
-    } catch {
-      if (i > 200) throw new Error('nginx did not start');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  return {
-    url,
-    stop: () => {
-      proc.kill('SIGQUIT');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const nginx = await runNginx({ http: () => 'access_log off; sendfile on; tcp_nopush on; default_type application/json;', servers: [() => `root ${root};`] });
+  return { url: nginx.urls[0], stop: () => void nginx.stop() };
 }
 
 async function main(): Promise<void> {

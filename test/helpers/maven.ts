@@ -4,12 +4,11 @@
  * empty local repository and a settings.xml whose only mirror is Stowage, so every artifact a
  * build needs really comes through Stowage.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { freePort } from './net.js';
+import { runNginx } from './nginx.js';
 
 /** Debian's Maven plugins (and what they need): what `mvn deploy` runs on. */
 export const DEBIAN_MAVEN_REPO = '/usr/share/maven-repo';
@@ -38,38 +37,21 @@ export interface StaticMaven {
  * `extra` locations (`/fixture/` → a directory a test writes).
  */
 export async function startMavenNginx(extra: Record<string, string> = {}): Promise<StaticMaven> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-maven-nginx-'));
-  const port = await freePort();
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`).join(' ');
-  writeFileSync(
-    path.join(dir, 'nginx.conf'),
-    `${process.getuid?.() === 0 ? 'user root;' : ''} worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http { access_log ${dir}/access.log; sendfile on; default_type application/octet-stream; ${temps}
-  server { listen 127.0.0.1:${port};
-    location /debian/ { alias ${DEBIAN_MAVEN_REPO}/; }
+  const nginx = await runNginx({
+    http: (dir) => `access_log ${dir}/access.log; sendfile on; default_type application/octet-stream;`,
+    servers: [
+      () => `location /debian/ { alias ${DEBIAN_MAVEN_REPO}/; }
     location /m2/ { alias ${LOCAL_MAVEN_REPO}/; }
     ${Object.entries(extra)
       .map(([loc, d]) => `location ${loc} { alias ${d}/; }`)
-      .join('\n    ')}
-  } }`,
-  );
-  const proc = spawn('nginx', ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      await fetch(url + '/');
-      break;
-    } catch {
-      if (i > 200) throw new Error('nginx did not start');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+      .join('\n    ')}`,
+    ],
+  });
   return {
-    url,
+    url: nginx.urls[0],
     requests: () => {
       try {
-        return readFileSync(path.join(dir, 'access.log'), 'utf8')
+        return readFileSync(path.join(nginx.dir, 'access.log'), 'utf8')
           .split('\n')
           .map((l) => /"(\w+) (\S+) [^"]*" (\d+)/.exec(l))
           .filter((m): m is RegExpExecArray => !!m)
@@ -78,10 +60,7 @@ http { access_log ${dir}/access.log; sendfile on; default_type application/octet
         return [];
       }
     },
-    stop: () => {
-      proc.kill('SIGQUIT');
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => void nginx.stop(),
   };
 }
 
