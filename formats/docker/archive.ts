@@ -41,7 +41,7 @@ import {
 } from './manifest.js';
 import { blobPath, manifestPath } from './proxy.js';
 import { getBlobContent, resolveManifest } from './group.js';
-import { mayPush, setTag, type Pusher } from './changes.js';
+import { DOCKER_DIGESTS, mayPush, setTag, type Pusher } from './changes.js';
 import { indexReferrer } from './referrers.js';
 
 const OCTET = 'application/octet-stream';
@@ -192,7 +192,7 @@ async function holdEntry(rec: Received, name: string, size: number, body: Readab
 /** Puts a file still in memory into the blob store (the plan references it). */
 async function materialise(app: Stowage, storeId: number, file: ArchiveFile): Promise<void> {
   if (file.staged || !file.data) return;
-  file.staged = await app.blobs.stage(storeId, Readable.from([file.data]), { expectedSize: file.size, expected: { sha256: file.sha256.slice(7) } });
+  file.staged = await app.blobs.stage(storeId, Readable.from([file.data]), { digests: DOCKER_DIGESTS, expectedSize: file.size, expected: { sha256: file.sha256.slice(7) } });
 }
 
 /** Streams one entry into the blob store: hashed once, its name's digest checked, small JSON kept. */
@@ -218,7 +218,7 @@ async function stageEntry(app: Stowage, storeId: number, rec: Received, name: st
   body.pipe(tap);
   let staged: StagedBlob;
   try {
-    staged = await app.blobs.stage(storeId, tap, { expectedSize: size, expected: named?.[1] === 'sha256' ? { sha256: named[2] } : undefined });
+    staged = await app.blobs.stage(storeId, tap, { digests: DOCKER_DIGESTS, expectedSize: size, expected: named?.[1] === 'sha256' ? { sha256: named[2] } : undefined });
   } catch (e) {
     if (e instanceof AppError && e.code === 'DIGEST_INVALID')
       throw new AppError('DIGEST_INVALID', `Invalid image archive: ${name}: content does not match its digest (${e.message})`);
@@ -574,7 +574,7 @@ async function receiveArchive(ctx: Koa.Context, app: Stowage): Promise<void> {
     for (const m of plan.manifests.values()) if (m.file) await materialise(app, repo.blobStoreId, m.file);
     for (const m of plan.manifests.values()) {
       if (!m.generated) continue;
-      const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([m.generated]), { expectedSize: m.generated.length });
+      const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([m.generated]), { digests: DOCKER_DIGESTS, expectedSize: m.generated.length });
       m.file = { path: `(generated ${m.digest})`, size: m.generated.length, staged, sha256: m.digest, head: Buffer.alloc(0) };
       generated.push(m.file);
     }

@@ -9,6 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { StagedBlob } from '../../src/blob/blob-service.js';
+import type { DigestAlgorithm } from '../../src/blob/digest-set.js';
 import type { ContentChange, AssetSource } from '../../src/content/content-change.js';
 import type { Repository } from '../../src/repository/repository.js';
 import type { AccessCheck } from '../../src/repository/types.js';
@@ -21,6 +22,9 @@ import { blobPath, manifestPath } from './proxy.js';
 import { indexReferrer, unindexReferrer } from './referrers.js';
 
 export const OCTET = 'application/octet-stream';
+
+/** What docker content needs: blobs and manifests are addressed by sha256, nothing else. */
+export const DOCKER_DIGESTS: readonly DigestAlgorithm[] = ['sha256'];
 
 /** Who pushes: the repository, the pusher's permission check and audit origin. */
 export interface Pusher {
@@ -73,7 +77,7 @@ export async function commitBlob(p: Pusher, digest: string, staged: StagedBlob):
 
 /** Streams a blob into the repository's store (hashed once, verified) and commits it. */
 export async function stageAndCommitBlob(p: Pusher, digest: string, body: Readable, opts: { expectedSize?: number; expected?: { sha256?: string } }): Promise<void> {
-  const staged = await p.app.blobs.stage(p.repo.blobStoreId, body, opts);
+  const staged = await p.app.blobs.stage(p.repo.blobStoreId, body, { digests: DOCKER_DIGESTS, ...opts });
   await commitBlob(p, digest, staged);
 }
 

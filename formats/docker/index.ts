@@ -8,6 +8,7 @@ import { toWritableMember } from './group.js';
 import { catalog, deleteManifest, getManifest, getReferrers, ping, putManifest, tagsList } from './registry-manifests.js';
 import { cancelUpload, deleteBlob, getBlob, patchUpload, putUpload, startUpload, uploadStatus } from './registry-blobs.js';
 import { archiveRoutes } from './archive.js';
+import { DOCKER_DIGESTS } from './changes.js';
 import { dockerProxySection, isMetadata, proxyAsset, proxyExpected, upstreamChallenge, upstreamHeaders, upstreamUrl } from './proxy.js';
 import { dockerGcTask, dockerUploadPurgeTask, reclaimRepository } from './gc.js';
 
@@ -109,7 +110,7 @@ const pathRouted: RootRoute = {
 
 export const docker: FormatPlugin = {
   name: 'docker',
-  digests: ['sha256'],
+  digests: DOCKER_DIGESTS,
   sections: [
     {
       key: 'docker',

@@ -6,6 +6,7 @@ import type { Repository } from '../../src/repository/repository.js';
 import { changeProperties } from '../../src/repository/unit-of-work.js';
 import type { Stowage } from '../../src/stowage.js';
 import { ociError } from './errors.js';
+import { DOCKER_DIGESTS } from './changes.js';
 
 const SCOPE = 'docker.upload';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -68,14 +69,14 @@ export class UploadSessions {
    * of the session is being received).
    */
   async append(session: UploadSession, body: Readable, at?: number): Promise<number> {
-    const chunked = await this.app.blobs.chunkedBlob(session.storeId, session.uuid);
+    const chunked = await this.app.blobs.chunkedBlob(session.storeId, session.uuid, DOCKER_DIGESTS);
     session.size = await chunked.append(body, { at });
     return session.size;
   }
 
   /** The digests of every byte received (from the hash state; the bytes are not read again). */
   async digests(session: UploadSession): Promise<Digests> {
-    const d = await (await this.app.blobs.chunkedBlob(session.storeId, session.uuid)).finish();
+    const d = await (await this.app.blobs.chunkedBlob(session.storeId, session.uuid, DOCKER_DIGESTS)).finish();
     session.size = d.size;
     return d;
   }

@@ -95,7 +95,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
   let scanned: ScannedPublish;
   try {
     scanned = await scanPublishBody(req.ctx.req, MAX_DOCUMENT_BYTES, (a) => {
-      staging = app.blobs.stage(repo.blobStoreId, a.stream, { maxSize: MAX_TARBALL_BYTES });
+      staging = app.blobs.stage(repo.blobStoreId, a.stream, { digests: repo.format.digests, maxSize: MAX_TARBALL_BYTES });
       staging.catch((e: Error) => a.stream.destroy(e));
     });
   } catch (e) {
@@ -117,7 +117,7 @@ export async function putPackage(req: ContentRequest, name: string, viaRev: bool
     if (inline) {
       const buf = Buffer.from(inline[1].data as string, 'base64');
       inline[1].data = '';
-      const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([buf]));
+      const staged = await app.blobs.stage(repo.blobStoreId, Readable.from([buf]), { digests: repo.format.digests });
       tarball = {
         staged,
         sha512: base64Of(staged.sha512),

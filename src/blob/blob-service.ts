@@ -8,7 +8,7 @@ import { now, num, readCommittedRow } from '../db/db.js';
 import { AppError, isAppError } from '../errors.js';
 import type { BlobStores } from './blob-stores.js';
 import { DigestStream, Hasher, type DigestLimits, type Digests } from './digest-stream.js';
-import { DIGEST_ALGORITHMS, digestSet, scopedDigests, type DigestAlgorithm } from './digest-set.js';
+import { DIGEST_ALGORITHMS, digestSet, type DigestAlgorithm } from './digest-set.js';
 import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
 import { bufferedBodyBudget } from '../http/request-limits.js';
 import type { ByteRange } from './driver.js';
@@ -78,9 +78,9 @@ export function digestMismatch(digests: Digests, expected: ExpectedDigests | und
   return which ? new AppError('DIGEST_INVALID', `Content ${which} does not match: expected ${expected![which]}, got ${digests[which] ?? '(not computed)'}`) : null;
 }
 
-/** The digests ingest computes when not told: the request's repository format's (digest-set.ts), else sha256, sha1, md5. */
+/** The digests ingest computes when not told (callers pass their repository format's `digests`): sha256, sha1, md5. */
 function defaultDigests(): DigestAlgorithm[] {
-  return digestSet(scopedDigests());
+  return digestSet(undefined);
 }
 
 /** The digest columns of a blob row for `digests` (only those computed). */
@@ -222,9 +222,9 @@ export class BlobService {
     return { ...digests, storeId, storageKey: key };
   }
 
-  /** The upload `id` received in pieces into store `storeId`, with this process's hash state for it. */
-  async chunkedBlob(storeId: number, id: string): Promise<ChunkedBlob> {
-    return this.chunked.get(id, await this.stores.driver(storeId), () => this.ensureSpace(storeId));
+  /** The upload `id` received in pieces into store `storeId`, with this process's hash state for it (computing `digests`). */
+  async chunkedBlob(storeId: number, id: string, digests?: readonly DigestAlgorithm[]): Promise<ChunkedBlob> {
+    return this.chunked.get(id, await this.stores.driver(storeId), () => this.ensureSpace(storeId), digests);
   }
 
   /** Stages a finished upload in pieces whose digests are known (`ChunkedBlob.finish`): no second hash. */

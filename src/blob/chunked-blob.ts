@@ -2,6 +2,7 @@ import { pipeline, type Readable } from 'node:stream';
 import { AppError, isAppError, outOfSpace } from '../errors.js';
 import { HashingStream, Hasher, type Digests } from './digest-stream.js';
 import type { BlobAppender, BlobDriver } from './driver.js';
+import type { DigestAlgorithm } from './digest-set.js';
 /** Hash states kept in memory; beyond this the least recently used idle one is dropped (rebuilt from the store if needed). */
 const MAX_STATES = 256;
 
@@ -41,6 +42,8 @@ export class ChunkedBlob {
     readonly id: string,
     /** Throws when no new bytes may be written (the disk is nearly full). */
     private readonly guard: () => Promise<void> = async () => undefined,
+    /** The digests to compute (the repository format's declared set; default sha256, sha1, md5). */
+    private readonly digests?: readonly DigestAlgorithm[],
   ) {}
 
   get inProgress(): boolean {
@@ -78,7 +81,7 @@ export class ChunkedBlob {
     const size = await this.store.appendedSize(this.id);
     if (!this.hasher || this.hashed > size) {
       this.drop();
-      this.hasher = new Hasher();
+      this.hasher = new Hasher(undefined, this.digests);
     }
     if (this.hashed < size) {
       const h = this.hasher;
@@ -169,14 +172,14 @@ export class ChunkedBlob {
 export class ChunkedBlobs {
   private readonly map = new Map<string, ChunkedBlob>();
 
-  get(id: string, store: ChunkedBlob['store'], guard?: () => Promise<void>): ChunkedBlob {
+  get(id: string, store: ChunkedBlob['store'], guard?: () => Promise<void>, digests?: readonly DigestAlgorithm[]): ChunkedBlob {
     let b = this.map.get(id);
     if (b && b.store !== store) {
       b.abort();
       b = undefined;
     }
     if (!b) {
-      b = new ChunkedBlob(store, id, guard);
+      b = new ChunkedBlob(store, id, guard, digests);
       this.map.set(id, b);
       if (this.map.size > MAX_STATES) this.evict();
     }

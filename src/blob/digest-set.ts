@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { createBLAKE2b, type IHasher } from 'hash-wasm';
 
@@ -22,21 +21,6 @@ export function digestSet(algorithms: readonly DigestAlgorithm[] | undefined): D
   const want = new Set<DigestAlgorithm>(algorithms ?? DEFAULT_DIGESTS);
   want.add('sha256');
   return DIGEST_ALGORITHMS.filter((a) => want.has(a));
-}
-
-/**
- * The digests of the repository a content request is for: set by the content router around a
- * format's handler, so a format staging bytes itself (`app.blobs.stage`, chunked uploads) gets its
- * declared set without naming it. Explicit `digests` options win.
- */
-const scope = new AsyncLocalStorage<readonly DigestAlgorithm[]>();
-
-export function withDigests<T>(algorithms: readonly DigestAlgorithm[] | undefined, fn: () => T): T {
-  return scope.run(digestSet(algorithms), fn);
-}
-
-export function scopedDigests(): readonly DigestAlgorithm[] | undefined {
-  return scope.getStore();
 }
 
 /** One running digest: node:crypto, or BLAKE2b-256 in WASM (node's blake2b512 has no output length). */

@@ -2,7 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../errors.js';
 import { INGEST_BUFFER, giveIngestBuffer, takeIngestBuffer } from './ingest-buffers.js';
-import { DIGEST_ALGORITHMS, blakeReady, digestSet, runningHash, scopedDigests, type DigestAlgorithm, type RunningHash } from './digest-set.js';
+import { DIGEST_ALGORITHMS, blakeReady, digestSet, runningHash, type DigestAlgorithm, type RunningHash } from './digest-set.js';
 
 /** The digests computed for some bytes: sha256 always, the others when the format asked for them. */
 export interface Digests {
@@ -242,10 +242,10 @@ export class Hasher {
 
   /**
    * `sizeHint`: the expected total, when known (below 1 MiB everything is hashed inline).
-   * `algorithms`: default the request's repository format's (digest-set.ts), else sha256, sha1, md5.
+   * `algorithms`: the repository format's declared set; default sha256, sha1, md5.
    */
   constructor(sizeHint?: number, algorithms?: readonly DigestAlgorithm[]) {
-    this.algorithms = digestSet(algorithms ?? scopedDigests());
+    this.algorithms = digestSet(algorithms);
     const plan = sizeHint === undefined || sizeHint >= OFFLOAD_MIN_BYTES ? pool.plan(this.algorithms) : null;
     const main = plan ? plan.main : this.algorithms;
     const made = main.map((a) => runningHash(a));

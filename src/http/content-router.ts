@@ -1,7 +1,6 @@
 import type Koa from 'koa';
 import { AppError } from '../errors.js';
 import type { Stowage } from '../stowage.js';
-import { withDigests } from '../blob/digest-set.js';
 import { matchRoute, type FormatPlugin, type RootRoute, type RouteRequest } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import type { ContentAction } from '../repository/types.js';
@@ -59,12 +58,19 @@ export function resolveContent(app: Stowage, scope?: ListenerScope): Koa.Middlew
       format = target.repository?.format ?? target.root?.format;
     }
     ctx.state.content = target;
-    if (format?.renderError) {
-      const render = format.renderError.bind(format);
-      ctx.state.renderError = (c: Koa.Context, err: AppError) => render(c, err, app);
-    }
+    if (format?.renderError) ctx.state.renderError = rendererOf(app, format);
     await next();
   };
+}
+
+/** Each format's error renderer bound once per app (not a closure per request). */
+const renderers = new WeakMap<Stowage, Map<FormatPlugin, (c: Koa.Context, err: AppError) => void>>();
+function rendererOf(app: Stowage, format: FormatPlugin): (c: Koa.Context, err: AppError) => void {
+  let m = renderers.get(app);
+  if (!m) renderers.set(app, (m = new Map()));
+  let r = m.get(format);
+  if (!r) m.set(format, (r = (c, err) => format.renderError!(c, err, app)));
+  return r;
 }
 
 function targetOf(app: Stowage, path: string, scope: ListenerScope): ContentTarget | undefined {
@@ -159,6 +165,5 @@ export async function serve(app: Stowage, ctx: Koa.Context): Promise<void> {
       uploader: { userId: principal.userId, ip: ctx.ip },
     },
   };
-  // Bytes a handler stages itself get the format's declared digests (digest-set.ts).
-  await withDigests(format.digests, () => route.handler(req));
+  await route.handler(req);
 }
