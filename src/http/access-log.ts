@@ -23,9 +23,51 @@ function repositoryOf(ctx: Koa.Context, fixed: string | undefined): string | und
   }
 }
 
+/** A request's logger: the child logger carrying the request id is made on first use (most requests log nothing). */
+class RequestLog implements Logger {
+  private made?: Logger;
+  constructor(
+    private readonly base: Logger,
+    private readonly reqId: string,
+  ) {}
+  private get log(): Logger {
+    return (this.made ??= this.base.child({ reqId: this.reqId }));
+  }
+  debug(msg: string, ...rest: unknown[]): void {
+    this.log.debug(msg, ...rest);
+  }
+  info(msg: string, ...rest: unknown[]): void {
+    this.log.info(msg, ...rest);
+  }
+  warn(msg: string, ...rest: unknown[]): void {
+    this.log.warn(msg, ...rest);
+  }
+  error(msg: string, ...rest: unknown[]): void {
+    this.log.error(msg, ...rest);
+  }
+  child(bindings: Record<string, unknown>): Logger {
+    return this.log.child(bindings);
+  }
+  get pino(): Logger['pino'] {
+    return this.log.pino;
+  }
+  access(fields: Record<string, unknown>): void {
+    this.log.access(fields);
+  }
+  flush(): void {
+    this.log.flush();
+  }
+}
+
+/** Headers on every response, failed ones too (the error boundary drops what was set before it). */
+const COMMON_HEADERS: ReadonlyArray<[string, string]> = [
+  ['Server', 'Stowage'],
+  ['X-Content-Type-Options', 'nosniff'],
+];
+
 /**
  * Gives each request an id (the client's `X-Request-Id` when it is safe, else a new one), sends
- * it back as `X-Request-Id`, offers `ctx.state.log`, a logger whose lines carry it, and writes one
+ * it back as `X-Request-Id` with the common headers (`Server`, `X-Content-Type-Options`), offers `ctx.state.log`, a logger whose lines carry it, and writes one
  * access line when the response is over (finished or cut): request id, user, repository, method,
  * path (without the query, which may hold a token), status, bytes sent and duration in ms.
  * Outermost middleware of a listener, so the status is the one the error boundary chose.
@@ -34,9 +76,7 @@ export function accessLog(log: Logger, repository?: string): Koa.Middleware {
   return async (ctx, next) => {
     const incoming = ctx.get('X-Request-Id');
     const reqId = SAFE_ID.test(incoming) ? incoming : randomUUID();
-    ctx.set('X-Request-Id', reqId);
-    let child: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true, enumerable: false });
+    ctx.state.log = new RequestLog(log, reqId);
     if (!log.pino.isLevelEnabled('info')) return withId(ctx, reqId, next);
 
     const start = performance.now();
@@ -80,11 +120,20 @@ export function accessLog(log: Logger, repository?: string): Koa.Middleware {
   };
 }
 
-/** The error boundary drops the headers of a failed response: the id is set again on the error's. */
+/**
+ * The id and the common headers, set before the rest runs (a streamed body sends headers early)
+ * and again after it: the error boundary drops the headers of a failed response.
+ */
 async function withId(ctx: Koa.Context, reqId: string, next: Koa.Next): Promise<void> {
+  const res = ctx.res;
+  for (const [k, v] of COMMON_HEADERS) res.setHeader(k, v);
+  res.setHeader('X-Request-Id', reqId);
   try {
     await next();
   } finally {
-    if (!ctx.res.headersSent) ctx.res.setHeader('X-Request-Id', reqId);
+    if (!res.headersSent) {
+      for (const [k, v] of COMMON_HEADERS) res.setHeader(k, v);
+      res.setHeader('X-Request-Id', reqId);
+    }
   }
 }

@@ -58,8 +58,11 @@ export async function signIn(
   return null;
 }
 
-/** Reads credentials once per request and sets ctx.state.principal (anonymous when allowed and none given). */
-export function authentication(app: Stowage): Koa.Middleware {
+/**
+ * Reads credentials once per request and sets ctx.state.principal (anonymous when allowed and
+ * none given); `then` sees the outcome before the rest runs (the listener's body budget).
+ */
+export function authentication(app: Stowage, then?: (ctx: Koa.Context, principal: Principal | null) => unknown): Koa.Middleware {
   return async (ctx, next) => {
     const header = ctx.get('Authorization');
     let principal: Principal | null = null;
@@ -93,6 +96,7 @@ export function authentication(app: Stowage): Koa.Middleware {
     // Without credentials: the anonymous user (its current roles) when anonymous access is on.
     if (!principal) principal = await app.security.anonymousPrincipal();
     ctx.state.principal = principal;
+    then?.(ctx, principal);
     await next();
   };
 }

@@ -44,16 +44,17 @@ export class BodyBudget {
   }
 }
 
-const budgets = new WeakMap<Readable, BodyBudget>();
+/** On the request stream itself: a WeakMap entry per request cost more (ephemerons for the GC). */
+const BUDGET = Symbol('bodyBudget');
 
 /** Charges what `readSmall` buffers of this request to `budget` (set for callers not signed in). */
 export function chargeBufferedBody(req: Readable, budget: BodyBudget): void {
-  budgets.set(req, budget);
+  (req as Readable & { [BUDGET]?: BodyBudget })[BUDGET] = budget;
 }
 
 /** The budget a request's buffered body is charged to, if any. */
 export function bufferedBodyBudget(stream: Readable): BodyBudget | undefined {
-  return budgets.get(stream);
+  return (stream as Readable & { [BUDGET]?: BodyBudget })[BUDGET];
 }
 
 /** True when the request announces a body (Content-Length > 0 or chunked). */

@@ -4,7 +4,7 @@ import Koa from 'koa';
 import type { Stowage } from '../stowage.js';
 import { errorBoundary } from './errors.js';
 import { accessLog } from './access-log.js';
-import { authentication, principalOf } from './auth.js';
+import { authentication } from './auth.js';
 import { contentRouter, resolveContent, type ListenerScope } from './content-router.js';
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
@@ -34,8 +34,8 @@ function budgetOf(app: Stowage): BodyBudget {
 }
 
 /**
- * What every listener starts with: the request id and access line, the one error boundary,
- * common headers, the content request resolved once with its format's error shape (`scope`: a
+ * What every listener starts with: the request id, common headers and access line, the one
+ * error boundary, the content request resolved once with its format's error shape (`scope`: a
  * dedicated listener's repository, a shared port's format, or the main listener), then identity.
  */
 export function listenerBase(app: Stowage, scope?: ListenerScope): Koa {
@@ -46,21 +46,11 @@ export function listenerBase(app: Stowage, scope?: ListenerScope): Koa {
   koa.silent = true;
   koa.use(accessLog(app.log, scope && 'repository' in scope ? scope.repository : undefined));
   koa.use(errorBoundary(app.log));
-  koa.use(async (ctx, next) => {
-    ctx.set('Server', 'Stowage');
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    await next();
-  });
   koa.use(resolveContent(app, scope));
-  koa.use(authentication(app));
   const budget = budgetOf(app);
   // What callers not signed in buffer (readSmall) is charged to one budget per app: many slow
   // anonymous bodies, each under its own limit, cannot exhaust memory together.
-  koa.use(async (ctx, next) => {
-    const p = principalOf(ctx);
-    if (!p || p.anonymous) chargeBufferedBody(ctx.req, budget);
-    await next();
-  });
+  koa.use(authentication(app, (ctx, p) => (!p || p.anonymous) && chargeBufferedBody(ctx.req, budget)));
   const settings = app.config.http;
   limitsOf.set(koa, {
     headersTimeoutMs: settings.headersTimeoutSeconds * 1000,
