@@ -58,15 +58,28 @@ export function openDb(url: string | undefined, dataDir: string): Db {
   return db;
 }
 
+/** Rows kept by the committed reader between two commits (a bound: past it the map is emptied). */
+const MAX_KEPT_ROWS = 20_000;
+
 /**
  * A second, read-only SQLite connection for hot single-row lookups, past knex's query builder,
  * compiler and pool (most of the CPU of a small cached GET). In WAL mode a reader sees only
  * committed data, never the open transaction of the writer connection, and a commit is visible to
  * it as soon as it returns. Statements are prepared once per SQL text.
+ *
+ * Rows read are kept until the next commit: `PRAGMA data_version` on this connection changes
+ * whenever another connection (the writer, which every write of the process goes through) has
+ * committed since it was last asked, and asking reads no page. So between writes a repeated
+ * lookup (one packument's digest, each group member's copy of one metadata path, a negative
+ * cache entry) is a map lookup, and no write, whatever code made it, can leave a kept row stale.
+ * Kept rows are frozen: callers copy what they change.
  */
 class CommittedReader {
   private conn: Database.Database | null = null;
   private readonly stmts = new LRUCache<string, Database.Statement>({ max: 200 });
+  private version: Database.Statement | null = null;
+  private seen: unknown = undefined;
+  private readonly kept = new Map<string, unknown>();
   private closed = false;
 
   constructor(private readonly file: string) {}
@@ -77,20 +90,33 @@ class CommittedReader {
     if (!this.conn) {
       this.conn = new Database(this.file, { readonly: true, fileMustExist: true });
       this.conn.pragma('busy_timeout = 10000');
+      this.version = this.conn.prepare('PRAGMA data_version').pluck();
+    }
+    const v = this.version!.get();
+    if (v !== this.seen) {
+      this.seen = v;
+      this.kept.clear();
     }
     const key = byTable ? `T${sql}` : sql;
+    const rowKey = `${key}\u0000${JSON.stringify(params)}`;
+    if (this.kept.has(rowKey)) return this.kept.get(rowKey);
     let st = this.stmts.get(key);
     if (!st) {
       st = this.conn.prepare(sql);
       if (byTable) st.expand(true);
       this.stmts.set(key, st);
     }
-    return st.get(...params);
+    const row = st.get(...params) as Record<string, unknown> | undefined;
+    if (row && byTable) for (const t of Object.values(row)) Object.freeze(t);
+    if (this.kept.size >= MAX_KEPT_ROWS) this.kept.clear();
+    this.kept.set(rowKey, row && Object.freeze(row));
+    return row;
   }
 
   close(): void {
     this.closed = true;
     this.stmts.clear();
+    this.kept.clear();
     this.conn?.close();
     this.conn = null;
   }

@@ -1,5 +1,5 @@
 import type { Db } from '../db/db.js';
-import { num } from '../db/db.js';
+import { num, readCommittedRow } from '../db/db.js';
 
 /** Never-expiring negative cache entries (timeToLive -1) still need a number in the column. */
 const NEVER = Number.MAX_SAFE_INTEGER;
@@ -41,6 +41,11 @@ export class ProxyState {
 
   /** True while the remote's "not found" for `path` is remembered. */
   async isMissing(repositoryId: number, path: string, at = Date.now()): Promise<boolean> {
+    // Asked on every read of a path a proxy lacks (a group's metadata asks each member): on
+    // SQLite from the committed reader, which keeps the row until the next write; the expiry is
+    // compared here so that the lookup is the same whatever the time.
+    const fast = readCommittedRow(this.db, 'select expires_at from negative_cache where repository_id = ? and path = ? limit 1', [repositoryId, path]);
+    if (fast !== null) return !!fast && num(fast.expires_at) > at;
     const r = await this.db('negative_cache').where({ repository_id: repositoryId, path }).where('expires_at', '>', at).first('status');
     return !!r;
   }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { migrate, openDb } from '../../src/db/db.js';
+import Database from 'better-sqlite3';
+import { migrate, openDb, readCommittedRow } from '../../src/db/db.js';
 import { ContentService } from '../../src/content/content-service.js';
 
 // The tag lookup reads SQLite through a second, read-only connection: it must see what was
@@ -41,6 +42,49 @@ test('tagTarget reads committed data only (SQLite read-only connection)', async 
     assert.equal(await content.tagTarget(repoId, 'img', 'new'), 'sha256:c');
     await content.deleteTag(db, repoId, 'img', 'new');
     assert.equal(await content.tagTarget(repoId, 'img', 'new'), null);
+  } finally {
+    await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Rows read are kept until the next commit (PRAGMA data_version): a write by any code path, or by
+// another connection to the file (another process), must be seen at the next read, and a kept
+// row must not be changed by a caller.
+test('kept rows last only until the next commit, whoever commits', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-reader-'));
+  const db = openDb(undefined, dir);
+  try {
+    await migrate(db);
+    await db.raw('pragma foreign_keys = OFF');
+    const content = new ContentService(db);
+    await content.setTag(db, 1, 'img', 'latest', 'sha256:a');
+    const sql = 'select * from tags where repository_id = ? and scope = ? and name = ? limit 1';
+    const first = readCommittedRow(db, sql, [1, 'img', 'latest'])!;
+    assert.equal(first.target, 'sha256:a');
+    // The same lookup again is the kept row, frozen.
+    assert.equal(readCommittedRow(db, sql, [1, 'img', 'latest']), first);
+    assert.throws(() => {
+      (first as Record<string, unknown>).target = 'changed';
+    }, TypeError);
+    // Another parameter is another row.
+    assert.equal(readCommittedRow(db, sql, [1, 'img', 'other']), undefined);
+
+    // A raw update through knex (no service method involved).
+    await db.raw("update tags set target = 'sha256:b' where name = 'latest'");
+    assert.equal(readCommittedRow(db, sql, [1, 'img', 'latest'])!.target, 'sha256:b');
+
+    // Another connection to the same file (as another process would write).
+    const other = new Database(path.join(dir, 'db', 'stowage.sqlite'));
+    try {
+      other.pragma('foreign_keys = OFF');
+      other.prepare("update tags set target = 'sha256:c' where name = 'latest'").run();
+      other.prepare("insert into tags (repository_id, scope, name, target, updated_at) values (1, 'img', 'other', 'sha256:d', 0)").run();
+    } finally {
+      other.close();
+    }
+    assert.equal(readCommittedRow(db, sql, [1, 'img', 'latest'])!.target, 'sha256:c');
+    assert.equal(readCommittedRow(db, sql, [1, 'img', 'other'])!.target, 'sha256:d');
   } finally {
     await db.destroy();
     rmSync(dir, { recursive: true, force: true });
