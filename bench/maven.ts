@@ -11,7 +11,8 @@
  *
  * Not a test: prints a table and writes JSON to bench/results/. `npm run build && node
  * dist/bench/maven.js`. Environment: BENCH_MAVEN_DEPS (60), BENCH_MAVEN_RUNS (3),
- * BENCH_MAVEN_SECONDS (10), BENCH_MAVEN_CONNECTIONS (32).
+ * BENCH_MAVEN_SECONDS (10), BENCH_MAVEN_CONNECTIONS (32), BENCH_NODE_ARGS (extra node options for
+ * Stowage, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
   const deps = pickDependencies(DEPS);
   log(`${deps.length} dependencies picked from ${LOCAL_MAVEN_REPO}`);
   const tree = await startNginx([DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO]);
-  const stowage = await spawnServer();
+  const stowage = await spawnServer({ nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   const work = mkdtempSync(path.join(tmpdir(), 'stowage-bench-maven-'));
   let staticPeer: { url: string; stop(): void } | null = null;
   try {

@@ -80,7 +80,7 @@ async function startNginx(root: string): Promise<{ url: string; stop(): void }> 
 async function main(): Promise<void> {
   log(`starting verdaccio and Stowage; publishing ${VERSIONS} versions of ${PKG} to each`);
   const verdaccio = await startVerdaccio();
-  const stowage = await spawnServer();
+  const stowage = await spawnServer({ nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   const rows: Array<{ what: string; kind: string; rps: number; bytes: number; non2xx: number; errors: string }> = [];
   try {
     const s = stowage.url;

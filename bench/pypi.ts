@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(tree, 'simple', 'index.html'), readFileSync(path.join(TREE, 'simple', 'index.html')));
   execFileSync('sh', ['-c', `for f in ${TREE}/files/*; do ln -sf "$f" ${tree}/files/; done`]);
   const nginx = await startNginx([tree]);
-  const stowage = await spawnServer();
+  const stowage = await spawnServer({ nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   const rows: Array<Record<string, unknown>> = [];
   try {
     const s = stowage.url;

@@ -94,7 +94,7 @@ async function dnfInstall(url: string, root: string): Promise<number> {
 
 async function main(): Promise<void> {
   const work = await mkdtemp(path.join(tmpdir(), 'stowage-bench-yum-'));
-  const stowage = await spawnServer();
+  const stowage = await spawnServer({ nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   let nginx: { url: string; stop(): void } | null = null;
   try {
     log(`building ${N + 1} RPMs`);

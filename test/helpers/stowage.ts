@@ -33,6 +33,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** Reuse a database URL (restart tests). */
   dbUrl?: string;
+  /** Extra node options for the server (benches: `BENCH_NODE_ARGS`, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`). */
+  nodeArgs?: string[];
 }
 
 async function dbEnv(opts: ServerOptions): Promise<{ url?: string }> {
@@ -124,7 +126,7 @@ export async function spawnServer(opts: ServerOptions & { port?: number } = {}):
     ...(dbUrl ? { STOWAGE_DB: dbUrl } : {}),
     ...opts.env,
   };
-  const proc = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
