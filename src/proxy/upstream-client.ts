@@ -7,12 +7,19 @@ import zlib from 'node:zlib';
  * The connection pools of a node, shared by every proxy repository: node:http keep-alive agents,
  * one per protocol.
  *
- * Not undici (which the project otherwise prefers for HTTP clients): undici 6 and 7, the lines
- * that run on Node 20, end the whole process with an uncatchable `assert(!this.paused)` when a
- * remote closes the connection (FIN) while a response body is paused by backpressure — any
- * `Connection: close` answer we spool more slowly than it arrives, or a remote dying mid-body
- * (nodejs/undici#5360, fixed only in undici 8, which needs Node 22). Reproduced here with a raw
- * socket upstream (proxy-short-body.test.ts); a proxy cannot choose its remotes' framing.
+ * Not undici (which the project otherwise prefers for HTTP clients): no undici release that runs
+ * on Node 20 is both safe and strict. From 7.26.0 (and 6.29.1), which reject a chunked body cut
+ * short by the remote closing the connection (nodejs/undici#5307), up to 7.30.2 (the newest 7.x,
+ * checked 2026-12), a remote that sends a Content-Length or connection-delimited body with
+ * `Connection: close` and closes (FIN) while the body is paused by backpressure ends the whole
+ * process with an uncatchable `assert(!this.paused)` (nodejs/undici#5360, fixed only in undici 8,
+ * which needs Node 22 and does not load on 20): any such answer we spool more slowly than it arrives, or a remote dying
+ * mid-body. It happens with request() bodies, stream(), fetch(), and dispatch() handlers pausing by
+ * `onData` returning false or by `controller.pause()`; with Agent, Pool and Client; with pipelining
+ * 0, 1 or the default. Only a handler that never pauses escapes it, by buffering without limit.
+ * 7.25.0 and earlier (7.10.0 and 7.25.0 tested) do not crash but take a chunked body cut short on a `Connection: close` answer
+ * for a whole one, which node:http reports as an error. A proxy cannot choose its remotes'
+ * framing; proxy-short-body.test.ts plays such remotes with a raw socket server.
  */
 export class UpstreamPools {
   private pools?: { http: http.Agent; https: https.Agent };

@@ -7,6 +7,9 @@
  *   next fetch (now with a Content-Length) replaces it and that copy stays;
  * - npm tarball: refused when cut short, and when whole but not what the packument's
  *   `dist.shasum` says; the right one is cached.
+ * - raw proxy `.txt`, chunked with Connection: close: cut short before the last chunk is refused
+ *   and not cached (the framing tells, so the whole one is cached for good). undici up to 7.25
+ *   took such a body for a whole one; later 7.x crash instead (see upstream-client.ts).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { DATABASES, startServer, type TestServer } from '../helpers/stowage.js';
 import { packageTarball } from '../helpers/npm-gen.js';
 
-type Mode = 'half-close' | 'close' | 'length';
+type Mode = 'half-close' | 'close' | 'length' | 'chunked' | 'chunked-cut';
 interface Served {
   body: Buffer;
   mode: Mode;
@@ -40,10 +43,19 @@ async function rawUpstream(): Promise<{ url: string; routes: Map<string, Served>
         sock.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         return;
       }
-      const body = r.mode === 'half-close' ? r.body.subarray(0, Math.floor(r.body.length / 2)) : r.body;
-      const length = r.mode === 'length' ? `Content-Length: ${body.length}\r\n` : '';
-      sock.write(`HTTP/1.1 200 OK\r\nContent-Type: ${r.type}\r\n${length}Connection: close\r\n\r\n`);
-      sock.end(body);
+      const cut = r.mode === 'half-close' || r.mode === 'chunked-cut';
+      const body = cut ? r.body.subarray(0, Math.floor(r.body.length / 2)) : r.body;
+      const framing = r.mode === 'length' ? `Content-Length: ${body.length}\r\n` : r.mode.startsWith('chunked') ? 'Transfer-Encoding: chunked\r\n' : '';
+      sock.write(`HTTP/1.1 200 OK\r\nContent-Type: ${r.type}\r\n${framing}Connection: close\r\n\r\n`);
+      if (!r.mode.startsWith('chunked')) return sock.end(body);
+      for (let i = 0; i < body.length; i += 16 * 1024) {
+        const chunk = body.subarray(i, i + 16 * 1024);
+        sock.write(`${chunk.length.toString(16)}\r\n`);
+        sock.write(chunk);
+        sock.write('\r\n');
+      }
+      // Cut short: the connection closes where the next chunk (or the last, empty one) should be.
+      sock.end(cut ? '' : '0\r\n\r\n');
     });
     sock.on('error', () => undefined);
   });
@@ -52,9 +64,10 @@ async function rawUpstream(): Promise<{ url: string; routes: Map<string, Served>
   return { url: `http://127.0.0.1:${port}`, routes, hits, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-/** GET, reading the whole body: `complete` is false when the response broke off. */
+/** GET, reading the whole body: `body` is null when the response broke off, `status` 0 when it broke off before its head. */
 async function get(s: TestServer, p: string): Promise<{ status: number; body: Buffer | null }> {
-  const r = await s.fetch(p, { auth: null });
+  const r = await s.fetch(p, { auth: null }).catch(() => null);
+  if (!r) return { status: 0, body: null };
   try {
     return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
   } catch {
@@ -135,6 +148,23 @@ for (const db of DATABASES) {
       const third = await get(s, '/repository/rawp/docs/notes.txt');
       assert.ok(third.body?.equals(text));
       assert.equal(up.hits.get('/raw/docs/notes.txt'), 2, 'a length-delimited body is a permanent cache entry (contentMaxAge -1)');
+    });
+
+    it('raw .txt, chunked: cut short before the last chunk is refused and not cached; the whole one is cached for good', async () => {
+      const text = Buffer.from('chunked line of text\n'.repeat(20_000));
+      up.routes.set('/raw/docs/chunked.txt', { body: text, mode: 'chunked-cut', type: 'text/plain' });
+      const first = await get(s, '/repository/rawp/docs/chunked.txt');
+      assert.ok(first.status !== 200 || first.body === null, `half a chunked body must not be answered as a complete 200 (got ${first.status}, ${first.body?.length} bytes)`);
+      assert.equal(await assetAt('rawp', 'docs/chunked.txt'), undefined, 'nothing cached');
+
+      up.routes.set('/raw/docs/chunked.txt', { body: text, mode: 'chunked', type: 'text/plain' });
+      const second = await get(s, '/repository/rawp/docs/chunked.txt');
+      assert.equal(second.status, 200);
+      assert.ok(second.body?.equals(text), 'the whole body');
+      assert.ok(await stored('rawp', 'docs/chunked.txt'));
+      const hits = up.hits.get('/raw/docs/chunked.txt');
+      assert.ok((await get(s, '/repository/rawp/docs/chunked.txt')).body?.equals(text));
+      assert.equal(up.hits.get('/raw/docs/chunked.txt'), hits, 'chunked framing proves the body whole: a permanent cache entry (contentMaxAge -1)');
     });
 
     it('npm tarball: cut short, or whole but not what dist.shasum says, is refused; the right one is cached', async () => {
