@@ -38,7 +38,7 @@ function fileJson(f: ProjectFile, url: string, extra: Extra = {}): Record<string
 
 export async function getProjectJson(req: RouteRequest): Promise<void> {
   const project = normalizeName(req.params.project);
-  const page = await projectPage(req.repo, project);
+  const page = await projectPage(req.repo, project, undefined, req.app);
   if (!page || page.files.length === 0) throw new AppError('NOT_FOUND', `Project not found: ${project}`);
   const base = `${req.app.baseUrl(req.ctx)}/repository/${encodeURIComponent(req.repo.name)}/simple/${encodeURIComponent(project)}/`;
   // A hosted repository's uploads: md5, BLAKE2b-256, summary and requirements (the page has sha256 only).
