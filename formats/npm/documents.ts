@@ -21,6 +21,8 @@ const JSON_TYPE_UTF8 = 'application/json; charset=utf-8';
 const CORGI_TYPE = CORGI;
 
 interface Rendered {
+  /** The stored blob it was rendered from. */
+  from: string;
   body: Buffer;
   etag: string;
   /** The Last-Modified header value, or null. */
@@ -67,7 +69,11 @@ export function wantsCorgi(ctx: Koa.Context): boolean {
   return (ctx.get('Accept') || '').includes(CORGI);
 }
 
-const renderKey = (sha256: string, repoUrl: string, corgi: boolean) => `${sha256}\n${repoUrl}\n${corgi ? 1 : 0}`;
+/**
+ * One rendering per document as addressed (repository URL, path, full or abbreviated), with the
+ * blob it came from: a new blob replaces it, so superseded renderings do not fill the cache.
+ */
+const renderSlot = (repoUrl: string, path: string, corgi: boolean) => `${repoUrl}\n${path}\n${corgi ? 1 : 0}`;
 
 /**
  * Serves the packument of `name` in the repository addressed. A hosted repository's document
@@ -80,8 +86,8 @@ export async function servePackument(req: ContentRequest, name: string, load: ()
   const corgi = wantsCorgi(req.ctx);
   if (req.repo.type === 'hosted') {
     const sha256 = await req.app.content.blobDigestAt(req.repo.id, name);
-    const r = sha256 ? rendered.get(renderKey(sha256, repoUrl, corgi)) : undefined;
-    if (r) return sendRendered(req.ctx, r, corgi);
+    const r = sha256 ? rendered.get(renderSlot(repoUrl, name, corgi)) : undefined;
+    if (r && r.from === sha256) return sendRendered(req.ctx, r, corgi);
   }
   return sendPackument(req.ctx, await load(), repoUrl, corgi);
 }
@@ -89,19 +95,20 @@ export async function servePackument(req: ContentRequest, name: string, load: ()
 /** Sends a packument (full or abbreviated) with its tarballs under `repoUrl`; ETag/304. */
 export async function sendPackument(ctx: Koa.Context, content: Content, repoUrl: string, corgi: boolean): Promise<void> {
   const c = content.pending ? await content.pending.stored : content;
-  const key = renderKey(c.blob.sha256, repoUrl, corgi);
-  let r = rendered.get(key);
-  if (!r) {
+  const slot = renderSlot(repoUrl, c.asset.path, corgi);
+  let r = rendered.get(slot);
+  if (!r || r.from !== c.blob.sha256) {
     const doc = rewriteTarballs(await readPackument(c), repoUrl);
     const out = corgi ? abbreviate(doc) : doc;
     const body = Buffer.from(JSON.stringify(out));
     const modified = doc.time?.modified;
     r = {
+      from: c.blob.sha256,
       body,
       etag: `"${createHash('sha1').update(body).digest('hex')}"`,
       lastModified: modified && !Number.isNaN(Date.parse(modified)) ? new Date(modified).toUTCString() : null,
     };
-    rendered.set(key, r);
+    rendered.set(slot, r);
   }
   sendRendered(ctx, r, corgi);
 }
