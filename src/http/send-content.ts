@@ -5,6 +5,16 @@ import type { ByteRange } from '../blob/driver.js';
 import { FileBody } from '../blob/file-body.js';
 import { sendFileRange } from './send-file.js';
 import { contentDisposition } from './content-disposition.js';
+import { LRUCache } from 'lru-cache';
+import { readSmall } from '../blob/blob-service.js';
+
+/**
+ * Small stored blobs kept in memory by sha256 (a blob's bytes never change): metadata documents,
+ * checksums, poms, small files. Opening, stat-ing, sendfile-ing and closing a file costs about
+ * three times the CPU of writing a buffer for files of this size (a 200 KB page: ~300 vs ~100 µs).
+ */
+const SMALL_BLOB_BYTES = 64 * 1024;
+const smallBlobs = new LRUCache<string, Buffer>({ max: 10_000, maxSize: 32 * 1024 * 1024, sizeCalculation: (b) => Math.max(1, b.length) });
 
 export interface SendOptions {
   /** Content-Disposition: attachment (with the file name) or inline. */
@@ -109,6 +119,18 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
     // Content-Type is set above; a Buffer body sets Content-Length itself.
     ctx.body = content.bytes;
     return;
+  }
+  if (!range && !pending && size !== null && size <= SMALL_BLOB_BYTES) {
+    let bytes = smallBlobs.get(blob.sha256);
+    if (!bytes) {
+      const read = await readSmall(await content.open(), SMALL_BLOB_BYTES + 1);
+      // A file of another length than recorded is damaged: sent as a file below (cut short, never padded).
+      if (read.length === size) smallBlobs.set(blob.sha256, (bytes = read));
+    }
+    if (bytes) {
+      ctx.body = bytes;
+      return;
+    }
   }
   const body = await content.open(range ?? undefined);
   // A stored file of known length: written to the socket from pooled buffers, past Koa's stream
