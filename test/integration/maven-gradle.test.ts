@@ -32,12 +32,16 @@ interface GradleRun {
   out: string;
 }
 
-/** Runs Debian's gradle without a daemon, with its own user home (`-g`): nothing cached elsewhere is used. */
+/**
+ * Runs Debian's gradle without a daemon, with its own user home (`-g`) and local Maven repository
+ * (Gradle reuses any file of the right sha1 it finds in ~/.m2 instead of downloading it): every
+ * artifact comes over the wire.
+ */
 function gradle(cwd: string, home: string, args: string[]): Promise<GradleRun> {
   return new Promise((resolve) => {
     execFile(
       'gradle',
-      ['--no-daemon', '--console=plain', '--stacktrace', '-g', home, ...args],
+      ['--no-daemon', '--console=plain', '--stacktrace', '-g', home, `-Dmaven.repo.local=${path.join(home, 'm2')}`, ...args],
       {
         cwd,
         maxBuffer: 64 * 1024 * 1024,
@@ -148,7 +152,8 @@ ${o.extra ?? ''}
       const name = path.basename(j);
       assert.ok(got.includes(name), `${name} not in ${got.join(' ')}`);
       assert.equal(sha1(readFileSync(path.join(dir, 'deps', name))), sha1(readFileSync(path.join(LOCAL_MAVEN_REPO, j))), name);
-      // Through Stowage: the proxy fetched it from nginx and keeps it.
+      // Through Stowage: Gradle downloaded it, and the proxy fetched it from nginx and keeps it.
+      assert.ok(r.out.includes(`Download ${s.url}/repository/public/${j}`), j);
       assert.ok((await stored('central', path.dirname(j) + '/')).includes(j), j);
       assert.ok(nginx.requests().includes(`GET /m2/${j} 200`), j);
     }
