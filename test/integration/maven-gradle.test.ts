@@ -200,7 +200,7 @@ ${o.extra ?? ''}
     assert.match(top, /<version>1\.0-SNAPSHOT<\/version>/);
   });
 
-  it('resolves what was published (the snapshot to build 2) and dynamic versions through the merged metadata', async () => {
+  it('resolves what was published (the snapshot to build 2) and dynamic versions through the merged metadata, anonymous access off', async () => {
     // Versions of one artifact in two hosted members: the group's metadata lists them all.
     const upload = async (repo: string, version: string) => {
       const form = new FormData();
@@ -223,6 +223,15 @@ ${o.extra ?? ''}
     await upload('releases2', '1.9');
     const md = await text('/repository/public/com/example/gradle/dyn/maven-metadata.xml');
     for (const v of ['1.2', '1.9', '1.10', '2.0']) assert.match(md, new RegExp(`<version>${v.replace('.', '\\.')}</version>`));
+
+    // Anonymous reads off: Gradle sends the build's credentials only when challenged.
+    const anon = await s.fetch('/service/rest/v1/security/anonymous', {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ enabled: false, userId: 'anonymous', realmName: 'NexusAuthorizingRealm' }),
+    });
+    assert.equal(anon.status, 200, await anon.text());
+    assert.equal((await s.fetch('/repository/public/com/example/gradle/dyn/maven-metadata.xml', { auth: null })).status, 401);
 
     const dir = path.join(work, 'app');
     // Two configurations: `1.+` and `latest.release` of the same module would be conflict-resolved into one.
