@@ -5,7 +5,8 @@
  * Resolves real dependencies with an empty Gradle user home, publishes with the `maven` plugin (a
  * release, a snapshot twice), refuses a release redeploy with Stowage's reason in Gradle's
  * output, resolves what was published (the snapshot to its newest build) and dynamic versions
- * (`1.+`, `latest.release`) through the group's merged metadata.
+ * (`1.+`, `latest.release`) through the group's merged metadata with anonymous access off, and
+ * sees a newer snapshot build and version with --refresh-dependencies.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,6 +111,23 @@ task copyDeps(type: Copy) { from configurations.compileClasspath; into 'deps' }
 ${o.extra ?? ''}
 `;
 
+  /** A component `dyn` of `version` uploaded through the REST API, as Nexus's UI does (Stowage generates its POM). */
+  const upload = async (repo: string, version: string) => {
+    const form = new FormData();
+    for (const [k, v] of Object.entries({
+      'maven2.groupId': G,
+      'maven2.artifactId': 'dyn',
+      'maven2.version': version,
+      'maven2.generate-pom': 'true',
+      'maven2.asset1.extension': 'jar',
+    })) {
+      form.set(k, v);
+    }
+    form.set('maven2.asset1', new Blob([new Uint8Array(jarFile())]), 'dyn.jar');
+    const r = await s.fetch(`/service/rest/v1/components?repository=${repo}`, { method: 'POST', body: form });
+    assert.equal(r.status, 204, await r.text());
+  };
+
   before(async () => {
     s = await startServer();
     nginx = await startMavenNginx();
@@ -184,7 +202,9 @@ ${o.extra ?? ''}
   it('publishes a snapshot twice: timestamped builds 1 and 2, snapshot metadata naming build 2', async () => {
     const dir = path.join(work, 'snap');
     project(dir, javaBuild({ repo: 'snapshots', version: '1.0-SNAPSHOT' }), 'snap', 'public static String name() { return "snap"; }');
-    for (let i = 0; i < 2; i++) {
+    for (let i = 1; i <= 2; i++) {
+      // Each build's jar differs, so a consumer's copy says which build it got.
+      writeFileSync(path.join(dir, 'src/main/java/snap/Main.java'), `package snap;\npublic class Main { public static String name() { return "snap ${i}"; } }\n`);
       const r = await gradle(dir, home, ['uploadArchives']);
       assert.equal(r.code, 0, r.out);
     }
@@ -202,21 +222,6 @@ ${o.extra ?? ''}
 
   it('resolves what was published (the snapshot to build 2) and dynamic versions through the merged metadata, anonymous access off', async () => {
     // Versions of one artifact in two hosted members: the group's metadata lists them all.
-    const upload = async (repo: string, version: string) => {
-      const form = new FormData();
-      for (const [k, v] of Object.entries({
-        'maven2.groupId': G,
-        'maven2.artifactId': 'dyn',
-        'maven2.version': version,
-        'maven2.generate-pom': 'true',
-        'maven2.asset1.extension': 'jar',
-      })) {
-        form.set(k, v);
-      }
-      form.set('maven2.asset1', new Blob([new Uint8Array(jarFile())]), 'dyn.jar');
-      const r = await s.fetch(`/service/rest/v1/components?repository=${repo}`, { method: 'POST', body: form });
-      assert.equal(r.status, 204, await r.text());
-    };
     await upload('releases', '1.2');
     await upload('releases', '2.0');
     await upload('releases2', '1.10');
@@ -251,14 +256,31 @@ ${o.extra ?? ''}
     const got = readdirSync(path.join(dir, 'deps')).sort();
     assert.ok(got.includes('lib-1.0.jar'), got.join(' '));
     assert.deepEqual(readFileSync(path.join(dir, 'deps/lib-1.0.jar')), readFileSync(path.join(work, 'lib/build/libs/lib-1.0.jar')));
-    // Gradle names a resolved snapshot by its timestamped build.
-    const snap = got.find((f) => f.startsWith('snap-'));
-    assert.ok(snap, got.join(' '));
+    // Gradle names a resolved snapshot by its base version; its bytes are build 2's.
+    const snap = 'snap-1.0-SNAPSHOT.jar';
+    assert.ok(got.includes(snap), got.join(' '));
     const builds = (await stored('snapshots', 'com/example/gradle/snap/1.0-SNAPSHOT/')).filter((p) => p.endsWith('.jar'));
-    const newest = builds.find((p) => /-2\.jar$/.test(p))!;
-    assert.ok(snap === 'snap-1.0-SNAPSHOT.jar' || snap === path.basename(newest), snap);
+    const [first, newest] = [builds.find((p) => /-1\.jar$/.test(p))!, builds.find((p) => /-2\.jar$/.test(p))!];
+    assert.notEqual(await text(`/repository/snapshots/${first}.sha1`), await text(`/repository/snapshots/${newest}.sha1`));
     assert.equal(sha1(readFileSync(path.join(dir, 'deps', snap))), await text(`/repository/snapshots/${newest}.sha1`));
     assert.ok(got.includes('dyn-1.10.jar'), `1.+ must pick 1.10: ${got.join(' ')}`);
     assert.deepEqual(readdirSync(path.join(dir, 'latest')), ['dyn-2.0.jar']);
+  });
+
+  it('sees a new snapshot build and a new version with --refresh-dependencies (the group metadata is not stale)', async () => {
+    const snapDir = path.join(work, 'snap');
+    writeFileSync(path.join(snapDir, 'src/main/java/snap/Main.java'), 'package snap;\npublic class Main { public static String name() { return "snap 3"; } }\n');
+    const pub = await gradle(snapDir, home, ['uploadArchives']);
+    assert.equal(pub.code, 0, pub.out);
+    await upload('releases2', '1.11');
+    const dir = path.join(work, 'app');
+    rmSync(path.join(dir, 'deps'), { recursive: true });
+    const r = await gradle(dir, path.join(work, 'home-app'), ['copyDeps', '--refresh-dependencies']);
+    assert.equal(r.code, 0, r.out);
+    const got = readdirSync(path.join(dir, 'deps')).sort();
+    assert.ok(got.includes('dyn-1.11.jar'), `1.+ must now pick 1.11: ${got.join(' ')}`);
+    const third = (await stored('snapshots', 'com/example/gradle/snap/1.0-SNAPSHOT/')).find((p) => /-3\.jar$/.test(p));
+    assert.ok(third);
+    assert.equal(sha1(readFileSync(path.join(dir, 'deps/snap-1.0-SNAPSHOT.jar'))), sha1(readFileSync(path.join(snapDir, 'build/libs/snap-1.0-SNAPSHOT.jar'))), got.join(' '));
   });
 });
