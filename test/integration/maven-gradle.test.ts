@@ -1,7 +1,7 @@
 /**
  * Maven end to end with Debian's Gradle (4.4, on OpenJDK 17), unmodified and never offline: it
  * reaches only loopback, where a Stowage group (hosted releases, a second hosted releases, hosted
- * snapshots, a proxy of the machine's static Maven tree served by nginx) is its only repository.
+ * snapshots, proxies of the machine's two static Maven trees served by nginx) is its only repository.
  * Resolves real dependencies with an empty Gradle user home, publishes with the `maven` plugin (a
  * release, a snapshot twice), refuses a release redeploy with Stowage's reason in Gradle's
  * output, resolves what was published (the snapshot to its newest build) and dynamic versions
@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, startServer, type TestServer } from '../helpers/stowage.js';
-import { LOCAL_MAVEN_REPO, jar as jarFile, startMavenNginx, type StaticMaven } from '../helpers/maven.js';
+import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, jar as jarFile, startMavenNginx, type StaticMaven } from '../helpers/maven.js';
 
 const G = 'com.example.gradle';
 /**
@@ -137,7 +137,8 @@ ${o.extra ?? ''}
     await create('hosted', { name: 'releases2', storage: { writePolicy: 'ALLOW_ONCE' }, maven: { versionPolicy: 'RELEASE', layoutPolicy: 'STRICT' } });
     await create('hosted', { name: 'snapshots', storage: { writePolicy: 'ALLOW_ONCE' }, maven: { versionPolicy: 'SNAPSHOT', layoutPolicy: 'STRICT' } });
     await create('proxy', { name: 'central', proxy: { remoteUrl: `${nginx.url}/m2/`, contentMaxAge: -1, metadataMaxAge: 1440 }, maven: { versionPolicy: 'RELEASE' } });
-    await create('group', { name: 'public', group: { memberNames: ['releases', 'releases2', 'snapshots', 'central'] } });
+    await create('proxy', { name: 'debian', proxy: { remoteUrl: `${nginx.url}/debian/`, contentMaxAge: -1, metadataMaxAge: 1440 }, maven: { versionPolicy: 'MIXED' } });
+    await create('group', { name: 'public', group: { memberNames: ['releases', 'releases2', 'snapshots', 'central', 'debian'] } });
   });
 
   after(async () => {
@@ -153,7 +154,8 @@ ${o.extra ?? ''}
       javaBuild({
         deps: `compile 'org.apache.commons:commons-lang3:3.12.0'
   compile 'com.google.guava:guava:31.1-jre'
-  compile 'com.google.code.gson:gson:2.10.1'`,
+  compile 'com.google.code.gson:gson:2.10.1'
+  compile 'commons-cli:commons-cli:1.5.0'`,
       }),
     );
     const r = await gradle(dir, path.join(work, 'home-resolve'), ['copyDeps']);
@@ -166,15 +168,18 @@ ${o.extra ?? ''}
       // Transitive, from guava's POM.
       'com/google/guava/failureaccess/1.0.1/failureaccess-1.0.1.jar',
     ];
-    for (const j of jars) {
+    const check = async (j: string, proxy: string, tree: string, location: string) => {
       const name = path.basename(j);
       assert.ok(got.includes(name), `${name} not in ${got.join(' ')}`);
-      assert.equal(sha1(readFileSync(path.join(dir, 'deps', name))), sha1(readFileSync(path.join(LOCAL_MAVEN_REPO, j))), name);
+      assert.equal(sha1(readFileSync(path.join(dir, 'deps', name))), sha1(readFileSync(path.join(tree, j))), name);
       // Through Stowage: Gradle downloaded it, and the proxy fetched it from nginx and keeps it.
       assert.ok(r.out.includes(`Download ${s.url}/repository/public/${j}`), j);
-      assert.ok((await stored('central', path.dirname(j) + '/')).includes(j), j);
-      assert.ok(nginx.requests().includes(`GET /m2/${j} 200`), j);
-    }
+      assert.ok((await stored(proxy, path.dirname(j) + '/')).includes(j), j);
+      assert.ok(nginx.requests().includes(`GET ${location}${j} 200`), j);
+    };
+    for (const j of jars) await check(j, 'central', LOCAL_MAVEN_REPO, '/m2/');
+    // Only in Debian's tree (the local repository has other versions).
+    await check('commons-cli/commons-cli/1.5.0/commons-cli-1.5.0.jar', 'debian', DEBIAN_MAVEN_REPO, '/debian/');
   });
 
   it('publishes a release with the maven plugin (uploadArchives): files, checksums and metadata as Stowage serves them', async () => {
