@@ -14,13 +14,13 @@
  * BENCH_MAVEN_SECONDS (10), BENCH_MAVEN_CONNECTIONS (32), BENCH_NODE_ARGS (extra node options for
  * Stowage, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, ADMIN_PASSWORD, spawnServer } from '../test/helpers/stowage.js';
 import { runNginx } from '../test/helpers/nginx.js';
+import { wrk } from './wrk.js';
 import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, PLUGINS, jar, mvn, writeSettings } from '../test/helpers/maven.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -97,20 +97,6 @@ function projectPom(deps: string[]): string {
 <project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
 <groupId>bench</groupId><artifactId>bench</artifactId><version>1.0</version>
 <dependencies>${dependencies}</dependencies>${plugins}</project>\n`;
-}
-
-/** Anonymous GETs, as the npm bench measures them (a Basic credential would add its hash check per request). */
-function wrk(url: string): Promise<{ rps: number; non2xx: number; errors: string }> {
-  return new Promise((resolve, reject) =>
-    execFile('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, url], { maxBuffer: 1 << 20 }, (err, stdout) => {
-      if (err) return reject(err);
-      resolve({
-        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN),
-        non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
-        errors: /Socket errors:.*/.exec(stdout)?.[0] ?? '',
-      });
-    }),
-  );
 }
 
 async function api(base: string, method: string, p: string, body?: unknown): Promise<void> {
@@ -191,8 +177,9 @@ async function main(): Promise<void> {
     writeFileSync(path.join(docs, 'maven-metadata.xml'), md);
     staticPeer = await startNginx([docs]);
     log(`metadata GETs: wrk ${SECONDS}s × ${CONNECTIONS} connections each`);
-    const group = await wrk(mdUrl);
-    const nginx = await wrk(`${staticPeer.url}/maven-metadata.xml`);
+    // Anonymous GETs, as the npm bench measures them.
+    const group = await wrk(mdUrl, { seconds: SECONDS, connections: CONNECTIONS });
+    const nginx = await wrk(`${staticPeer.url}/maven-metadata.xml`, { seconds: SECONDS, connections: CONNECTIONS });
 
     const mvnRatio = median(times.stowage) / median(times.nginx);
     const mdRatio = group.rps / nginx.rps;

@@ -15,7 +15,6 @@
  * JSON to bench/results/. `npm run bench:npm`. Environment: BENCH_NPM_VERSIONS (300),
  * BENCH_NPM_SECONDS (10 per measurement), BENCH_NPM_CONNECTIONS (32).
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { startVerdaccio } from '../test/helpers/verdaccio.js';
 import { publishMany } from '../test/helpers/npm-gen.js';
 import { ADMIN, spawnServer } from '../test/helpers/stowage.js';
 import { runNginx } from '../test/helpers/nginx.js';
+import { wrk } from './wrk.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'bench/results');
@@ -35,21 +35,6 @@ const PKG = 'bench-pkg';
 const ABBREVIATED = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*';
 
 const log = (s: string) => process.stderr.write(`  · ${s}\n`);
-
-function wrk(url: string, accept: string | null): Promise<{ rps: number; non2xx: number; errors: string }> {
-  const args = ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
-  if (accept) args.push('-H', `Accept: ${accept}`);
-  args.push(url);
-  return new Promise((resolve, reject) =>
-    execFile('wrk', args, { maxBuffer: 1 << 20 }, (err, stdout) => {
-      if (err) return reject(err);
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN);
-      const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
-      const errors = /Socket errors:.*/.exec(stdout)?.[0] ?? '';
-      resolve({ rps, non2xx, errors });
-    }),
-  );
-}
 
 /** One GET checked before measuring: right status, and the number of versions expected. */
 async function check(url: string, accept: string | null, versions: number): Promise<number> {
@@ -113,7 +98,7 @@ async function main(): Promise<void> {
         for (const t of [...targets, { what: 'nginx (static file)', url: `${nginx.url}/${kind}.json` }]) {
           const bytes = await check(t.url, accept, VERSIONS);
           log(`${t.what} ${kind}: ${bytes} bytes per document; wrk ${SECONDS}s × ${CONNECTIONS} connections`);
-          const r = await wrk(t.url, accept);
+          const r = await wrk(t.url, { seconds: SECONDS, connections: CONNECTIONS, headers: accept ? { Accept: accept } : {} });
           rows.push({ what: t.what, kind, bytes, ...r });
         }
       }

@@ -15,13 +15,14 @@
  * dist/bench/pypi.js`. Environment: BENCH_PYPI_FILES (400), BENCH_PYPI_SECONDS (10),
  * BENCH_PYPI_CONNECTIONS (32), BENCH_PYPI_RUNS (3 pip runs each).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, ADMIN_PASSWORD, spawnServer } from '../test/helpers/stowage.js';
 import { startNginx } from '../test/helpers/nginx.js';
+import { wrk } from './wrk.js';
 import { pipInstall } from '../test/helpers/pip-cli.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -56,20 +57,6 @@ const PACKAGES = [
 ];
 
 const log = (s: string) => process.stderr.write(`  · ${s}\n`);
-
-function wrk(url: string, accept: string): Promise<{ rps: number; non2xx: number; errors: string }> {
-  const args = ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-H', `Accept: ${accept}`, '-H', `Authorization: ${ADMIN}`, url];
-  return new Promise((resolve, reject) =>
-    execFile('wrk', args, { maxBuffer: 1 << 20 }, (err, stdout) => {
-      if (err) return reject(err);
-      resolve({
-        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN),
-        non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
-        errors: /Socket errors:.*/.exec(stdout)?.[0] ?? '',
-      });
-    }),
-  );
-}
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -177,7 +164,7 @@ async function main(): Promise<void> {
         const before = rssMb(stowage.proc.pid!);
         let peak = before;
         const timer = setInterval(() => (peak = Math.max(peak, rssMb(stowage.proc.pid!))), 100);
-        const r = await wrk(t.url, accept);
+        const r = await wrk(t.url, { seconds: SECONDS, connections: CONNECTIONS, headers: { Accept: accept, Authorization: ADMIN } });
         clearInterval(timer);
         rows.push({ measure: 'page GETs', what: t.what, kind, bytes: body.length, ...r, rssBeforeMb: before, rssPeakMb: peak });
       }
