@@ -120,8 +120,31 @@ export interface FormatRoute {
   handler(req: RouteRequest): Promise<void>;
 }
 
+type RouteMatch = { route: FormatRoute; params: Record<string, string> } | { allowed: string[] };
+
+/**
+ * Matches by method and path, per route table: a pure function of its inputs, and a hot path
+ * walks the same few paths (a format's table has up to ~25 patterns to try). Bounded.
+ */
+const matches = new WeakMap<readonly FormatRoute[], Map<string, RouteMatch>>();
+const MAX_MATCHES = 2000;
+
 /** The route of `routes` for a method and path, or the methods the path allows when none fits. */
-export function matchRoute(routes: readonly FormatRoute[], method: string, path: string): { route: FormatRoute; params: Record<string, string> } | { allowed: string[] } {
+export function matchRoute(routes: readonly FormatRoute[], method: string, path: string): RouteMatch {
+  let seen = matches.get(routes);
+  if (!seen) matches.set(routes, (seen = new Map()));
+  const key = `${method} ${path}`;
+  let m = seen.get(key);
+  if (!m) {
+    m = findRoute(routes, method, path);
+    if (seen.size >= MAX_MATCHES) seen.clear();
+    seen.set(key, m);
+  }
+  // Handlers get their own parameters object.
+  return 'route' in m ? { route: m.route, params: { ...m.params } } : m;
+}
+
+function findRoute(routes: readonly FormatRoute[], method: string, path: string): RouteMatch {
   const allowed = new Set<string>();
   const wanted = method === 'HEAD' ? 'GET' : method;
   for (const route of routes) {
