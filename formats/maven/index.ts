@@ -7,6 +7,8 @@ import type Koa from 'koa';
 import { AppError } from '../../src/errors.js';
 import type { FormatPlugin, RouteRequest } from '../../src/repository/format.js';
 import { sendContent } from '../../src/http/send-content.js';
+import { HOT_MAX_AGE_MS, markHot } from '../../src/http/hot-responses.js';
+import type { Repository } from '../../src/repository/repository.js';
 import { renderListing } from '../../src/http/listing.js';
 import { BASIC_CHALLENGE } from '../../src/http/auth.js';
 import { digestOf } from './checksums.js';
@@ -39,13 +41,21 @@ async function get(req: RouteRequest): Promise<void> {
     ctx.status = 200;
     ctx.set('Content-Type', 'text/plain');
     ctx.set('Last-Modified', new Date(Math.floor(target.asset.updated_at / 1000) * 1000).toUTCString());
-    ctx.body = digest;
+    ctx.body = Buffer.from(digest);
+    markHot(ctx, { maxAgeMs: hotAge(repo) });
     return;
   }
   const content = await repo.get(path);
   if (!content) throw new AppError('NOT_FOUND', `Not found: ${path}`);
   await sendContent(ctx, content, { disposition: sectionOf(repo).contentDisposition, contentType: p ? contentTypeOf(path) : undefined });
   repo.downloaded(content);
+  // Small files (metadata, checksums' targets, poms) are answered from memory: replayable.
+  if (!content.pending) markHot(ctx, { maxAgeMs: hotAge(repo), onReplay: () => repo.downloaded(content) });
+}
+
+/** Until the next commit for a hosted repository; a proxy's or group's answer also depends on time. */
+function hotAge(repo: Repository): number | undefined {
+  return repo.type === 'hosted' ? undefined : HOT_MAX_AGE_MS;
 }
 
 async function del(req: RouteRequest): Promise<void> {

@@ -12,6 +12,7 @@ import type { Content } from '../../src/repository/types.js';
 import type { ContentRequest } from '../../src/repository/format.js';
 import { abbreviate, parsePackument, rewriteTarballs, NpmInputError, type Packument } from './packument.js';
 import { LRUCache } from 'lru-cache';
+import { HOT_MAX_AGE_MS, markHot } from '../../src/http/hot-responses.js';
 
 /** Largest packument read (the biggest public ones are tens of MB). */
 export const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -84,6 +85,8 @@ const renderSlot = (repoUrl: string, path: string, corgi: boolean) => `${repoUrl
 export async function servePackument(req: ContentRequest, name: string, load: () => Promise<Content>): Promise<void> {
   const repoUrl = repositoryUrl(req);
   const corgi = wantsCorgi(req.ctx);
+  // Replayed until the next commit; a proxy's or group's document also depends on upstream freshness.
+  markHot(req.ctx, { maxAgeMs: req.repo.type === 'hosted' ? undefined : HOT_MAX_AGE_MS });
   if (req.repo.type === 'hosted') {
     const sha256 = await req.app.content.blobDigestAt(req.repo.id, name);
     const r = sha256 ? rendered.get(renderSlot(repoUrl, name, corgi)) : undefined;

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { HOT_MAX_AGE_MS, markHot } from '../../src/http/hot-responses.js';
 import { AppError } from '../../src/errors.js';
 import { readSmall } from '../../src/blob/blob-service.js';
 import type { RouteRequest } from '../../src/repository/format.js';
@@ -203,7 +204,10 @@ export async function getProjectPage(req: RouteRequest): Promise<void> {
     const local: ProjectPage = { ...page, name: project, files: page.files.map((f) => ({ ...f, url: fileUrl(project, f.filename) })) };
     return repr === 'json' ? renderProjectJson(local) : renderProjectHtml(local);
   });
-  if (!content.pending) req.repo.downloaded(c);
+  if (!content.pending) {
+    req.repo.downloaded(c);
+    markHot(ctx, { maxAgeMs: req.repo.type === 'hosted' ? undefined : HOT_MAX_AGE_MS, onReplay: () => req.repo.downloaded(c) });
+  }
 }
 
 /** `GET simple/`: the project list (an empty list for a repository without projects). */
@@ -216,4 +220,5 @@ export async function getProjectList(req: RouteRequest): Promise<void> {
     const sorted = [...new Set(names.map(normalizeName))].sort();
     return repr === 'json' ? renderListJson(sorted) : renderListHtml(sorted);
   });
+  markHot(req.ctx, { maxAgeMs: req.repo.type === 'hosted' ? undefined : HOT_MAX_AGE_MS });
 }

@@ -84,8 +84,8 @@ class CommittedReader {
 
   constructor(private readonly file: string) {}
 
-  /** `byTable`: the row's columns grouped by the table they come from (a join of tables with like-named columns). */
-  get(sql: string, params: unknown[], byTable = false): unknown {
+  /** The commit version: changes whenever anything else committed since it was last read (kept rows go then). */
+  dataVersion(): unknown {
     if (this.closed) throw new Error('database closed');
     if (!this.conn) {
       this.conn = new Database(this.file, { readonly: true, fileMustExist: true });
@@ -97,12 +97,18 @@ class CommittedReader {
       this.seen = v;
       this.kept.clear();
     }
+    return v;
+  }
+
+  /** `byTable`: the row's columns grouped by the table they come from (a join of tables with like-named columns). */
+  get(sql: string, params: unknown[], byTable = false): unknown {
+    this.dataVersion();
     const key = byTable ? `T${sql}` : sql;
     const rowKey = `${key}\u0000${JSON.stringify(params)}`;
     if (this.kept.has(rowKey)) return this.kept.get(rowKey);
     let st = this.stmts.get(key);
     if (!st) {
-      st = this.conn.prepare(sql);
+      st = this.conn!.prepare(sql);
       if (byTable) st.expand(true);
       this.stmts.set(key, st);
     }
@@ -123,6 +129,20 @@ class CommittedReader {
 }
 
 const readers = new WeakMap<Db, CommittedReader>();
+
+/**
+ * The database's commit version: equal to an earlier reading only if nothing (no connection, no
+ * process) committed in between; null where there is none to read without a query (PostgreSQL).
+ */
+export function commitVersion(db: Db): unknown {
+  const reader = readers.get(db);
+  if (!reader) return null;
+  try {
+    return reader.dataVersion();
+  } catch {
+    return null;
+  }
+}
 
 /**
  * One row of a small read-only query (`?` placeholders) from committed data, on SQLite through

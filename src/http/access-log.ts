@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
 import type { Logger } from '../log.js';
 
@@ -6,6 +7,12 @@ import type { Logger } from '../log.js';
 const SAFE_ID = /^[A-Za-z0-9._:@-]{1,64}$/;
 
 const PREFIX = '/repository/';
+
+/** A request's id: the client's `X-Request-Id` when it is safe, else a new one. */
+export function requestIdOf(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+}
 
 /** The repository a request addressed: set by whoever resolved it, else the listener's, else the path's. */
 function repositoryOf(ctx: Koa.Context, fixed: string | undefined): string | undefined {
@@ -74,8 +81,7 @@ const COMMON_HEADERS: ReadonlyArray<[string, string]> = [
  */
 export function accessLog(log: Logger, repository?: string): Koa.Middleware {
   return async (ctx, next) => {
-    const incoming = ctx.get('X-Request-Id');
-    const reqId = SAFE_ID.test(incoming) ? incoming : randomUUID();
+    const reqId = requestIdOf(ctx.req);
     ctx.state.log = new RequestLog(log, reqId);
     if (!log.pino.isLevelEnabled('info')) return withId(ctx, reqId, next);
 

@@ -9,6 +9,8 @@ import { contentRouter, resolveContent, type ListenerScope } from './content-rou
 import { apiRouter } from '../api/index.js';
 import { uiRouter } from '../ui/index.js';
 import { applyRequestLimits, BodyBudget, chargeBufferedBody, type RequestLimits } from './request-limits.js';
+import { HotResponses } from './hot-responses.js';
+import { commitVersion } from '../db/db.js';
 
 export interface Listener {
   server: http.Server;
@@ -24,6 +26,8 @@ const LINGER_MS = 5_000;
 
 /** The limits each listener's server applies, from the app's settings (read by `listen`). */
 const limitsOf = new WeakMap<Koa, RequestLimits>();
+/** Each listener's kept answers (hot-responses.ts), replayed before its Koa pipeline. */
+const hotOf = new WeakMap<Koa, HotResponses>();
 /** One budget for unauthenticated buffered bodies per app, shared by all its listeners. */
 const budgets = new WeakMap<Stowage, BodyBudget>();
 
@@ -45,6 +49,9 @@ export function listenerBase(app: Stowage, scope?: ListenerScope): Koa {
   koa.proxy = app.config.http.trustProxy;
   koa.silent = true;
   koa.use(accessLog(app.log, scope && 'repository' in scope ? scope.repository : undefined));
+  const hot = new HotResponses(() => commitVersion(app.db), app.log, app.config.http.trustProxy);
+  hotOf.set(koa, hot);
+  koa.use(hot.middleware());
   koa.use(errorBoundary(app.log));
   koa.use(resolveContent(app, scope));
   const budget = budgetOf(app);
@@ -72,20 +79,20 @@ export function createMainApp(app: Stowage): Koa {
 
 export async function listen(koa: Koa, port: number, host: string): Promise<Listener> {
   const limits = limitsOf.get(koa);
-  // No total request timeout (a large upload may take hours); limits below bound headers and idle bodies.
-  const server = http.createServer(
-    { keepAliveTimeout: 65_000, requestTimeout: 0, connectionsCheckingInterval: Math.min(1_000, limits?.headersTimeoutMs || 1_000) },
-    koa.callback(),
-  );
-  if (limits) applyRequestLimits(server, limits);
+  const hot = hotOf.get(koa);
+  const handle = koa.callback();
   // Responses in flight, so a drain can tell their clients not to reuse the connection.
   const inFlight = new Set<http.ServerResponse>();
   let draining = false;
-  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+  // No total request timeout (a large upload may take hours); limits below bound headers and idle bodies.
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, connectionsCheckingInterval: Math.min(1_000, limits?.headersTimeoutMs || 1_000) }, (req, res) => {
     if (draining) res.shouldKeepAlive = false;
+    if (hot?.replay(req, res)) return;
     inFlight.add(res);
     res.on('close', () => inFlight.delete(res));
+    void handle(req, res);
   });
+  if (limits) applyRequestLimits(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
