@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Heap settings apply from here on; loading the server's modules is what grew the heap, so they
 // are imported only now (dynamically: static imports would load before this module's body runs).
-import { youngGenerationMayGrow } from './heap-settings.js';
+import { optimizingCompilerMayRun, youngGenerationMayGrow } from './heap-settings.js';
+import { releaseFreeMemory } from './malloc-native.js';
 import v8 from 'node:v8';
 import type { Config } from './config/config.js';
 
@@ -41,6 +42,8 @@ async function serve(config: Config): Promise<void> {
   await app.proxy.start?.();
   app.tasks.start();
   youngGenerationMayGrow();
+  optimizingCompilerMayRun();
+  releaseFreeMemory();
   app.log.info(`Stowage listening on ${main.url} (data: ${config.dataDir})`);
   const sendfile = sendfileStatus();
   if (sendfile.active) app.log.info('Stored files are sent with sendfile(2)');

@@ -3,7 +3,8 @@
  * and §4.3). Parsing refuses DOCTYPE/ENTITY declarations (entity expansion) and malformed XML;
  * writing is deterministic, so equal content gives equal bytes and equal checksums.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type * as Fxp from 'fast-xml-parser';
+import { lazyRequire } from '../../src/lazy-require.js';
 import type { Coordinates } from './layout.js';
 import { compareVersions, highest, isSnapshot } from './version.js';
 
@@ -39,14 +40,18 @@ export class MetadataError extends Error {}
 /** Metadata documents are small; a larger body is not one. */
 export const MAX_METADATA_BYTES = 4 * 1024 * 1024;
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: true,
-  // Only the five predefined entities can occur: DOCTYPE is refused before parsing.
-  processEntities: true,
-  isArray: (name) => name === 'version' || name === 'snapshotVersion' || name === 'plugin',
-});
+/** Loaded with the first metadata document: most servers never see one. */
+const fxp = lazyRequire<typeof Fxp>('fast-xml-parser');
+let parser: Fxp.XMLParser | undefined;
+const newParser = () =>
+  new (fxp().XMLParser)({
+    ignoreAttributes: true,
+    parseTagValue: false,
+    trimValues: true,
+    // Only the five predefined entities can occur: DOCTYPE is refused before parsing.
+    processEntities: true,
+    isArray: (name) => name === 'version' || name === 'snapshotVersion' || name === 'plugin',
+  });
 
 const text = (v: unknown): string | undefined => {
   if (Array.isArray(v)) v = v[0];
@@ -57,9 +62,9 @@ const text = (v: unknown): string | undefined => {
 export function parseMetadata(input: Buffer | string): Metadata {
   const xml = typeof input === 'string' ? input : input.toString('utf8');
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new MetadataError('maven-metadata.xml must not declare a DOCTYPE or entities');
-  const valid = XMLValidator.validate(xml);
+  const valid = fxp().XMLValidator.validate(xml);
   if (valid !== true) throw new MetadataError(`maven-metadata.xml is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const doc = parser.parse(xml) as Record<string, unknown>;
+  const doc = (parser ??= newParser()).parse(xml) as Record<string, unknown>;
   if (!('metadata' in doc)) throw new MetadataError('maven-metadata.xml has no <metadata> root element');
   // `<metadata/>` parses as an empty string.
   const root = (typeof doc.metadata === 'object' && doc.metadata ? doc.metadata : {}) as Record<string, unknown>;

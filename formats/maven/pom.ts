@@ -3,7 +3,11 @@
  * no DOCTYPE or entity declarations (Maven's own reader refuses them too, and a repository should
  * not serve what every client will fail on). Pure.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type * as Fxp from 'fast-xml-parser';
+import { lazyRequire } from '../../src/lazy-require.js';
+
+/** Loaded with the first POM: most servers never see one. */
+const fxp = lazyRequire<typeof Fxp>('fast-xml-parser');
 
 /** POMs are small; one past this is refused rather than held in memory for the check. */
 export const MAX_POM_BYTES = 8 * 1024 * 1024;
@@ -11,7 +15,7 @@ export const MAX_POM_BYTES = 8 * 1024 * 1024;
 /** Why `xml` is not a usable POM, or null. */
 export function pomProblem(xml: string): string | null {
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) return 'a POM must not declare a DOCTYPE or entities';
-  const valid = XMLValidator.validate(xml);
+  const valid = fxp().XMLValidator.validate(xml);
   if (valid !== true) return `the POM is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`;
   const root = /^(?:\s|<\?[^>]*\?>|<!--[\s\S]*?-->)*<([A-Za-z_][\w.:-]*)/.exec(xml.replace(/^\uFEFF/, ''));
   if (!root || root[1] !== 'project') return `the POM's root element is <${root?.[1] ?? '?'}>, not <project>`;
@@ -35,13 +39,14 @@ export function pomXml(p: { groupId: string; artifactId: string; version: string
   ].join('\n');
 }
 
-const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: true, processEntities: true });
+let parser: Fxp.XMLParser | undefined;
 
 /**
  * The coordinates a POM declares, groupId and version inherited from `<parent>` as Maven does;
  * a value that is missing or still a `${…}` expression is left out. `xml` must have passed `pomProblem`.
  */
 export function pomCoordinates(xml: string): { groupId?: string; artifactId?: string; version?: string } {
+  parser ??= new (fxp().XMLParser)({ ignoreAttributes: true, parseTagValue: false, trimValues: true, processEntities: true });
   const project = ((parser.parse(xml) as { project?: unknown }).project ?? {}) as Record<string, unknown>;
   const parent = (typeof project.parent === 'object' && project.parent ? project.parent : {}) as Record<string, unknown>;
   const value = (v: unknown) => (typeof v === 'string' && v !== '' && !v.includes('${') ? v : undefined);

@@ -4,7 +4,8 @@
  * the stored bytes (a blob, a file: whatever `read` opens). Pure apart from those reads.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import yauzl from 'yauzl';
+import type yauzl from 'yauzl';
+import { lazyRequire } from '../../src/lazy-require.js';
 import { normalizeName } from './names.js';
 
 /** Largest METADATA read (long READMEs live in it; PyPI's largest are a few hundred KB). */
@@ -15,30 +16,40 @@ export class WheelError extends Error {}
 /** Opens bytes `start`..`end` (inclusive) of the wheel. */
 export type RangeOpener = (start: number, end: number) => Promise<Readable>;
 
-class RangeReader extends yauzl.RandomAccessReader {
-  constructor(private readonly open: RangeOpener) {
-    super();
-  }
-  override _readStreamForRange(start: number, end: number): Readable {
-    const out = new PassThrough();
-    if (end <= start) {
-      out.end();
+/** Loaded with the first wheel read: most servers never see one. */
+const zipLib = lazyRequire<typeof yauzl>('yauzl');
+
+type RangeReader = yauzl.RandomAccessReader;
+let RangeReaderClass: (new (open: RangeOpener) => RangeReader) | undefined;
+
+/** A yauzl reader of the wheel's bytes through `open` (the class made once yauzl is loaded). */
+function rangeReader(open: RangeOpener): RangeReader {
+  RangeReaderClass ??= class extends zipLib().RandomAccessReader {
+    constructor(private readonly open: RangeOpener) {
+      super();
+    }
+    override _readStreamForRange(start: number, end: number): Readable {
+      const out = new PassThrough();
+      if (end <= start) {
+        out.end();
+        return out;
+      }
+      this.open(start, end - 1).then(
+        (s) => {
+          s.on('error', (e) => out.destroy(e));
+          s.pipe(out);
+        },
+        (e: Error) => out.destroy(e),
+      );
       return out;
     }
-    this.open(start, end - 1).then(
-      (s) => {
-        s.on('error', (e) => out.destroy(e));
-        s.pipe(out);
-      },
-      (e: Error) => out.destroy(e),
-    );
-    return out;
-  }
+  };
+  return new RangeReaderClass(open);
 }
 
 function openZip(reader: RangeReader, size: number): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false }, (err, zip) =>
+    zipLib().fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false }, (err, zip) =>
       err ? reject(err) : resolve(zip),
     ),
   );
@@ -96,7 +107,7 @@ async function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, max: number): P
 export async function readWheelMetadata(open: RangeOpener, size: number, name: string, version: string): Promise<Buffer> {
   let zip: yauzl.ZipFile;
   try {
-    zip = await openZip(new RangeReader(open), size);
+    zip = await openZip(rangeReader(open), size);
   } catch (e) {
     throw new WheelError(`not a valid zip archive (${(e as Error).message})`);
   }

@@ -9,7 +9,8 @@
 import { spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb } from 'node:zlib';
-import { XMLParser } from 'fast-xml-parser';
+import type * as Fxp from 'fast-xml-parser';
+import { lazyRequire } from '../../src/lazy-require.js';
 import type { Content, GetOptions } from '../../src/repository/types.js';
 import type { MergeInput } from '../../src/repository/format.js';
 import { GroupRepository, type Repository } from '../../src/repository/repository.js';
@@ -22,15 +23,19 @@ import { DEPENDENCY_KINDS, nevra, type Dependency, type DependencyKind, type Rpm
 
 const gunzip = promisify(gunzipCb);
 const ARRAYS = new Set(['package', 'rpm:entry', 'file', 'changelog', 'data']);
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  textNodeName: '#text',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: false,
-  isArray: (name) => ARRAYS.has(name),
-});
+/** Loaded with the first group merge: most servers never do one. */
+const fxp = lazyRequire<typeof Fxp>('fast-xml-parser');
+let parser: Fxp.XMLParser | undefined;
+const xmlParser = () =>
+  (parser ??= new (fxp().XMLParser)({
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    textNodeName: '#text',
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: false,
+    isArray: (name) => ARRAYS.has(name),
+  }));
 
 async function readAll(content: Content): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -124,7 +129,7 @@ function memberPackages(primary: Node, filelists: Node | null, other: Node | nul
 
 /** The files a member's repomd.xml names, by type. */
 function repomdLocations(xml: Buffer): Map<string, string> {
-  const doc = parser.parse(xml.toString('utf8'));
+  const doc = xmlParser().parse(xml.toString('utf8'));
   const out = new Map<string, string>();
   for (const d of doc?.repomd?.data ?? []) if (d?.location?.href) out.set(d.type, d.location.href);
   if (!out.has('primary')) throw new Error('repomd.xml names no primary metadata');
@@ -157,7 +162,11 @@ export async function mergeRepomd(path: string, parts: MergeInput[], group: Repo
     if (!primary) throw new Error(`member '${member.name}' lacks the primary metadata its repomd.xml names`);
     const filelists = where.has('filelists') ? await memberFile(member, base, where.get('filelists')!, trail) : null;
     const other = where.has('other') ? await memberFile(member, base, where.get('other')!, trail) : null;
-    const pkgs = memberPackages(parser.parse(primary.toString('utf8')), filelists && parser.parse(filelists.toString('utf8')), other && parser.parse(other.toString('utf8')));
+    const pkgs = memberPackages(
+      xmlParser().parse(primary.toString('utf8')),
+      filelists && xmlParser().parse(filelists.toString('utf8')),
+      other && xmlParser().parse(other.toString('utf8')),
+    );
     for (const p of pkgs) {
       const key = nevra(p.pkg);
       if (seen.has(key)) continue;

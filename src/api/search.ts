@@ -37,8 +37,12 @@ function searchParams(app: Stowage, ctx: Koa.Context): ContentSearch & { reposit
   };
 }
 
-/** Orders versions as people read them: 1.10 after 1.9, numbers inside names compared as numbers. */
-const byVersion = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+/**
+ * Orders versions as people read them: 1.10 after 1.9, numbers inside names compared as numbers.
+ * Made on the first search that sorts: a collator maps ICU's collation data, ~2 MB of idle RSS.
+ */
+let versionCollator: Intl.Collator | undefined;
+const byVersion = () => (versionCollator ??= new Intl.Collator('en', { numeric: true, sensitivity: 'base' }));
 
 const tags = ['Search'];
 const access = { privilege: 'nx-search-read' };
@@ -110,7 +114,7 @@ export function searchRoutes(app: Stowage): ApiRoute[] {
         let best;
         if (sort === 'version') {
           const { items } = await views.componentPage(scope, search, null, MAX_PAGE_SIZE);
-          const sorted = items.filter((c) => c.assets.length > 0).sort((a, b) => byVersion.compare(a.version ?? '', b.version ?? ''));
+          const sorted = items.filter((c) => c.assets.length > 0).sort((a, b) => byVersion().compare(a.version ?? '', b.version ?? ''));
           best = (ascending ? sorted[0] : sorted[sorted.length - 1])?.assets[0];
         } else {
           // As Nexus: an ambiguous search is the caller's mistake, not a pick of one of the matches.

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createBLAKE2b, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 
 /** Digest algorithms ingest can compute (the names are the `blobs` columns). */
 export type DigestAlgorithm = 'sha256' | 'sha1' | 'md5' | 'sha512' | 'blake2b256';
@@ -30,20 +30,22 @@ export interface RunningHash {
 }
 
 /**
- * BLAKE2b-256 instances, reused: each `createBLAKE2b` instantiates the WASM module (async). One is
- * made ahead so a hasher can usually start synchronously; `blake2b256()` otherwise waits.
+ * BLAKE2b-256 instances, reused: each `createBLAKE2b` instantiates the WASM module (async). The
+ * first is made when a format first asks for the digest (hash-wasm and its compiled WASM cost an
+ * idle server a few MB, and most never hash BLAKE2b); from then on one is made ahead so a hasher
+ * can usually start synchronously; `blake2b256()` otherwise waits.
  */
 const blakeFree: IHasher[] = [];
 let blakeMaking: Promise<void> | null = null;
 
 function makeBlake(): Promise<void> {
-  blakeMaking ??= createBLAKE2b(256).then((h) => {
+  blakeMaking ??= import('hash-wasm').then(async ({ createBLAKE2b }) => {
+    const h = await createBLAKE2b(256);
     blakeFree.push(h);
     blakeMaking = null;
   });
   return blakeMaking;
 }
-void makeBlake();
 
 function wrapBlake(h: IHasher): RunningHash {
   h.init();

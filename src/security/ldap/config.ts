@@ -1,5 +1,6 @@
-import { FilterParser } from 'ldapts';
+import type * as Ldapts from 'ldapts';
 import { badRequest } from '../../errors.js';
+import { lazyRequire } from '../../lazy-require.js';
 import { isAttributeName, isDn } from './escape.js';
 
 /**
@@ -192,6 +193,9 @@ export function parseServerConfig(body: unknown, stored?: LdapServerConfig): Lda
   return cfg;
 }
 
+/** ldapts is loaded only once LDAP is configured or used. */
+export const ldapts = lazyRequire<typeof Ldapts>('ldapts');
+
 /** Nexus accepts `uid=x*` as well as `(uid=x*)`; checked with the same parser the client uses. */
 function normaliseFilter(filter: string): string {
   const f = filter.startsWith('(') ? filter : `(${filter})`;
@@ -205,7 +209,7 @@ function normaliseFilter(filter: string): string {
   }
   if (depth !== 0) throw fail('userLdapFilter', 'not a valid LDAP filter (unbalanced parentheses)');
   try {
-    FilterParser.parseString(f);
+    ldapts().FilterParser.parseString(f);
   } catch (e) {
     throw fail('userLdapFilter', `not a valid LDAP filter (${(e as Error).message})`);
   }

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
-import { Client, ResultCodeError, type Entry } from 'ldapts';
+import type { Client, Entry } from 'ldapts';
 import type { LdapServerConfig } from './config.js';
-import { serverUrl } from './config.js';
+import { ldapts, serverUrl } from './config.js';
 import { escapeFilterValue, firstRdnValue, formatMember, underBase } from './escape.js';
 import { passwordMatches } from './password-attribute.js';
 
@@ -30,7 +30,7 @@ export class LdapServerError extends Error {
 }
 
 function describe(e: unknown): string {
-  if (e instanceof ResultCodeError) {
+  if (e instanceof ldapts().ResultCodeError) {
     // ldapts names the result by class (InvalidCredentialsError); its message is mostly the bare code.
     const name = e.constructor.name.replace(/Error$/, '').replace(/([a-z])([A-Z])/g, '$1 $2');
     const said = e.message.replace(/\s*Code:\s*0x[0-9a-f]+\s*$/i, '').trim();
@@ -68,7 +68,7 @@ export class LdapSession {
   static async run<T>(cfg: LdapServerConfig, bindPassword: string, work: (s: LdapSession) => Promise<T>): Promise<T> {
     const ms = cfg.connectionTimeoutSeconds * 1000;
     const url = serverUrl(cfg);
-    const client = new Client({
+    const client = new (ldapts().Client)({
       url,
       timeout: ms,
       connectTimeout: ms,
@@ -218,7 +218,7 @@ export class LdapSession {
       return await this.client.compare(user.dn, c.userPasswordAttribute, password);
     } catch (e) {
       // The server's answer about these credentials (invalid, locked, not allowed): a refusal.
-      if (e instanceof ResultCodeError) return false;
+      if (e instanceof ldapts().ResultCodeError) return false;
       throw e;
     }
   }
