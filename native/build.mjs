@@ -32,7 +32,10 @@ if (!include) fail(`node_api.h not found in ${candidates.join(', ')}`);
 const cc = process.env.CC || 'cc';
 mkdirSync(out, { recursive: true });
 // sendfile.c: files to sockets inside the kernel; malloc.c: glibc malloc settings (idle RSS).
-for (const [name, libs] of [['sendfile', ['-lpthread']], ['malloc', []]]) {
+for (const [name, libs] of [
+  ['sendfile', ['-lpthread']],
+  ['malloc', []],
+]) {
   const target = path.join(out, `${name}.node`);
   try {
     execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-I', include, path.join(here, `${name}.c`), '-o', target, ...libs], {
