@@ -8,7 +8,9 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
 import { runNginx } from './nginx.js';
+import type { TestServer } from './stowage.js';
 
 /** Debian's Maven plugins (and what they need): what `mvn deploy` runs on. */
 export const DEBIAN_MAVEN_REPO = '/usr/share/maven-repo';
@@ -145,4 +147,16 @@ export function jar(): Buffer {
   end.writeUInt32LE(46 + name.length, 12);
   end.writeUInt32LE(30 + name.length + data.length, 16);
   return Buffer.concat([local, name, data, central, name, end]);
+}
+
+/** What the Maven tests ask of a server: the paths stored in a repository, a document that must answer 200. */
+export function mavenProbes(s: TestServer): { stored(repo: string, prefix: string): Promise<string[]>; text(p: string): Promise<string> } {
+  return {
+    stored: async (repo, prefix) => (await s.app.content.findAssets((await s.app.repositories.require(repo)).id, { pathPrefix: prefix })).map((a) => a.path).sort(),
+    text: async (p) => {
+      const r = await s.fetch(p);
+      assert.equal(r.status, 200, p);
+      return r.text();
+    },
+  };
 }

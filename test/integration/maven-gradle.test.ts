@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, startServer, type TestServer } from '../helpers/stowage.js';
-import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, jar as jarFile, startMavenNginx, type StaticMaven } from '../helpers/maven.js';
+import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, jar as jarFile, mavenProbes, startMavenNginx, type StaticMaven } from '../helpers/maven.js';
 
 const G = 'com.example.gradle';
 /**
@@ -80,13 +80,8 @@ describe('Maven with Gradle (SQLite)', () => {
     const r = await s.fetch(`/service/rest/v1/repositories/maven/${type}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
     assert.equal(r.status, 201, await r.text());
   };
-  const stored = async (repo: string, prefix: string) =>
-    (await s.app.content.findAssets((await s.app.repositories.require(repo)).id, { pathPrefix: prefix })).map((a) => a.path).sort();
-  const text = async (p: string) => {
-    const r = await s.fetch(p);
-    assert.equal(r.status, 200, p);
-    return r.text();
-  };
+  const stored = (repo: string, prefix: string) => mavenProbes(s).stored(repo, prefix);
+  const text = (p: string) => mavenProbes(s).text(p);
   const repoBlock = (name: string) => `maven { url '${s.url}/repository/${name}/'; credentials { username 'admin'; password '${ADMIN_PASSWORD}' } }`;
   const javaBuild = (o: { deps?: string; extra?: string; version?: string; repo?: string; configurations?: string }) => `apply plugin: 'java'
 apply plugin: 'maven'

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ADMIN_PASSWORD, startServer, type TestServer } from '../helpers/stowage.js';
-import { LOCAL_MAVEN_REPO, PLUGINS, jar as jarFile, mvn, pom, startMavenNginx, writeProject, writeSettings, type StaticMaven } from '../helpers/maven.js';
+import { LOCAL_MAVEN_REPO, PLUGINS, jar as jarFile, mavenProbes, mvn, pom, startMavenNginx, writeProject, writeSettings, type StaticMaven } from '../helpers/maven.js';
 
 const G = 'com.example.it';
 
@@ -52,13 +52,8 @@ describe('Maven with mvn (SQLite)', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const stored = async (repo: string, prefix: string) =>
-    (await s.app.content.findAssets((await s.app.repositories.require(repo)).id, { pathPrefix: prefix })).map((a) => a.path).sort();
-  const text = async (p: string) => {
-    const r = await s.fetch(p);
-    assert.equal(r.status, 200, p);
-    return r.text();
-  };
+  const stored = (repo: string, prefix: string) => mavenProbes(s).stored(repo, prefix);
+  const text = (p: string) => mavenProbes(s).text(p);
 
   it('deploys a multi-module release with a classifier, and refuses its redeploy with the reason mvn prints', async () => {
     const dir = path.join(work, 'multi');
