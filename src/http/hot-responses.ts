@@ -35,7 +35,10 @@ export interface HotOptions {
 interface HotEntry {
   version: unknown;
   until: number;
-  headers: Array<[string, string | number | string[]]>;
+  /** The 200's headers as a flat name, value list (writeHead takes it without per-header bookkeeping). */
+  headers: string[];
+  /** The same without the body's Content-Length and Content-Type, for a 304. */
+  notModifiedHeaders: string[];
   etag: string | undefined;
   body: Buffer;
   onReplay?: () => void;
@@ -100,17 +103,13 @@ export class HotResponses {
     }
     const start = performance.now();
     const reqId = requestIdOf(req);
-    for (const [k, v] of e.headers) res.setHeader(k, v);
-    res.setHeader('X-Request-Id', reqId);
     const inm = req.headers['if-none-match'];
     const notModified = !!e.etag && !!inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.etag);
     if (notModified) {
-      res.statusCode = 304;
-      res.removeHeader('Content-Length');
-      res.removeHeader('Content-Type');
+      res.writeHead(304, [...e.notModifiedHeaders, 'X-Request-Id', reqId]);
       res.end();
     } else {
-      res.statusCode = 200;
+      res.writeHead(200, [...e.headers, 'X-Request-Id', reqId]);
       res.end(req.method === 'HEAD' ? undefined : e.body);
     }
     e.onReplay?.();
@@ -146,9 +145,15 @@ export class HotResponses {
       if (!hot || ctx.status !== 200 || !Buffer.isBuffer(body) || body.length > MAX_ENTRY_BYTES) return;
       // A commit during the request: what it read may be older than the version now.
       if (this.version() !== version) return;
-      const headers = Object.entries(ctx.res.getHeaders())
-        .filter(([k]) => k !== 'x-request-id')
-        .map(([k, v]) => [k, v] as [string, string | number | string[]]);
+      const headers: string[] = [];
+      const notModifiedHeaders: string[] = [];
+      for (const [k, v] of Object.entries(ctx.res.getHeaders())) {
+        if (k === 'x-request-id' || v === undefined) continue;
+        for (const one of Array.isArray(v) ? v : [v]) {
+          headers.push(k, String(one));
+          if (k !== 'content-length' && k !== 'content-type') notModifiedHeaders.push(k, String(one));
+        }
+      }
       const principal = ctx.state.principal as { userId?: string } | undefined;
       const repo = ctx.state.repository as { name?: string } | undefined;
       hotStats.kept++;
@@ -156,6 +161,7 @@ export class HotResponses {
         version,
         until: Math.min(hot.maxAgeMs === undefined ? Infinity : Date.now() + hot.maxAgeMs, ctx.req.headers.authorization ? Date.now() + SIGNED_IN_MAX_MS : Infinity),
         headers,
+        notModifiedHeaders,
         etag: ctx.response.get('ETag') || undefined,
         body,
         onReplay: hot.onReplay,
