@@ -59,6 +59,9 @@ export function markHot(ctx: Koa.Context, opts: HotOptions = {}): void {
 }
 
 const MAX_ENTRY_BYTES = 4 * 1024 * 1024;
+/** The key `replay` computed for a request it could not answer, kept on the request (as the body budget is). */
+const KEY = Symbol('hotKey');
+type Keyed = http.IncomingMessage & { [KEY]?: string | null };
 /**
  * An answer to a signed-in caller is replayed for this long at most: a token's expiry or an
  * external directory's change (LDAP) is no commit here.
@@ -94,6 +97,8 @@ export class HotResponses {
   replay(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     if (this.entries.size === 0) return false;
     const key = this.keyOf(req);
+    // The pipeline's middleware keeps the answer under the same key: computed once (it hashes credentials).
+    (req as Keyed)[KEY] = key;
     if (key === null) return false;
     const e = this.entries.get(key);
     if (!e) return false;
@@ -136,7 +141,7 @@ export class HotResponses {
    */
   middleware(): Koa.Middleware {
     return async (ctx, next) => {
-      const key = ctx.method === 'GET' ? this.keyOf(ctx.req) : null;
+      const key = ctx.method !== 'GET' ? null : KEY in ctx.req ? ((ctx.req as Keyed)[KEY] ?? null) : this.keyOf(ctx.req);
       const version = key === null ? null : this.version();
       await next();
       if (key === null || version === null || version === undefined) return;
