@@ -12,6 +12,7 @@ import { DIGEST_ALGORITHMS, digestSet, type DigestAlgorithm } from './digest-set
 import { ChunkedBlobs, type ChunkedBlob } from './chunked-blob.js';
 import { bufferedBodyBudget } from '../http/request-limits.js';
 import type { ByteRange } from './driver.js';
+import { FileBody } from './file-body.js';
 import { IngestOwner } from './ingest-owner.js';
 import { SpaceReserve } from './space-reserve.js';
 
@@ -583,6 +584,18 @@ export async function readSmall(stream: Readable, maxBytes: number): Promise<Buf
     budget?.release(chunks.reduce((sum, c) => sum + c.length, 0));
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * A stored body read whole (`readSmall`'s limit and error): a file of the file store in one
+ * synchronous read (FileBody.readWhole), anything else as a stream.
+ */
+export async function readStored(body: Readable, maxBytes: number): Promise<Buffer> {
+  if (body instanceof FileBody) {
+    const whole = body.readWhole(maxBytes);
+    if (whole) return whole;
+  }
+  return readSmall(body, maxBytes);
 }
 
 export { pipeline };
