@@ -1,7 +1,7 @@
 import { read as readFd } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { FileRange } from '../blob/file-body.js';
-import { kernelSend, sendfileTarget, type KernelTransfer } from './sendfile-native.js';
+import { KernelSendUnavailable, kernelSend, sendfileTarget, type KernelTransfer } from './sendfile-native.js';
 
 /**
  * Bodies from this size go through sendfile(2) when the native helper is there (see
@@ -57,8 +57,8 @@ export function sendFileRange(res: ServerResponse, file: FileRange): Promise<voi
 
 /**
  * The kernel path: the headers go out through Node, and once they have left its buffers the
- * native helper copies the range from the page cache to the socket with sendfile(2) on its own
- * thread, then Node ends the response (nothing more to write: keep-alive carries on as usual).
+ * native helper copies the range from the page cache to the socket with sendfile(2): what the
+ * socket takes at once right here, the rest (if any) on a thread of its own; then Node ends the response (nothing more to write: keep-alive carries on as usual).
  * Node writes nothing to the socket meanwhile (a pipelined next response waits for this one to
  * finish). Closing the response cancels the transfer; the file is closed once the thread is done
  * with it. A failure after the headers cuts the connection, as on the JavaScript path.
@@ -101,9 +101,10 @@ function sendByKernel(res: ServerResponse, file: FileRange, socketFd: number, le
           if (!closed) res.destroy(new Error(errno === -1 ? `File ended before byte ${file.end}` : `sendfile failed (errno ${errno})`));
           finish();
         });
-      } catch {
-        // No thread or descriptor to spare: the JavaScript path carries on from the start of the body.
+      } catch (e) {
+        // No thread or descriptor to spare: the JavaScript path carries on from what went already.
         res.off('close', onClose);
+        if (e instanceof KernelSendUnavailable) file.start += e.sent;
         sendByReads(res, file).then(resolve, () => resolve());
       }
     };

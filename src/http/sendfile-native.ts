@@ -7,6 +7,8 @@ import type { Socket } from 'node:net';
  * was not built, or is switched off (`STOWAGE_SENDFILE=false`), files are sent from JavaScript.
  */
 interface NativeSendfile {
+  /** What the socket takes now, on this thread, without waiting: the bytes sent (stops at EAGAIN, an error or the file's end). */
+  send(socketFd: number, fileFd: number, offset: number, length: number): number;
   /** Starts a transfer; `done(errno, sent)` comes on this thread (errno 0: all sent; -1: the file ended early). */
   start(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number, done: (errno: number, sent: number) => void): object;
   /** Stops a transfer early (its `done` still comes, with ECANCELED). */
@@ -35,8 +37,10 @@ export function sendfileStatus(): { active: boolean; reason?: string } {
 
 /** Transfers in progress, each on its own thread; beyond MAX_ACTIVE the JavaScript path serves. */
 let active = 0;
-/** Transfers started since the process began. */
+/** Transfers started since the process began (whole at once or on a thread). */
 let started = 0;
+/** Of those, the ones the socket took whole at once (no thread). */
+let atOnce = 0;
 const MAX_ACTIVE = 256;
 
 /** The descriptor of a plain TCP socket the kernel path can write to, or null (TLS, no handle, helper off, busy). */
@@ -51,17 +55,36 @@ export interface KernelTransfer {
   cancel(): void;
 }
 
-/** Starts copying `length` bytes of `fileFd` from `offset` to the socket; `done` gets the errno (0 when complete). */
+/**
+ * Copies `length` bytes of `fileFd` from `offset` to the socket; `done` gets the errno (0 when
+ * complete) and the bytes sent. What the socket takes at once is sent on this thread first, as
+ * nginx does; most files a build fetches fit the socket's buffer, and then `done` is called before
+ * this returns and no thread starts: a thread start and the completion's wake-up of the event loop
+ * cost more than the copy (a 114 KB jar through a group: median 836 µs against nginx's 358 µs
+ * with a thread per file). The rest, when there is any, goes on a thread of its own. Throws
+ * `KernelSendUnavailable` (with the bytes already sent) when that thread cannot start: the caller
+ * carries on from there.
+ */
 export function kernelSend(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number, done: (errno: number, sent: number) => void): KernelTransfer {
-  let finished = false;
-  // Throws when the transfer cannot start (no descriptor or thread left): the caller falls back.
-  const handle = native!.start(socketFd, fileFd, offset, length, stallMs, (errno, sent) => {
-    finished = true;
-    active--;
-    done(errno, sent);
-  });
-  active++;
   started++;
+  const now = native!.send(socketFd, fileFd, offset, length);
+  if (now === length) {
+    atOnce++;
+    done(0, length);
+    return { cancel: () => undefined };
+  }
+  let finished = false;
+  let handle: object;
+  try {
+    handle = native!.start(socketFd, fileFd, offset + now, length - now, stallMs, (errno, sent) => {
+      finished = true;
+      active--;
+      done(errno, now + sent);
+    });
+  } catch (e) {
+    throw new KernelSendUnavailable((e as Error).message, now);
+  }
+  active++;
   return {
     cancel: () => {
       if (!finished) native!.cancel(handle);
@@ -69,7 +92,17 @@ export function kernelSend(socketFd: number, fileFd: number, offset: number, len
   };
 }
 
-/** Kernel transfers running now, and started in all (tests, metrics). */
-export function kernelSends(): { active: number; started: number } {
-  return { active, started };
+/** No thread or descriptor to spare for a transfer; `sent` bytes already went to the socket. */
+export class KernelSendUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly sent: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Kernel transfers running now, started in all, and of those sent whole at once (tests, metrics). */
+export function kernelSends(): { active: number; started: number; atOnce: number } {
+  return { active, started, atOnce };
 }

@@ -137,6 +137,30 @@ for (const mode of ['sendfile', 'javascript'] as const)
       assert.equal(kernelSends().started - before, mode === 'sendfile' ? 1 : 0, 'a small file is read and written');
     });
 
+    if (mode === 'sendfile')
+      it('a body the socket takes at once goes without a thread; a larger one carries on on a thread from where it stopped', T, async () => {
+        const mid = randomBytes(100_000); // above SENDFILE_MIN, well under a loopback socket's buffer
+        await put(s, 'dl', 'mid.bin', mid);
+        let before = kernelSends();
+        const r = await get(`${url}/mid.bin`);
+        assert.ok(r.body.equals(mid));
+        assert.equal(kernelSends().started - before.started, 1);
+        assert.equal(kernelSends().atOnce - before.atOnce, 1, 'sent whole at once, no thread');
+        // 10 MB: the socket's buffer fills while this (the client's) event loop is busy sending,
+        // so the copy stops part-way and a thread sends the rest, from the offset reached.
+        before = kernelSends();
+        const big10 = await get(`${url}/data.bin`);
+        assert.equal(sha256(big10.body), sha256(data));
+        assert.equal(kernelSends().started - before.started, 1);
+        assert.equal(kernelSends().atOnce - before.atOnce, 0, 'the rest went on a thread');
+        // A range that starts mid-file and crosses where the first copy stopped.
+        before = kernelSends();
+        const part = await get(`${url}/data.bin`, { Range: `bytes=777-${SIZE - 3}` });
+        assert.equal(part.status, 206);
+        assert.ok(part.body.equals(data.subarray(777, SIZE - 2)));
+        assert.equal(kernelSends().atOnce - before.atOnce, 0);
+      });
+
     it('sends the whole body, exact Content-Length, no descriptor left open', T, async () => {
       for (let i = 0; i < 3; i++) {
         const r = await get(`${url}/data.bin`);
