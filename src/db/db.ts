@@ -36,7 +36,7 @@ export function openDb(url: string | undefined, dataDir: string): Db {
       min: 1,
       max: 1,
       afterCreate(conn: { pragma(s: string): unknown; prepare(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
-        cachePreparedStatements(conn);
+        cachePreparedStatements(conn, writerStatements);
         conn.pragma('journal_mode = WAL');
         conn.pragma('synchronous = NORMAL');
         conn.pragma('foreign_keys = ON');
@@ -46,7 +46,10 @@ export function openDb(url: string | undefined, dataDir: string): Db {
     },
     migrations: { migrationSource },
   });
-  const reader = new CommittedReader(file);
+  // Every statement of the writer connection is counted (knex prepares each query): the reader
+  // knows then, without asking SQLite, whether this process may have committed since it last looked.
+  const writerStatements = { n: 0 };
+  const reader = new CommittedReader(file, writerStatements);
   readers.set(db, reader);
   // db.destroy() ends in the client's destroy: the reader closes with the pool.
   const client = db.client as { destroy(cb?: unknown): Promise<void> };
@@ -62,6 +65,12 @@ export function openDb(url: string | undefined, dataDir: string): Db {
 const MAX_KEPT_ROWS = 20_000;
 
 /**
+ * How long the commit version read is trusted while this process's writer ran no statement: a
+ * commit by another process (a CLI command on the same file) is seen within this time.
+ */
+const FOREIGN_COMMIT_MS = 1;
+
+/**
  * A second, read-only SQLite connection for hot single-row lookups, past knex's query builder,
  * compiler and pool (most of the CPU of a small cached GET). In WAL mode a reader sees only
  * committed data, never the open transaction of the writer connection, and a commit is visible to
@@ -73,6 +82,12 @@ const MAX_KEPT_ROWS = 20_000;
  * lookup (one packument's digest, each group member's copy of one metadata path, a negative
  * cache entry) is a map lookup, and no write, whatever code made it, can leave a kept row stale.
  * Kept rows are frozen: callers copy what they change.
+ *
+ * Asking costs a statement and SQLite's read locks (two fcntl calls): 5–6 times per group GET, it
+ * was 6–9% of the CPU of a jar or pom GET through a group. So the answer is reused while this
+ * process's writer has run no statement since (every write of the process goes through it, so
+ * its own commits are always seen at once) and for at most FOREIGN_COMMIT_MS: another process's
+ * commit is seen within a millisecond.
  */
 class CommittedReader {
   private conn: Database.Database | null = null;
@@ -81,8 +96,14 @@ class CommittedReader {
   private seen: unknown = undefined;
   private readonly kept = new Map<string, unknown>();
   private closed = false;
+  /** The writer's statement count and the time when `seen` was read. */
+  private seenStatements = -1;
+  private seenAt = 0;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly writerStatements: { n: number },
+  ) {}
 
   /** The commit version: changes whenever anything else committed since it was last read (kept rows go then). */
   dataVersion(): unknown {
@@ -92,7 +113,11 @@ class CommittedReader {
       this.conn.pragma('busy_timeout = 10000');
       this.version = this.conn.prepare('PRAGMA data_version').pluck();
     }
+    const t = Date.now();
+    if (this.seenStatements === this.writerStatements.n && t - this.seenAt < FOREIGN_COMMIT_MS) return this.seen;
     const v = this.version!.get();
+    this.seenStatements = this.writerStatements.n;
+    this.seenAt = t;
     if (v !== this.seen) {
       this.seen = v;
       this.kept.clear();
@@ -178,10 +203,11 @@ export function readCommittedTables(db: Db, sql: string, params: unknown[]): Rec
  * GET); a statement is reusable, so keep the prepared ones by SQL text. Bounded: SQL built with
  * variable IN lists would otherwise grow it without end: the least recently used go first.
  */
-function cachePreparedStatements(conn: { prepare(sql: string): unknown }): void {
+function cachePreparedStatements(conn: { prepare(sql: string): unknown }, statements: { n: number }): void {
   const prepare = conn.prepare.bind(conn);
   const cache = new LRUCache<string, object>({ max: 2000 });
   conn.prepare = (sql: string) => {
+    statements.n++;
     let st = cache.get(sql);
     if (st === undefined) {
       st = prepare(sql) as object;
