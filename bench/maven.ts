@@ -6,14 +6,21 @@
  *  1. `mvn dependency:resolve` of a project with BENCH_MAVEN_DEPS (60) real dependencies and an
  *     empty local repository, through a Stowage group (two hosted repositories and a proxy of
  *     that nginx, its cache warmed by one run first) vs mirrored straight at nginx. Target: ≤ 1.15×.
+ *     Stowage answers every file's `.sha1` (so mvn checks it and writes it to the local
+ *     repository); the two trees have no checksum files, so nginx answers 404s and mvn skips
+ *     that work. The peer measured is therefore nginx serving the trees with a `.sha1` beside each
+ *     file the build fetches, as a real Maven repository (Central) has them: both runs then do
+ *     the same work in mvn. nginx without them is measured too and reported beside it.
+ *     Runs alternate (nginx, Stowage, nginx, …); the median of BENCH_MAVEN_RUNS (5) is compared.
  *  2. maven-metadata.xml GETs per second through the group (a document merged from two hosted
  *     members) vs nginx serving the merged bytes as a static file. Target: ≥ 0.3× nginx.
  *
  * Not a test: prints a table and writes JSON to bench/results/. `npm run build && node
- * dist/bench/maven.js`. Environment: BENCH_MAVEN_DEPS (60), BENCH_MAVEN_RUNS (3),
+ * dist/bench/maven.js`. Environment: BENCH_MAVEN_DEPS (60), BENCH_MAVEN_RUNS (5),
  * BENCH_MAVEN_SECONDS (10), BENCH_MAVEN_CONNECTIONS (32), BENCH_NODE_ARGS (extra node options for
  * Stowage, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +33,7 @@ import { DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO, PLUGINS, jar, mvn, writeSettings }
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RESULTS = path.join(ROOT, 'bench/results');
 const DEPS = Number(process.env.BENCH_MAVEN_DEPS ?? 60);
-const RUNS = Number(process.env.BENCH_MAVEN_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_MAVEN_RUNS ?? 5);
 const SECONDS = Number(process.env.BENCH_MAVEN_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_MAVEN_CONNECTIONS ?? 32);
 
@@ -81,6 +88,30 @@ function pickDependencies(n: number): string[] {
   return out;
 }
 
+/**
+ * A tree of `.sha1` files for every jar and pom under `localRepo` (what one resolve fetched),
+ * computed from the file the trees serve: nginx's root tried first, so nginx answers checksums
+ * as a Maven repository does.
+ */
+function checksumOverlay(localRepo: string, roots: string[], out: string): number {
+  let n = 0;
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(path.join(localRepo, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(r);
+      else if (/\.(jar|pom)$/.test(e.name)) {
+        const src = roots.map((root) => path.join(root, r)).find((f) => existsSync(f));
+        if (!src) continue;
+        mkdirSync(path.join(out, rel), { recursive: true });
+        writeFileSync(path.join(out, `${r}.sha1`), createHash('sha1').update(readFileSync(src)).digest('hex'));
+        n++;
+      }
+    }
+  };
+  walk('');
+  return n;
+}
+
 function projectPom(deps: string[]): string {
   const dependencies = deps
     .map((d) => {
@@ -108,7 +139,7 @@ async function api(base: string, method: string, p: string, body?: unknown): Pro
   if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${await r.text()}`);
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
+async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
@@ -123,6 +154,7 @@ async function main(): Promise<void> {
   const stowage = await spawnServer({ nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) });
   const work = mkdtempSync(path.join(tmpdir(), 'stowage-bench-maven-'));
   let staticPeer: { url: string; stop(): void } | null = null;
+  let checksumPeer: { url: string; stop(): void } | null = null;
   try {
     const s = stowage.url;
     const hosted = (name: string) => ({
@@ -154,19 +186,27 @@ async function main(): Promise<void> {
     writeSettings(viaNginx, `${tree.url}/`, 'x', 'x', 'warn');
 
     let n = 0;
-    const resolve = async (settings: string) => {
+    const resolve = async (settings: string, keep = false) => {
       const local = path.join(work, `m2-${n++}`);
       const r = await mvn(project, settings, local, ['dependency:resolve']);
-      rmSync(local, { recursive: true, force: true });
+      if (!keep) rmSync(local, { recursive: true, force: true });
       if (r.code !== 0) throw new Error(`mvn failed:\n${r.out.slice(-4000)}`);
+      return local;
     };
     log('warming Stowage’s proxy cache (one resolve)');
-    await resolve(viaStowage);
-    const times: Record<'stowage' | 'nginx', number[]> = { stowage: [], nginx: [] };
+    const fetched = await resolve(viaStowage, true);
+    const overlay = path.join(work, 'checksums');
+    log(`${checksumOverlay(fetched, [DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO], overlay)} .sha1 files for nginx`);
+    rmSync(fetched, { recursive: true, force: true });
+    checksumPeer = await startNginx([overlay, DEBIAN_MAVEN_REPO, LOCAL_MAVEN_REPO]);
+    const viaChecksumPeer = path.join(work, 'settings-nginx-sha1.xml');
+    writeSettings(viaChecksumPeer, `${checksumPeer.url}/`, 'x', 'x', 'warn');
+    const times: Record<'stowage' | 'nginx' | 'nginxNoChecksums', number[]> = { stowage: [], nginx: [], nginxNoChecksums: [] };
     for (let i = 0; i < RUNS; i++) {
-      times.nginx.push(await timed(() => resolve(viaNginx)));
+      times.nginx.push(await timed(() => resolve(viaChecksumPeer)));
       times.stowage.push(await timed(() => resolve(viaStowage)));
-      log(`run ${i + 1}: nginx ${times.nginx.at(-1)!.toFixed(1)} s, stowage ${times.stowage.at(-1)!.toFixed(1)} s`);
+      times.nginxNoChecksums.push(await timed(() => resolve(viaNginx)));
+      log(`run ${i + 1}: nginx ${times.nginx.at(-1)!.toFixed(2)} s, stowage ${times.stowage.at(-1)!.toFixed(2)} s, nginx without checksums ${times.nginxNoChecksums.at(-1)!.toFixed(2)} s`);
     }
 
     const mdUrl = `${s}/repository/public/bench/lib/lib/maven-metadata.xml`;
@@ -182,6 +222,7 @@ async function main(): Promise<void> {
     const nginx = await wrk(`${staticPeer.url}/maven-metadata.xml`, { seconds: SECONDS, connections: CONNECTIONS });
 
     const mvnRatio = median(times.stowage) / median(times.nginx);
+    const bareRatio = median(times.stowage) / median(times.nginxNoChecksums);
     const mdRatio = group.rps / nginx.rps;
     const lines = [
       '',
@@ -190,18 +231,20 @@ async function main(): Promise<void> {
       '| measure | Stowage (group) | nginx (static) | ratio | target | verdict |',
       '|---|---:|---:|---:|---|---|',
       `| mvn dependency:resolve, empty local repository | ${median(times.stowage).toFixed(2)} s | ${median(times.nginx).toFixed(2)} s | ${mvnRatio.toFixed(2)}× | ≤ 1.15× | ${mvnRatio <= 1.15 ? 'PASS' : 'MISS'} |`,
+      `| the same, nginx without checksum files (mvn skips checking them) | ${median(times.stowage).toFixed(2)} s | ${median(times.nginxNoChecksums).toFixed(2)} s | ${bareRatio.toFixed(2)}× | | |`,
       `| maven-metadata.xml GET | ${group.rps.toFixed(0)} req/s | ${nginx.rps.toFixed(0)} req/s | ${mdRatio.toFixed(2)}× | ≥ 0.3× | ${mdRatio >= 0.3 ? 'PASS' : 'MISS'} |`,
     ];
     if (group.non2xx || nginx.non2xx) lines.push('', `non-2xx: stowage ${group.non2xx}, nginx ${nginx.non2xx}`);
     process.stdout.write(lines.join('\n') + '\n');
     mkdirSync(RESULTS, { recursive: true });
-    const result = { deps: deps.length, runs: RUNS, times, mvnRatio, metadata: { bytes: md.length, group, nginx, ratio: mdRatio } };
+    const result = { deps: deps.length, runs: RUNS, times, mvnRatio, bareRatio, metadata: { bytes: md.length, group, nginx, ratio: mdRatio } };
     const file = path.join(RESULTS, `bench-maven-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2));
     writeFileSync(path.join(RESULTS, 'latest-maven.json'), JSON.stringify(result, null, 2));
     log(`results written to ${path.relative(ROOT, file)}`);
   } finally {
     staticPeer?.stop();
+    checksumPeer?.stop();
     tree.stop();
     await stowage.stop();
     rmSync(work, { recursive: true, force: true });
