@@ -11,7 +11,9 @@
  *
  * Before a thread, `send` tries on the JavaScript thread what the socket takes at once, as nginx
  * does: most files a build fetches fit the socket's buffer, and then no thread is started at all
- * (a thread start and the completion's wake-up of the event loop cost more than the copy).
+ * (a thread start and the completion's wake-up of the event loop cost more than the copy). As
+ * with nginx without aio, a file not in the page cache is read from disk there, for at most what
+ * the socket's buffer takes; the files served are mostly ones just written or read.
  *
  * JavaScript API (src/http/sendfile-native.ts):
  *   send(socketFd, fileFd, offset, length) -> bytes sent now (>= 0), or -errno
