@@ -206,7 +206,9 @@ async function main(): Promise<void> {
       times.nginx.push(await timed(() => resolve(viaChecksumPeer)));
       times.stowage.push(await timed(() => resolve(viaStowage)));
       times.nginxNoChecksums.push(await timed(() => resolve(viaNginx)));
-      log(`run ${i + 1}: nginx ${times.nginx.at(-1)!.toFixed(2)} s, stowage ${times.stowage.at(-1)!.toFixed(2)} s, nginx without checksums ${times.nginxNoChecksums.at(-1)!.toFixed(2)} s`);
+      log(
+        `run ${i + 1}: nginx ${times.nginx.at(-1)!.toFixed(2)} s, stowage ${times.stowage.at(-1)!.toFixed(2)} s, nginx without checksums ${times.nginxNoChecksums.at(-1)!.toFixed(2)} s`,
+      );
     }
 
     const mdUrl = `${s}/repository/public/bench/lib/lib/maven-metadata.xml`;
