@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Db, Tx } from '../db/db.js';
 import { fromJson, isPostgres, now, num, readCommittedRow, readCommittedTables, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
@@ -147,6 +148,8 @@ export interface ComponentFilter {
 export class ContentService {
   /** Downloads recorded and not yet written: asset id → time. */
   private readonly downloads = new Map<number, number>();
+  /** When this process last recorded a download of an asset (a throttle: one record a minute). */
+  private readonly recentDownloads = new LRUCache<number, number>({ max: 100_000 });
   private downloadTimer?: NodeJS.Timeout;
 
   constructor(private readonly db: Db) {}
@@ -288,7 +291,11 @@ export class ContentService {
   async markDownloaded(a: AssetRow): Promise<void> {
     const t = now();
     if (a.last_downloaded !== null && t - a.last_downloaded < 60_000) return;
-    a.last_downloaded = t;
+    // The row may be shared and frozen (a kept row of the committed reader): the time this
+    // process last recorded is kept beside it, not written into it.
+    const marked = this.recentDownloads.get(a.id);
+    if (marked !== undefined && t - marked < 60_000) return;
+    this.recentDownloads.set(a.id, t);
     this.downloads.set(a.id, t);
     if (this.downloads.size >= DOWNLOAD_BATCH) void this.flushDownloads().catch(() => undefined);
     else if (!this.downloadTimer) {
