@@ -58,7 +58,8 @@ export function sendFileRange(res: ServerResponse, file: FileRange): Promise<voi
 /**
  * The kernel path: the headers go out through Node, and once they have left its buffers the
  * native helper copies the range from the page cache to the socket with sendfile(2): what the
- * socket takes at once right here, the rest (if any) on a thread of its own; then Node ends the response (nothing more to write: keep-alive carries on as usual).
+ * socket takes at once right here, the rest (if any) on a thread of its own; then Node ends the
+ * response (nothing more to write: keep-alive carries on as usual).
  * Node writes nothing to the socket meanwhile (a pipelined next response waits for this one to
  * finish). Closing the response cancels the transfer; the file is closed once the thread is done
  * with it. A failure after the headers cuts the connection, as on the JavaScript path.
