@@ -139,7 +139,7 @@ export async function tokenEndpoint(ctx: Koa.Context, app: Stowage, bound: Repos
     const scope = parseScope(raw);
     if (!scope) continue;
     const granted: string[] = [];
-    let repoName: string | null = null;
+    let repoName: string | null;
     if (scope.type === 'repository') {
       if (bound) repoName = bound.name;
       else {

@@ -68,7 +68,7 @@ export function statusRoutes(app: Stowage): ApiRoute[] {
       const run = async (name: string, f: () => Promise<string | null>) => {
         const t = Date.now();
         let healthy = true;
-        let message: string | null = null;
+        let message: string | null;
         try {
           message = await f();
         } catch (e) {

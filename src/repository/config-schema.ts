@@ -3,7 +3,7 @@ import { badRequest } from '../errors.js';
 import type { RepositoryConfig, RepositoryType } from './types.js';
 
 /** Nexus repository names: letters, digits, '.', '_', '-'; not starting with '.' or '_'. */
-export const NAME_RE = /^[A-Za-z0-9\-][A-Za-z0-9._\-]{0,199}$/;
+export const NAME_RE = /^[A-Za-z0-9-][A-Za-z0-9._-]{0,199}$/;
 
 const minutes = z.number().int().min(-1);
 

@@ -2,7 +2,7 @@ import { pipeline, Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, normaliseRow, readStored, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
+import { digestMismatch, readStored, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';

@@ -90,7 +90,7 @@ export function privilegeFromRow(r: Record<string, unknown>): Privilege {
 
 function selector(r: Record<string, unknown>): SelectorDef {
   const expression = String(r.expression);
-  let compiled: CompiledCsel | null = null;
+  let compiled: CompiledCsel | null;
   try {
     compiled = compileCsel(expression);
   } catch {

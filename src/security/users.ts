@@ -65,7 +65,7 @@ export class LocalUsers {
   }
 
   async create(u: { userId: string; password: string; firstName?: string; lastName?: string; email?: string; status?: string; roles: string[] }): Promise<UserRow> {
-    if (!/^[^\s:\/]{1,255}$/.test(u.userId)) throw badRequest('userId: invalid user id', { field: 'userId' });
+    if (!/^[^\s:/]{1,255}$/.test(u.userId)) throw badRequest('userId: invalid user id', { field: 'userId' });
     const t = now();
     try {
       await this.db('users').insert({

@@ -22,6 +22,7 @@ interface AuditItem {
   context: string;
   initiator: string;
   remoteAddress: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form JSON the assertions walk
   attributes: Record<string, any>;
 }
 interface AuditPage {

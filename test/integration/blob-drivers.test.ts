@@ -349,7 +349,7 @@ function conformance(name: string, setup: () => Promise<DriverFixture>, opts: { 
 
     it('concurrent writes to different keys all land intact', T, async () => {
       const sizes = [0, 1, 4096, 1 * MiB + 3, 9 * MiB + 17, 300_000, 17 * MiB, 65_536];
-      const srcs = sizes.map((size, i) => ({ key: fresh('conc'), size, src: generated(size) }));
+      const srcs = sizes.map((size) => ({ key: fresh('conc'), size, src: generated(size) }));
       const written = await Promise.all(srcs.map((s) => d.write(s.key, s.src.stream, s.size)));
       assert.deepEqual(written, sizes);
       for (const s of srcs) assert.deepEqual(await sha256Of(await d.read(s.key)), { sha256: s.src.sha256(), size: s.size });

@@ -21,7 +21,6 @@ import { skopeo } from '../helpers/oci.js';
 import { startS3, type S3Server } from '../helpers/s3.js';
 
 const run = promisify(execFile);
-const API = '/service/rest/v1';
 const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { scanPublishBody, type StreamedAttachment } from '../../formats/npm/publish-body.js';
 import { publishBody } from '../helpers/npm-gen.js';

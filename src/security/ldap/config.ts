@@ -132,7 +132,7 @@ export function parseServerConfig(body: unknown, stored?: LdapServerConfig): Lda
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw fail('body', 'must be a JSON object');
   const b = body as Body;
   const name = str(b, 'name', '', { required: true, max: 255 });
-  if (!/^[^\s\/\\?#%][^\/\\?#%]*$/.test(name) || /\s$/.test(name)) throw fail('name', 'must not contain /, \\, ?, # or % nor start or end with a space');
+  if (!/^[^\s/\\?#%][^/\\?#%]*$/.test(name) || /\s$/.test(name)) throw fail('name', 'must not contain /, \\, ?, # or % nor start or end with a space');
   const protocol = oneOf(b, 'protocol', DEFAULTS.protocol, ['ldap', 'ldaps'] as const, (s) => s.toLowerCase());
   const host = str(b, 'host', '', { required: true, max: 255 });
   if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+|[0-9A-Fa-f:]+)$/.test(host)) throw fail('host', `'${host}' is not a host name or address`);
