@@ -1,7 +1,7 @@
-import { LRUCache } from 'lru-cache';
 import type { Db, Tx } from '../db/db.js';
 import { fromJson, isPostgres, now, num, readCommittedRow, readCommittedTables, toJson } from '../db/db.js';
 import { badRequest } from '../errors.js';
+import { DownloadRecords } from './download-records.js';
 import type { AssetInput, AssetRow, AssetView, ComponentInput, ComponentRow, DirEntry, Page } from './types.js';
 import { normaliseRow, type BlobRow } from '../blob/blob-service.js';
 
@@ -65,10 +65,6 @@ export function decodeToken(token: string | undefined | null): number {
   if (!m) throw badRequest('Invalid continuationToken', { field: 'continuationToken' });
   return Number(m[1]);
 }
-
-/** Downloads are written at most this long after they happen, or once this many are waiting. */
-const DOWNLOAD_FLUSH_MS = 1000;
-const DOWNLOAD_BATCH = 500;
 
 const ASSET_VIEW_COLUMNS = [
   'assets.*',
@@ -146,13 +142,11 @@ export interface ComponentFilter {
  * content write is one commit together with its blob row.
  */
 export class ContentService {
-  /** Downloads recorded and not yet written: asset id → time. */
-  private readonly downloads = new Map<number, number>();
-  /** When this process last recorded a download of an asset (a throttle: one record a minute). */
-  private readonly recentDownloads = new LRUCache<number, number>({ max: 100_000 });
-  private downloadTimer?: NodeJS.Timeout;
+  private readonly downloads: DownloadRecords;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.downloads = new DownloadRecords(db);
+  }
 
   async findAsset(repositoryId: number, path: string, q: Q = this.db): Promise<AssetRow | undefined> {
     // The hot lookup of every content GET: outside a transaction, on SQLite, the committed state
@@ -284,46 +278,14 @@ export class ContentService {
     await this.db('assets').where({ id: assetId }).update({ last_verified: at });
   }
 
-  /**
-   * Records a download, off the hot path: throttled per asset, and written in batches (at most a
-   * second later, or by `flushDownloads`), so a read never waits for a write.
-   */
+  /** Records a download, off the hot path (see DownloadRecords). */
   async markDownloaded(a: AssetRow): Promise<void> {
-    const t = now();
-    if (a.last_downloaded !== null && t - a.last_downloaded < 60_000) return;
-    // The row may be shared and frozen (a kept row of the committed reader): the time this
-    // process last recorded is kept beside it, not written into it.
-    const marked = this.recentDownloads.get(a.id);
-    if (marked !== undefined && t - marked < 60_000) return;
-    this.recentDownloads.set(a.id, t);
-    this.downloads.set(a.id, t);
-    if (this.downloads.size >= DOWNLOAD_BATCH) void this.flushDownloads().catch(() => undefined);
-    else if (!this.downloadTimer) {
-      this.downloadTimer = setTimeout(() => void this.flushDownloads().catch(() => undefined), DOWNLOAD_FLUSH_MS);
-      this.downloadTimer.unref();
-    }
+    this.downloads.mark(a);
   }
 
   /** Writes the downloads recorded so far (cleanup calls it before it judges last downloads). */
   async flushDownloads(): Promise<void> {
-    if (this.downloadTimer) clearTimeout(this.downloadTimer);
-    this.downloadTimer = undefined;
-    if (this.downloads.size === 0) return;
-    // One statement per 500 assets, all at the batch's newest time (at most DOWNLOAD_FLUSH_MS
-    // later than an asset's own): a statement per asset held the one SQLite connection, and the
-    // event loop, for tens of ms per flush while a build downloaded hundreds of files.
-    const ids = [...this.downloads.keys()];
-    let t = 0;
-    for (const at of this.downloads.values()) t = Math.max(t, at);
-    this.downloads.clear();
-    await this.db.transaction(async (tx) => {
-      for (let i = 0; i < ids.length; i += 500) {
-        await tx('assets')
-          .whereIn('id', ids.slice(i, i + 500))
-          .andWhere((w) => w.whereNull('last_downloaded').orWhere('last_downloaded', '<', t))
-          .update({ last_downloaded: t });
-      }
-    });
+    await this.downloads.flush();
   }
 
   /** Deletes one asset (and its component when it was the last asset). */
