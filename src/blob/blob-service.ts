@@ -562,8 +562,15 @@ export class BlobService {
   }
 }
 
-/** Reads a whole small stream (manifests, metadata documents) with a hard cap. */
+/**
+ * Reads a whole small stream (manifests, metadata documents) with a hard cap. A file of the file
+ * store is read in one synchronous read (FileBody.readWhole: no thread hand-offs).
+ */
 export async function readSmall(stream: Readable, maxBytes: number): Promise<Buffer> {
+  if (stream instanceof FileBody) {
+    const whole = stream.readWhole(maxBytes);
+    if (whole) return whole;
+  }
   const chunks: Buffer[] = [];
   let n = 0;
   // A request body is never destroyed here: that resets the connection before the 413 is
@@ -584,18 +591,6 @@ export async function readSmall(stream: Readable, maxBytes: number): Promise<Buf
     budget?.release(chunks.reduce((sum, c) => sum + c.length, 0));
   }
   return Buffer.concat(chunks);
-}
-
-/**
- * A stored body read whole (`readSmall`'s limit and error): a file of the file store in one
- * synchronous read (FileBody.readWhole), anything else as a stream.
- */
-export async function readStored(body: Readable, maxBytes: number): Promise<Buffer> {
-  if (body instanceof FileBody) {
-    const whole = body.readWhole(maxBytes);
-    if (whole) return whole;
-  }
-  return readSmall(body, maxBytes);
 }
 
 export { pipeline };

@@ -63,7 +63,7 @@ export class FileBody extends Readable {
    * null: read it as a stream). Read synchronously: for a small file the read is one copy from
    * the page cache, cheaper than the two thread hand-offs of an asynchronous read and close (see
    * FileBlobDriver.read). Closes the descriptor; the stream ends empty. A file shorter than the
-   * range is an error, as on the stream.
+   * range is an error, as on the stream. readSmall uses it.
    */
   readWhole(maxBytes: number): Buffer | null {
     const length = this.byteLength;

@@ -118,7 +118,7 @@ export class FileBlobDriver implements BlobDriver {
     // dependency:resolve` through a group the hand-offs were ~12% of the server's CPU (profile of
     // bench/maven.ts's project: `open`, `fstat`, `close` on the main thread), on the path of every
     // file request. The bytes themselves are still read off the event loop (large files), or
-    // whole for small ones (readSmallFile).
+    // whole for small ones (FileBody.readWhole).
     let fd: number;
     try {
       fd = openSync(file, 'r');

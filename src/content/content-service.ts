@@ -157,8 +157,9 @@ export class ContentService {
   }
 
   /**
-   * The asset at `path` with its blob's row as stored (unnormalised), in one indexed lookup of
-   * committed data; `null` when this database cannot answer it so (PostgreSQL): ask findAsset.
+   * The asset at `path` with its blob's row, in one indexed lookup of committed data; `null` when
+   * this database cannot answer it so (PostgreSQL): ask queryAssetWithBlob. Both rows are frozen
+   * and shared between callers until the next commit.
    */
   findAssetWithBlob(repositoryId: number, path: string): { asset: AssetRow; blob: BlobRow } | undefined | null {
     const r = readCommittedTables(this.db, 'select * from assets join blobs on blobs.id = assets.blob_id where assets.repository_id = ? and assets.path = ? limit 1', [

@@ -137,8 +137,9 @@ class CommittedReader {
     // Kept rows by statement, then by each parameter in turn (nested maps keyed by the values
     // themselves): no key string is built and hashed per lookup (a JSON text of the parameters
     // appended to the SQL was ~4% of a group GET's CPU). Absent rows are kept too (NO_ROW).
-    let node = (byTable ? this.keptTables : this.kept).get(sql);
-    if (node === undefined) (byTable ? this.keptTables : this.kept).set(sql, (node = new Map()));
+    const [keptBySql, stmts] = byTable ? [this.keptTables, this.tableStmts] : [this.kept, this.stmts];
+    let node = keptBySql.get(sql);
+    if (node === undefined) keptBySql.set(sql, (node = new Map()));
     const last = params.length - 1;
     for (let i = 0; i < last; i++) {
       let next = node.get(params[i]) as Map<unknown, unknown> | undefined;
@@ -148,7 +149,6 @@ class CommittedReader {
     const leafKey = last < 0 ? undefined : params[last];
     const kept = node.get(leafKey);
     if (kept !== undefined) return kept === NO_ROW ? undefined : kept;
-    const stmts = byTable ? this.tableStmts : this.stmts;
     let st = stmts.get(sql);
     if (!st) {
       st = this.conn!.prepare(sql);

@@ -6,7 +6,7 @@ import { FileBody } from '../blob/file-body.js';
 import { sendFileRange } from './send-file.js';
 import { contentDisposition } from './content-disposition.js';
 import { LRUCache } from 'lru-cache';
-import { readStored } from '../blob/blob-service.js';
+import { readSmall } from '../blob/blob-service.js';
 
 /**
  * Small stored blobs kept in memory by sha256 (a blob's bytes never change): metadata documents,
@@ -123,7 +123,7 @@ export async function sendContent(ctx: Koa.Context, content: Content, opts: Send
   if (!range && !pending && size !== null && size <= SMALL_BLOB_BYTES) {
     let bytes = smallBlobs.get(blob.sha256);
     if (!bytes) {
-      const read = await readStored(await content.open(), SMALL_BLOB_BYTES + 1);
+      const read = await readSmall(await content.open(), SMALL_BLOB_BYTES + 1);
       // A file of another length than recorded is damaged: sent as a file below (cut short, never padded).
       if (read.length === size) smallBlobs.set(blob.sha256, (bytes = read));
     }

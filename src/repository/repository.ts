@@ -2,7 +2,7 @@ import { pipeline, Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { contentTypeGuard, type GuardOptions } from './content-type-guard.js';
 import { AppError } from '../errors.js';
-import { digestMismatch, readStored, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
+import { digestMismatch, readSmall, type BlobRow, type StagedBlob } from '../blob/blob-service.js';
 import type { Digests } from '../blob/digest-stream.js';
 import type { AssetRow, DirEntry } from '../content/types.js';
 import type { Stowage } from '../stowage.js';
@@ -315,7 +315,7 @@ export class GroupRepository extends Repository {
   /** Keeps a small merged document in memory, served from its bytes. */
   private async memoize(key: string, stamp: string, content: Content, body?: Buffer): Promise<Content> {
     if (content.blob.size > MEMO_MAX_BYTES) return content;
-    const bytes = body ?? (await readStored(await content.open(), MEMO_MAX_BYTES));
+    const bytes = body ?? (await readSmall(await content.open(), MEMO_MAX_BYTES));
     const held: Content = { ...content, bytes, open: async (range) => Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]) };
     mergedMemo(this.app).set(key, { stamp, content: held });
     return held;
