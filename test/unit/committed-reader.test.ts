@@ -1,21 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate, openDb, readCommittedRow } from '../../src/db/db.js';
+import { readCommittedRow } from '../../src/db/db.js';
+import { withSqlite } from '../helpers/sqlite.js';
 import { ContentService } from '../../src/content/content-service.js';
 
 // The tag lookup reads SQLite through a second, read-only connection: it must see what was
 // committed and nothing of a transaction still open on the writer connection.
 test('tagTarget reads committed data only (SQLite read-only connection)', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-reader-'));
-  const db = openDb(undefined, dir);
-  try {
-    await migrate(db);
-    // Tags alone (no repository row): the one connection of the pool skips the foreign key.
-    await db.raw('pragma foreign_keys = OFF');
+  await withSqlite(async (db) => {
+    // Tags alone (no repository row): foreign keys are off.
     const repoId = 1;
     const content = new ContentService(db);
     assert.equal(await content.tagTarget(repoId, 'img', 'latest'), null);
@@ -42,21 +37,14 @@ test('tagTarget reads committed data only (SQLite read-only connection)', async 
     assert.equal(await content.tagTarget(repoId, 'img', 'new'), 'sha256:c');
     await content.deleteTag(db, repoId, 'img', 'new');
     assert.equal(await content.tagTarget(repoId, 'img', 'new'), null);
-  } finally {
-    await db.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // Rows read are kept until the next commit (PRAGMA data_version): a write by any code path of the
 // process must be seen at the next read, one by another connection to the file (another process)
 // within a millisecond, and a kept row must not be changed by a caller.
 test('kept rows last only until the next commit, whoever commits', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-reader-'));
-  const db = openDb(undefined, dir);
-  try {
-    await migrate(db);
-    await db.raw('pragma foreign_keys = OFF');
+  await withSqlite(async (db, dir) => {
     const content = new ContentService(db);
     await content.setTag(db, 1, 'img', 'latest', 'sha256:a');
     const sql = 'select * from tags where repository_id = ? and scope = ? and name = ? limit 1';
@@ -88,8 +76,5 @@ test('kept rows last only until the next commit, whoever commits', async () => {
     await new Promise((r) => setTimeout(r, 2));
     assert.equal(readCommittedRow(db, sql, [1, 'img', 'latest'])!.target, 'sha256:c');
     assert.equal(readCommittedRow(db, sql, [1, 'img', 'other'])!.target, 'sha256:d');
-  } finally {
-    await db.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -1,19 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { migrate, openDb } from '../../src/db/db.js';
+import { withSqlite } from '../helpers/sqlite.js';
 import { ContentService } from '../../src/content/content-service.js';
 
 // Rows served from the committed reader are shared and frozen: recording a download must not
 // write into the row (it once did, threw inside a swallowed promise, and the record was lost).
 test('a download of a frozen (shared) row is recorded, once a minute per asset', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'stowage-downloads-'));
-  const db = openDb(undefined, dir);
-  try {
-    await migrate(db);
-    await db.raw('pragma foreign_keys = OFF');
+  await withSqlite(async (db) => {
     await db('blobs').insert({ id: 1, store_id: 1, sha256: 'a'.repeat(64), sha1: 'b'.repeat(40), md5: 'c'.repeat(32), size: 3, storage_key: 'k', created_at: 1, touched_at: 1 });
     await db('assets').insert({ id: 7, repository_id: 1, path: 'a/b.jar', blob_id: 1, content_type: 'application/java-archive', created_at: 1, updated_at: 1 });
     const content = new ContentService(db);
@@ -33,8 +26,5 @@ test('a download of a frozen (shared) row is recorded, once a minute per asset',
     await content.markDownloaded(row.asset);
     await content.flushDownloads();
     assert.equal(((await db('assets').where({ id: 7 }).first()) as { last_downloaded: number }).last_downloaded, 5, 'throttled');
-  } finally {
-    await db.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
